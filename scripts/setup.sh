@@ -1,0 +1,32 @@
+#!/bin/bash
+# setup.sh: prepare a Debian 12 machine to build and test nsboot (run as root; idempotent; quiet).
+#   - installs the build and test dependencies from Debian (apt only when something is missing)
+#   - checks that a Rust toolchain (cargo) is present
+#   - creates the unprivileged test users (scripts/test-users.sh)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+[ "$(id -u)" = 0 ] || { echo "setup.sh: run as root (sudo $0)" >&2; exit 1; }
+
+# uidmap: newuidmap/newgidmap (subordinate-range mappings); busybox-static: the test rootfs;
+# libseccomp-dev + pkg-config: the libseccomp crate links the system library;
+# hyperfine + jq: benchmarks and bundle editing in scripts.
+pkgs="uidmap busybox-static libseccomp-dev pkg-config hyperfine jq"
+missing=""
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "setup.sh: installing$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  # shellcheck disable=SC2086 # word splitting of the package list is intended
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# The toolchain is provisioned with the machine (rustup puts it in ~/.cargo/bin).
+if ! command -v cargo >/dev/null && [ ! -x "${HOME:-/root}/.cargo/bin/cargo" ]; then
+  echo "setup.sh: cargo not found: install a Rust toolchain (>= 1.80), e.g. from https://rustup.rs" >&2
+  exit 1
+fi
+
+bash "$here/test-users.sh" >/dev/null

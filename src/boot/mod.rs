@@ -1,0 +1,228 @@
+//! The supervisor (runsc boot): pid 1 of the sandbox's pid namespace, root inside its user
+//! namespace. Its life, top to bottom, is `supervise`: sync userns, set up the root, create
+//! the application, seal itself, signal start-sync, wait for start, start, serve, exit.
+
+mod serve;
+
+pub use serve::forwarded_set as forwarded_signals;
+
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::control::{self, ControlError, Reply};
+use crate::process::{self, caps, AppFds, ProcessError};
+pub use crate::process::FdMapping;
+use crate::rootfs::{self, RootfsError};
+use crate::spec::{self, Spec, SpecError};
+use crate::sys::Errno;
+use crate::userns::{self, UsernsError};
+use crate::wire::{self, FdIo};
+
+/// The fds a supervisor is given (runsc boot's fd contract).
+pub struct BootFds {
+    pub spec: OwnedFd,
+    pub controller: Option<OwnedFd>,
+    pub start_sync: OwnedFd,
+    pub sync_userns: Option<OwnedFd>,
+    pub stdio: Vec<OwnedFd>,
+    pub pass: Vec<FdMapping>,
+    pub exec: Option<OwnedFd>,
+}
+
+/// Everything the supervisor needs, whether it was exec'd as `nsboot boot` or cloned in-process.
+pub struct BootInput {
+    pub id: String,
+    pub spec: Spec,
+    pub rootfs: PathBuf,
+    pub controller: Option<OwnedFd>,
+    pub start_sync: OwnedFd,
+    pub sync_userns: Option<OwnedFd>,
+    pub app: AppFds,
+    pub attached: bool,
+}
+
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
+pub enum BootError {
+    #[error(transparent)]
+    Userns(#[from] UsernsError),
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error(transparent)]
+    Caps(#[from] caps::CapsError),
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error("reading the spec from --spec-fd: {0}")]
+    SpecFd(String),
+    #[error("{step}: {errno}")]
+    Step { step: String, errno: Errno },
+}
+
+impl BootError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            BootError::Process(e) => e.exit_code(),
+            _ => 125,
+        }
+    }
+}
+
+/// What the start-sync fd carries: one byte, READY; or FAILED and the error as a frame.
+pub const READY: u8 = 1;
+pub const FAILED: u8 = 0;
+
+/// `nsboot boot`: read the spec from its fd, then supervise.
+pub fn main_from_fds(fds: BootFds, bundle: &Path, id: &str, attached: bool) -> i32 {
+    let spec = read_spec(&fds.spec).and_then(|s| {
+        let root = spec::rootfs_path(&s, bundle)?;
+        Ok((s, root))
+    });
+    let (spec, rootfs) = match spec {
+        Ok(v) => v,
+        Err(e) => {
+            report_failure(&fds.start_sync, &e);
+            return 125;
+        }
+    };
+    drop(fds.spec);
+    supervise(BootInput {
+        id: id.into(),
+        spec,
+        rootfs,
+        controller: fds.controller,
+        start_sync: fds.start_sync,
+        sync_userns: fds.sync_userns,
+        app: AppFds { stdio: fds.stdio, pass: fds.pass, exec: fds.exec },
+        attached,
+    })
+}
+
+fn read_spec(fd: &OwnedFd) -> Result<Spec, BootError> {
+    let mut text = String::new();
+    let _ = nix::unistd::lseek(std::os::fd::AsRawFd::as_raw_fd(fd), 0, nix::unistd::Whence::SeekSet);
+    FdIo(fd.as_fd()).read_to_string(&mut text).map_err(|e| BootError::SpecFd(e.to_string()))?;
+    serde_json::from_str(&text).map_err(|e| BootError::SpecFd(e.to_string()))
+}
+
+/// Writes FAILED and the error to the start-sync fd, so the caller prints boot's own error.
+fn report_failure(start_sync: &OwnedFd, err: &BootError) {
+    let _ = nix::unistd::write(start_sync, &[FAILED]);
+    let _ = wire::send(start_sync, err);
+}
+
+/// Times one boot phase (shown with --debug).
+fn phase<T>(name: &str, t0: Instant, f: impl FnOnce() -> T) -> T {
+    let r = f();
+    tracing::debug!(phase = name, elapsed_us = t0.elapsed().as_micros() as u64, "boot phase {name} done");
+    r
+}
+
+/// The supervisor's life. Returns the exit status: the application's, 128+N for a signal,
+/// 125 (or 127/126) when the sandbox could not start.
+pub fn supervise(input: BootInput) -> i32 {
+    let BootInput { id, spec, rootfs, controller, start_sync, sync_userns, app, attached } = input;
+    let _span = tracing::debug_span!("boot", id = %id).entered();
+    let t0 = Instant::now();
+    // SIGCHLD and the forwarded signals stay pending until `serve` reads them from a signalfd.
+    let mut blocked = serve::forwarded_set();
+    blocked.add(nix::sys::signal::Signal::SIGCHLD);
+    let _ = blocked.thread_block();
+    let booted = (|| -> Result<process::App, BootError> {
+        if attached {
+            // Die with the caller. If it is already gone, the sync fd reads EOF, the maps are
+            // missing and becoming root fails: no sandbox outlives a dead caller.
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(|e| BootError::Step { step: "setting the parent-death signal".into(), errno: e.into() })?;
+        }
+        match sync_userns {
+            Some(fd) => phase("userns", t0, || userns::wait_for_maps_and_become_root(fd))?,
+            None => userns::become_root()?,
+        }
+        set_names(&spec)?;
+        phase("rootfs", t0, || rootfs::setup_supervisor_root(&spec, &rootfs))?;
+        let app = phase("app", t0, || process::create(&spec, app))?;
+        // The application has its own /proc now; ours would only reveal the sandbox.
+        rootfs::drop_supervisor_proc()?;
+        seal(&spec)?;
+        Ok(app)
+    })();
+    let app = match booted {
+        Ok(app) => app,
+        Err(e) => {
+            report_failure(&start_sync, &e);
+            return e.exit_code();
+        }
+    };
+    let _ = nix::unistd::write(&start_sync, &[READY]);
+    drop(start_sync);
+    let Some(controller) = controller else {
+        return start_and_serve(&app, None, t0);
+    };
+    if let Err(e) = control::wait_for_start(&controller) {
+        // The caller gave up (or died) before starting us.
+        tracing::debug!("no start signal: {e}");
+        let _ = crate::sys::pidfd_signal(app.pidfd.as_fd(), libc::SIGKILL);
+        return 125;
+    }
+    start_and_serve(&app, Some(controller), t0)
+}
+
+fn start_and_serve(app: &process::App, controller: Option<OwnedFd>, t0: Instant) -> i32 {
+    let started = phase("exec", t0, || app.start());
+    if let Some(c) = &controller {
+        let reply = match &started {
+            Ok(()) => Reply::Started { pid: app.pid.as_raw() },
+            Err(e) => Reply::StartFailed(clone_err(e)),
+        };
+        let _ = wire::send(c, &reply);
+    }
+    if let Err(e) = started {
+        let code = e.exit_code();
+        let _ = crate::sys::pidfd_wait(app.pidfd.as_fd());
+        if controller.is_none() {
+            crate::log::fatal(&e.to_string());
+        }
+        return code;
+    }
+    serve::serve(app, controller)
+}
+
+/// ProcessError is not Clone (it holds nested errors); a round trip through serde copies it.
+fn clone_err(e: &ProcessError) -> ProcessError {
+    serde_json::to_vec(e)
+        .ok()
+        .and_then(|v| serde_json::from_slice(&v).ok())
+        .unwrap_or(ProcessError::Step { step: e.to_string(), errno: Errno(0) })
+}
+
+/// hostname and domainname, in the sandbox's UTS namespace.
+fn set_names(spec: &Spec) -> Result<(), BootError> {
+    if let Some(h) = spec.hostname() {
+        nix::unistd::sethostname(h).map_err(|e| BootError::Step { step: format!("setting hostname {h:?}"), errno: e.into() })?;
+    }
+    if let Some(d) = spec.domainname() {
+        // SAFETY: setdomainname reads len bytes from a valid buffer.
+        let r = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
+        if r != 0 {
+            return Err(BootError::Step { step: format!("setting domainname {d:?}"), errno: Errno::last() });
+        }
+    }
+    Ok(())
+}
+
+/// The supervisor keeps only the spec's caps merged with the file caps, creates exact modes
+/// (umask 0) and cannot be ptraced or dumped.
+fn seal(spec: &Spec) -> Result<(), BootError> {
+    let spec_caps = spec.process().as_ref().and_then(|p| p.capabilities().as_ref());
+    caps::apply_supervisor(spec_caps)?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    nix::sys::prctl::set_dumpable(false)
+        .map_err(|e| BootError::Step { step: "making the supervisor non-dumpable".into(), errno: e.into() })
+}

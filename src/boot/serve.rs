@@ -1,0 +1,75 @@
+//! The supervisor after start: forward signals to the application, reap, and exit with the
+//! application's status (128+N for a signal).
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+use crate::process::App;
+use crate::sys;
+
+/// The signals a caller forwards into the sandbox (and the supervisor on to the application).
+pub const FORWARDED: &[Signal] = &[
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTERM,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+    Signal::SIGCONT,
+    Signal::SIGALRM,
+];
+
+pub fn forwarded_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in FORWARDED {
+        set.add(*s);
+    }
+    set
+}
+
+/// Serves until the application exits; returns its status.
+pub fn serve(app: &App, _controller: Option<OwnedFd>) -> i32 {
+    let mut set = forwarded_set();
+    set.add(Signal::SIGCHLD);
+    // Blocked signals are delivered to pid 1 of a pid namespace even from outside it; read them
+    // from a signalfd.
+    let _ = set.thread_block();
+    let sfd = match SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC) {
+        Ok(s) => s,
+        Err(_) => return sys::pidfd_wait(app.pidfd.as_fd()).unwrap_or(125),
+    };
+    loop {
+        match sfd.read_signal() {
+            Ok(Some(info)) => {
+                let signo = info.ssi_signo as i32;
+                if signo == libc::SIGCHLD {
+                    if let Some(status) = reap(app) {
+                        return status;
+                    }
+                } else {
+                    let _ = sys::pidfd_signal(app.pidfd.as_fd(), signo);
+                }
+            }
+            Ok(None) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return sys::pidfd_wait(app.pidfd.as_fd()).unwrap_or(125),
+        }
+    }
+}
+
+/// Reaps every exited child; the application's status when it is among them.
+fn reap(app: &App) -> Option<i32> {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    let mut result = None;
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == app.pid => result = Some(code),
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == app.pid => result = Some(128 + sig as i32),
+            Ok(WaitStatus::StillAlive) | Err(_) => return result,
+            Ok(_) => continue,
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Real probes: what the kernel does, not what the sysctls suggest (see `child` for how they
+//! run), and what their outcome means for `nsboot run`.
+
+mod child;
+
+pub use child::{ProbeError, Step};
+
+use crate::check::{Caller, Item};
+use crate::sys::Errno;
+
+/// (major, minor) of a kernel release such as "6.1.0-18-amd64".
+pub fn kernel_version(release: &str) -> Option<(u32, u32)> {
+    let mut it = release.split(|c: char| !c.is_ascii_digit());
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+const USERNS: &str = "user namespace probe";
+const OVERLAY: &str = "overlayfs in a user namespace";
+const PROC: &str = "fresh /proc in a new pid namespace";
+
+/// The fix for a failed user-namespace step.
+fn userns_fix(step: Step, errno: Errno, sudo: &str) -> String {
+    use nix::errno::Errno as E;
+    let lsm = format!(
+        "if the sysctl lines above are ok, a security module or the container you are in denies it: run: {sudo}sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or install an AppArmor profile for nsboot, or run the container with --security-opt seccomp=unconfined"
+    );
+    match (step, errno.nix()) {
+        (Step::Unshare, E::ENOSPC | E::EUSERS) => {
+            format!("a user namespace limit is reached (user.max_user_namespaces, or the nesting depth of 32): run: {sudo}sysctl -w user.max_user_namespaces=15000, or run nsboot fewer user namespaces deep")
+        }
+        (Step::Unshare, E::EINVAL) => "use a kernel built with CONFIG_USER_NS=y".into(),
+        _ => lsm,
+    }
+}
+
+pub fn userns_items(res: &Result<(), ProbeError>, release: &str, sudo: &str) -> [Item; 2] {
+    let kernel = match kernel_version(release) {
+        Some(v) if v < (5, 11) => format!("Linux {release} is older than 5.11"),
+        _ => format!("Linux {release}"),
+    };
+    let overlay_fix =
+        "spec mounts of type overlay fail rootless here: use bind mounts, or Linux >= 5.11";
+    match res {
+        Ok(()) => [
+            Item::ok(
+                USERNS,
+                "unshare user+mount, single-id map, tmpfs mount: all work",
+            ),
+            Item::ok(OVERLAY, format!("overlay mount and write work ({kernel})")),
+        ],
+        Err(e @ ProbeError::Step { step, .. }) if *step > Step::Tmpfs => [
+            Item::ok(
+                USERNS,
+                "unshare user+mount, single-id map, tmpfs mount: all work",
+            ),
+            Item::warn(OVERLAY, format!("{e}; {kernel}"), overlay_fix),
+        ],
+        Err(e) => {
+            let fix = match e {
+                ProbeError::Step { step, errno } => userns_fix(*step, *errno, sudo),
+                ProbeError::Died { .. } => userns_fix(Step::Unshare, Errno(libc::EPERM), sudo),
+                ProbeError::Setup { .. } => {
+                    "check that /tmp (or $TMPDIR) is writable and the process limit is not reached"
+                        .into()
+                }
+            };
+            [
+                Item::fail(USERNS, e.to_string(), fix),
+                Item::warn(
+                    OVERLAY,
+                    "not probed: the user namespace probe failed",
+                    "fix the user namespace probe first",
+                ),
+            ]
+        }
+    }
+}
+
+pub fn proc_item(res: &Result<(), ProbeError>) -> Item {
+    match res {
+        Ok(()) => Item::ok(PROC, "mounts"),
+        Err(ProbeError::Step { step: Step::Proc, errno }) if errno.nix() == nix::errno::Errno::EPERM => Item::warn(
+            PROC,
+            "nested container: /proc has overmounts; nsboot will bind the supervisor's /proc",
+            "nothing needed for nsboot run; for a fresh /proc run on the host, or unmask /proc in the outer container (podman: --security-opt unmask=/proc/*, docker: --security-opt systempaths=unconfined)",
+        ),
+        Err(e @ ProbeError::Step { step: Step::Proc, .. }) => {
+            Item::warn(PROC, e.to_string(), "nsboot will bind the supervisor's /proc; report this errno if runs fail")
+        }
+        Err(e) => Item::warn(PROC, format!("not probed: {e}"), "fix the user namespace probe first"),
+    }
+}
+
+/// The user namespace, fresh /proc and overlay items, from real probes.
+pub fn items(caller: &Caller) -> Vec<Item> {
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "(unknown)".into());
+    let (userns, proc) = child::run(caller);
+    let [u, o] = userns_items(&userns, &release, caller.sudo());
+    vec![u, proc_item(&proc), o]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::Status;
+
+    #[test]
+    fn kernel_versions_parse() {
+        assert_eq!(kernel_version("6.1.0-18-amd64"), Some((6, 1)));
+        assert_eq!(kernel_version("5.10.209"), Some((5, 10)));
+        assert_eq!(kernel_version("weird"), None);
+    }
+
+    #[test]
+    fn failure_step_decides_which_item_fails() {
+        let step = |step, errno| {
+            Err(ProbeError::Step {
+                step,
+                errno: Errno(errno),
+            })
+        };
+        let [u, o] = userns_items(&step(Step::Overlay, libc::EINVAL), "5.10.0", "sudo ");
+        assert_eq!((u.status, o.status), (Status::Ok, Status::Warn));
+        assert!(o
+            .detail
+            .contains("mount overlay: Invalid argument (EINVAL)"));
+        assert!(o.detail.contains("older than 5.11"));
+        let [u, o] = userns_items(&step(Step::UidMap, libc::EPERM), "6.1.0", "sudo ");
+        assert_eq!((u.status, o.status), (Status::Fail, Status::Warn));
+        assert!(u
+            .detail
+            .starts_with("write /proc/self/uid_map: Operation not permitted (EPERM)"));
+        assert!(u
+            .fix
+            .unwrap()
+            .contains("sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"));
+        let [u, _] = userns_items(&step(Step::Unshare, libc::ENOSPC), "6.1.0", "");
+        assert!(u
+            .fix
+            .unwrap()
+            .contains("sysctl -w user.max_user_namespaces="));
+        let [u, o] = userns_items(&Ok(()), "6.1.0", "");
+        assert_eq!((u.status, o.status), (Status::Ok, Status::Ok));
+    }
+
+    #[test]
+    fn proc_eperm_is_the_nested_container_warning() {
+        let eperm = Err(ProbeError::Step {
+            step: Step::Proc,
+            errno: Errno(libc::EPERM),
+        });
+        let item = proc_item(&eperm);
+        assert_eq!(item.status, Status::Warn);
+        assert!(item
+            .detail
+            .starts_with("nested container: /proc has overmounts"));
+        assert_eq!(proc_item(&Ok(())).status, Status::Ok);
+    }
+}

@@ -1,0 +1,13 @@
+//! `nsboot check [--json]`: diagnose whether this host can run sandboxes (see `crate::check`).
+//! Exit status 0 when `nsboot run` can work here (no `fail` line), 1 otherwise.
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Print {ready, items: [{name, status, detail, fix}]} as JSON instead of one line per item.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: CheckArgs) -> i32 {
+    crate::check::run(args.json)
+}

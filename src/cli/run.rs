@@ -1,0 +1,130 @@
+//! `nsboot run`: create, start and wait, in the foreground (the core path).
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::Global;
+use crate::idmap::{self, Caller, IdRange};
+use crate::sandbox::{self, Plan};
+use crate::spec::{self, Spec};
+use crate::state;
+
+/// Run a container from an OCI bundle and wait for it; exits with its status.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The bundle directory (holding config.json).
+    #[arg(long, short = 'b', default_value = ".")]
+    pub bundle: PathBuf,
+    /// Write the supervisor's pid to this file.
+    #[arg(long = "pid-file", value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Accepted for runc command lines.
+    #[arg(long = "no-new-keyring", hide = true)]
+    pub no_new_keyring: bool,
+    /// Accepted for runc command lines.
+    #[arg(long = "no-pivot", hide = true)]
+    pub no_pivot: bool,
+    /// The container id.
+    pub id: String,
+}
+
+pub fn run(args: RunArgs, global: &Global) -> i32 {
+    let spec = match spec::load(&args.bundle) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    launch_with(global, &args.id, spec, &args.bundle, args.pid_file.as_deref())
+}
+
+/// The one path from a spec to an exit status, shared by `run` and `do`.
+pub fn launch(global: &Global, id: &str, spec: Spec, bundle: &Path) -> i32 {
+    launch_with(global, id, spec, bundle, None)
+}
+
+fn fail(e: &dyn std::fmt::Display) -> i32 {
+    crate::log::fatal(&e.to_string());
+    125
+}
+
+fn ranges(m: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>) -> Vec<IdRange> {
+    m.map(|v| {
+        v.iter()
+            .map(|r| IdRange { container: r.container_id(), host: r.host_id(), size: r.size() })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn launch_with(global: &Global, id: &str, spec: Spec, bundle: &Path, pid_file: Option<&Path>) -> i32 {
+    let bundle = std::path::absolute(bundle).unwrap_or_else(|_| bundle.into());
+    let rootfs = match spec::rootfs_path(&spec, &bundle) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    let linux = spec.linux().as_ref();
+    let uids = ranges(linux.and_then(|l| l.uid_mappings().as_ref()));
+    let gids = ranges(linux.and_then(|l| l.gid_mappings().as_ref()));
+    let mapping = match idmap::choose(&uids, &gids, &Caller::current()) {
+        Ok(m) => m,
+        Err(e) => return fail(&e),
+    };
+    let root = state::root_dir(global.root.as_deref());
+    let entry = match state::create(&root, id) {
+        Ok(e) => e,
+        Err(e) => return fail(&e),
+    };
+    let code = run_in(&entry, id, spec, rootfs, bundle, mapping, pid_file);
+    entry.remove();
+    code
+}
+
+fn run_in(
+    entry: &state::Entry,
+    id: &str,
+    spec: Spec,
+    rootfs: PathBuf,
+    bundle: PathBuf,
+    mapping: idmap::Mapping,
+    pid_file: Option<&Path>,
+) -> i32 {
+    if let Err(e) = sandbox::block_forwarded_signals() {
+        return fail(&e);
+    }
+    let annotations = spec.annotations().clone();
+    let exec_boot = std::env::var_os("NSBOOT_EXEC_BOOT").is_some_and(|v| v == "1");
+    let plan = Plan { id: id.into(), spec, rootfs: rootfs.clone(), mapping, attached: true, exec_boot, bundle: bundle.clone() };
+    let sb = match sandbox::spawn(plan) {
+        Ok(sb) => sb,
+        Err(e) => {
+            crate::log::fatal(&e.to_string());
+            return e.exit_code();
+        }
+    };
+    let mut st = state::State {
+        oci_version: "1.0.2".into(),
+        id: id.into(),
+        status: "created".into(),
+        pid: sb.pid.as_raw(),
+        bundle,
+        rootfs,
+        created: String::new(),
+        owner: nix::unistd::geteuid().to_string(),
+        annotations,
+    };
+    let _ = entry.save(&st);
+    if let Some(p) = pid_file {
+        let _ = std::fs::write(p, sb.pid.to_string());
+    }
+    let signals = match sandbox::forwarded_signalfd() {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    if let Err(e) = sb.start() {
+        crate::log::fatal(&e.to_string());
+        let code = e.exit_code();
+        let _ = sb.wait_forwarding(&signals);
+        return code;
+    }
+    st.status = "running".into();
+    let _ = entry.save(&st);
+    sb.wait_forwarding(&signals)
+}

@@ -1,0 +1,101 @@
+//! Logging: text or JSON lines (`level`, `time`, `msg`, as podman reads them) to stderr or
+//! `--log FILE`; and the one-line fatal error every command ends with on failure.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::sync::OnceLock;
+
+use tracing::Level;
+
+use crate::cli::{Global, LogFormat};
+
+static JSON_LOG: OnceLock<Option<std::path::PathBuf>> = OnceLock::new();
+
+/// Sets up the tracing subscriber. Cheap when nothing is asked for: no subscriber at all
+/// unless `--debug` or `--log` is given, or NSBOOT_LOG is set, so start-up pays nothing.
+pub fn init(global: &Global) {
+    let json = global.log_format == LogFormat::Json;
+    let _ = JSON_LOG.set(if json { global.log.clone() } else { None });
+    let level = if global.debug {
+        Level::DEBUG
+    } else if let Ok(v) = std::env::var("NSBOOT_LOG") {
+        v.parse().unwrap_or(Level::INFO)
+    } else {
+        Level::WARN
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false)
+        .with_ansi(false);
+    let file = global
+        .log
+        .as_ref()
+        .and_then(|p| OpenOptions::new().create(true).append(true).open(p).ok());
+    let result = match (file, json) {
+        (Some(f), true) => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_writer(std::sync::Mutex::new(f))
+            .try_init(),
+        (Some(f), false) => builder.with_writer(std::sync::Mutex::new(f)).try_init(),
+        (None, true) => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_writer(std::io::stderr)
+            .try_init(),
+        (None, false) => builder.with_writer(std::io::stderr).without_time().try_init(),
+    };
+    let _ = result;
+}
+
+/// Reports nsboot's own fatal error: `nsboot: MSG` on stderr, and with `--log F --log-format
+/// json` exactly one `{"level":"error","time":..,"msg":..}` object in F (podman parses it).
+pub fn fatal(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "nsboot: {msg}");
+    if let Some(Some(path)) = JSON_LOG.get() {
+        if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
+            let line = serde_json::json!({"level": "error", "time": now_rfc3339(), "msg": msg});
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
+fn now_rfc3339() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    let (y, m, dd) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_nanos()
+    )
+}
+
+/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { era * 400 + yoe + 1 } else { era * 400 + yoe }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn civil_dates_are_right() {
+        assert_eq!(super::civil_from_days(0), (1970, 1, 1));
+        assert_eq!(super::civil_from_days(20_785), (2026, 11, 28));
+    }
+}

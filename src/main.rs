@@ -1,0 +1,18 @@
+//! The binary's edge: parse the command line, set up logging, run the command, exit with its
+//! status (the application's own, 128+N for a signal, 125 for nsboot's own failure).
+
+use clap::Parser;
+use nsboot::cli::{self, Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    nsboot::log::init(&cli.global);
+    let code = match cli.command {
+        Command::Run(args) => cli::run::run(args, &cli.global),
+        Command::Spec(args) => cli::spec::run(args),
+        Command::Do(args) => cli::do_cmd::run(args, &cli.global),
+        Command::Check(args) => cli::check::run(args),
+        Command::Boot(args) => cli::boot::run(args, &cli.global),
+    };
+    std::process::exit(code);
+}

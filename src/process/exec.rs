@@ -1,0 +1,118 @@
+//! The application's last steps: its fds, a clean signal state, credentials and confinement
+//! (`creds`), and execve. Before exec no fd survives but stdio and the --pass-fd targets.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{fcntl, FcntlArg};
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::unistd::dup2;
+use oci_spec::runtime::Process;
+
+use super::{creds, AppFds, ProcessError};
+use crate::spec::Spec;
+use crate::sys::{self, Errno};
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn step<T>(what: &str, r: nix::Result<T>) -> Result<T, ProcessError> {
+    r.map_err(|e| ProcessError::Step { step: what.into(), errno: e.into() })
+}
+
+pub fn exec(spec: &Spec, process: &Process, fds: AppFds) -> Result<Infallible, ProcessError> {
+    arrange_fds(fds.stdio, fds.pass)?;
+    reset_signals()?;
+    let args = process.args().as_ref().filter(|a| !a.is_empty()).ok_or(ProcessError::NoProcess)?;
+    let env: Vec<String> = process.env().clone().unwrap_or_default();
+    let program = match &fds.exec {
+        Some(_) => PathBuf::from(&args[0]),
+        None => resolve_program(&args[0], &env)?,
+    };
+    let argv = cstrings(args)?;
+    let envp = cstrings(&env)?;
+    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    creds::apply(process, seccomp)?;
+    let err = match &fds.exec {
+        Some(fd) => nix::unistd::fexecve(fd.as_raw_fd(), &argv, &envp).unwrap_err(),
+        None => {
+            let path = cstring(program.as_os_str().as_encoded_bytes())?;
+            nix::unistd::execve(&path, &argv, &envp).unwrap_err()
+        }
+    };
+    let name = program.display().to_string();
+    Err(match err {
+        nix::errno::Errno::ENOENT => ProcessError::NotFound { program: name },
+        nix::errno::Errno::EACCES => ProcessError::NotExecutable { program: name },
+        e => ProcessError::Exec { program: name, errno: e.into() },
+    })
+}
+
+/// stdio onto 0-2, every other fd close-on-exec, then the pass-fds onto their targets.
+fn arrange_fds(stdio: Vec<OwnedFd>, pass: Vec<super::FdMapping>) -> Result<(), ProcessError> {
+    // Move the pass-fd sources above every target first, so that no dup2 clobbers a source.
+    let floor = pass.iter().map(|m| m.app).max().unwrap_or(0).max(3) + 1;
+    let mut moved = Vec::with_capacity(pass.len());
+    for m in pass {
+        let high = step("moving a --pass-fd", fcntl(m.host.as_raw_fd(), FcntlArg::F_DUPFD_CLOEXEC(floor)))?;
+        moved.push((high, m.app));
+    }
+    for (i, fd) in stdio.into_iter().enumerate() {
+        if fd.as_raw_fd() != i as i32 {
+            step("setting up stdio", dup2(fd.as_raw_fd(), i as i32))?;
+        } else {
+            // Already in place: keep it open across exec.
+            let _ = fd.into_raw_fd();
+            step("setting up stdio", fcntl(i as i32, FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty())))?;
+        }
+    }
+    sys::cloexec_from(3).map_err(|errno| ProcessError::Step { step: "marking fds close-on-exec".into(), errno })?;
+    for (high, app) in moved {
+        step("placing a --pass-fd", dup2(high, app))?;
+    }
+    Ok(())
+}
+
+/// An empty signal mask and default dispositions: nsboot blocks the signals it forwards,
+/// and Rust ignores SIGPIPE; neither may leak into the application.
+fn reset_signals() -> Result<(), ProcessError> {
+    step("unblocking signals", SigSet::empty().thread_set_mask())?;
+    let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for sig in Signal::iterator() {
+        if sig != Signal::SIGKILL && sig != Signal::SIGSTOP {
+            // SAFETY: installing SIG_DFL is always sound.
+            let _ = unsafe { sigaction(sig, &dfl) };
+        }
+    }
+    Ok(())
+}
+
+/// args[0] as execvp would find it, with the process's own PATH, inside the container root.
+fn resolve_program(arg0: &str, env: &[String]) -> Result<PathBuf, ProcessError> {
+    if arg0.contains('/') {
+        return Ok(PathBuf::from(arg0));
+    }
+    let path = env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
+    let mut denied = None;
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let candidate = Path::new(dir).join(arg0);
+        match nix::unistd::access(&candidate, nix::unistd::AccessFlags::X_OK) {
+            Ok(()) if candidate.is_file() => return Ok(candidate),
+            Err(nix::errno::Errno::EACCES) => denied = Some(candidate),
+            _ => {}
+        }
+    }
+    match denied {
+        Some(p) => Err(ProcessError::NotExecutable { program: p.display().to_string() }),
+        None => Err(ProcessError::NotFound { program: arg0.into() }),
+    }
+}
+
+fn cstring(b: &[u8]) -> Result<CString, ProcessError> {
+    CString::new(b).map_err(|_| ProcessError::Step { step: "an argument or variable contains a NUL byte".into(), errno: Errno(libc::EINVAL) })
+}
+
+fn cstrings(v: &[String]) -> Result<Vec<CString>, ProcessError> {
+    v.iter().map(|s| cstring(s.as_bytes())).collect()
+}

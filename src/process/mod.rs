@@ -1,0 +1,141 @@
+//! The application: created by the supervisor in its own pid and mount namespaces (pid 1
+//! there; it cannot see the supervisor), its root set up, then held until the start signal;
+//! then fds, credentials, caps, no_new_privs, seccomp, and exec.
+//!
+//! Supervisor and application talk over a stream socket pair: the application reports
+//! `Ready` (root set up) or its error, waits for `Go`, and either execs (the close-on-exec
+//! socket closes: EOF means success) or reports why it could not.
+
+pub mod caps;
+pub mod creds;
+pub mod exec;
+pub mod rlimits;
+pub mod seccomp;
+
+use std::convert::Infallible;
+use std::os::fd::{AsFd, OwnedFd, RawFd};
+
+use nix::sched::CloneFlags;
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+use crate::rootfs::{self, RootfsError};
+use crate::spec::Spec;
+use crate::sys::{self, Cloned, Errno};
+use crate::wire::{self, WireError};
+
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
+pub enum ProcessError {
+    #[error("{program}: no such file or directory in the container (check process.args and PATH)")]
+    NotFound { program: String },
+    #[error("{program}: permission denied: not executable by the process user")]
+    NotExecutable { program: String },
+    #[error("executing {program}: {errno}")]
+    Exec { program: String, errno: Errno },
+    #[error("the spec has no process to run: add process.args to config.json")]
+    NoProcess,
+    #[error("{step}: {errno}")]
+    Step { step: String, errno: Errno },
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    #[error(transparent)]
+    Creds(#[from] creds::CredsError),
+    #[error(transparent)]
+    Wire(#[from] WireError),
+}
+
+impl ProcessError {
+    /// The exit status a shell would give: 127 not found, 126 not executable, 125 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ProcessError::NotFound { .. } => 127,
+            ProcessError::NotExecutable { .. } => 126,
+            _ => 125,
+        }
+    }
+}
+
+/// A host fd that becomes the application's fd `app`.
+#[derive(Debug)]
+pub struct FdMapping {
+    pub host: OwnedFd,
+    pub app: RawFd,
+}
+
+/// What the application inherits.
+pub struct AppFds {
+    /// stdin, stdout, stderr (empty: keep the supervisor's 0, 1, 2).
+    pub stdio: Vec<OwnedFd>,
+    pub pass: Vec<FdMapping>,
+    pub exec: Option<OwnedFd>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum AppMsg {
+    Ready,
+    Failed(ProcessError),
+}
+
+/// The created, not yet started application, seen from the supervisor.
+pub struct App {
+    pub pid: Pid,
+    pub pidfd: OwnedFd,
+    sock: OwnedFd,
+}
+
+/// Supervisor: clones the application into new pid and mount namespaces and waits until its
+/// root is set up.
+pub fn create(spec: &Spec, fds: AppFds) -> Result<App, ProcessError> {
+    let (sup, app) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
+        .map_err(|e| ProcessError::Step { step: "creating the application socket".into(), errno: e.into() })?;
+    let flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS;
+    match sys::clone_process(flags).map_err(|errno| ProcessError::Step { step: "starting the application".into(), errno })? {
+        Cloned::Child => {
+            drop(sup);
+            let err = match app_main(spec, &app, fds) {
+                Ok(never) => match never {},
+                Err(e) => e,
+            };
+            let code = err.exit_code();
+            let _ = wire::send(&app, &AppMsg::Failed(err));
+            // SAFETY: _exit in a forked child: no destructors or atexit handlers of the parent's run.
+            unsafe { libc::_exit(code) }
+        }
+        Cloned::Parent { pid, pidfd } => {
+            drop(app);
+            match wire::expect::<AppMsg>(&sup, "the application's root to be ready")? {
+                AppMsg::Ready => Ok(App { pid, pidfd, sock: sup }),
+                AppMsg::Failed(e) => {
+                    let _ = sys::pidfd_wait(pidfd.as_fd());
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
+impl App {
+    /// Releases the application: it execs, or reports why it could not (then it has exited).
+    pub fn start(&self) -> Result<(), ProcessError> {
+        wire::send(&self.sock, &())?;
+        match wire::recv::<AppMsg>(&self.sock, "the application to exec")? {
+            None => Ok(()),
+            Some(AppMsg::Failed(e)) => Err(e),
+            Some(AppMsg::Ready) => Err(ProcessError::Step { step: "starting the application: unexpected Ready".into(), errno: Errno(libc::EPROTO) }),
+        }
+    }
+}
+
+/// The application's side, up to exec; returns only on error.
+fn app_main(spec: &Spec, sock: &OwnedFd, fds: AppFds) -> Result<Infallible, ProcessError> {
+    rootfs::setup_app_root(spec)?;
+    wire::send(sock, &AppMsg::Ready)?;
+    if wire::recv::<()>(sock, "the start signal")?.is_none() {
+        // The supervisor went away before starting us: nothing to report to.
+        // SAFETY: _exit in a forked child.
+        unsafe { libc::_exit(125) }
+    }
+    let process = spec.process().as_ref().ok_or(ProcessError::NoProcess)?;
+    exec::exec(spec, process, fds)
+}

@@ -1,0 +1,197 @@
+//! /dev: device nodes bound from the host, linux.devices, the standard symlinks.
+//!
+//! mknod is refused in a user namespace, so every node is an empty file with the host's
+//! node bind-mounted onto it (bubblewrap's --dev does the same). This runs after mount_all,
+//! so that a /dev or /dev/pts from the spec is already in place and is not mounted over.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::path::{Component, Path, PathBuf};
+
+use nix::mount::MsFlags;
+
+use super::mounts::{bind_from_host, open_root, Ctx, MountError, MountOptions};
+use super::resolve::{self, Create};
+use crate::spec::Spec;
+use crate::sys::Errno;
+
+/// The nodes every container gets (runc's default set, minus the console, which belongs to
+/// the terminal setup).
+const DEFAULT_NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/// `/a/./b/` and `/a/b` name the same mount point.
+fn clean(p: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The spec's own mount destinations, and of which type each is.
+fn spec_mounts(spec: &Spec) -> Vec<(PathBuf, String)> {
+    let mounts = spec.mounts().iter().flatten();
+    mounts
+        .map(|m| (clean(m.destination()), m.typ().clone().unwrap_or_default()))
+        .collect()
+}
+
+/// The symlinks a /dev holds (runc's list); /dev/ptmx only when /dev/pts is a devpts of our own.
+fn symlinks(
+    mounted: &[(PathBuf, String)],
+    host_has_kcore: bool,
+) -> Vec<(&'static str, &'static str)> {
+    let mut links = vec![
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ];
+    if mounted
+        .iter()
+        .any(|(d, t)| d == Path::new("/dev/pts") && t == "devpts")
+    {
+        links.push(("ptmx", "pts/ptmx"));
+    }
+    if host_has_kcore {
+        links.push(("core", "/proc/kcore"));
+    }
+    links
+}
+
+/// Supervisor side, after mount_all: /dev as a tmpfs unless the spec mounts one, the
+/// standard nodes and linux.devices bound from the host, and the standard symlinks.
+pub fn setup(spec: &Spec, host: &Path, newroot: &Path) -> Result<(), MountError> {
+    let host_fd = open_root(host)?;
+    let root = open_root(newroot)?;
+    let mounted = spec_mounts(spec);
+    let is_mounted = |p: &Path| mounted.iter().any(|(d, _)| d == p);
+    let dev = Path::new("/dev");
+    if !is_mounted(dev) {
+        let ctx = Ctx {
+            at: "/dev setup".into(),
+            dest: dev,
+            root: root.as_fd(),
+        };
+        let target = ctx.target(Create::Dir)?;
+        let flags = MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME;
+        resolve::mount_fs(
+            target.fd.as_fd(),
+            "tmpfs",
+            "tmpfs",
+            flags,
+            "mode=755,size=65536k",
+        )
+        .map_err(|e| ctx.mount_err("a tmpfs", e))?;
+    }
+
+    let devices = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().clone())
+        .unwrap_or_default();
+    let from_spec: Vec<PathBuf> = devices.iter().map(|d| clean(d.path())).collect();
+    for name in DEFAULT_NODES {
+        let path = dev.join(name);
+        if is_mounted(&path) || from_spec.contains(&path) {
+            continue;
+        }
+        let ctx = Ctx {
+            at: "/dev setup".into(),
+            dest: &path,
+            root: root.as_fd(),
+        };
+        match bind_node(&ctx, host_fd.as_fd(), &path) {
+            Err(MountError::SourceMissing { .. }) => {
+                tracing::warn!(
+                    "the host has no {}: the container gets none either",
+                    path.display()
+                );
+            }
+            other => other?,
+        }
+    }
+    for (i, path) in from_spec.iter().enumerate() {
+        if is_mounted(path) {
+            continue;
+        }
+        let at = format!("linux.devices[{i}]");
+        let ctx = Ctx {
+            at: at.clone(),
+            dest: path,
+            root: root.as_fd(),
+        };
+        match bind_node(&ctx, host_fd.as_fd(), path) {
+            Err(MountError::SourceMissing { .. }) => {
+                return Err(MountError::DeviceMissing {
+                    at,
+                    path: path.clone(),
+                })
+            }
+            other => other?,
+        }
+    }
+
+    let ctx = Ctx {
+        at: "/dev setup".into(),
+        dest: dev,
+        root: root.as_fd(),
+    };
+    let dev_fd = ctx.target(Create::Dir)?.fd;
+    let kcore = resolve::resolve(host_fd.as_fd(), Path::new("/proc/kcore"), Create::No).is_ok();
+    for (name, target) in symlinks(&mounted, kcore) {
+        if is_mounted(&dev.join(name)) {
+            continue;
+        }
+        link(&ctx, dev_fd.as_fd(), name, target)?;
+    }
+    Ok(())
+}
+
+/// The host's node at `path`, bound onto an empty file at the same path in the container.
+fn bind_node(ctx: &Ctx, host: BorrowedFd, path: &Path) -> Result<(), MountError> {
+    bind_from_host(ctx, host, path, &MountOptions::parse(&["bind"]))
+}
+
+/// One symlink in /dev; whatever already has the name (from the rootfs or the spec) wins.
+fn link(ctx: &Ctx, dev: BorrowedFd, name: &str, target: &str) -> Result<(), MountError> {
+    match nix::unistd::symlinkat(target, Some(dev.as_raw_fd()), name) {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => Ok(()),
+        Err(e) => Err(ctx.mount_err(
+            &format!("a symlink /dev/{name} -> {target}"),
+            Errno::from(e),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_points_compare_after_cleaning() {
+        assert_eq!(clean(Path::new("/dev/./pts/")), Path::new("/dev/pts"));
+        assert_eq!(clean(Path::new("dev/../../dev/shm")), Path::new("/dev/shm"));
+    }
+
+    #[test]
+    fn ptmx_links_into_pts_only_when_pts_is_a_devpts() {
+        let devpts = vec![(PathBuf::from("/dev/pts"), "devpts".to_string())];
+        let names =
+            |m: &[(PathBuf, String)], k| symlinks(m, k).iter().map(|l| l.0).collect::<Vec<_>>();
+        assert_eq!(
+            names(&devpts, false),
+            ["fd", "stdin", "stdout", "stderr", "ptmx"]
+        );
+        let bound = vec![(PathBuf::from("/dev/pts"), "bind".to_string())];
+        assert_eq!(
+            names(&bound, true),
+            ["fd", "stdin", "stdout", "stderr", "core"]
+        );
+    }
+}

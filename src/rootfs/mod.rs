@@ -1,0 +1,171 @@
+//! The empty root (runsc's setUpChroot, bubblewrap's shape).
+//!
+//! Supervisor: mounts made slave/private, a fresh tmpfs pivot_root'ed as an empty root with
+//! the host at /oldroot, its own /proc, the container root assembled at /newroot from the
+//! rootfs and the spec's mounts, then the old root detached: no host path stays reachable.
+//! Application: its own /proc (while the supervisor's keeps proc "fully visible"), masked and
+//! read-only paths, pivot_root into /newroot, the root made read-only when the spec says so.
+
+pub mod dev;
+pub mod mounts;
+pub mod paths;
+pub mod resolve;
+
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::Mode;
+use nix::unistd::{chdir, mkdir};
+use serde::{Deserialize, Serialize};
+
+use crate::spec::Spec;
+use crate::sys::{self, Errno};
+pub use mounts::MountError;
+
+/// Where the supervisor assembles the container root, inside its own tmpfs root.
+pub const NEWROOT: &str = "/newroot";
+/// Where the host's root stays visible until it is detached.
+pub const OLDROOT: &str = "/oldroot";
+
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
+pub enum RootfsError {
+    #[error("{step}: {errno}")]
+    Step { step: String, errno: Errno },
+    #[error("opening the rootfs {path}: {errno}: check root.path in config.json")]
+    OpenRootfs { path: String, errno: Errno },
+    #[error(transparent)]
+    Mount(#[from] MountError),
+}
+
+fn step<T>(what: impl Into<String>, r: nix::Result<T>) -> Result<T, RootfsError> {
+    r.map_err(|e| RootfsError::Step { step: what.into(), errno: e.into() })
+}
+
+/// The mount propagation for "/" from linux.rootfsPropagation (default rslave, as runc).
+fn root_propagation(spec: &Spec) -> MsFlags {
+    let p = spec.linux().as_ref().and_then(|l| l.rootfs_propagation().clone());
+    match p.as_deref() {
+        Some("private") => MsFlags::MS_PRIVATE,
+        Some("rprivate") => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        Some("shared") => MsFlags::MS_SHARED,
+        Some("rshared") => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        Some("slave") => MsFlags::MS_SLAVE,
+        Some("unbindable") => MsFlags::MS_UNBINDABLE,
+        Some("runbindable") => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        _ => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+    }
+}
+
+/// Supervisor: from the host's mount namespace copy to an empty root holding /proc and the
+/// assembled container root at /newroot.
+pub fn setup_supervisor_root(spec: &Spec, rootfs: &Path) -> Result<(), RootfsError> {
+    let none = None::<&str>;
+    // Nothing we mount may propagate back to the host.
+    step("making / a slave mount", mount(none, "/", none, root_propagation(spec) | MsFlags::MS_REC, none))?;
+    if root_propagation(spec).contains(MsFlags::MS_SHARED) {
+        // pivot_root refuses shared mounts; the spec's sharing applies to the container root.
+        step("making / private", mount(none, "/", none, MsFlags::MS_PRIVATE | MsFlags::MS_REC, none))?;
+    }
+    // Open the rootfs before a tmpfs may hide it (it may live under /tmp).
+    let rootfs_fd = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(rootfs)
+        .map_err(|e| RootfsError::OpenRootfs { path: rootfs.display().to_string(), errno: e.into() })?;
+    let base = Path::new("/tmp");
+    let opts = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    step("mounting the tmpfs for the empty root on /tmp", mount(Some("tmpfs"), base, Some("tmpfs"), opts, Some("mode=0755")))?;
+    for (dir, mode) in [("newroot", 0o755), ("oldroot", 0o700), ("proc", 0o555)] {
+        step(format!("creating /{dir} in the empty root"), mkdir(&base.join(dir), Mode::from_bits_truncate(mode)))?;
+    }
+    // The host moves to /oldroot: bind sources stay reachable there (also those under /tmp).
+    step("pivot_root into the empty root", sys::pivot_root(base, &base.join("oldroot")).map_err(|e| e.nix()))?;
+    step("chdir /", chdir("/"))?;
+    mount_supervisor_proc()?;
+    let src = format!("/proc/self/fd/{}", rootfs_fd.as_raw_fd());
+    step(
+        format!("binding the rootfs {} to {NEWROOT}", rootfs.display()),
+        mount(Some(src.as_str()), NEWROOT, none, MsFlags::MS_BIND | MsFlags::MS_REC, none),
+    )?;
+    drop(rootfs_fd);
+    if root_propagation(spec).contains(MsFlags::MS_SHARED) {
+        step("sharing the container root", mount(none, NEWROOT, none, root_propagation(spec), none))?;
+    }
+    let host = Path::new(OLDROOT);
+    mounts::mount_all(spec, host, Path::new(NEWROOT))?;
+    dev::setup(spec, host, Path::new(NEWROOT))?;
+    step("detaching the old root", umount2(OLDROOT, MntFlags::MNT_DETACH))?;
+    let _ = std::fs::remove_dir(OLDROOT);
+    Ok(())
+}
+
+/// A fresh proc for the supervisor's pid namespace. The kernel refuses it ("too revealing")
+/// when no fully visible proc exists in this mount namespace, as inside CI containers whose
+/// /proc has overmounts; then the host's proc is bound recursively instead.
+fn mount_supervisor_proc() -> Result<(), RootfsError> {
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    match mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EPERM) => {
+            tracing::warn!("the kernel refused a new /proc (nested container?): binding the host's /proc instead");
+            let old = format!("{OLDROOT}/proc");
+            step(
+                "binding the host's /proc",
+                mount(Some(old.as_str()), "/proc", None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>),
+            )
+        }
+        Err(e) => step("mounting /proc for the supervisor", Err(e)),
+    }
+}
+
+/// Supervisor: its /proc is no longer needed once the application has mounted its own.
+pub fn drop_supervisor_proc() -> Result<(), RootfsError> {
+    step("unmounting the supervisor's /proc", umount2("/proc", MntFlags::MNT_DETACH))
+}
+
+/// Application, in its own pid and mount namespaces: own /proc, masked and read-only paths,
+/// pivot_root into the container root, and the root read-only per root.readonly.
+pub fn setup_app_root(spec: &Spec) -> Result<(), RootfsError> {
+    let newroot = Path::new(NEWROOT);
+    mounts::mount_procs(spec, newroot)?;
+    paths::apply(spec, newroot)?;
+    step("chdir to the container root", chdir(newroot))?;
+    // pivot_root(".", "."): the old root is stacked on top and detached right away.
+    step("pivot_root into the container root", sys::pivot_root(Path::new("."), Path::new(".")).map_err(|e| e.nix()))?;
+    step("detaching the supervisor's root", umount2(".", MntFlags::MNT_DETACH))?;
+    step("chdir /", chdir("/"))?;
+    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+        remount_readonly(Path::new("/"))?;
+    }
+    Ok(())
+}
+
+/// Remounts a bind mount read-only, keeping the flags a user namespace may not drop.
+pub fn remount_readonly(path: &Path) -> Result<(), RootfsError> {
+    let locked = locked_flags(path);
+    let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | locked;
+    step(format!("making {} read-only", path.display()), mount(None::<&str>, path, None::<&str>, flags, None::<&str>))
+}
+
+/// nosuid/nodev/noexec/atime flags of the mount at `path`, which a remount must repeat.
+pub fn locked_flags(path: &Path) -> MsFlags {
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    let Ok(st) = statvfs(path) else { return MsFlags::empty() };
+    let f = st.flags();
+    let mut m = MsFlags::empty();
+    for (fs, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if f.contains(fs) {
+            m |= ms;
+        }
+    }
+    m
+}

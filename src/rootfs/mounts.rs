@@ -1,0 +1,340 @@
+//! The spec's `mounts` list: binds from the host, tmpfs, sysfs, devpts, mqueue, cgroup, proc.
+//!
+//! Sources of binds are host paths, resolved inside `host` (the host's root, /oldroot in the
+//! supervisor) so that the host's own absolute symlinks keep their meaning; targets are
+//! resolved inside the container root and never leave it (see `resolve`).
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::mount::MsFlags;
+use serde::{Deserialize, Serialize};
+
+use super::resolve::{self, Create, Resolved};
+use crate::spec::Spec;
+use crate::sys::Errno;
+
+mod options;
+pub use options::MountOptions;
+
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
+pub enum MountError {
+    #[error(
+        "mount source {src} for {dest} does not exist: create it or fix {at}.source in config.json"
+    )]
+    SourceMissing {
+        at: String,
+        src: PathBuf,
+        dest: PathBuf,
+    },
+    #[error("opening mount source {src} for {dest} ({at}): {errno}: check that the calling user can read it")]
+    Source {
+        at: String,
+        src: PathBuf,
+        dest: PathBuf,
+        errno: Errno,
+    },
+    #[error("resolving or creating {dest} inside the container root ({at}): {errno}: {fix}")]
+    Target {
+        at: String,
+        dest: PathBuf,
+        errno: Errno,
+        fix: String,
+    },
+    #[error("mounting {what} on {dest} ({at}): {errno}: {fix}")]
+    Mount {
+        at: String,
+        what: String,
+        dest: PathBuf,
+        errno: Errno,
+        fix: String,
+    },
+    #[error("device {path} ({at}) does not exist on the host: load its driver or remove it from linux.devices in config.json")]
+    DeviceMissing { at: String, path: PathBuf },
+    #[error("opening {path}: {errno}: the supervisor's root is not set up as expected (a bug in nsboot)")]
+    Root { path: PathBuf, errno: Errno },
+}
+
+/// The fix to suggest for a failed mount, by errno.
+pub(super) fn fix_for(errno: Errno, at: &str) -> String {
+    match errno.0 {
+        libc::EPERM | libc::EACCES => format!(
+            "the kernel refused it inside the user namespace (some filesystems need real root): remove {at} from config.json or run as root"
+        ),
+        libc::ENODEV => format!("the kernel does not know this filesystem type: load its module or fix {at}.type"),
+        libc::ENOTDIR | libc::EISDIR => {
+            format!("source and destination must both be directories or both be files: fix {at}")
+        }
+        libc::EINVAL => format!("check {at}.options in config.json"),
+        libc::EROFS => format!("the parent of {at}.destination is read-only: create the mount point in the rootfs"),
+        _ => format!("check {at} in config.json"),
+    }
+}
+
+/// Where a mount comes from, carried into every error about it.
+pub(super) struct Ctx<'a> {
+    pub at: String,
+    pub dest: &'a Path,
+    pub root: BorrowedFd<'a>,
+}
+
+impl Ctx<'_> {
+    /// The destination resolved inside the container root, created per `create`.
+    pub fn target(&self, create: Create) -> Result<Resolved, MountError> {
+        resolve::resolve(self.root, self.dest, create).map_err(|e| self.target_err(e))
+    }
+
+    pub fn target_err(&self, errno: Errno) -> MountError {
+        let dest = self.dest.display();
+        let fix = match errno.0 {
+            libc::ENOTDIR => format!("a path component of {dest} is a file in the rootfs"),
+            libc::ELOOP => format!("{dest} goes through a symlink loop in the rootfs"),
+            libc::EROFS | libc::EACCES | libc::EPERM => {
+                format!("create {dest} in the rootfs beforehand")
+            }
+            _ => fix_for(errno, &self.at),
+        };
+        let (at, dest) = (self.at.clone(), self.dest.to_path_buf());
+        MountError::Target {
+            at,
+            dest,
+            errno,
+            fix,
+        }
+    }
+
+    pub fn mount_err(&self, what: &str, errno: Errno) -> MountError {
+        MountError::Mount {
+            at: self.at.clone(),
+            what: what.to_string(),
+            dest: self.dest.to_path_buf(),
+            fix: fix_for(errno, &self.at),
+            errno,
+        }
+    }
+
+    /// The mount now on top of the destination (the fd from before the mount still points
+    /// beneath it), for remounts and propagation changes.
+    pub fn mounted(&self) -> Result<OwnedFd, MountError> {
+        Ok(self.target(Create::No)?.fd)
+    }
+
+    /// Flags and propagation that can only be set once the mount exists.
+    pub fn finish_bind(&self, what: &str, o: &MountOptions) -> Result<(), MountError> {
+        let top = self.mounted()?;
+        if !o.flags.is_empty() || o.atime {
+            resolve::remount_bind(top.as_fd(), o.flags, !o.atime)
+                .map_err(|e| self.mount_err(what, e))?;
+        }
+        if o.recursive && o.flags.contains(MsFlags::MS_RDONLY) {
+            // Read-only must reach the submounts of an rbind too, or they stay writable.
+            if let Err(e) = resolve::set_readonly_recursive(top.as_fd()) {
+                tracing::debug!(
+                    "recursive read-only on {} not applied: {e}",
+                    self.dest.display()
+                );
+            }
+        }
+        self.propagate(top.as_fd(), what, o)
+    }
+
+    pub fn propagate(
+        &self,
+        top: BorrowedFd<'_>,
+        what: &str,
+        o: &MountOptions,
+    ) -> Result<(), MountError> {
+        for p in &o.propagation {
+            resolve::set_propagation(top, *p).map_err(|e| self.mount_err(what, e))?;
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn open_root(path: &Path) -> Result<OwnedFd, MountError> {
+    resolve::open_root(path).map_err(|errno| MountError::Root {
+        path: path.to_path_buf(),
+        errno,
+    })
+}
+
+/// Binds the host's `src` onto the destination and applies the options.
+pub(super) fn bind_from_host(
+    ctx: &Ctx,
+    host: BorrowedFd,
+    src: &Path,
+    o: &MountOptions,
+) -> Result<(), MountError> {
+    let source = resolve::resolve(host, src, Create::No).map_err(|errno| {
+        let (at, src, dest) = (ctx.at.clone(), src.to_path_buf(), ctx.dest.to_path_buf());
+        match errno.0 {
+            libc::ENOENT => MountError::SourceMissing { at, src, dest },
+            _ => MountError::Source {
+                at,
+                src,
+                dest,
+                errno,
+            },
+        }
+    })?;
+    let is_dir = resolve::is_dir(source.fd.as_fd()).map_err(|e| ctx.mount_err("a bind", e))?;
+    let target = ctx.target(if is_dir { Create::Dir } else { Create::File })?;
+    let what = format!("a bind of {}", src.display());
+    resolve::bind(source.fd.as_fd(), target.fd.as_fd(), o.recursive)
+        .map_err(|e| ctx.mount_err(&what, e))?;
+    ctx.finish_bind(&what, o)
+}
+
+/// Supervisor side, after the first pivot_root: host paths are under `host`, the container
+/// root is `newroot`. Every spec mount except type proc, in order.
+pub fn mount_all(spec: &Spec, host: &Path, newroot: &Path) -> Result<(), MountError> {
+    let host_fd = open_root(host)?;
+    let root = open_root(newroot)?;
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let typ = m.typ().as_deref().unwrap_or("");
+        let ctx = Ctx {
+            at: format!("mounts[{i}]"),
+            dest: m.destination(),
+            root: root.as_fd(),
+        };
+        let o = MountOptions::parse(m.options().as_deref().unwrap_or_default());
+        let source = m
+            .source()
+            .as_ref()
+            .map(|s| s.to_string_lossy().into_owned());
+        let source = source.unwrap_or_else(|| typ.to_string());
+        match typ {
+            // The application mounts its proc itself: only there is it inside the pid namespace.
+            "proc" => continue,
+            _ if o.bind || typ == "bind" => {
+                bind_from_host(&ctx, host_fd.as_fd(), Path::new(&source), &o)?;
+            }
+            "cgroup" | "cgroup2" => cgroup(&ctx, host_fd.as_fd()),
+            "sysfs" => sysfs(&ctx, host_fd.as_fd(), &source, &o)?,
+            "devpts" => devpts(&ctx, &source, &o)?,
+            _ => new_fs(&ctx, &source, typ, &o)?,
+        }
+    }
+    Ok(())
+}
+
+fn new_fs(ctx: &Ctx, source: &str, typ: &str, o: &MountOptions) -> Result<(), MountError> {
+    let what = format!("a {typ}");
+    let target = ctx.target(Create::Dir)?;
+    resolve::mount_fs(target.fd.as_fd(), source, typ, o.flags, &o.data())
+        .map_err(|e| ctx.mount_err(&what, e))?;
+    ctx.propagate(ctx.mounted()?.as_fd(), &what, o)
+}
+
+/// A new sysfs needs the network namespace to belong to our user namespace; without a
+/// private netns the kernel says EPERM and the host's /sys is bound read-only instead.
+fn sysfs(ctx: &Ctx, host: BorrowedFd, source: &str, o: &MountOptions) -> Result<(), MountError> {
+    let target = ctx.target(Create::Dir)?;
+    match resolve::mount_fs(target.fd.as_fd(), source, "sysfs", o.flags, &o.data()) {
+        Err(Errno(libc::EPERM)) => {
+            tracing::warn!(
+                "sysfs on {} is a read-only bind of the host's /sys: the container shares the host's network namespace",
+                ctx.dest.display()
+            );
+            let mut ro = MountOptions::parse(&["rbind", "ro", "nosuid", "nodev", "noexec"]);
+            ro.propagation = o.propagation.clone();
+            bind_from_host(ctx, host, Path::new("/sys"), &ro)
+        }
+        Err(e) => Err(ctx.mount_err("a sysfs", e)),
+        Ok(()) => ctx.propagate(ctx.mounted()?.as_fd(), "a sysfs", o),
+    }
+}
+
+/// gid=5 (tty) may be unmapped in the user namespace, which devpts reports as EINVAL.
+fn devpts(ctx: &Ctx, source: &str, o: &MountOptions) -> Result<(), MountError> {
+    let target = ctx.target(Create::Dir)?;
+    let mount = |data: &str| resolve::mount_fs(target.fd.as_fd(), source, "devpts", o.flags, data);
+    let mut result = mount(&o.data());
+    if result == Err(Errno(libc::EINVAL)) && o.data.iter().any(|d| d.starts_with("gid=")) {
+        let data: Vec<&str> = o
+            .data
+            .iter()
+            .map(String::as_str)
+            .filter(|d| !d.starts_with("gid="))
+            .collect();
+        tracing::debug!(
+            "devpts on {}: gid= refused, mounting without it",
+            ctx.dest.display()
+        );
+        result = mount(&data.join(","));
+    }
+    result.map_err(|e| ctx.mount_err("a devpts", e))?;
+    ctx.propagate(ctx.mounted()?.as_fd(), "a devpts", o)
+}
+
+/// Cgroups are the host's business here: show its hierarchy read-only if we can, and never
+/// fail the container over it.
+fn cgroup(ctx: &Ctx, host: BorrowedFd) {
+    let ro = MountOptions::parse(&["rbind", "ro", "nosuid", "nodev", "noexec"]);
+    if let Err(e) = bind_from_host(ctx, host, Path::new("/sys/fs/cgroup"), &ro) {
+        tracing::warn!("cgroup mount on {} skipped: {e}", ctx.dest.display());
+    }
+}
+
+/// Application side, in its own pid and mount namespaces, before its pivot_root: a fresh
+/// proc for each type-proc entry.
+pub fn mount_procs(spec: &Spec, newroot: &Path) -> Result<(), MountError> {
+    let root = open_root(newroot)?;
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        if m.typ().as_deref() != Some("proc") {
+            continue;
+        }
+        let ctx = Ctx {
+            at: format!("mounts[{i}]"),
+            dest: m.destination(),
+            root: root.as_fd(),
+        };
+        let mut o = MountOptions::parse(m.options().as_deref().unwrap_or_default());
+        o.flags |= MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        let target = ctx.target(Create::Dir)?;
+        match resolve::mount_fs(target.fd.as_fd(), "proc", "proc", o.flags, &o.data()) {
+            // "Too revealing": the kernel wants a fully visible proc in the namespace, and
+            // inside many CI containers the host's /proc has files mounted over it.
+            Err(Errno(libc::EPERM)) => {
+                tracing::warn!(
+                    "a new proc on {} was refused (the host's /proc has overmounts): the sandbox sees the supervisor's proc",
+                    ctx.dest.display()
+                );
+                let sup = open_root(Path::new("/proc"))?;
+                resolve::bind(sup.as_fd(), target.fd.as_fd(), true)
+                    .map_err(|e| ctx.mount_err("a bind of /proc", e))?;
+            }
+            other => other.map_err(|e| ctx.mount_err("a proc", e))?,
+        }
+        ctx.propagate(ctx.mounted()?.as_fd(), "a proc", &o)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_bind_source_names_the_entry() {
+        let t = tempfile::tempdir().unwrap();
+        let json = r#"{"ociVersion": "1.0.2", "mounts": [{"destination": "/proc", "type": "proc"},
+            {"destination": "/data", "type": "none", "source": "/nonexistent/x", "options": ["rbind"]}]}"#;
+        let spec: Spec = serde_json::from_str(json).unwrap();
+        let e = mount_all(&spec, Path::new("/"), t.path()).unwrap_err();
+        let want = "mount source /nonexistent/x for /data does not exist: create it or fix mounts[1].source in config.json";
+        assert_eq!(e.to_string(), want);
+    }
+
+    #[test]
+    fn errors_name_the_entry_and_the_fix() {
+        let e = MountError::SourceMissing {
+            at: "mounts[3]".into(),
+            src: "/x".into(),
+            dest: "/data".into(),
+        };
+        let want = "mount source /x for /data does not exist: create it or fix mounts[3].source in config.json";
+        assert_eq!(e.to_string(), want);
+        assert!(fix_for(Errno(libc::ENODEV), "mounts[1]").contains("mounts[1].type"));
+    }
+}

@@ -1,0 +1,374 @@
+//! Paths resolved inside a root without ever leaving it, and the mount(2) calls made on what
+//! was resolved.
+//!
+//! Why a manual walk rather than openat2(RESOLVE_IN_ROOT): a mount target may not exist yet,
+//! so missing components are created as the walk goes (mkdir -p, with a file at the end when
+//! a file is bound), and a single openat2 cannot create directories. The walk opens one
+//! component at a time with O_PATH|O_NOFOLLOW; a symlink is read and its target spliced into
+//! the remaining components (an absolute target restarts at the root), and `..` pops the
+//! stack of open directories, so it stops at the root exactly like RESOLVE_IN_ROOT does.
+//! A container's `/proc -> /` therefore lands on the container root, never on the host.
+//!
+//! Mounting then goes through `/proc/self/fd/N` (a proc is visible at /proc on both the
+//! supervisor and the application side when these run): mount(2) follows that magic link to
+//! the very object we opened, so no path is walked a second time by the kernel.
+
+use std::collections::VecDeque;
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Component, Path, PathBuf};
+
+use nix::fcntl::{openat, readlinkat, OFlag};
+use nix::mount::{mount, MsFlags};
+use nix::sys::stat::{fstat, mkdirat, Mode, SFlag};
+use nix::sys::statvfs::{fstatvfs, FsFlags};
+
+use crate::sys::Errno;
+
+/// Linux's own limit on symlinks followed in one lookup (MAXSYMLINKS).
+const MAX_SYMLINKS: usize = 40;
+
+/// What to do with a missing last component; missing parents are always created as
+/// directories when this is not `No`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Create {
+    No,
+    Dir,
+    File,
+}
+
+/// An O_PATH fd on the object a path resolved to, and where that is inside the root.
+#[derive(Debug)]
+pub struct Resolved {
+    pub fd: OwnedFd,
+    pub path: PathBuf,
+}
+
+fn own(fd: RawFd) -> OwnedFd {
+    // SAFETY: `fd` was just returned by a successful open call and nothing else owns it.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Opens a directory to serve as a root for `resolve` (the path itself is trusted).
+pub fn open_root(path: &Path) -> Result<OwnedFd, Errno> {
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    Ok(own(nix::fcntl::open(path, flags, Mode::empty())?))
+}
+
+/// The magic link through which mount(2) reaches exactly the object behind `fd`.
+pub fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+pub fn is_dir(fd: BorrowedFd<'_>) -> Result<bool, Errno> {
+    let st = fstat(fd.as_raw_fd())?;
+    Ok(SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR)
+}
+
+fn components(path: &Path) -> impl Iterator<Item = OsString> + '_ {
+    path.components().filter_map(|c| match c {
+        Component::Normal(n) => Some(n.to_os_string()),
+        Component::ParentDir => Some(OsString::from("..")),
+        Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+    })
+}
+
+fn open_nofollow(dir: BorrowedFd<'_>, name: &OsStr) -> Result<OwnedFd, Errno> {
+    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    Ok(own(openat(
+        Some(dir.as_raw_fd()),
+        name,
+        flags,
+        Mode::empty(),
+    )?))
+}
+
+fn create_at(dir: BorrowedFd<'_>, name: &OsStr, what: Create) -> Result<(), Errno> {
+    let made = match what {
+        Create::Dir => mkdirat(Some(dir.as_raw_fd()), name, Mode::from_bits_truncate(0o755)),
+        Create::File => {
+            let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY;
+            let flags = flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+            let mode = Mode::from_bits_truncate(0o644);
+            openat(Some(dir.as_raw_fd()), name, flags, mode).map(|fd| drop(own(fd)))
+        }
+        Create::No => return Err(Errno(libc::ENOENT)),
+    };
+    match made {
+        // Someone made it between our open and our create: fine, the caller opens it again.
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Resolves `path` (absolute or not, it is taken from `root`) inside `root`, following
+/// symlinks as if `root` were `/`, creating what is missing according to `create`.
+pub fn resolve(root: BorrowedFd<'_>, path: &Path, create: Create) -> Result<Resolved, Errno> {
+    let mut stack: Vec<(OwnedFd, OsString)> = Vec::new();
+    let mut todo: VecDeque<OsString> = components(path).collect();
+    let mut links = 0;
+    while let Some(name) = todo.pop_front() {
+        if name == ".." {
+            stack.pop();
+            continue;
+        }
+        let last = todo.is_empty();
+        let dir = stack.last().map_or(root, |(fd, _)| fd.as_fd());
+        let fd = match open_nofollow(dir, &name) {
+            Err(Errno(libc::ENOENT)) if create != Create::No => {
+                create_at(dir, &name, if last { create } else { Create::Dir })?;
+                open_nofollow(dir, &name)?
+            }
+            other => other?,
+        };
+        let kind = SFlag::from_bits_truncate(fstat(fd.as_raw_fd())?.st_mode) & SFlag::S_IFMT;
+        if kind == SFlag::S_IFLNK {
+            links += 1;
+            if links > MAX_SYMLINKS {
+                return Err(Errno(libc::ELOOP));
+            }
+            let target = PathBuf::from(readlinkat(Some(fd.as_raw_fd()), "")?);
+            if target.is_absolute() {
+                stack.clear();
+            }
+            for c in components(&target).collect::<Vec<_>>().into_iter().rev() {
+                todo.push_front(c);
+            }
+        } else if kind == SFlag::S_IFDIR {
+            stack.push((fd, name));
+        } else if last {
+            let mut path: PathBuf = std::iter::once(OsStr::new("/").to_os_string())
+                .chain(stack.iter().map(|(_, n)| n.clone()))
+                .collect();
+            path.push(name);
+            return Ok(Resolved { fd, path });
+        } else {
+            return Err(Errno(libc::ENOTDIR));
+        }
+    }
+    let path = std::iter::once(OsStr::new("/").to_os_string())
+        .chain(stack.iter().map(|(_, n)| n.clone()))
+        .collect();
+    let fd = match stack.pop() {
+        Some((fd, _)) => fd,
+        None => root.try_clone_to_owned()?,
+    };
+    Ok(Resolved { fd, path })
+}
+
+/// mount(2) of a new filesystem onto the object behind `target`.
+pub fn mount_fs(
+    target: BorrowedFd<'_>,
+    source: &str,
+    fstype: &str,
+    flags: MsFlags,
+    data: &str,
+) -> Result<(), Errno> {
+    let data = (!data.is_empty()).then_some(data);
+    mount(Some(source), &fd_path(target), Some(fstype), flags, data)?;
+    Ok(())
+}
+
+/// A bind mount (recursive or not) of `source` onto `target`, both as opened fds.
+pub fn bind(source: BorrowedFd<'_>, target: BorrowedFd<'_>, recursive: bool) -> Result<(), Errno> {
+    let rec = if recursive {
+        MsFlags::MS_REC
+    } else {
+        MsFlags::empty()
+    };
+    let flags = MsFlags::MS_BIND | rec;
+    mount(
+        Some(&fd_path(source)),
+        &fd_path(target),
+        None::<&str>,
+        flags,
+        None::<&str>,
+    )?;
+    Ok(())
+}
+
+/// Sets a propagation type (MS_PRIVATE, MS_SLAVE... possibly with MS_REC) on a mount.
+pub fn set_propagation(target: BorrowedFd<'_>, flags: MsFlags) -> Result<(), Errno> {
+    mount(
+        None::<&str>,
+        &fd_path(target),
+        None::<&str>,
+        flags,
+        None::<&str>,
+    )?;
+    Ok(())
+}
+
+/// The atime mode a mount has now, as the mount flags that keep it on a remount.
+fn atime_of(st: FsFlags) -> MsFlags {
+    let mut f = if st.contains(FsFlags::ST_NOATIME) {
+        MsFlags::MS_NOATIME
+    } else if st.contains(FsFlags::ST_RELATIME) {
+        MsFlags::MS_RELATIME
+    } else {
+        MsFlags::MS_STRICTATIME
+    };
+    if st.contains(FsFlags::ST_NODIRATIME) {
+        f |= MsFlags::MS_NODIRATIME;
+    }
+    f
+}
+
+/// Remounts the bind mount whose root is `target` with `flags` (MS_RDONLY, MS_NOSUID...).
+/// Inside a user namespace the kernel locks nosuid/nodev/noexec/ro and the atime mode of
+/// mounts inherited from a more privileged namespace, and refuses (EPERM) a remount that
+/// would clear them; they are read with statvfs and kept. With `keep_atime` false the caller
+/// chose an atime mode itself; if that is refused, the mount's own mode is kept instead.
+pub fn remount_bind(target: BorrowedFd<'_>, flags: MsFlags, keep_atime: bool) -> Result<(), Errno> {
+    let st = fstatvfs(target)?.flags();
+    let mut locked = MsFlags::empty();
+    for (s, m) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+    ] {
+        if st.contains(s) {
+            locked |= m;
+        }
+    }
+    let base = flags | locked | MsFlags::MS_REMOUNT | MsFlags::MS_BIND;
+    let first = if keep_atime {
+        base | atime_of(st)
+    } else {
+        base
+    };
+    let path = fd_path(target);
+    let remount = |f: MsFlags| mount(None::<&str>, &path, None::<&str>, f, None::<&str>);
+    match remount(first) {
+        Err(nix::errno::Errno::EPERM) => {
+            // Last resort: also keep read-only and the atime mode exactly as they are.
+            let atime = MsFlags::MS_NOATIME | MsFlags::MS_RELATIME | MsFlags::MS_STRICTATIME;
+            let mut f = (base - atime - MsFlags::MS_NODIRATIME) | atime_of(st);
+            if st.contains(FsFlags::ST_RDONLY) {
+                f |= MsFlags::MS_RDONLY;
+            }
+            remount(f)?;
+            Ok(())
+        }
+        other => Ok(other?),
+    }
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+
+/// Makes the mount at `target` and every mount beneath it read-only (mount_setattr with
+/// AT_RECURSIVE, Linux >= 5.12): a remount only reaches the top mount of an rbind.
+/// Setting read-only never clears a locked flag, so this is allowed in a user namespace.
+pub fn set_readonly_recursive(target: BorrowedFd<'_>) -> Result<(), Errno> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = libc::AT_EMPTY_PATH | libc::AT_RECURSIVE;
+    // SAFETY: mount_setattr reads `size_of::<MountAttr>()` bytes from `attr`, which is a live
+    // repr(C) struct laid out as the kernel's struct mount_attr; the path is a static "".
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{symlink, MetadataExt};
+
+    fn same(r: &Resolved, host: &Path) -> bool {
+        let st = fstat(r.fd.as_raw_fd()).unwrap();
+        let md = std::fs::symlink_metadata(host).unwrap();
+        st.st_ino == md.ino() && st.st_dev == md.dev()
+    }
+
+    fn tree() -> (tempfile::TempDir, OwnedFd) {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("root/etc")).unwrap();
+        std::fs::write(t.path().join("root/etc/hosts"), "x").unwrap();
+        std::fs::write(t.path().join("secret"), "host").unwrap();
+        let fd = open_root(&t.path().join("root")).unwrap();
+        (t, fd)
+    }
+
+    #[test]
+    fn dotdot_stops_at_the_root() {
+        let (t, root) = tree();
+        let r = resolve(root.as_fd(), Path::new("/../../secret"), Create::No);
+        assert_eq!(r.unwrap_err(), Errno(libc::ENOENT));
+        let r = resolve(
+            root.as_fd(),
+            Path::new("../../etc/../etc/hosts"),
+            Create::No,
+        )
+        .unwrap();
+        assert!(same(&r, &t.path().join("root/etc/hosts")));
+        assert_eq!(r.path, Path::new("/etc/hosts"));
+    }
+
+    #[test]
+    fn absolute_symlinks_are_rerooted() {
+        let (t, root) = tree();
+        symlink("/etc/hosts", t.path().join("root/link")).unwrap();
+        symlink("../../../secret", t.path().join("root/etc/up")).unwrap();
+        let r = resolve(root.as_fd(), Path::new("/link"), Create::No).unwrap();
+        assert!(same(&r, &t.path().join("root/etc/hosts")));
+        let r = resolve(root.as_fd(), Path::new("/etc/up"), Create::No);
+        assert_eq!(r.unwrap_err(), Errno(libc::ENOENT));
+    }
+
+    #[test]
+    fn symlinked_proc_resolves_to_the_container_root() {
+        let (t, root) = tree();
+        symlink("/", t.path().join("root/proc")).unwrap();
+        let r = resolve(root.as_fd(), Path::new("/proc"), Create::Dir).unwrap();
+        assert!(same(&r, &t.path().join("root")));
+        assert_eq!(r.path, Path::new("/"));
+    }
+
+    #[test]
+    fn missing_dirs_and_a_file_target_are_created() {
+        let (t, root) = tree();
+        let r = resolve(root.as_fd(), Path::new("/a/b/c.conf"), Create::File).unwrap();
+        let made = t.path().join("root/a/b/c.conf");
+        assert!(made.is_file() && same(&r, &made) && !is_dir(r.fd.as_fd()).unwrap());
+        let r = resolve(root.as_fd(), Path::new("/x/y"), Create::Dir).unwrap();
+        assert!(t.path().join("root/x/y").is_dir() && is_dir(r.fd.as_fd()).unwrap());
+        // A dangling symlink is followed, and what it names is created inside the root.
+        symlink("/made/here", t.path().join("root/dangling")).unwrap();
+        resolve(root.as_fd(), Path::new("/dangling"), Create::Dir).unwrap();
+        assert!(t.path().join("root/made/here").is_dir());
+    }
+
+    #[test]
+    fn loops_and_files_in_the_middle_are_refused() {
+        let (t, root) = tree();
+        symlink("/loop", t.path().join("root/loop")).unwrap();
+        let r = resolve(root.as_fd(), Path::new("/loop/x"), Create::Dir);
+        assert_eq!(r.unwrap_err(), Errno(libc::ELOOP));
+        let r = resolve(root.as_fd(), Path::new("/etc/hosts/x"), Create::Dir);
+        assert_eq!(r.unwrap_err(), Errno(libc::ENOTDIR));
+    }
+}

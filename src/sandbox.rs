@@ -1,0 +1,280 @@
+//! The caller's side of the boot flow: spawn the supervisor in new namespaces, write its id
+//! maps, release it through the userns sync fd, read start-sync, start it, forward signals
+//! and wait.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+use nix::sys::signal::SigSet;
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::unistd::{pipe2, Pid};
+use oci_spec::runtime::LinuxNamespaceType;
+use serde::{Deserialize, Serialize};
+
+use crate::boot::{self, BootError, BootInput};
+use crate::control::{self, ControlError};
+use crate::idmap::{self, IdmapError, Mapping};
+use crate::process::AppFds;
+use crate::spec::Spec;
+use crate::sys::{self, Cloned, Errno};
+use crate::wire::{self, WireError};
+
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
+pub enum SandboxError {
+    #[error("{step}: {errno}")]
+    Step { step: String, errno: Errno },
+    #[error("creating the sandbox's namespaces: {errno}{hint}")]
+    Clone { errno: Errno, hint: String },
+    #[error(transparent)]
+    Idmap(#[from] IdmapError),
+    #[error(transparent)]
+    Boot(#[from] BootError),
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error("the sandbox supervisor died during start-up ({how}) without reporting an error")]
+    Died { how: String },
+}
+
+impl SandboxError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            SandboxError::Boot(e) => e.exit_code(),
+            SandboxError::Control(ControlError::Start(e)) => e.exit_code(),
+            _ => 125,
+        }
+    }
+}
+
+/// What to start.
+pub struct Plan {
+    pub id: String,
+    pub spec: Spec,
+    pub rootfs: PathBuf,
+    pub mapping: Mapping,
+    /// Kill the sandbox when the caller dies.
+    pub attached: bool,
+    /// Exec `nsboot boot` (the fd contract) in the new namespaces instead of running the
+    /// supervisor in the cloned process: a clean image for long-lived sandboxes.
+    pub exec_boot: bool,
+    /// The bundle directory (for `nsboot boot --bundle`).
+    pub bundle: PathBuf,
+}
+
+/// A booted supervisor, waiting for its start signal.
+pub struct Sandbox {
+    pub pid: Pid,
+    pub pidfd: OwnedFd,
+    pub control: OwnedFd,
+}
+
+/// The namespaces of the supervisor: always user, mount, pid, ipc, uts; net and cgroup per spec.
+fn clone_flags(spec: &Spec) -> CloneFlags {
+    let mut f = CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWUTS;
+    let nss = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
+    for ns in nss.iter().filter(|n| n.path().is_none()) {
+        match ns.typ() {
+            LinuxNamespaceType::Network => f |= CloneFlags::CLONE_NEWNET,
+            LinuxNamespaceType::Cgroup => f |= CloneFlags::CLONE_NEWCGROUP,
+            _ => {}
+        }
+    }
+    f
+}
+
+fn step<T>(what: &str, r: nix::Result<T>) -> Result<T, SandboxError> {
+    r.map_err(|e| SandboxError::Step { step: what.into(), errno: e.into() })
+}
+
+/// Spawns the supervisor, writes its maps and waits until it reports ready (start-sync).
+pub fn spawn(plan: Plan) -> Result<Sandbox, SandboxError> {
+    if let Some(n) = &plan.mapping.notice {
+        tracing::info!("{n}");
+    }
+    let (userns_r, userns_w) = step("creating the userns sync pipe", pipe2(OFlag::O_CLOEXEC))?;
+    let (start_r, start_w) = step("creating the start-sync pipe", pipe2(OFlag::O_CLOEXEC))?;
+    let (ctl, ctl_boot) = step(
+        "creating the controller socket",
+        socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC),
+    )?;
+    let spec_fd = if plan.exec_boot { Some(spec_memfd(&plan.spec)?) } else { None };
+    let flags = clone_flags(&plan.spec);
+    let cloned = sys::clone_process(flags).map_err(|errno| SandboxError::Clone { errno, hint: clone_hint(errno) })?;
+    let (pid, pidfd) = match cloned {
+        Cloned::Child => {
+            drop((userns_w, start_r, ctl));
+            if let Some(spec_fd) = spec_fd {
+                exec_boot(&plan, spec_fd, ctl_boot, start_w, userns_r);
+            }
+            let code = boot::supervise(BootInput {
+                id: plan.id,
+                spec: plan.spec,
+                rootfs: plan.rootfs,
+                controller: Some(ctl_boot),
+                start_sync: start_w,
+                sync_userns: Some(userns_r),
+                app: AppFds { stdio: Vec::new(), pass: Vec::new(), exec: None },
+                attached: plan.attached,
+            });
+            // SAFETY: _exit ends the cloned child without running the caller's destructors.
+            unsafe { libc::_exit(code) }
+        }
+        Cloned::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    drop((userns_r, start_w, ctl_boot));
+    let fail = |e: SandboxError| {
+        let _ = sys::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
+        let _ = sys::pidfd_wait(pidfd.as_fd());
+        e
+    };
+    if let Err(e) = idmap::write(pid, &plan.mapping) {
+        return Err(fail(e.into()));
+    }
+    // EOF on the sync fd releases the supervisor.
+    drop(userns_w);
+    match read_start_sync(&start_r) {
+        Ok(true) => Ok(Sandbox { pid, pidfd, control: ctl }),
+        Ok(false) => {
+            let how = match sys::pidfd_wait(pidfd.as_fd()) {
+                Ok(c) if c > 128 => format!("killed by signal {}", c - 128),
+                Ok(c) => format!("exit status {c}"),
+                Err(e) => format!("wait failed: {e}"),
+            };
+            Err(SandboxError::Died { how })
+        }
+        Err(e) => {
+            let _ = sys::pidfd_wait(pidfd.as_fd());
+            Err(e)
+        }
+    }
+}
+
+/// The validated spec in a memfd, for `nsboot boot --spec-fd`.
+fn spec_memfd(spec: &Spec) -> Result<OwnedFd, SandboxError> {
+    use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
+    let fd = step("creating the spec memfd", memfd_create(c"nsboot-spec", MemFdCreateFlag::MFD_CLOEXEC))?;
+    let body = serde_json::to_vec(spec).unwrap_or_default();
+    wire::FdIo(fd.as_fd())
+        .write_all_checked(&body)
+        .map_err(|errno| SandboxError::Step { step: "writing the spec memfd".into(), errno })?;
+    Ok(fd)
+}
+
+/// In the cloned child: exec `nsboot boot` with the fd contract. Returns only on failure
+/// (then boot's error goes to start-sync and the child exits).
+fn exec_boot(plan: &Plan, spec: OwnedFd, ctl: OwnedFd, start: OwnedFd, userns: OwnedFd) -> ! {
+    use std::ffi::CString;
+    let keep = |fd: &OwnedFd| {
+        let _ = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()));
+        fd.as_raw_fd().to_string()
+    };
+    let mut args: Vec<String> = vec!["nsboot".into(), "boot".into()];
+    args.extend(["--bundle".into(), plan.bundle.display().to_string()]);
+    args.extend(["--spec-fd".into(), keep(&spec)]);
+    args.extend(["--controller-fd".into(), keep(&ctl)]);
+    args.extend(["--start-sync-fd".into(), keep(&start)]);
+    args.extend(["--sync-userns-fd".into(), keep(&userns)]);
+    args.extend(["--stdio-fds".into(), "0,1,2".into()]);
+    if plan.attached {
+        args.push("--attached".into());
+    }
+    args.push(plan.id.clone());
+    let argv: Vec<CString> = args.into_iter().filter_map(|a| CString::new(a).ok()).collect();
+    let env: Vec<CString> = std::env::vars_os()
+        .filter_map(|(k, v)| CString::new([k.as_encoded_bytes(), b"=", v.as_encoded_bytes()].concat()).ok())
+        .collect();
+    let err = nix::unistd::execve(c"/proc/self/exe", &argv, &env).unwrap_err();
+    let e = BootError::Step { step: "executing nsboot boot (/proc/self/exe)".into(), errno: err.into() };
+    let _ = nix::unistd::write(&start, &[boot::FAILED]);
+    let _ = wire::send(&start, &e);
+    // SAFETY: _exit in the cloned child.
+    unsafe { libc::_exit(125) }
+}
+
+/// One byte: READY; FAILED followed by boot's error; EOF when the supervisor died silently.
+fn read_start_sync(fd: &OwnedFd) -> Result<bool, SandboxError> {
+    let mut b = [0u8; 1];
+    loop {
+        match nix::unistd::read(fd.as_raw_fd(), &mut b) {
+            Ok(0) => return Ok(false),
+            Ok(_) if b[0] == boot::READY => return Ok(true),
+            Ok(_) => {
+                let err: BootError = wire::expect(fd, "the sandbox's start-up error")?;
+                return Err(err.into());
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(SandboxError::Step { step: "reading start-sync".into(), errno: e.into() }),
+        }
+    }
+}
+
+/// A fix for the usual reasons clone(CLONE_NEWUSER) is refused.
+fn clone_hint(errno: Errno) -> String {
+    let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default();
+    if errno.0 != libc::EPERM && errno.0 != libc::ENOSPC {
+        return String::new();
+    }
+    if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == "1" {
+        return ": unprivileged user namespaces are restricted by AppArmor: sysctl kernel.apparmor_restrict_unprivileged_userns=0, or install a profile for nsboot".into();
+    }
+    if read("/proc/sys/kernel/unprivileged_userns_clone") == "0" {
+        return ": unprivileged user namespaces are disabled: sysctl kernel.unprivileged_userns_clone=1".into();
+    }
+    if read("/proc/sys/user/max_user_namespaces") == "0" {
+        return ": user namespaces are disabled: sysctl user.max_user_namespaces=15000".into();
+    }
+    " (run `nsboot check` for a diagnosis)".into()
+}
+
+impl Sandbox {
+    /// Starts the application; Ok once it has exec'd.
+    pub fn start(&self) -> Result<i32, SandboxError> {
+        Ok(control::send_start(&self.control)?)
+    }
+
+    /// Waits for the supervisor to exit, forwarding the usual signals to it meanwhile; returns
+    /// its exit status (the application's, 128+N for a signal).
+    pub fn wait_forwarding(&self, signals: &SignalFd) -> i32 {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        loop {
+            let mut fds = [
+                PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN),
+                PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => break,
+                Ok(_) => {}
+            }
+            if fds[1].revents().is_some_and(|r| r.contains(PollFlags::POLLIN)) {
+                if let Ok(Some(info)) = signals.read_signal() {
+                    let _ = sys::pidfd_signal(self.pidfd.as_fd(), info.ssi_signo as i32);
+                }
+            }
+            if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+                break;
+            }
+        }
+        sys::pidfd_wait(self.pidfd.as_fd()).unwrap_or(125)
+    }
+}
+
+/// Blocks the forwarded signals before spawning, so that none is lost (the supervisor inherits
+/// the mask and reads them from its own signalfd).
+pub fn block_forwarded_signals() -> Result<(), SandboxError> {
+    step("blocking signals", boot::forwarded_signals().thread_block())
+}
+
+/// The caller's signalfd for the forwarded signals (after spawning: the supervisor needs none).
+pub fn forwarded_signalfd() -> Result<SignalFd, SandboxError> {
+    let set: SigSet = boot::forwarded_signals();
+    step("creating a signalfd", SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC))
+}

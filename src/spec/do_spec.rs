@@ -1,0 +1,283 @@
+//! The spec of `nsboot do`: a command over the host's own root, built in memory.
+//!
+//! The root (`/` or `--rootfs`) is bound recursively read-only; fresh /proc, /dev, /tmp and
+//! /run go on top, then the working directory read-write, then the user's volumes and tmpfs.
+//! /run is a fresh tmpfs because it holds the sockets of services that act for the user
+//! outside any sandbox (the session bus can start commands via systemd-run --user).
+
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Mount, Process, Root, User};
+
+use super::generate::{
+    default_capabilities, mount, namespace, no_capabilities, DEFAULT_PATH, MASKED_PATHS,
+    OCI_VERSION, READONLY_PATHS,
+};
+use super::options::{clean, Volume};
+use super::{Spec, SpecError};
+
+/// The annotation asking for a writable overlay over the read-only root.
+pub const OVERLAY_ANNOTATION: &str = "nsboot.overlay";
+
+/// Variables passed from the caller's environment without `--env-all`.
+const PASSED_ENV: &[&str] = &["PATH", "HOME", "TERM", "LANG", "USER"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Network {
+    /// A network namespace of its own, with only a loopback device.
+    #[default]
+    None,
+    /// The host's network (no network namespace).
+    Host,
+}
+
+/// Everything `do_spec` needs, gathered by the command line (so that building stays testable).
+#[derive(Debug, Clone, Default)]
+pub struct DoOptions {
+    pub command: Vec<String>,
+    /// The root to show, bound read-only: `/` unless `--rootfs`.
+    pub rootfs: PathBuf,
+    /// Absolute host path bound at the same path and used as the process's cwd.
+    pub cwd: PathBuf,
+    pub ro_cwd: bool,
+    pub volumes: Vec<Volume>,
+    pub tmpfs: Vec<PathBuf>,
+    pub overlay: bool,
+    pub network: Network,
+    /// Empty: nsboot's mapping policy chooses (DESIGN.md).
+    pub uid_map: Vec<LinuxIdMapping>,
+    pub gid_map: Vec<LinuxIdMapping>,
+    pub user: Option<(u32, Option<u32>)>,
+    /// `--env K=V` or `--env K` (taken from the caller's environment when set there).
+    pub env: Vec<String>,
+    pub env_all: bool,
+    /// The caller's environment.
+    pub host_env: Vec<(String, String)>,
+    pub terminal: bool,
+}
+
+pub fn do_spec(opts: &DoOptions) -> Result<Spec, SpecError> {
+    if opts.command.is_empty() || opts.command[0].is_empty() {
+        return Err(SpecError::option(
+            "nsboot do",
+            "",
+            "no command given: nsboot do [OPTIONS] -- CMD [ARGS...]",
+        ));
+    }
+    let rootfs = existing_dir("--rootfs", &opts.rootfs)?;
+    let cwd = existing_dir("--cwd", &opts.cwd)?;
+    let uid = opts.user.map_or(0, |(uid, _)| uid);
+    let gid = match opts.user {
+        Some((_, Some(gid))) => gid,
+        Some((uid, None)) => primary_gid(&rootfs, uid).unwrap_or(0),
+        None => 0,
+    };
+
+    let mut spec = Spec::default();
+    spec.set_version(OCI_VERSION.into());
+    let mut root = Root::default();
+    root.set_path(rootfs.clone());
+    root.set_readonly(Some(true));
+    spec.set_root(Some(root));
+    spec.set_hostname(None);
+    spec.set_mounts(Some(mounts(opts, &rootfs, &cwd)?));
+    spec.set_process(Some(process(opts, &cwd, uid, gid)?));
+    spec.set_annotations(
+        opts.overlay
+            .then(|| HashMap::from([(OVERLAY_ANNOTATION.to_string(), "true".to_string())])),
+    );
+
+    let mut linux = super::empty_linux();
+    use LinuxNamespaceType as Ns;
+    let mut namespaces: Vec<_> = [Ns::User, Ns::Mount, Ns::Pid, Ns::Ipc, Ns::Uts]
+        .into_iter()
+        .map(namespace)
+        .collect();
+    if opts.network == Network::None {
+        namespaces.push(namespace(Ns::Network));
+    }
+    linux.set_namespaces(Some(namespaces));
+    linux.set_uid_mappings((!opts.uid_map.is_empty()).then(|| opts.uid_map.clone()));
+    linux.set_gid_mappings((!opts.gid_map.is_empty()).then(|| opts.gid_map.clone()));
+    linux.set_masked_paths(Some(MASKED_PATHS.iter().map(|p| p.to_string()).collect()));
+    linux.set_readonly_paths(Some(READONLY_PATHS.iter().map(|p| p.to_string()).collect()));
+    spec.set_linux(Some(linux));
+
+    super::validate(&spec)?;
+    Ok(spec)
+}
+
+fn existing_dir(flag: &str, path: &Path) -> Result<PathBuf, SpecError> {
+    let shown = path.display().to_string();
+    if !path.is_absolute() {
+        return Err(SpecError::option(flag, &shown, "not an absolute path"));
+    }
+    match std::fs::canonicalize(path) {
+        Ok(p) if p.is_dir() => Ok(p),
+        Ok(_) => Err(SpecError::option(flag, &shown, "not a directory")),
+        Err(e) => Err(SpecError::option(
+            flag,
+            &shown,
+            format!("{}: give an existing directory", crate::sys::Errno::from(e)),
+        )),
+    }
+}
+
+/// The group of `uid` in the sandbox root's /etc/passwd, as `docker run --user UID` does.
+fn primary_gid(rootfs: &Path, uid: u32) -> Option<u32> {
+    let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.len() >= 4 && fields[2].parse() == Ok(uid))
+            .then(|| fields[3].parse().ok())
+            .flatten()
+    })
+}
+
+fn bind(src: &Path, dst: &Path, readonly: bool) -> Mount {
+    let mut m = mount(
+        "",
+        "bind",
+        "",
+        &["rbind", if readonly { "ro" } else { "rw" }],
+    );
+    m.set_destination(dst.to_path_buf());
+    m.set_source(Some(src.to_path_buf()));
+    m
+}
+
+/// The path inside the sandbox of host path `p` under `rootfs`.
+fn inside(rootfs: &Path, p: &Path) -> Option<PathBuf> {
+    p.strip_prefix(rootfs)
+        .ok()
+        .map(|rel| Path::new("/").join(rel))
+}
+
+fn mounts(opts: &DoOptions, rootfs: &Path, cwd: &Path) -> Result<Vec<Mount>, SpecError> {
+    let mut mounts = vec![
+        mount("/proc", "proc", "proc", &[]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+            ],
+        ),
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        ),
+        mount("/tmp", "tmpfs", "tmpfs", &["nosuid", "nodev", "mode=1777"]),
+        mount("/run", "tmpfs", "tmpfs", &["nosuid", "nodev", "mode=755"]),
+    ];
+    // With the host's network, name resolution must keep working: where /etc/resolv.conf
+    // points into the now hidden /run (systemd-resolved), bind its target back.
+    if opts.network == Network::Host {
+        let target = std::fs::canonicalize(rootfs.join("etc/resolv.conf")).ok();
+        if let Some((src, dst)) = target.and_then(|t| inside(rootfs, &t).map(|d| (t, d))) {
+            if dst.starts_with("/run") {
+                mounts.push(bind(&src, &dst, true));
+            }
+        }
+    }
+    // `/` is never bound read-write: that would hand the whole host root to the sandbox.
+    if cwd != Path::new("/") {
+        mounts.push(bind(cwd, cwd, opts.ro_cwd));
+    }
+    for v in &opts.volumes {
+        if let Err(e) = std::fs::metadata(&v.src) {
+            return Err(SpecError::option(
+                "--volume",
+                &v.src.display().to_string(),
+                format!(
+                    "source: {}: create it or fix the path",
+                    crate::sys::Errno::from(e)
+                ),
+            ));
+        }
+        mounts.push(bind(&v.src, &v.dst, v.readonly));
+    }
+    for t in &opts.tmpfs {
+        let shown = t.display().to_string();
+        if !t.is_absolute() || t.components().any(|c| c == Component::ParentDir) {
+            return Err(SpecError::option(
+                "--tmpfs",
+                &shown,
+                "give an absolute path inside the sandbox, without ..",
+            ));
+        }
+        let mut m = mount("", "tmpfs", "tmpfs", &["nosuid", "nodev", "mode=1777"]);
+        m.set_destination(clean(t));
+        mounts.push(m);
+    }
+    Ok(mounts)
+}
+
+fn process(opts: &DoOptions, cwd: &Path, uid: u32, gid: u32) -> Result<Process, SpecError> {
+    let mut p = Process::default();
+    p.set_terminal(Some(opts.terminal));
+    let mut user = User::default();
+    user.set_uid(uid);
+    user.set_gid(gid);
+    p.set_user(user);
+    p.set_args(Some(opts.command.clone()));
+    p.set_env(Some(environment(opts)?));
+    p.set_cwd(cwd.to_path_buf());
+    p.set_no_new_privileges(Some(true));
+    // Root in the sandbox gets runc's few capabilities; anyone else none at all, so that the
+    // user it names is as powerless as that user is outside.
+    p.set_capabilities(Some(if uid == 0 {
+        default_capabilities()
+    } else {
+        no_capabilities()
+    }));
+    p.set_rlimits(None);
+    Ok(p)
+}
+
+fn environment(opts: &DoOptions) -> Result<Vec<String>, SpecError> {
+    let mut env: Vec<(String, String)> = opts
+        .host_env
+        .iter()
+        .filter(|(k, _)| opts.env_all || PASSED_ENV.contains(&k.as_str()) || k.starts_with("LC_"))
+        .cloned()
+        .collect();
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        env.insert(0, ("PATH".into(), DEFAULT_PATH.into()));
+    }
+    for e in &opts.env {
+        let (key, value) = match e.split_once('=') {
+            Some((k, v)) => (k, v.to_string()),
+            None => match opts.host_env.iter().find(|(k, _)| k == e) {
+                Some((_, v)) => (e.as_str(), v.clone()),
+                None => continue, // `--env K` for an unset K passes nothing, as docker does
+            },
+        };
+        if key.is_empty() || key.contains('\0') || value.contains('\0') {
+            return Err(SpecError::option(
+                "--env",
+                e,
+                "write NAME=value (NAME not empty, no NUL bytes)",
+            ));
+        }
+        match env.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = value,
+            None => env.push((key.to_string(), value)),
+        }
+    }
+    Ok(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
+}

@@ -1,0 +1,189 @@
+//! Tests of the `nsboot do` spec.
+
+use std::path::Path;
+
+use oci_spec::runtime::LinuxNamespaceType;
+
+use super::*;
+
+fn do_opts(cwd: &Path) -> DoOptions {
+    DoOptions {
+        command: vec!["id".into(), "-u".into()],
+        rootfs: "/".into(),
+        cwd: cwd.to_path_buf(),
+        host_env: vec![
+            ("PATH".into(), "/usr/bin:/bin".into()),
+            ("HOME".into(), "/home/u".into()),
+            ("LC_ALL".into(), "C".into()),
+            ("SECRET".into(), "s".into()),
+        ],
+        ..Default::default()
+    }
+}
+
+fn mount_of<'a>(spec: &'a Spec, dst: &Path) -> Option<&'a oci_spec::runtime::Mount> {
+    spec.mounts()
+        .iter()
+        .flatten()
+        .find(|m| m.destination() == dst)
+}
+
+#[test]
+fn do_spec_binds_cwd_over_a_read_only_host_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = std::fs::canonicalize(dir.path()).unwrap();
+    let spec = do_spec(&do_opts(&cwd)).unwrap();
+    let root = spec.root().as_ref().unwrap();
+    assert_eq!(
+        (root.path().as_path(), root.readonly()),
+        (Path::new("/"), Some(true))
+    );
+    let process = spec.process().as_ref().unwrap();
+    assert_eq!(process.cwd(), &cwd);
+    let bind = mount_of(&spec, &cwd).expect("cwd is bound");
+    assert_eq!(
+        bind.options().as_deref(),
+        Some(&["rbind".to_string(), "rw".to_string()][..])
+    );
+    for dst in ["/proc", "/dev", "/dev/pts", "/dev/shm", "/tmp", "/run"] {
+        assert!(mount_of(&spec, Path::new(dst)).is_some(), "{dst}");
+    }
+    let ns: Vec<_> = spec
+        .linux()
+        .as_ref()
+        .unwrap()
+        .namespaces()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|n| n.typ())
+        .collect();
+    assert!(ns.contains(&LinuxNamespaceType::User) && ns.contains(&LinuxNamespaceType::Network));
+    let env = process.env().as_ref().unwrap();
+    assert_eq!(env, &["PATH=/usr/bin:/bin", "HOME=/home/u", "LC_ALL=C"]);
+    assert!(
+        process
+            .capabilities()
+            .as_ref()
+            .unwrap()
+            .bounding()
+            .as_ref()
+            .unwrap()
+            .len()
+            == 3
+    );
+}
+
+#[test]
+fn do_spec_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = std::fs::canonicalize(dir.path()).unwrap();
+    let mut o = do_opts(&cwd);
+    o.ro_cwd = true;
+    o.network = Network::Host;
+    o.user = Some((1000, Some(1000)));
+    o.env = vec![
+        "A=1".into(),
+        "HOME=/x".into(),
+        "SECRET".into(),
+        "UNSET".into(),
+    ];
+    o.volumes = vec![parse_volume(&format!("{}:/data:ro", cwd.display()), &cwd).unwrap()];
+    o.tmpfs = vec!["/scratch/".into()];
+    o.overlay = true;
+    let spec = do_spec(&o).unwrap();
+    let process = spec.process().as_ref().unwrap();
+    assert_eq!(
+        mount_of(&spec, &cwd).unwrap().options().as_ref().unwrap()[1],
+        "ro"
+    );
+    assert_eq!(
+        mount_of(&spec, Path::new("/data"))
+            .unwrap()
+            .source()
+            .as_deref(),
+        Some(cwd.as_path())
+    );
+    assert_eq!(
+        mount_of(&spec, Path::new("/scratch"))
+            .unwrap()
+            .typ()
+            .as_deref(),
+        Some("tmpfs")
+    );
+    let ns = spec
+        .linux()
+        .as_ref()
+        .unwrap()
+        .namespaces()
+        .as_ref()
+        .unwrap();
+    assert!(!ns.iter().any(|n| n.typ() == LinuxNamespaceType::Network));
+    assert_eq!((process.user().uid(), process.user().gid()), (1000, 1000));
+    assert!(process
+        .capabilities()
+        .as_ref()
+        .unwrap()
+        .bounding()
+        .as_ref()
+        .unwrap()
+        .is_empty());
+    let env = process.env().as_ref().unwrap();
+    assert_eq!(
+        env,
+        &[
+            "PATH=/usr/bin:/bin",
+            "HOME=/x",
+            "LC_ALL=C",
+            "A=1",
+            "SECRET=s"
+        ]
+    );
+    assert_eq!(
+        spec.annotations().as_ref().unwrap()["nsboot.overlay"],
+        "true"
+    );
+}
+
+#[test]
+fn do_spec_env_all_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = std::fs::canonicalize(dir.path()).unwrap();
+    let mut o = do_opts(&cwd);
+    o.env_all = true;
+    let spec = do_spec(&o).unwrap();
+    assert!(spec
+        .process()
+        .as_ref()
+        .unwrap()
+        .env()
+        .as_ref()
+        .unwrap()
+        .contains(&"SECRET=s".to_string()));
+
+    let mut o = do_opts(&cwd);
+    o.volumes = vec![parse_volume("/nonexistent/src", &cwd).unwrap()];
+    assert!(do_spec(&o)
+        .unwrap_err()
+        .to_string()
+        .starts_with("--volume /nonexistent/src: source: "));
+    let mut o = do_opts(&cwd);
+    o.command.clear();
+    assert!(do_spec(&o)
+        .unwrap_err()
+        .to_string()
+        .contains("no command given"));
+    let mut o = do_opts(&cwd);
+    o.uid_map = parse_id_map("--uid-map", "0 1000 1").unwrap();
+    o.user = Some((5, Some(0)));
+    assert!(do_spec(&o)
+        .unwrap_err()
+        .to_string()
+        .starts_with("process.user.uid: 5 is not mapped"));
+    let o = do_opts(Path::new("/"));
+    let spec = do_spec(&o).unwrap();
+    assert!(
+        mount_of(&spec, Path::new("/")).is_none(),
+        "/ is never bound read-write"
+    );
+}

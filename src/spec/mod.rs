@@ -1,0 +1,265 @@
+//! The OCI spec: load and validate config.json, the rootless adjustment, `nsboot spec`'s
+//! generated config, and the in-memory spec of `nsboot do`.
+//!
+//! `load` = read (size-capped) -> decode (errors name the JSON path) -> `adjust` -> `validate`.
+//! Everything after `load` may assume a validated spec.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::sys::Errno;
+
+mod do_spec;
+mod generate;
+mod locate;
+mod options;
+mod syntax;
+mod validate;
+
+pub use do_spec::{do_spec, DoOptions, Network};
+pub use generate::{generate, to_json};
+pub use options::{parse_id_map, parse_user, parse_volume, Volume};
+pub use validate::{validate, validate_id};
+
+pub type Spec = oci_spec::runtime::Spec;
+
+/// config.json larger than this is refused unread: real ones are a few KiB, and the spec is
+/// held in memory and copied across processes.
+pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum SpecError {
+    #[error("bundle {}: {}: pass --bundle DIR naming the directory that holds config.json", bundle.display(), dir_errno(*errno))]
+    Bundle { bundle: PathBuf, errno: Errno },
+    #[error("{}: no such file: write one with `nsboot spec --bundle DIR`, or pass the right --bundle", path.display())]
+    NoConfig { path: PathBuf },
+    #[error("reading {}: {errno}", path.display())]
+    Read { path: PathBuf, errno: Errno },
+    #[error("{}: {size} bytes is over nsboot's {} MiB limit for config.json: is this really a config.json?", path.display(), MAX_CONFIG_BYTES >> 20)]
+    TooLarge { path: PathBuf, size: u64 },
+    #[error("{}: line {line} column {column}{}: {msg}", path.display(), at(json_path))]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        json_path: String,
+        msg: String,
+    },
+    #[error("{}: {}{msg}", path.display(), prefix(json_path))]
+    Decode {
+        path: PathBuf,
+        json_path: String,
+        msg: String,
+    },
+    #[error("{}{}{msg}", file_prefix(file), prefix(json_path))]
+    Invalid {
+        file: Option<PathBuf>,
+        json_path: String,
+        msg: String,
+    },
+    #[error("invalid container id {id:?}: {why}: use letters, digits and + - . _ (at most 1024)")]
+    Id { id: String, why: String },
+    #[error("root.path {}: {}: create the rootfs or fix root.path in config.json", path.display(), dir_errno(*errno))]
+    Rootfs { path: PathBuf, errno: Errno },
+    #[error("config.json already exists in {}: remove it first", dir.display())]
+    Exists { dir: PathBuf },
+    #[error("writing {}: {errno}", path.display())]
+    Write { path: PathBuf, errno: Errno },
+    #[error("{flag} {value}: {why}")]
+    Option {
+        flag: String,
+        value: String,
+        why: String,
+    },
+}
+
+impl SpecError {
+    /// A validation error found in a spec read from `file`.
+    fn in_file(self, file: &Path) -> Self {
+        match self {
+            SpecError::Invalid {
+                file: None,
+                json_path,
+                msg,
+            } => SpecError::Invalid {
+                file: Some(file.to_path_buf()),
+                json_path,
+                msg,
+            },
+            other => other,
+        }
+    }
+
+    pub(crate) fn invalid(json_path: impl Into<String>, msg: impl Into<String>) -> Self {
+        SpecError::Invalid {
+            file: None,
+            json_path: json_path.into(),
+            msg: msg.into(),
+        }
+    }
+
+    pub(crate) fn option(flag: &str, value: &str, why: impl Into<String>) -> Self {
+        SpecError::Option {
+            flag: flag.into(),
+            value: value.into(),
+            why: why.into(),
+        }
+    }
+}
+
+fn dir_errno(errno: Errno) -> String {
+    match errno.0 {
+        libc::ENOENT => "no such directory".into(),
+        libc::ENOTDIR => "not a directory".into(),
+        _ => errno.to_string(),
+    }
+}
+fn at(json_path: &str) -> String {
+    if json_path.is_empty() {
+        String::new()
+    } else {
+        format!(" (in {json_path})")
+    }
+}
+fn prefix(json_path: &str) -> String {
+    if json_path.is_empty() {
+        String::new()
+    } else {
+        format!("{json_path}: ")
+    }
+}
+fn file_prefix(file: &Option<PathBuf>) -> String {
+    file.as_ref()
+        .map(|f| format!("{}: ", f.display()))
+        .unwrap_or_default()
+}
+
+/// Reads `bundle/config.json`, applies `adjust` and validates it.
+pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
+    match std::fs::metadata(bundle) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(SpecError::Bundle {
+                bundle: bundle.into(),
+                errno: Errno(libc::ENOTDIR),
+            })
+        }
+        Err(e) => {
+            return Err(SpecError::Bundle {
+                bundle: bundle.into(),
+                errno: e.into(),
+            })
+        }
+    }
+    let path = bundle.join("config.json");
+    let bytes = read_capped(&path)?;
+    let mut spec = parse(&path, &bytes)?;
+    adjust(&mut spec);
+    validate(&spec).map_err(|e| e.in_file(&path))?;
+    Ok(spec)
+}
+
+/// Reads at most `MAX_CONFIG_BYTES`: the size is checked before reading and again while
+/// reading, so that a file that grows (or a FIFO) cannot make nsboot read without end.
+fn read_capped(path: &Path) -> Result<Vec<u8>, SpecError> {
+    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => SpecError::NoConfig { path: path.into() },
+        _ => SpecError::Read {
+            path: path.into(),
+            errno: e.into(),
+        },
+    })?;
+    let size = file
+        .metadata()
+        .map_err(|e| SpecError::Read {
+            path: path.into(),
+            errno: e.into(),
+        })?
+        .len();
+    if size > MAX_CONFIG_BYTES {
+        return Err(SpecError::TooLarge {
+            path: path.into(),
+            size,
+        });
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| SpecError::Read {
+            path: path.into(),
+            errno: e.into(),
+        })?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(SpecError::TooLarge {
+            path: path.into(),
+            size: bytes.len() as u64,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Decodes a spec from JSON (not validated); `file` names the source in error messages.
+pub fn parse(file: &Path, bytes: &[u8]) -> Result<Spec, SpecError> {
+    locate::decode(file, bytes)
+}
+
+/// The adjustments nsboot makes to any spec it is given, before validation.
+///
+/// nsboot always runs the container in a new user namespace (the supervisor is root only
+/// inside it), so a spec without one, as engines write for rootful containers, gets one; the
+/// id mapping is then chosen by the policy in DESIGN.md (identity as real root).
+pub fn adjust(spec: &mut Spec) {
+    use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
+    let linux = spec.linux_mut().get_or_insert_with(empty_linux);
+    let namespaces = linux.namespaces_mut().get_or_insert_with(Vec::new);
+    if !namespaces
+        .iter()
+        .any(|ns| ns.typ() == LinuxNamespaceType::User)
+    {
+        let mut user = LinuxNamespace::default();
+        user.set_typ(LinuxNamespaceType::User);
+        namespaces.push(user);
+    }
+}
+
+/// A `linux` section with nothing in it (oci-spec's `Default` fills in runc-like values).
+pub(crate) fn empty_linux() -> oci_spec::runtime::Linux {
+    serde_json::from_str("{}").expect("an empty linux object decodes")
+}
+
+/// The container's root directory as an absolute, canonical host path.
+pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf, SpecError> {
+    let root = spec
+        .root()
+        .as_ref()
+        .map(|r| r.path().clone())
+        .unwrap_or_default();
+    let joined = if root.is_absolute() {
+        root.clone()
+    } else {
+        bundle.join(&root)
+    };
+    let shown = if root.is_absolute() {
+        root
+    } else {
+        joined.clone()
+    };
+    let path = std::fs::canonicalize(&joined).map_err(|e| SpecError::Rootfs {
+        path: shown.clone(),
+        errno: e.into(),
+    })?;
+    if !path.is_dir() {
+        return Err(SpecError::Rootfs {
+            path: shown,
+            errno: Errno(libc::ENOTDIR),
+        });
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod do_tests;
+#[cfg(test)]
+mod tests;

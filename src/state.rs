@@ -1,0 +1,106 @@
+//! The container state store: one directory per id under the state root, holding state.json,
+//! locked while a command works on it.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use crate::sys::Errno;
+
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
+pub enum StateError {
+    #[error("container {id} already exists in {root}: pick another id or `nsboot delete {id}`")]
+    Exists { id: String, root: PathBuf },
+    #[error("container {id} does not exist in {root}")]
+    NotFound { id: String, root: PathBuf },
+    #[error("state directory {path}: {errno}{hint}")]
+    Io { path: PathBuf, errno: Errno, hint: String },
+}
+
+/// The OCI state (plus nsboot's own fields).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: String,
+    pub id: String,
+    pub status: String,
+    pub pid: i32,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<std::collections::HashMap<String, String>>,
+}
+
+/// The state root: --root, else $XDG_RUNTIME_DIR/nsboot when rootless (/tmp/nsboot-UID
+/// without XDG_RUNTIME_DIR), else /run/nsboot.
+pub fn root_dir(flag: Option<&Path>) -> PathBuf {
+    if let Some(p) = flag {
+        return p.into();
+    }
+    if !crate::idmap::is_rootless() {
+        return "/run/nsboot".into();
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        Some(x) => Path::new(&x).join("nsboot"),
+        None => format!("/tmp/nsboot-{}", nix::unistd::geteuid()).into(),
+    }
+}
+
+fn io(path: &Path, e: impl Into<Errno>) -> StateError {
+    let errno = e.into();
+    let hint = match errno.0 {
+        libc::EACCES | libc::EROFS => ": make it writable for you or choose another with --root".into(),
+        libc::ENOSPC => ": the file system is full".into(),
+        _ => String::new(),
+    };
+    StateError::Io { path: path.into(), errno, hint }
+}
+
+/// A container's state directory, locked for as long as this value lives.
+pub struct Entry {
+    pub dir: PathBuf,
+    _lock: Flock<File>,
+}
+
+/// Creates the directory of a new container; fails if the id is taken.
+pub fn create(root: &Path, id: &str) -> Result<Entry, StateError> {
+    fs::create_dir_all(root).map_err(|e| io(root, e))?;
+    let dir = root.join(id);
+    match fs::create_dir(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(StateError::Exists { id: id.into(), root: root.into() })
+        }
+        Err(e) => return Err(io(&dir, e)),
+    }
+    let lock = lock(&dir)?;
+    Ok(Entry { dir, _lock: lock })
+}
+
+fn lock(dir: &Path) -> Result<Flock<File>, StateError> {
+    let f = File::options().create(true).truncate(false).write(true).open(dir.join("lock")).map_err(|e| io(dir, e))?;
+    Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| io(dir, e))
+}
+
+impl Entry {
+    /// Writes state.json atomically.
+    pub fn save(&self, state: &State) -> Result<(), StateError> {
+        let tmp = self.dir.join("state.json.tmp");
+        let mut f = File::create(&tmp).map_err(|e| io(&tmp, e))?;
+        let body = serde_json::to_vec(state).unwrap_or_default();
+        f.write_all(&body).map_err(|e| io(&tmp, e))?;
+        let _ = f.as_fd();
+        fs::rename(&tmp, self.dir.join("state.json")).map_err(|e| io(&self.dir, e))
+    }
+
+    /// Removes the directory (the lock goes with it).
+    pub fn remove(self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}

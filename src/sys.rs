@@ -1,0 +1,128 @@
+//! Errors of system calls as data: an errno that can cross a process boundary (serde) and
+//! prints as the kernel's own words. Raw syscalls that nix does not wrap live in `raw`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// An errno, serialised as its number so that a supervisor's error reaches the caller intact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Errno(pub i32);
+
+impl Errno {
+    pub fn last() -> Self {
+        Errno(nix::errno::Errno::last_raw())
+    }
+    pub fn nix(self) -> nix::errno::Errno {
+        nix::errno::Errno::from_raw(self.0)
+    }
+}
+
+impl From<nix::errno::Errno> for Errno {
+    fn from(e: nix::errno::Errno) -> Self {
+        Errno(e as i32)
+    }
+}
+
+impl From<std::io::Error> for Errno {
+    fn from(e: std::io::Error) -> Self {
+        Errno(e.raw_os_error().unwrap_or(libc::EIO))
+    }
+}
+
+impl fmt::Display for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.nix().desc())
+    }
+}
+
+impl std::error::Error for Errno {}
+
+/// The result of `clone_process`: like fork's, plus a pidfd for the parent.
+pub enum Cloned {
+    Child,
+    Parent { pid: nix::unistd::Pid, pidfd: std::os::fd::OwnedFd },
+}
+
+/// clone(2) with fork semantics (no new stack: the child continues on a copy of ours) into
+/// the namespaces in `flags`, returning a pidfd (CLONE_PIDFD) so that waiting and signalling
+/// cannot hit a recycled pid. Only call while single-threaded.
+pub fn clone_process(flags: nix::sched::CloneFlags) -> Result<Cloned, Errno> {
+    use std::os::fd::FromRawFd;
+    let mut pidfd: libc::c_int = -1;
+    let all = flags.bits() as libc::c_ulong | libc::CLONE_PIDFD as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: a raw clone without CLONE_VM and with a null stack behaves as fork(): the child
+    // gets a copy of the address space and continues here. nsboot is single-threaded at every
+    // call, so no lock can be held by a thread that does not exist in the child. parent_tid
+    // points at a live c_int that receives the pidfd (CLONE_PIDFD).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            all,
+            std::ptr::null_mut::<libc::c_void>(),
+            &mut pidfd as *mut libc::c_int,
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    match ret {
+        -1 => Err(Errno::last()),
+        0 => Ok(Cloned::Child),
+        pid => Ok(Cloned::Parent {
+            pid: nix::unistd::Pid::from_raw(pid as i32),
+            // SAFETY: the kernel just created this fd for us (CLONE_PIDFD); we own it alone.
+            pidfd: unsafe { std::os::fd::OwnedFd::from_raw_fd(pidfd) },
+        }),
+    }
+}
+
+/// pidfd_send_signal(2).
+pub fn pidfd_signal(pidfd: std::os::fd::BorrowedFd<'_>, sig: i32) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: plain syscall on a valid borrowed fd; null siginfo means "as kill(2)".
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, 0usize, 0u32) };
+    if r == -1 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// Waits for the process behind `pidfd` and returns its exit status the shell's way:
+/// the exit code, or 128+N when killed by signal N.
+pub fn pidfd_wait(pidfd: std::os::fd::BorrowedFd<'_>) -> Result<i32, Errno> {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: siginfo is plain data, zeroed, and filled by the kernel.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid on a valid pidfd (P_PIDFD = 3) with a valid siginfo pointer.
+        let r = unsafe { libc::waitid(3 as libc::idtype_t, pidfd.as_raw_fd() as libc::id_t, &mut info, libc::WEXITED) };
+        if r == -1 {
+            let e = Errno::last();
+            if e.0 == libc::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        // SAFETY: after a successful waitid with WEXITED, si_status is the valid union member.
+        let status = unsafe { info.si_status() };
+        return Ok(if info.si_code == libc::CLD_EXITED { status } else { 128 + status });
+    }
+}
+
+/// pivot_root(2), which nix does not wrap on every version.
+pub fn pivot_root(new_root: &std::path::Path, put_old: &std::path::Path) -> Result<(), Errno> {
+    nix::unistd::pivot_root(new_root, put_old).map_err(Errno::from)
+}
+
+/// close_range(first, ~0, CLOSE_RANGE_CLOEXEC): every fd from `first` up is closed at exec.
+pub fn cloexec_from(first: u32) -> Result<(), Errno> {
+    // SAFETY: close_range only changes fd flags; CLOSE_RANGE_CLOEXEC (4) closes nothing now.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 4u32) };
+    if r == -1 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}

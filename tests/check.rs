@@ -1,0 +1,124 @@
+//! `nsboot check` on this machine: it passes for the rootless test user, and its newuidmap and
+//! /etc/subuid lines carry their fixes when the helper is hidden or the user has no range.
+
+// The harness re-exports helpers this binary does not use.
+#[allow(unused_imports)]
+mod common;
+
+use common::{nsboot, output, Mode, Output};
+
+fn check(mut cmd: std::process::Command) -> Output {
+    output(cmd.arg("check"))
+}
+
+/// The line of item `name` ("ok    name: ..."), or a panic showing the whole report.
+fn line<'a>(out: &'a Output, name: &str) -> &'a str {
+    let find = |l: &&str| {
+        l.get(6..)
+            .is_some_and(|rest| rest.starts_with(&format!("{name}: ")))
+    };
+    out.stdout
+        .lines()
+        .find(find)
+        .unwrap_or_else(|| panic!("no {name} line in:\n{}{}", out.stdout, out.stderr))
+}
+
+#[test]
+fn passes_for_the_rootless_test_user() {
+    let out = check(nsboot(Mode::RootlessSingle));
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    assert!(line(&out, "caller").ends_with("rootless"), "{}", out.stdout);
+    assert!(
+        line(&out, "user namespace probe").starts_with("ok "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        line(&out, "state directory").starts_with("ok "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("\nnsboot run can work here ("),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn passes_as_root() {
+    if !common::is_root() {
+        return;
+    }
+    let out = check(nsboot(Mode::Root));
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    assert!(line(&out, "caller").ends_with(", root"), "{}", out.stdout);
+}
+
+#[test]
+fn hidden_newuidmap_shows_the_fix() {
+    let mut cmd = nsboot(Mode::RootlessSingle);
+    cmd.env("NSBOOT_NEWUIDMAP", "/nonexistent");
+    let out = check(cmd);
+    // Only the single map is left: a warning, not a failure.
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    let l = line(&out, "newuidmap");
+    assert!(
+        l.starts_with("warn  newuidmap: NSBOOT_NEWUIDMAP=/nonexistent does not exist"),
+        "{l}"
+    );
+    assert!(l.contains("apt-get install uidmap"), "{l}");
+    assert!(line(&out, "newgidmap").starts_with("ok "), "{}", out.stdout);
+}
+
+#[test]
+fn user_without_subordinate_ids_gets_the_usermod_fix() {
+    let Some(cmd) = common::nsboot_nosub() else {
+        return; // only root can switch to nsbt-nosub
+    };
+    let out = check(cmd);
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    for file in ["/etc/subuid", "/etc/subgid"] {
+        let l = line(&out, file);
+        assert!(
+            l.starts_with(&format!("warn  {file}: no range for nsbt-nosub")),
+            "{l}"
+        );
+        assert!(
+            l.contains("usermod --add-subuids ") && l.ends_with(" nsbt-nosub"),
+            "{l}"
+        );
+    }
+}
+
+#[test]
+fn json_has_every_item_with_a_fix_for_each_problem() {
+    let mut cmd = nsboot(Mode::RootlessSingle);
+    cmd.args(["check", "--json"])
+        .env("NSBOOT_NEWGIDMAP", "/nonexistent");
+    let out = output(&mut cmd);
+    let v: serde_json::Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
+    assert_eq!(
+        v["ready"],
+        serde_json::Value::Bool(out.status == 0),
+        "{}",
+        out.stdout
+    );
+    let items = v["items"].as_array().expect("items");
+    assert!(items.len() >= 10, "{}", out.stdout);
+    for item in items {
+        let status = item["status"].as_str().expect("status");
+        assert!(["ok", "warn", "fail"].contains(&status), "{item}");
+        assert!(
+            item["name"].is_string() && item["detail"].is_string(),
+            "{item}"
+        );
+        assert_eq!(item["fix"].is_string(), status != "ok", "{item}");
+    }
+    let gid = items
+        .iter()
+        .find(|i| i["name"] == "newgidmap")
+        .expect("newgidmap item");
+    assert_eq!(gid["status"], "warn");
+}
