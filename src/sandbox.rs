@@ -63,6 +63,8 @@ pub struct Plan {
     pub exec_boot: bool,
     /// The bundle directory (for `nsboot boot --bundle`).
     pub bundle: PathBuf,
+    /// For a foreground run: who cleans up if the caller is killed.
+    pub janitor: Option<boot::Janitor>,
 }
 
 /// A booted supervisor, waiting for its start signal.
@@ -123,6 +125,7 @@ pub fn spawn(plan: Plan) -> Result<Sandbox, SandboxError> {
                 sync_userns: Some(userns_r),
                 app: AppFds { stdio: Vec::new(), pass: Vec::new(), exec: None },
                 attached: plan.attached,
+                janitor: plan.janitor,
             });
             // SAFETY: _exit ends the cloned child without running the caller's destructors.
             unsafe { libc::_exit(code) }

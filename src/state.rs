@@ -64,6 +64,7 @@ fn io(path: &Path, e: impl Into<Errno>) -> StateError {
 
 /// A container's state directory, locked for as long as this value lives.
 pub struct Entry {
+    pub root: PathBuf,
     pub dir: PathBuf,
     _lock: Flock<File>,
 }
@@ -74,13 +75,38 @@ pub fn create(root: &Path, id: &str) -> Result<Entry, StateError> {
     let dir = root.join(id);
     match fs::create_dir(&dir) {
         Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && is_stale(&dir) => {
+            // Left by a sandbox killed with SIGKILL: nobody holds its lock, its pid is gone.
+            tracing::info!("removing the stale state of {id} in {}", root.display());
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir(&dir).map_err(|e| io(&dir, e))?;
+        }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return Err(StateError::Exists { id: id.into(), root: root.into() })
         }
         Err(e) => return Err(io(&dir, e)),
     }
     let lock = lock(&dir)?;
-    Ok(Entry { dir, _lock: lock })
+    Ok(Entry { root: root.into(), dir, _lock: lock })
+}
+
+/// A state directory whose lock nobody holds and whose supervisor pid is not alive.
+fn is_stale(dir: &Path) -> bool {
+    let Ok(f) = File::open(dir.join("lock")) else {
+        // No lock file yet: another command is creating this id right now.
+        return false;
+    };
+    if Flock::lock(f, FlockArg::LockExclusiveNonblock).is_err() {
+        return false;
+    }
+    let pid = fs::read(dir.join("state.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<State>(&b).ok())
+        .map(|s| s.pid);
+    match pid {
+        Some(p) if p > 0 => nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_err(),
+        _ => true,
+    }
 }
 
 fn lock(dir: &Path) -> Result<Flock<File>, StateError> {
@@ -102,5 +128,36 @@ impl Entry {
     /// Removes the directory (the lock goes with it).
     pub fn remove(self) {
         let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Removes `id`'s directory below the state root given as a directory fd: the supervisor
+/// does this when its caller was killed, from an empty root where no host path exists.
+pub fn remove_at(root: std::os::fd::BorrowedFd<'_>, id: &str) {
+    use nix::dir::Dir;
+    use nix::fcntl::{openat, OFlag};
+    use nix::sys::stat::Mode;
+    use nix::unistd::{unlinkat, UnlinkatFlags};
+    use std::os::fd::AsRawFd;
+    let fd = match openat(Some(root.as_raw_fd()), id, OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(e) => {
+            tracing::debug!("removing the state of {id}: {e}");
+            return;
+        }
+    };
+    if let Ok(mut dir) = Dir::from_fd(fd) {
+        let names: Vec<std::ffi::CString> = dir
+            .iter()
+            .flatten()
+            .map(|e| e.file_name().to_owned())
+            .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
+            .collect();
+        for n in names {
+            let _ = unlinkat(Some(dir.as_raw_fd()), n.as_c_str(), UnlinkatFlags::NoRemoveDir);
+        }
+    }
+    if let Err(e) = unlinkat(Some(root.as_raw_fd()), id, UnlinkatFlags::RemoveDir) {
+        tracing::debug!("removing the state of {id}: {e}");
     }
 }

@@ -126,3 +126,23 @@ pub fn cloexec_from(first: u32) -> Result<(), Errno> {
         Ok(())
     }
 }
+
+/// pidfd_open(2) for our own process (pidfds are always close-on-exec): lets the supervisor
+/// notice the caller's death.
+pub fn pidfd_self() -> Result<std::os::fd::OwnedFd, Errno> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain syscall; the returned fd is new and ours alone.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0u32) };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: r is a fresh fd owned by nobody else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(r as i32) })
+}
+
+/// Whether the process behind a pidfd has exited (its pidfd polls readable).
+pub fn pidfd_exited(pidfd: std::os::fd::BorrowedFd<'_>) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(pidfd, PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+}

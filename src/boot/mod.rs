@@ -43,6 +43,27 @@ pub struct BootInput {
     pub sync_userns: Option<OwnedFd>,
     pub app: AppFds,
     pub attached: bool,
+    pub janitor: Option<Janitor>,
+}
+
+/// For a foreground run: the caller's pidfd and its state directory. If the caller is killed,
+/// the supervisor kills the application and removes the state itself (SIGKILL leaves nothing).
+pub struct Janitor {
+    pub caller: OwnedFd,
+    pub state_root: OwnedFd,
+    pub id: String,
+}
+
+impl Janitor {
+    fn caller_died(&self) -> bool {
+        crate::sys::pidfd_exited(self.caller.as_fd())
+    }
+    /// Removes the state when the caller can no longer do it.
+    fn clean_if_orphaned(&self) {
+        if self.caller_died() {
+            crate::state::remove_at(self.state_root.as_fd(), &self.id);
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
@@ -101,6 +122,7 @@ pub fn main_from_fds(fds: BootFds, bundle: &Path, id: &str, attached: bool) -> i
         sync_userns: fds.sync_userns,
         app: AppFds { stdio: fds.stdio, pass: fds.pass, exec: fds.exec },
         attached,
+        janitor: None,
     })
 }
 
@@ -127,7 +149,26 @@ fn phase<T>(name: &str, t0: Instant, f: impl FnOnce() -> T) -> T {
 /// The supervisor's life. Returns the exit status: the application's, 128+N for a signal,
 /// 125 (or 127/126) when the sandbox could not start.
 pub fn supervise(input: BootInput) -> i32 {
-    let BootInput { id, spec, rootfs, controller, start_sync, sync_userns, app, attached } = input;
+    let janitor = input.janitor;
+    let code = supervise_app(input.id, input.spec, input.rootfs, input.controller, input.start_sync, input.sync_userns, input.app, input.attached && janitor.is_none(), janitor.as_ref());
+    if let Some(j) = &janitor {
+        j.clean_if_orphaned();
+    }
+    code
+}
+
+#[allow(clippy::too_many_arguments)]
+fn supervise_app(
+    id: String,
+    spec: Spec,
+    rootfs: PathBuf,
+    controller: Option<OwnedFd>,
+    start_sync: OwnedFd,
+    sync_userns: Option<OwnedFd>,
+    app: AppFds,
+    attached: bool,
+    janitor: Option<&Janitor>,
+) -> i32 {
     let _span = tracing::debug_span!("boot", id = %id).entered();
     let t0 = Instant::now();
     // SIGCHLD and the forwarded signals stay pending until `serve` reads them from a signalfd.
@@ -163,7 +204,7 @@ pub fn supervise(input: BootInput) -> i32 {
     let _ = nix::unistd::write(&start_sync, &[READY]);
     drop(start_sync);
     let Some(controller) = controller else {
-        return start_and_serve(&app, None, t0);
+        return start_and_serve(&app, None, janitor, t0);
     };
     if let Err(e) = control::wait_for_start(&controller) {
         // The caller gave up (or died) before starting us.
@@ -171,10 +212,10 @@ pub fn supervise(input: BootInput) -> i32 {
         let _ = crate::sys::pidfd_signal(app.pidfd.as_fd(), libc::SIGKILL);
         return 125;
     }
-    start_and_serve(&app, Some(controller), t0)
+    start_and_serve(&app, Some(controller), janitor, t0)
 }
 
-fn start_and_serve(app: &process::App, controller: Option<OwnedFd>, t0: Instant) -> i32 {
+fn start_and_serve(app: &process::App, controller: Option<OwnedFd>, janitor: Option<&Janitor>, t0: Instant) -> i32 {
     let started = phase("exec", t0, || app.start());
     if let Some(c) = &controller {
         let reply = match &started {
@@ -191,7 +232,7 @@ fn start_and_serve(app: &process::App, controller: Option<OwnedFd>, t0: Instant)
         }
         return code;
     }
-    serve::serve(app, controller)
+    serve::serve(app, controller, janitor.map(|j| j.caller.as_fd()))
 }
 
 /// ProcessError is not Clone (it holds nested errors); a round trip through serde copies it.

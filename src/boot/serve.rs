@@ -1,7 +1,9 @@
 //! The supervisor after start: forward signals to the application, reap, and exit with the
 //! application's status (128+N for a signal).
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -30,32 +32,39 @@ pub fn forwarded_set() -> SigSet {
     set
 }
 
-/// Serves until the application exits; returns its status.
-pub fn serve(app: &App, _controller: Option<OwnedFd>) -> i32 {
+/// Serves until the application exits; returns its status. With `caller` (a foreground run),
+/// the caller's death kills the application (the caller can no longer report its status).
+pub fn serve(app: &App, _controller: Option<OwnedFd>, caller: Option<BorrowedFd<'_>>) -> i32 {
     let mut set = forwarded_set();
     set.add(Signal::SIGCHLD);
     // Blocked signals are delivered to pid 1 of a pid namespace even from outside it; read them
     // from a signalfd.
     let _ = set.thread_block();
-    let sfd = match SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC) {
+    let sfd = match SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) {
         Ok(s) => s,
         Err(_) => return sys::pidfd_wait(app.pidfd.as_fd()).unwrap_or(125),
     };
     loop {
-        match sfd.read_signal() {
-            Ok(Some(info)) => {
-                let signo = info.ssi_signo as i32;
-                if signo == libc::SIGCHLD {
-                    if let Some(status) = reap(app) {
-                        return status;
-                    }
-                } else {
-                    let _ = sys::pidfd_signal(app.pidfd.as_fd(), signo);
-                }
-            }
-            Ok(None) => continue,
+        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        if let Some(c) = caller {
+            fds.push(PollFd::new(c, PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => return sys::pidfd_wait(app.pidfd.as_fd()).unwrap_or(125),
+            Ok(_) => {}
+        }
+        if fds.get(1).is_some_and(|f| f.revents().is_some_and(|r| !r.is_empty())) {
+            let _ = sys::pidfd_signal(app.pidfd.as_fd(), libc::SIGKILL);
+            return sys::pidfd_wait(app.pidfd.as_fd()).unwrap_or(137);
+        }
+        while let Ok(Some(info)) = sfd.read_signal() {
+            let signo = info.ssi_signo as i32;
+            if signo != libc::SIGCHLD {
+                let _ = sys::pidfd_signal(app.pidfd.as_fd(), signo);
+            } else if let Some(status) = reap(app) {
+                return status;
+            }
         }
     }
 }

@@ -40,6 +40,12 @@ pub fn launch(global: &Global, id: &str, spec: Spec, bundle: &Path) -> i32 {
     launch_with(global, id, spec, bundle, None)
 }
 
+fn open_dir(p: &Path) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_PATH | libc::O_DIRECTORY).open(p)?;
+    Ok(f.into())
+}
+
 fn fail(e: &dyn std::fmt::Display) -> i32 {
     crate::log::fatal(&e.to_string());
     125
@@ -91,7 +97,11 @@ fn run_in(
     }
     let annotations = spec.annotations().clone();
     let exec_boot = std::env::var_os("NSBOOT_EXEC_BOOT").is_some_and(|v| v == "1");
-    let plan = Plan { id: id.into(), spec, rootfs: rootfs.clone(), mapping, attached: true, exec_boot, bundle: bundle.clone() };
+    let janitor = match (crate::sys::pidfd_self(), open_dir(&entry.root)) {
+        (Ok(caller), Ok(state_root)) => Some(crate::boot::Janitor { caller, state_root, id: id.into() }),
+        _ => None,
+    };
+    let plan = Plan { id: id.into(), spec, rootfs: rootfs.clone(), mapping, attached: true, exec_boot, bundle: bundle.clone(), janitor };
     let sb = match sandbox::spawn(plan) {
         Ok(sb) => sb,
         Err(e) => {

@@ -172,7 +172,7 @@ pub fn set_process(sets: &CapSets) -> Result<(), CapsError> {
     // a warning rather than failing the start: the application then simply lacks it.
     let raisable = sets.raisable_ambient();
     if let Some(c) = first_sorted(sets.ambient.difference(&raisable)) {
-        tracing::warn!(cap = %c, "ambient capability left out: it is not in both process.capabilities.permitted and inheritable");
+        tracing::debug!(cap = %c, "ambient capability left out: it is not in both process.capabilities.permitted and inheritable");
     }
     for cap in &raisable {
         if let Err(e) = caps::raise(None, CapSet::Ambient, *cap) {

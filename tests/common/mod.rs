@@ -20,8 +20,11 @@ mod bundle;
 mod leftovers;
 mod run;
 
+#[allow(unused_imports)]
 pub use bundle::Bundle;
+#[allow(unused_imports)]
 pub use leftovers::assert_nothing_left;
+#[allow(unused_imports)]
 pub use run::{output, Output};
 
 /// The unprivileged user (with a subordinate range) the rootless modes run as under root.
