@@ -40,7 +40,11 @@ fn run_with(bundle: &Bundle, global: &[&str], id: &str) -> Output {
 
 /// The XDG_RUNTIME_DIR that [`Bundle::nsboot`] gives nsboot (owned by the mode's user).
 fn xdg_of(bundle: &Bundle) -> PathBuf {
-    bundle.dir().parent().expect("bundle has a top dir").join("xdg")
+    bundle
+        .dir()
+        .parent()
+        .expect("bundle has a top dir")
+        .join("xdg")
 }
 
 /// The value of `flag`'s line in a help text, or a panic showing the whole text.
@@ -59,7 +63,10 @@ fn version_prints_the_crate_version() {
     let out = nsboot_plain(&["--version"]);
     assert_eq!(
         (out.status, out.stdout.as_str()),
-        (0, format!("nsboot {}\n", env!("CARGO_PKG_VERSION")).as_str()),
+        (
+            0,
+            format!("nsboot {}\n", env!("CARGO_PKG_VERSION")).as_str()
+        ),
         "{out:?}"
     );
 }
@@ -77,7 +84,11 @@ fn help_lists_run_spec_do_and_check() {
         .filter_map(|l| l.split_whitespace().next())
         .collect();
     for c in ["run", "spec", "do", "check"] {
-        assert!(commands.contains(&c), "{c} not listed: {commands:?}\n{}", out.stdout);
+        assert!(
+            commands.contains(&c),
+            "{c} not listed: {commands:?}\n{}",
+            out.stdout
+        );
     }
 }
 
@@ -156,25 +167,7 @@ fn debug_prints_a_timing_line_per_boot_phase() {
         let bundle = Bundle::new(mode).args(&["/bin/true"]);
         let out = run_with(&bundle, &["--debug"], &format!("cli-debug-{mode:?}"));
         assert_eq!(out.status, 0, "{mode:?}: {}", out.stderr);
-        let mut last = 0;
-        for phase in ["userns", "rootfs", "app", "exec"] {
-            let (at, line) = out
-                .stderr
-                .lines()
-                .enumerate()
-                .find(|(_, l)| l.contains(&format!("boot phase {phase} done")))
-                .unwrap_or_else(|| panic!("{mode:?}: no timing line for {phase}:\n{}", out.stderr));
-            assert!(
-                line.contains("elapsed_us="),
-                "{mode:?}: {phase} line has no timing: {line}"
-            );
-            assert!(
-                at >= last,
-                "{mode:?}: phase {phase} out of order:\n{}",
-                out.stderr
-            );
-            last = at;
-        }
+        assert_phase_lines(&out.stderr, &format!("{mode:?}"));
         let quiet = run_with(&bundle, &[], &format!("cli-nodebug-{mode:?}"));
         assert_eq!(quiet.status, 0, "{mode:?}: {}", quiet.stderr);
         assert!(
@@ -182,6 +175,42 @@ fn debug_prints_a_timing_line_per_boot_phase() {
             "{mode:?}: timing lines without --debug:\n{}",
             quiet.stderr
         );
+        assert_nothing_left(mode, bundle.state_dir());
+    }
+}
+
+/// The `boot phase NAME done ... elapsed_us=N` lines of stderr, in order, or a panic.
+fn assert_phase_lines(stderr: &str, what: &str) {
+    let mut last = 0;
+    for phase in ["userns", "rootfs", "app", "exec"] {
+        let (at, line) = stderr
+            .lines()
+            .enumerate()
+            .find(|(_, l)| l.contains(&format!("boot phase {phase} done")))
+            .unwrap_or_else(|| panic!("{what}: no timing line for {phase}:\n{stderr}"));
+        assert!(
+            line.contains("elapsed_us="),
+            "{what}: {phase} line has no timing: {line}"
+        );
+        assert!(at >= last, "{what}: phase {phase} out of order:\n{stderr}");
+        last = at;
+    }
+}
+
+#[test]
+fn debug_timing_lines_also_come_from_an_execd_boot() {
+    for mode in common::modes() {
+        let bundle = Bundle::new(mode).args(&["/bin/true"]);
+        let mut cmd = bundle.nsboot();
+        cmd.env("NSBOOT_EXEC_BOOT", "1")
+            .args(["--debug", "--root"])
+            .arg(bundle.state_dir())
+            .args(["run", "--bundle"])
+            .arg(bundle.dir())
+            .arg(format!("cli-debug-exec-{mode:?}"));
+        let out = output(&mut cmd);
+        assert_eq!(out.status, 0, "{mode:?}: {}", out.stderr);
+        assert_phase_lines(&out.stderr, &format!("{mode:?} NSBOOT_EXEC_BOOT=1"));
         assert_nothing_left(mode, bundle.state_dir());
     }
 }
@@ -236,27 +265,79 @@ fn make_runnable(config: &Path, script: &str) {
     fs::write(config, serde_json::to_string_pretty(&v).unwrap()).expect("rewrite config.json");
 }
 
+/// Replaces the bundle's config.json by what `nsboot GLOBAL... spec FLAGS... --bundle DIR`
+/// writes, and returns that config.
+fn spec_into(bundle: &Bundle, global: &[&str], flags: &[&str]) -> Value {
+    let config = bundle.dir().join("config.json");
+    fs::remove_file(&config).unwrap();
+    let mut cmd = bundle.nsboot();
+    cmd.args(global)
+        .arg("spec")
+        .args(flags)
+        .arg("--bundle")
+        .arg(bundle.dir());
+    let out = output(&mut cmd);
+    let mode = bundle.mode();
+    assert_eq!(out.status, 0, "{mode:?} {global:?} spec {flags:?}: {out:?}");
+    let text = fs::read_to_string(&config).expect("spec wrote config.json");
+    serde_json::from_str(&text).expect("config.json is JSON")
+}
+
+/// The rootless spec maps container root to the caller alone, as `runc spec --rootless` does.
+fn assert_maps_caller_to_root(config: &Value, mode: Mode) {
+    let u = common::user(mode);
+    let linux = &config["linux"];
+    assert_eq!(
+        (&linux["uidMappings"], &linux["gidMappings"]),
+        (
+            &json!([{ "containerID": 0, "hostID": u.uid, "size": 1 }]),
+            &json!([{ "containerID": 0, "hostID": u.gid, "size": 1 }])
+        ),
+        "{mode:?}: not a rootless spec"
+    );
+}
+
+/// Runs the bundle's (spec-written) config with a non-interactive app as the mode's user.
+fn assert_spec_runs(bundle: &Bundle, id: &str) {
+    make_runnable(&bundle.dir().join("config.json"), "id -u; echo spec-ok");
+    let out = bundle.run(id);
+    assert_eq!(
+        (out.status, out.stdout.as_str()),
+        (0, "0\nspec-ok\n"),
+        "{:?}: {}",
+        bundle.mode(),
+        out.stderr
+    );
+    assert_nothing_left(bundle.mode(), bundle.state_dir());
+}
+
 #[test]
-fn spec_writes_a_config_the_rootless_user_can_run() {
+fn spec_rootless_writes_a_config_the_user_can_run() {
+    for mode in common::modes() {
+        let bundle = Bundle::new(mode);
+        let config = spec_into(&bundle, &[], &["--rootless"]);
+        assert_maps_caller_to_root(&config, mode);
+        assert_spec_runs(&bundle, &format!("cli-spec-rootless-{mode:?}"));
+    }
+}
+
+#[test]
+fn spec_as_non_root_is_rootless_by_default() {
     for mode in common::rootless_modes() {
-        for (i, flags) in [&["--rootless"][..], &[]].iter().enumerate() {
-            let bundle = Bundle::new(mode);
-            let config = bundle.dir().join("config.json");
-            fs::remove_file(&config).unwrap();
-            let mut cmd = bundle.nsboot();
-            cmd.arg("spec").args(*flags).arg("--bundle").arg(bundle.dir());
-            let out = output(&mut cmd);
-            assert_eq!(out.status, 0, "{mode:?} spec {flags:?}: {out:?}");
-            make_runnable(&config, "id -u; echo spec-ok");
-            let out = bundle.run(&format!("cli-spec-{mode:?}-{i}"));
-            assert_eq!(
-                (out.status, out.stdout.as_str()),
-                (0, "0\nspec-ok\n"),
-                "{mode:?} spec {flags:?}: {}",
-                out.stderr
-            );
-            assert_nothing_left(mode, bundle.state_dir());
-        }
+        let bundle = Bundle::new(mode);
+        let config = spec_into(&bundle, &[], &[]);
+        assert_maps_caller_to_root(&config, mode);
+        assert_spec_runs(&bundle, &format!("cli-spec-default-{mode:?}"));
+    }
+}
+
+#[test]
+fn global_rootless_true_makes_spec_rootless() {
+    for mode in common::modes() {
+        let bundle = Bundle::new(mode);
+        let config = spec_into(&bundle, &["--rootless", "true"], &[]);
+        assert_maps_caller_to_root(&config, mode);
+        assert_spec_runs(&bundle, &format!("cli-spec-global-{mode:?}"));
     }
 }
 
@@ -267,8 +348,7 @@ fn spec_refuses_to_overwrite_config_json() {
         let config = bundle.dir().join("config.json");
         let before = fs::read(&config).unwrap();
         let mut cmd = bundle.nsboot();
-        cmd.args(["spec", "--rootless", "--bundle"])
-            .arg(bundle.dir());
+        cmd.args(["spec", "--bundle"]).arg(bundle.dir());
         let out = output(&mut cmd);
         assert_ne!(out.status, 0, "{mode:?}: {out:?}");
         assert_eq!(
@@ -292,7 +372,8 @@ fn spawn_holding_stdin(cmd: &mut Command) -> Child {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"))
+    cmd.spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"))
 }
 
 /// Polls `cond` until it holds or [`POLL`] passes.
@@ -359,7 +440,12 @@ fn default_state_dir_is_xdg_runtime_dir_when_rootless_and_run_nsboot_as_root() {
 
 /// The command lines of the processes started for `bundle` (by its NSBOOT_TEST_BUNDLE mark).
 fn bundle_cmdlines(bundle: &Bundle) -> Vec<Vec<String>> {
-    let top = bundle.dir().parent().unwrap().to_string_lossy().into_owned();
+    let top = bundle
+        .dir()
+        .parent()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     let mark = format!("NSBOOT_TEST_BUNDLE={top}");
     let mut found = Vec::new();
     for entry in fs::read_dir("/proc").unwrap().flatten() {
@@ -407,7 +493,10 @@ fn exec_boot_runs_the_same_bundle_with_the_same_output() {
             });
             let _ = child.stdin.as_mut().unwrap().write_all(b"hello\n");
             let (status, stdout, stderr) = finish(child);
-            assert!(both, "{mode:?} exec={exec}: no supervisor seen: {procs:?} {stderr}");
+            assert!(
+                both,
+                "{mode:?} exec={exec}: no supervisor seen: {procs:?} {stderr}"
+            );
             let booted = procs.iter().any(|a| a.get(1).is_some_and(|s| s == "boot"));
             assert_eq!(
                 booted, exec,

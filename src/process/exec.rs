@@ -85,6 +85,17 @@ fn reset_signals() -> Result<(), ProcessError> {
             let _ = unsafe { sigaction(sig, &dfl) };
         }
     }
+    // Real-time signals (32..=SIGRTMAX) too; glibc's sigaction refuses 32 and 33, which it
+    // keeps for itself, so use the raw syscall with a kernel sigaction of SIG_DFL.
+    for sig in 32..=libc::SIGRTMAX() {
+        // SAFETY: a zeroed kernel sigaction is SIG_DFL with no flags and an empty mask; the
+        // old-action pointer may be null; 8 is the kernel's sigset size on Linux.
+        let r = unsafe {
+            let act: [libc::c_ulong; 4] = [0; 4];
+            libc::syscall(libc::SYS_rt_sigaction, sig, act.as_ptr(), std::ptr::null_mut::<libc::c_void>(), 8usize)
+        };
+        let _ = r;
+    }
     Ok(())
 }
 
