@@ -1,7 +1,9 @@
 //! The controller socket (runsc's --controller-fd): how a caller drives a booted supervisor.
 //! Typed requests and replies as `wire` frames over a Unix stream socket.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
+use nix::sys::socket::{accept4, SockFlag};
 
 use serde::{Deserialize, Serialize};
 
@@ -44,10 +46,48 @@ pub fn send_start(sock: impl AsFd) -> Result<i32, ControlError> {
     }
 }
 
-/// Supervisor: waits for the start request.
-pub fn wait_for_start(sock: impl AsFd) -> Result<(), ControlError> {
-    match wire::expect::<Request>(&sock, "the start signal from the caller")? {
-        Request::Start => Ok(()),
+/// Supervisor: waits for the start request. `sock` is either connected (a foreground run)
+/// or listening (`create`: `start` connects later); returns the connection to reply on.
+pub fn wait_for_start(sock: OwnedFd) -> Result<OwnedFd, ControlError> {
+    let conn = if is_listening(&sock) {
+        loop {
+            match accept4(sock.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
+                // SAFETY: accept4 returned a new fd that nothing else owns.
+                Ok(fd) => break unsafe { OwnedFd::from_raw_fd(fd) },
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    return Err(ControlError::Wire(WireError::Io { expected: "a start connection".into(), errno: e.into() }))
+                }
+            }
+        }
+    } else {
+        sock
+    };
+    match wire::expect::<Request>(&conn, "the start signal from the caller")? {
+        Request::Start => Ok(conn),
         other => Err(ControlError::Unexpected(format!("{other:?} before Start"))),
     }
+}
+
+fn is_listening(sock: &OwnedFd) -> bool {
+    nix::sys::socket::getsockopt(sock, nix::sys::socket::sockopt::AcceptConn).unwrap_or(false)
+}
+
+/// The controller socket of a created container: `<state dir>/ctl.sock`, listening.
+pub fn listen(path: &std::path::Path) -> Result<OwnedFd, WireError> {
+    use nix::sys::socket::{bind, listen as listen_on, socket, AddressFamily, Backlog, SockType, UnixAddr};
+    let err = |e: nix::errno::Errno| WireError::Io { expected: format!("a controller socket at {}", path.display()), errno: e.into() };
+    let fd = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).map_err(err)?;
+    bind(fd.as_raw_fd(), &UnixAddr::new(path).map_err(err)?).map_err(err)?;
+    listen_on(&fd, Backlog::new(4).map_err(err)?).map_err(err)?;
+    Ok(fd)
+}
+
+/// `start`: connects to a created container's controller socket.
+pub fn connect(path: &std::path::Path) -> Result<OwnedFd, WireError> {
+    use nix::sys::socket::{connect as connect_to, socket, AddressFamily, SockType, UnixAddr};
+    let err = |e: nix::errno::Errno| WireError::Io { expected: format!("the sandbox's controller at {}", path.display()), errno: e.into() };
+    let fd = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).map_err(err)?;
+    connect_to(fd.as_raw_fd(), &UnixAddr::new(path).map_err(err)?).map_err(err)?;
+    Ok(fd)
 }

@@ -12,6 +12,8 @@ fn main() {
         Command::Spec(args) => cli::spec::run(args),
         Command::Do(args) => cli::do_cmd::run(args, &cli.global),
         Command::Check(args) => cli::check::run(args),
+        Command::Create(args) => cli::create::run(args, &cli.global),
+        Command::Start(args) => cli::start::run(args, &cli.global),
         Command::Boot(args) => cli::boot::run(args, &cli.global),
     };
     std::process::exit(code);

@@ -65,13 +65,18 @@ pub struct Plan {
     pub bundle: PathBuf,
     /// For a foreground run: who cleans up if the caller is killed.
     pub janitor: Option<boot::Janitor>,
+    /// A listening controller socket (`create`); None: a socket pair to this caller (`run`).
+    pub listener: Option<OwnedFd>,
+    /// Fds 3 .. 3+N of the caller pass to the application as they are (--preserve-fds).
+    pub preserve_fds: u32,
 }
 
 /// A booted supervisor, waiting for its start signal.
 pub struct Sandbox {
     pub pid: Pid,
     pub pidfd: OwnedFd,
-    pub control: OwnedFd,
+    /// Connected to the supervisor's controller (a foreground run only).
+    pub control: Option<OwnedFd>,
 }
 
 /// The namespaces of the supervisor: always user, mount, pid, ipc, uts; net and cgroup per spec.
@@ -97,16 +102,22 @@ fn step<T>(what: &str, r: nix::Result<T>) -> Result<T, SandboxError> {
 }
 
 /// Spawns the supervisor, writes its maps and waits until it reports ready (start-sync).
-pub fn spawn(plan: Plan) -> Result<Sandbox, SandboxError> {
+pub fn spawn(mut plan: Plan) -> Result<Sandbox, SandboxError> {
     if let Some(n) = &plan.mapping.notice {
         tracing::info!("{n}");
     }
     let (userns_r, userns_w) = step("creating the userns sync pipe", pipe2(OFlag::O_CLOEXEC))?;
     let (start_r, start_w) = step("creating the start-sync pipe", pipe2(OFlag::O_CLOEXEC))?;
-    let (ctl, ctl_boot) = step(
-        "creating the controller socket",
-        socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC),
-    )?;
+    let (ctl, ctl_boot) = match plan.listener.take() {
+        Some(l) => (None, l),
+        None => {
+            let (a, b) = step(
+                "creating the controller socket",
+                socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC),
+            )?;
+            (Some(a), b)
+        }
+    };
     let spec_fd = if plan.exec_boot { Some(spec_memfd(&plan.spec)?) } else { None };
     let flags = clone_flags(&plan.spec);
     let cloned = sys::clone_process(flags).map_err(|errno| SandboxError::Clone { errno, hint: clone_hint(errno) })?;
@@ -123,7 +134,7 @@ pub fn spawn(plan: Plan) -> Result<Sandbox, SandboxError> {
                 controller: Some(ctl_boot),
                 start_sync: start_w,
                 sync_userns: Some(userns_r),
-                app: AppFds { stdio: Vec::new(), pass: Vec::new(), exec: None },
+                app: AppFds { stdio: Vec::new(), pass: preserved_fds(plan.preserve_fds), exec: None },
                 attached: plan.attached,
                 janitor: plan.janitor,
             });
@@ -160,6 +171,18 @@ pub fn spawn(plan: Plan) -> Result<Sandbox, SandboxError> {
     }
 }
 
+/// --preserve-fds: the caller's fds 3 .. 3+n, each passed at its own number.
+fn preserved_fds(n: u32) -> Vec<crate::process::FdMapping> {
+    (3..3 + n as i32)
+        .filter_map(|fd| {
+            let host = nix::unistd::dup(fd).ok()?;
+            // SAFETY: dup returned a new fd that only this mapping owns.
+            let host = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(host) };
+            Some(crate::process::FdMapping { host, app: fd })
+        })
+        .collect()
+}
+
 /// The validated spec in a memfd, for `nsboot boot --spec-fd`.
 fn spec_memfd(spec: &Spec) -> Result<OwnedFd, SandboxError> {
     use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
@@ -186,6 +209,10 @@ fn exec_boot(plan: &Plan, spec: OwnedFd, ctl: OwnedFd, start: OwnedFd, userns: O
     args.extend(["--start-sync-fd".into(), keep(&start)]);
     args.extend(["--sync-userns-fd".into(), keep(&userns)]);
     args.extend(["--stdio-fds".into(), "0,1,2".into()]);
+    for fd in 3..3 + plan.preserve_fds as i32 {
+        let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()));
+        args.extend(["--pass-fd".into(), format!("{fd}:{fd}")]);
+    }
     if plan.attached {
         args.push("--attached".into());
     }
@@ -240,7 +267,10 @@ fn clone_hint(errno: Errno) -> String {
 impl Sandbox {
     /// Starts the application; Ok once it has exec'd.
     pub fn start(&self) -> Result<i32, SandboxError> {
-        Ok(control::send_start(&self.control)?)
+        match &self.control {
+            Some(c) => Ok(control::send_start(c)?),
+            None => Err(SandboxError::Step { step: "starting: no controller connection".into(), errno: Errno(libc::ENOTCONN) }),
+        }
     }
 
     /// Waits for the supervisor to exit, forwarding the usual signals to it meanwhile; returns

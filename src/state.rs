@@ -109,6 +109,16 @@ fn is_stale(dir: &Path) -> bool {
     }
 }
 
+/// Opens and locks an existing container's directory.
+pub fn open(root: &Path, id: &str) -> Result<Entry, StateError> {
+    let dir = root.join(id);
+    if !dir.join("state.json").exists() {
+        return Err(StateError::NotFound { id: id.into(), root: root.into() });
+    }
+    let lock = lock(&dir)?;
+    Ok(Entry { root: root.into(), dir, _lock: lock })
+}
+
 fn lock(dir: &Path) -> Result<Flock<File>, StateError> {
     let f = File::options().create(true).truncate(false).write(true).open(dir.join("lock")).map_err(|e| io(dir, e))?;
     Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| io(dir, e))
@@ -123,6 +133,13 @@ impl Entry {
         f.write_all(&body).map_err(|e| io(&tmp, e))?;
         let _ = f.as_fd();
         fs::rename(&tmp, self.dir.join("state.json")).map_err(|e| io(&self.dir, e))
+    }
+
+    /// Reads state.json.
+    pub fn load(&self) -> Result<State, StateError> {
+        let path = self.dir.join("state.json");
+        let body = fs::read(&path).map_err(|e| io(&path, e))?;
+        serde_json::from_slice(&body).map_err(|_| io(&path, Errno(libc::EINVAL)))
     }
 
     /// Removes the directory (the lock goes with it).

@@ -206,13 +206,16 @@ fn supervise_app(
     let Some(controller) = controller else {
         return start_and_serve(&app, None, janitor, t0);
     };
-    if let Err(e) = control::wait_for_start(&controller) {
-        // The caller gave up (or died) before starting us.
-        tracing::debug!("no start signal: {e}");
-        let _ = crate::sys::pidfd_signal(app.pidfd.as_fd(), libc::SIGKILL);
-        return 125;
-    }
-    start_and_serve(&app, Some(controller), janitor, t0)
+    let conn = match control::wait_for_start(controller) {
+        Ok(c) => c,
+        Err(e) => {
+            // The caller gave up (or died) before starting us.
+            tracing::debug!("no start signal: {e}");
+            let _ = crate::sys::pidfd_signal(app.pidfd.as_fd(), libc::SIGKILL);
+            return 125;
+        }
+    };
+    start_and_serve(&app, Some(conn), janitor, t0)
 }
 
 fn start_and_serve(app: &process::App, controller: Option<OwnedFd>, janitor: Option<&Janitor>, t0: Instant) -> i32 {

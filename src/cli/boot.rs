@@ -32,7 +32,7 @@ pub struct BootArgs {
     #[arg(long = "sync-userns-fd", value_name = "FD")]
     pub sync_userns_fd: Option<RawFd>,
     /// Stdin, stdout and stderr for the application, in that order.
-    #[arg(long = "stdio-fds", value_name = "FD", num_args = 3, value_delimiter = ',')]
+    #[arg(long = "stdio-fds", value_name = "FD,FD,FD", value_delimiter = ',')]
     pub stdio_fds: Vec<RawFd>,
     /// Host fd M becomes fd N of the application (repeatable).
     #[arg(long = "pass-fd", value_name = "M:N", value_parser = parse_fd_mapping)]
@@ -75,6 +75,10 @@ fn own(fd: RawFd) -> OwnedFd {
 }
 
 pub fn run(args: BootArgs, _global: &crate::cli::Global) -> i32 {
+    if !matches!(args.stdio_fds.len(), 0 | 3) {
+        crate::log::fatal("--stdio-fds takes three fds: stdin,stdout,stderr");
+        return 125;
+    }
     let fds = BootFds {
         spec: own(args.spec_fd),
         controller: args.controller_fd.map(own),

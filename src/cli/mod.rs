@@ -9,9 +9,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod boot;
 pub mod check;
+pub mod create;
 pub mod do_cmd;
 pub mod run;
 pub mod spec;
+pub mod start;
 
 /// A rootless-first sandbox launcher.
 #[derive(Debug, Parser)]
@@ -68,6 +70,10 @@ pub enum Command {
     Do(do_cmd::DoArgs),
     /// Diagnose whether this host can run rootless sandboxes.
     Check(check::CheckArgs),
+    /// Create a container and leave it waiting for `start`.
+    Create(create::CreateArgs),
+    /// Start a created container.
+    Start(start::StartArgs),
     /// INTERNAL: the sandbox supervisor, started by nsboot itself (runsc boot's fd contract).
     Boot(boot::BootArgs),
 }

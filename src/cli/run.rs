@@ -40,13 +40,13 @@ pub fn launch(global: &Global, id: &str, spec: Spec, bundle: &Path) -> i32 {
     launch_with(global, id, spec, bundle, None)
 }
 
-fn open_dir(p: &Path) -> std::io::Result<std::os::fd::OwnedFd> {
+pub fn open_dir(p: &Path) -> std::io::Result<std::os::fd::OwnedFd> {
     use std::os::unix::fs::OpenOptionsExt;
     let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_PATH | libc::O_DIRECTORY).open(p)?;
     Ok(f.into())
 }
 
-fn fail(e: &dyn std::fmt::Display) -> i32 {
+pub fn fail(e: &dyn std::fmt::Display) -> i32 {
     crate::log::fatal(&e.to_string());
     125
 }
@@ -60,17 +60,29 @@ fn ranges(m: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>) -> Vec<IdRange> {
     .unwrap_or_default()
 }
 
-fn launch_with(global: &Global, id: &str, spec: Spec, bundle: &Path, pid_file: Option<&Path>) -> i32 {
+/// What every launch works out first: the absolute bundle, the rootfs, and the id mapping.
+pub struct Prepared {
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub mapping: idmap::Mapping,
+}
+
+pub fn prepare(spec: &Spec, bundle: &Path) -> Result<Prepared, String> {
     let bundle = std::path::absolute(bundle).unwrap_or_else(|_| bundle.into());
-    let rootfs = match spec::rootfs_path(&spec, &bundle) {
-        Ok(r) => r,
-        Err(e) => return fail(&e),
-    };
+    let rootfs = spec::rootfs_path(spec, &bundle).map_err(|e| e.to_string())?;
     let linux = spec.linux().as_ref();
     let uids = ranges(linux.and_then(|l| l.uid_mappings().as_ref()));
     let gids = ranges(linux.and_then(|l| l.gid_mappings().as_ref()));
-    let mapping = match idmap::choose(&uids, &gids, &Caller::current()) {
-        Ok(m) => m,
+    let mapping = idmap::choose(&uids, &gids, &Caller::current()).map_err(|e| e.to_string())?;
+    Ok(Prepared { bundle, rootfs, mapping })
+}
+
+fn launch_with(global: &Global, id: &str, spec: Spec, bundle: &Path, pid_file: Option<&Path>) -> i32 {
+    if let Err(e) = spec::validate_id(id) {
+        return fail(&e);
+    }
+    let Prepared { bundle, rootfs, mapping } = match prepare(&spec, bundle) {
+        Ok(p) => p,
         Err(e) => return fail(&e),
     };
     let root = state::root_dir(global.root.as_deref());
@@ -101,7 +113,7 @@ fn run_in(
         (Ok(caller), Ok(state_root)) => Some(crate::boot::Janitor { caller, state_root, id: id.into() }),
         _ => None,
     };
-    let plan = Plan { id: id.into(), spec, rootfs: rootfs.clone(), mapping, attached: true, exec_boot, bundle: bundle.clone(), janitor };
+    let plan = Plan { id: id.into(), spec, rootfs: rootfs.clone(), mapping, attached: true, exec_boot, bundle: bundle.clone(), janitor, listener: None, preserve_fds: 0 };
     let sb = match sandbox::spawn(plan) {
         Ok(sb) => sb,
         Err(e) => {
@@ -116,7 +128,7 @@ fn run_in(
         pid: sb.pid.as_raw(),
         bundle,
         rootfs,
-        created: String::new(),
+        created: crate::log::now_rfc3339(),
         owner: nix::unistd::geteuid().to_string(),
         annotations,
     };

@@ -1,0 +1,106 @@
+//! `nsboot create`: boot a sandbox and leave it waiting for `start` (the engine path:
+//! podman/conmon call create, then start; the supervisor's pid is the container's pid).
+
+use std::path::PathBuf;
+
+use crate::cli::run::{fail, prepare, Prepared};
+use crate::cli::Global;
+use crate::sandbox::{self, Plan};
+use crate::{control, spec, state};
+
+/// Create a container: boot it and leave it waiting for `start`.
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// The bundle directory (holding config.json).
+    #[arg(long, short = 'b', default_value = ".")]
+    pub bundle: PathBuf,
+    /// Write the container's pid (the supervisor's host pid) to this file.
+    #[arg(long = "pid-file", value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket to send the pty master to when process.terminal is true.
+    #[arg(long = "console-socket", value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Pass fds 3 .. 3+N to the application.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Accepted for runc command lines.
+    #[arg(long = "no-pivot", hide = true)]
+    pub no_pivot: bool,
+    /// Accepted for runc command lines.
+    #[arg(long = "no-new-keyring", hide = true)]
+    pub no_new_keyring: bool,
+    /// The container id.
+    pub id: String,
+}
+
+pub fn run(args: CreateArgs, global: &Global) -> i32 {
+    let spec = match spec::load(&args.bundle) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    if let Err(e) = spec::validate_id(&args.id) {
+        return fail(&e);
+    }
+    let Prepared { bundle, rootfs, mapping } = match prepare(&spec, &args.bundle) {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    let root = state::root_dir(global.root.as_deref());
+    let entry = match state::create(&root, &args.id) {
+        Ok(e) => e,
+        Err(e) => return fail(&e),
+    };
+    let listener = match control::listen(&entry.dir.join("ctl.sock")) {
+        Ok(l) => l,
+        Err(e) => {
+            entry.remove();
+            return fail(&e);
+        }
+    };
+    let annotations = spec.annotations().clone();
+    let plan = Plan {
+        id: args.id.clone(),
+        spec,
+        rootfs: rootfs.clone(),
+        mapping,
+        attached: false,
+        exec_boot: true,
+        bundle: bundle.clone(),
+        janitor: None,
+        listener: Some(listener),
+        preserve_fds: args.preserve_fds,
+    };
+    let sb = match sandbox::spawn(plan) {
+        Ok(sb) => sb,
+        Err(e) => {
+            entry.remove();
+            crate::log::fatal(&e.to_string());
+            return e.exit_code();
+        }
+    };
+    let st = state::State {
+        oci_version: "1.0.2".into(),
+        id: args.id.clone(),
+        status: "created".into(),
+        pid: sb.pid.as_raw(),
+        bundle,
+        rootfs,
+        created: crate::log::now_rfc3339(),
+        owner: nix::unistd::geteuid().to_string(),
+        annotations,
+    };
+    let saved = entry.save(&st).and_then(|()| match &args.pid_file {
+        Some(p) => std::fs::write(p, sb.pid.to_string()).map_err(|e| state::StateError::Io {
+            path: p.clone(),
+            errno: e.into(),
+            hint: String::new(),
+        }),
+        None => Ok(()),
+    });
+    if let Err(e) = saved {
+        let _ = crate::sys::pidfd_signal(std::os::fd::AsFd::as_fd(&sb.pidfd), libc::SIGKILL);
+        entry.remove();
+        return fail(&e);
+    }
+    0
+}

@@ -1,0 +1,45 @@
+//! `nsboot start ID`: release a created container's application.
+
+use crate::cli::run::fail;
+use crate::cli::Global;
+use crate::{control, state};
+
+/// Start a created container.
+#[derive(Debug, clap::Args)]
+pub struct StartArgs {
+    /// The container id.
+    pub id: String,
+}
+
+pub fn run(args: StartArgs, global: &Global) -> i32 {
+    let root = state::root_dir(global.root.as_deref());
+    let entry = match state::open(&root, &args.id) {
+        Ok(e) => e,
+        Err(e) => return fail(&e),
+    };
+    let mut st = match entry.load() {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    if st.status != "created" {
+        return fail(&format!("container {} is {}, not created: only a created container can be started", args.id, st.status));
+    }
+    let conn = match control::connect(&entry.dir.join("ctl.sock")) {
+        Ok(c) => c,
+        Err(e) => return fail(&format!("container {} cannot be started (its supervisor is gone?): {e}", args.id)),
+    };
+    match control::send_start(&conn) {
+        Ok(_) => {
+            st.status = "running".into();
+            let _ = entry.save(&st);
+            0
+        }
+        Err(e) => {
+            crate::log::fatal(&e.to_string());
+            match e {
+                control::ControlError::Start(p) => p.exit_code(),
+                _ => 125,
+            }
+        }
+    }
+}
