@@ -5,12 +5,16 @@
 pub mod boot;
 pub mod check;
 pub mod cli;
+pub mod console;
 pub mod control;
+pub mod hooks;
 pub mod idmap;
+pub mod lifecycle;
 pub mod log;
 pub mod process;
 pub mod rootfs;
 pub mod sandbox;
+pub mod setns;
 pub mod spec;
 pub mod state;
 pub mod sys;

@@ -69,6 +69,8 @@ pub struct Plan {
     pub listener: Option<OwnedFd>,
     /// Fds 3 .. 3+N of the caller pass to the application as they are (--preserve-fds).
     pub preserve_fds: u32,
+    /// Global flags for an exec'd `nsboot boot` (--debug, --log, --log-format).
+    pub boot_flags: Vec<String>,
 }
 
 /// A booted supervisor, waiting for its start signal.
@@ -202,7 +204,9 @@ fn exec_boot(plan: &Plan, spec: OwnedFd, ctl: OwnedFd, start: OwnedFd, userns: O
         let _ = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()));
         fd.as_raw_fd().to_string()
     };
-    let mut args: Vec<String> = vec!["nsboot".into(), "boot".into()];
+    let mut args: Vec<String> = vec!["nsboot".into()];
+    args.extend(plan.boot_flags.iter().cloned());
+    args.push("boot".into());
     args.extend(["--bundle".into(), plan.bundle.display().to_string()]);
     args.extend(["--spec-fd".into(), keep(&spec)]);
     args.extend(["--controller-fd".into(), keep(&ctl)]);

@@ -19,6 +19,12 @@ pub enum StateError {
     NotFound { id: String, root: PathBuf },
     #[error("state directory {path}: {errno}{hint}")]
     Io { path: PathBuf, errno: Errno, hint: String },
+    #[error("container id {id:?} is invalid: {why}: use letters, digits, '+', '-', '.' and '_'")]
+    InvalidId { id: String, why: String },
+    #[error("container {id} is busy: another nsboot command holds its lock in {root}; retry when it is done")]
+    Busy { id: String, root: PathBuf },
+    #[error("the state of container {id} in {path} is unreadable ({why}): `nsboot delete --force {id}` removes it")]
+    Corrupt { id: String, path: PathBuf, why: String },
 }
 
 /// The OCI state (plus nsboot's own fields).
@@ -176,5 +182,73 @@ pub fn remove_at(root: std::os::fd::BorrowedFd<'_>, id: &str) {
     }
     if let Err(e) = unlinkat(Some(root.as_raw_fd()), id, UnlinkatFlags::RemoveDir) {
         tracing::debug!("removing the state of {id}: {e}");
+    }
+}
+
+/// Refuses ids that could escape the state root or confuse a shell (runc's rule).
+pub fn validate_id(id: &str) -> Result<(), StateError> {
+    crate::spec::validate_id(id).map_err(|e| {
+        let why = match e {
+            crate::spec::SpecError::Id { why, .. } => why,
+            other => other.to_string(),
+        };
+        StateError::InvalidId { id: id.into(), why }
+    })
+}
+
+/// Reads `id`'s state.json without taking its lock: readers (state, list, kill, exec) never
+/// wait for a foreground `run`, which holds the lock for the container's whole life.
+pub fn load(root: &Path, id: &str) -> Result<State, StateError> {
+    validate_id(id)?;
+    let path = root.join(id).join("state.json");
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(StateError::NotFound { id: id.into(), root: root.into() })
+        }
+        Err(e) => return Err(io(&path, e)),
+    };
+    serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt { id: id.into(), path, why: e.to_string() })
+}
+
+/// The ids in the state root that have a state.json, sorted.
+pub fn list(root: &Path) -> Result<Vec<String>, StateError> {
+    let entries = match fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(root, e)),
+    };
+    let mut ids: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.path().join("state.json").is_file())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+/// Locks an existing container's directory, waiting at most `timeout` for another command.
+pub fn lock_existing(root: &Path, id: &str, timeout: std::time::Duration) -> Result<Entry, StateError> {
+    validate_id(id)?;
+    let dir = root.join(id);
+    let f = match File::options().write(true).open(dir.join("lock")) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(StateError::NotFound { id: id.into(), root: root.into() })
+        }
+        Err(e) => return Err(io(&dir, e)),
+    };
+    let deadline = std::time::Instant::now() + timeout;
+    let mut f = f;
+    loop {
+        match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(Entry { root: root.into(), dir, _lock: lock }),
+            Err((back, nix::errno::Errno::EWOULDBLOCK)) if std::time::Instant::now() < deadline => {
+                f = back;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Err(StateError::Busy { id: id.into(), root: root.into() }),
+            Err((_, e)) => return Err(io(&dir, e)),
+        }
     }
 }

@@ -38,11 +38,7 @@ fn run_with(bundle: &Bundle, global: &[&str], id: &str) -> Output {
 
 /// The XDG_RUNTIME_DIR that [`Bundle::nsboot`] gives nsboot (owned by the mode's user).
 fn xdg_of(bundle: &Bundle) -> PathBuf {
-    bundle
-        .dir()
-        .parent()
-        .expect("bundle has a top dir")
-        .join("xdg")
+    bundle.dir().with_file_name("xdg")
 }
 
 #[test]
@@ -297,15 +293,19 @@ fn spec_refuses_to_overwrite_config_json() {
     }
 }
 
-/// Runs `cmd` to completion (see [`output`]) with its stdin a pipe: `during` runs meanwhile,
-/// then the pipe is closed (an app reading stdin then finishes).
-fn run_while<T>(mut cmd: Command, during: impl FnOnce(&mut fs::File) -> T) -> (Output, T) {
+/// Runs `cmd` to completion (see [`output`]) with its stdin a pipe: `during` runs meanwhile
+/// (given the pipe and whether the run has ended), then the pipe is closed (an app reading
+/// stdin then finishes).
+fn run_while<T>(
+    mut cmd: Command,
+    during: impl FnOnce(&mut fs::File, &dyn Fn() -> bool) -> T,
+) -> (Output, T) {
     // O_CLOEXEC: the write end must not leak into nsboot, or the app never sees EOF.
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
     cmd.stdin(Stdio::from(r));
     let runner = std::thread::spawn(move || output(&mut cmd));
     let mut w = fs::File::from(w);
-    let t = during(&mut w);
+    let t = during(&mut w, &|| runner.is_finished());
     drop(w);
     (runner.join().expect("runner thread"), t)
 }
@@ -313,13 +313,13 @@ fn run_while<T>(mut cmd: Command, during: impl FnOnce(&mut fs::File) -> T) -> (O
 /// Polls `cond` until it holds or [`POLL`] passes.
 fn poll(mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + POLL;
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
+    while !cond() {
+        if Instant::now() > deadline {
+            return false;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    false
+    true
 }
 
 #[test]
@@ -328,31 +328,25 @@ fn default_state_dir_is_xdg_runtime_dir_when_rootless_and_run_nsboot_as_root() {
         let id = format!("cli-default-root-{mode:?}-{}", std::process::id());
         // The app waits for its stdin to close: the sandbox runs for as long as we look.
         let bundle = Bundle::new(mode).args(&["/bin/cat"]);
-        let root = if mode.is_rootless() {
-            xdg_of(&bundle).join("nsboot")
-        } else {
-            PathBuf::from("/run/nsboot")
+        let root = match mode {
+            Mode::Root => PathBuf::from("/run/nsboot"),
+            _ => xdg_of(&bundle).join("nsboot"),
         };
+        let dir = root.join(&id);
         let mut cmd = bundle.nsboot();
         cmd.args(["run", "--bundle"]).arg(bundle.dir()).arg(&id);
-        let (out, appeared) = run_while(cmd, |_| poll(|| root.join(&id).is_dir()));
-        assert!(
-            appeared,
-            "{mode:?}: {} never appeared while running: {}",
-            root.join(&id).display(),
-            out.stderr
-        );
+        let (out, appeared) = run_while(cmd, |_, ended| {
+            poll(|| dir.is_dir() || ended()) && dir.is_dir()
+        });
+        let shown = dir.display();
+        assert!(appeared, "{mode:?}: {shown} never appeared: {}", out.stderr);
         assert_eq!(
             (out.status, out.stdout.as_str()),
             (0, ""),
             "{mode:?}: {}",
             out.stderr
         );
-        assert!(
-            !root.join(&id).exists(),
-            "{mode:?}: {} left after the run",
-            root.join(&id).display()
-        );
+        assert!(!dir.exists(), "{mode:?}: {shown} left after the run");
         assert_nothing_left(mode, bundle.state_dir());
     }
 }
@@ -386,11 +380,13 @@ fn exec_boot_runs_the_same_bundle_with_the_same_output() {
             }
             // While the app waits for its input: the caller and its supervisor both carry the
             // harness's mark in their environment; only an exec'd supervisor runs `nsboot boot`.
-            let (out, (seen, procs)) = run_while(cmd, |stdin| {
+            let (out, (seen, procs)) = run_while(cmd, |stdin, ended| {
                 let mut procs = Vec::new();
-                let seen = poll(|| {
+                let mut seen = false;
+                poll(|| {
                     procs = bundle_cmdlines(&bundle);
-                    procs.len() >= 2 && (!exec || procs.iter().any(|a| is_boot(a)))
+                    seen = procs.len() >= 2 && (!exec || procs.iter().any(|a| is_boot(a)));
+                    seen || ended()
                 });
                 let _ = stdin.write_all(b"hello\n");
                 (seen, procs)

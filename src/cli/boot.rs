@@ -79,12 +79,28 @@ pub fn run(args: BootArgs, _global: &crate::cli::Global) -> i32 {
         crate::log::fatal("--stdio-fds takes three fds: stdin,stdout,stderr");
         return 125;
     }
+    if let Some(fd) = args.sync_userns_fd {
+        // runsc's order: wait for the maps, become root, then exec ourselves again: an exec
+        // done before the maps existed left us without capabilities in the new namespace.
+        let t0 = std::time::Instant::now();
+        let synced = crate::userns::wait_for_maps_and_become_root(own(fd));
+        tracing::debug!(phase = "userns", elapsed_us = t0.elapsed().as_micros() as u64, "boot phase userns done");
+        if let Err(e) = synced {
+            let start = own(args.start_sync_fd);
+            let _ = nix::unistd::write(&start, &[boot::FAILED]);
+            let _ = crate::wire::send(&start, &boot::BootError::from(e));
+            return 125;
+        }
+        return reexec_without_sync_fd();
+    }
+    // The supervisor's own 0, 1, 2 stay open for its messages; the application gets copies.
+    let stdio = if args.stdio_fds == [0, 1, 2] { Vec::new() } else { args.stdio_fds.clone() };
     let fds = BootFds {
         spec: own(args.spec_fd),
         controller: args.controller_fd.map(own),
         start_sync: own(args.start_sync_fd),
         sync_userns: args.sync_userns_fd.map(own),
-        stdio: args.stdio_fds.iter().map(|&fd| own(fd)).collect(),
+        stdio: stdio.iter().map(|&fd| own(fd)).collect(),
         pass: args
             .pass_fd
             .iter()
@@ -93,6 +109,27 @@ pub fn run(args: BootArgs, _global: &crate::cli::Global) -> i32 {
         exec: args.exec_fd.map(own),
     };
     boot::main_from_fds(fds, &args.bundle, &args.id, args.attached)
+}
+
+/// Execs /proc/self/exe with the same arguments minus --sync-userns-fd (now done).
+fn reexec_without_sync_fd() -> i32 {
+    use std::ffi::CString;
+    let mut args: Vec<String> = Vec::new();
+    let mut it = std::env::args();
+    while let Some(a) = it.next() {
+        if a == "--sync-userns-fd" {
+            it.next();
+        } else if !a.starts_with("--sync-userns-fd=") {
+            args.push(a);
+        }
+    }
+    let argv: Vec<CString> = args.into_iter().filter_map(|a| CString::new(a).ok()).collect();
+    let env: Vec<CString> = std::env::vars_os()
+        .filter_map(|(k, v)| CString::new([k.as_encoded_bytes(), b"=", v.as_encoded_bytes()].concat()).ok())
+        .collect();
+    let err = nix::unistd::execve(c"/proc/self/exe", &argv, &env).unwrap_err();
+    crate::log::fatal(&format!("re-executing nsboot boot: {err}"));
+    125
 }
 
 #[cfg(test)]

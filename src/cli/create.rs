@@ -34,14 +34,14 @@ pub struct CreateArgs {
 }
 
 pub fn run(args: CreateArgs, global: &Global) -> i32 {
-    let spec = match spec::load(&args.bundle) {
+    let mut spec = match spec::load(&args.bundle) {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
     if let Err(e) = spec::validate_id(&args.id) {
         return fail(&e);
     }
-    let Prepared { bundle, rootfs, mapping } = match prepare(&spec, &args.bundle) {
+    let Prepared { bundle, rootfs, mapping } = match prepare(&mut spec, &args.bundle) {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
@@ -69,6 +69,7 @@ pub fn run(args: CreateArgs, global: &Global) -> i32 {
         janitor: None,
         listener: Some(listener),
         preserve_fds: args.preserve_fds,
+        boot_flags: global.boot_flags(),
     };
     let sb = match sandbox::spawn(plan) {
         Ok(sb) => sb,

@@ -14,6 +14,13 @@ pub mod do_cmd;
 pub mod run;
 pub mod spec;
 pub mod start;
+pub mod delete;
+pub mod exec;
+pub mod features;
+pub mod kill;
+pub mod list;
+pub mod ps;
+pub mod state_cmd;
 
 /// A rootless-first sandbox launcher.
 #[derive(Debug, Parser)]
@@ -40,11 +47,31 @@ pub struct Global {
     #[arg(long, global = true)]
     pub debug: bool,
     /// Accepted for runc/runsc command lines; nsboot detects rootless mode itself.
-    #[arg(long, global = true, value_enum, default_value_t = Rootless::Auto)]
+    #[arg(long, global = true, value_enum, default_value_t = Rootless::Auto, num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Rootless,
     /// Accepted for runc command lines (cgroups are not managed by nsboot).
     #[arg(long = "systemd-cgroup", global = true, hide = true)]
     pub systemd_cgroup: bool,
+    /// Accepted for crun command lines (podman --cgroups=disabled passes `disabled`).
+    #[arg(long = "cgroup-manager", global = true, hide = true, value_name = "MANAGER")]
+    pub cgroup_manager: Option<String>,
+}
+
+impl Global {
+    /// The logging flags, for an exec'd `nsboot boot` to log the same way.
+    pub fn boot_flags(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if self.debug {
+            v.push("--debug".into());
+        }
+        if let Some(l) = &self.log {
+            v.extend(["--log".into(), l.display().to_string()]);
+        }
+        if self.log_format == LogFormat::Json {
+            v.extend(["--log-format".into(), "json".into()]);
+        }
+        v
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -74,6 +101,20 @@ pub enum Command {
     Create(create::CreateArgs),
     /// Start a created container.
     Start(start::StartArgs),
+    /// Print the OCI state of a container (JSON).
+    State(state_cmd::StateArgs),
+    /// Send a signal to a container's application (or, with --all, to all its processes).
+    Kill(kill::KillArgs),
+    /// Delete a stopped or created container (--force: a running one, or a missing id).
+    Delete(delete::DeleteArgs),
+    /// List the containers.
+    List(list::ListArgs),
+    /// List a container's processes (host pids).
+    Ps(ps::PsArgs),
+    /// Print the runtime-spec features nsboot implements (JSON).
+    Features(features::FeaturesArgs),
+    /// Run a process in a running container.
+    Exec(exec::ExecArgs),
     /// INTERNAL: the sandbox supervisor, started by nsboot itself (runsc boot's fd contract).
     Boot(boot::BootArgs),
 }

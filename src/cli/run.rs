@@ -67,8 +67,9 @@ pub struct Prepared {
     pub mapping: idmap::Mapping,
 }
 
-pub fn prepare(spec: &Spec, bundle: &Path) -> Result<Prepared, String> {
+pub fn prepare(spec: &mut Spec, bundle: &Path) -> Result<Prepared, String> {
     let bundle = std::path::absolute(bundle).unwrap_or_else(|_| bundle.into());
+    absolute_bind_sources(spec, &bundle);
     let rootfs = spec::rootfs_path(spec, &bundle).map_err(|e| e.to_string())?;
     let linux = spec.linux().as_ref();
     let uids = ranges(linux.and_then(|l| l.uid_mappings().as_ref()));
@@ -77,11 +78,31 @@ pub fn prepare(spec: &Spec, bundle: &Path) -> Result<Prepared, String> {
     Ok(Prepared { bundle, rootfs, mapping })
 }
 
-fn launch_with(global: &Global, id: &str, spec: Spec, bundle: &Path, pid_file: Option<&Path>) -> i32 {
+/// Relative bind sources are relative to the bundle (runtime-spec); the supervisor only
+/// sees the host at /oldroot, so make them absolute here.
+fn absolute_bind_sources(spec: &mut Spec, bundle: &Path) {
+    let Some(mounts) = spec.mounts().clone() else { return };
+    let fixed: Vec<_> = mounts
+        .into_iter()
+        .map(|mut m| {
+            if let Some(src) = m.source().clone().filter(|s| s.is_relative()) {
+                let is_bind = m.typ().as_deref() == Some("bind")
+                    || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
+                if is_bind {
+                    m.set_source(Some(bundle.join(src)));
+                }
+            }
+            m
+        })
+        .collect();
+    spec.set_mounts(Some(fixed));
+}
+
+fn launch_with(global: &Global, id: &str, mut spec: Spec, bundle: &Path, pid_file: Option<&Path>) -> i32 {
     if let Err(e) = spec::validate_id(id) {
         return fail(&e);
     }
-    let Prepared { bundle, rootfs, mapping } = match prepare(&spec, bundle) {
+    let Prepared { bundle, rootfs, mapping } = match prepare(&mut spec, bundle) {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
@@ -90,12 +111,14 @@ fn launch_with(global: &Global, id: &str, spec: Spec, bundle: &Path, pid_file: O
         Ok(e) => e,
         Err(e) => return fail(&e),
     };
-    let code = run_in(&entry, id, spec, rootfs, bundle, mapping, pid_file);
+    let code = run_in(global, &entry, id, spec, rootfs, bundle, mapping, pid_file);
     entry.remove();
     code
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_in(
+    global: &Global,
     entry: &state::Entry,
     id: &str,
     spec: Spec,
@@ -113,7 +136,7 @@ fn run_in(
         (Ok(caller), Ok(state_root)) => Some(crate::boot::Janitor { caller, state_root, id: id.into() }),
         _ => None,
     };
-    let plan = Plan { id: id.into(), spec, rootfs: rootfs.clone(), mapping, attached: true, exec_boot, bundle: bundle.clone(), janitor, listener: None, preserve_fds: 0 };
+    let plan = Plan { id: id.into(), spec, rootfs: rootfs.clone(), mapping, attached: true, exec_boot, bundle: bundle.clone(), janitor, listener: None, preserve_fds: 0, boot_flags: global.boot_flags() };
     let sb = match sandbox::spawn(plan) {
         Ok(sb) => sb,
         Err(e) => {

@@ -16,11 +16,6 @@ pub struct SpecArgs {
     pub bundle: PathBuf,
 }
 
-/// `nsboot spec` with rootless chosen by the effective uid (the default of `--rootless`).
-pub fn run(args: SpecArgs) -> i32 {
-    finish(write_spec(&args.bundle, !nix::unistd::geteuid().is_root()))
-}
-
 /// `nsboot [--rootless[=true|false]] spec`: `auto` means rootless when not root, as runc.
 pub fn run_with(args: SpecArgs, global: &Global) -> i32 {
     let rootless = match global.rootless {

@@ -259,6 +259,18 @@ mod tests {
             fs::read_link(root.join("proc/self")).is_ok(),
             "no proc at /proc"
         );
+        // rbind + ro reaches the submounts (the cgroup v1 hierarchies) too.
+        for e in fs::read_dir(root.join("sys/fs/cgroup")).unwrap().flatten() {
+            let ro = statvfs(&e.path())
+                .unwrap()
+                .flags()
+                .contains(FsFlags::ST_RDONLY);
+            assert!(
+                ro || !e.path().is_dir(),
+                "{} is writable",
+                e.path().display()
+            );
+        }
         assert!(
             flags("proc/sys")?.contains(FsFlags::ST_RDONLY),
             "/proc/sys is writable"

@@ -1,0 +1,90 @@
+//! `nsboot delete [--force] ID`: remove a container. Idempotent for what an engine's cleanup
+//! meets: a stopped container, a created one (its supervisor is killed: the sandbox's pid
+//! namespace dies with it), and, with --force, one that is already gone.
+//!
+//! Works with an empty environment but XDG_RUNTIME_DIR: it needs no PATH and no HOME.
+
+use std::time::Duration;
+
+use crate::cli::Global;
+use crate::hooks::{self, HookKind};
+use crate::lifecycle::{self, LifecycleError, Status};
+use crate::state::StateError;
+
+/// Delete a container (kill it first with --force, or when it was never started).
+#[derive(Debug, clap::Args)]
+pub struct DeleteArgs {
+    /// Kill a running container; succeed when the id does not exist.
+    #[arg(long, short = 'f')]
+    pub force: bool,
+    /// The container id.
+    pub id: String,
+}
+
+pub fn run(args: DeleteArgs, global: &Global) -> i32 {
+    match delete(&args, global) {
+        Ok(()) => 0,
+        Err(e) => {
+            crate::log::fatal(&e.to_string());
+            125
+        }
+    }
+}
+
+fn delete(args: &DeleteArgs, global: &Global) -> Result<(), LifecycleError> {
+    let root = crate::state::root_dir(global.root.as_deref());
+    let c = match lifecycle::load(&root, &args.id) {
+        Ok(c) => c,
+        Err(LifecycleError::State(StateError::NotFound { .. } | StateError::Corrupt { .. })) if args.force => {
+            return match remove_leftover(&root, &args.id)? {
+                // A create finished meanwhile: delete what it made.
+                true => delete(args, global),
+                false => Ok(()),
+            };
+        }
+        Err(e) => return Err(e),
+    };
+    match c.status {
+        Status::Running if !args.force => return Err(LifecycleError::Running { id: args.id.clone() }),
+        // A stopped container's supervisor may still be finishing (its application just
+        // exited); killing it is harmless and makes sure nothing outlives the delete.
+        Status::Running | Status::Created | Status::Stopped => lifecycle::kill_supervisor(&c)?,
+    }
+    // A foreground `nsboot run` holds the lock until it has cleaned up after the kill above.
+    let entry = match crate::state::lock_existing(&root, &args.id, Duration::from_secs(10)) {
+        Ok(e) => Some(e),
+        Err(StateError::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let mut state = c.state.clone();
+    state.status = "stopped".into();
+    let spec = std::fs::read(state.bundle.join("config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<crate::spec::Spec>(&b).ok());
+    // Poststop failures are warnings (runtime spec): the delete goes on regardless.
+    let _ = hooks::run(HookKind::Poststop, spec.as_ref().and_then(|s| s.hooks().as_ref()), &state);
+    if let Some(entry) = entry {
+        entry.remove();
+    }
+    Ok(())
+}
+
+/// --force on an id without a (readable) state: remove whatever directory is left. True when
+/// a create that held the lock has meanwhile written a state (the caller deletes it properly).
+fn remove_leftover(root: &std::path::Path, id: &str) -> Result<bool, LifecycleError> {
+    // A create in progress holds the lock and has not written state.json yet: wait for it.
+    let _lock = match crate::state::lock_existing(root, id, Duration::from_secs(10)) {
+        Ok(e) => Some(e),
+        Err(StateError::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let dir = root.join(id);
+    if _lock.is_some() && crate::state::load(root, id).is_ok() {
+        return Ok(true);
+    }
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(StateError::Io { path: dir, errno: e.into(), hint: String::new() }.into()),
+    }
+}

@@ -1,0 +1,207 @@
+//! `nsboot exec`: run another process in a running sandbox. It joins the application's
+//! namespaces (`setns`), so that the process is a descendant of the caller (an engine's conmon
+//! reaps it), and gets the container's confinement: caps, rlimits, no_new_privs, seccomp,
+//! user, cwd, env, through the same exec path as the application.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use oci_spec::runtime::Process;
+
+use crate::cli::Global;
+use crate::console;
+use crate::lifecycle;
+use crate::process::{AppFds, FdMapping};
+use crate::setns::{self, SetnsError, Target};
+use crate::spec::Spec;
+use crate::sys::{self, Cloned};
+use crate::wire;
+
+mod process_spec;
+
+/// Run a process in a running container.
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    /// A JSON file holding the OCI process to run (instead of ARGS and the flags below).
+    #[arg(long, short = 'p', value_name = "FILE")]
+    pub process: Option<PathBuf>,
+    /// Return once the process has started, instead of waiting for it.
+    #[arg(long, short = 'd')]
+    pub detach: bool,
+    /// Write the process's host pid to this file.
+    #[arg(long = "pid-file", value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Give the process a terminal (its master is sent to --console-socket).
+    #[arg(long, short = 't')]
+    pub tty: bool,
+    /// A Unix socket that receives the terminal's master fd (SCM_RIGHTS).
+    #[arg(long = "console-socket", value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Working directory inside the container.
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Set an environment variable (KEY=VALUE; repeatable).
+    #[arg(long, short = 'e', value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// UID[:GID] to run as.
+    #[arg(long, short = 'u', value_name = "UID[:GID]")]
+    pub user: Option<String>,
+    /// Add a capability to the bounding, effective and permitted sets (repeatable).
+    #[arg(long = "cap", short = 'c', value_name = "CAP")]
+    pub caps: Vec<String>,
+    /// Pass N more fds (3 .. 3+N-1) to the process.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: i32,
+    /// Accepted for runc command lines (nsboot has no SELinux or AppArmor support).
+    #[arg(long = "process-label", hide = true)]
+    pub process_label: Option<String>,
+    #[arg(long = "apparmor", hide = true)]
+    pub apparmor: Option<String>,
+    /// Set no_new_privs for the process.
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// The container id.
+    pub id: String,
+    /// The command and its arguments (without --process).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ExecError {
+    #[error("{0}")]
+    Msg(String),
+    #[error(transparent)]
+    Setns(#[from] SetnsError),
+}
+
+impl ExecError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            ExecError::Setns(e) => e.exit_code(),
+            ExecError::Msg(_) => 125,
+        }
+    }
+}
+
+fn msg(e: impl std::fmt::Display) -> ExecError {
+    ExecError::Msg(e.to_string())
+}
+
+pub fn run(args: ExecArgs, global: &Global) -> i32 {
+    match exec(args, global) {
+        Ok(code) => code,
+        Err(e) => {
+            crate::log::fatal(&e.to_string());
+            e.exit_code()
+        }
+    }
+}
+
+fn exec(args: ExecArgs, global: &Global) -> Result<i32, ExecError> {
+    let root = crate::state::root_dir(global.root.as_deref());
+    let c = lifecycle::load(&root, &args.id).map_err(msg)?;
+    let app = c.require_app().map_err(msg)?;
+    let path = c.state.bundle.join("config.json");
+    let bytes = std::fs::read(&path).map_err(|e| msg(format!("reading {}: {e}: the container's bundle is gone", path.display())))?;
+    let spec = crate::spec::parse(&path, &bytes).map_err(msg)?;
+    let process = process_spec::build(&args, &spec).map_err(msg)?;
+    // Everything on the host is opened before any namespace changes.
+    let console = match (process.terminal().unwrap_or(false), &args.console_socket) {
+        (false, _) => None,
+        (true, Some(p)) => Some(console::connect_socket(p).map_err(SetnsError::from)?),
+        (true, None) => return Err(SetnsError::from(console::ConsoleError::NoSocket).into()),
+    };
+    let pid_file = args
+        .pid_file
+        .as_ref()
+        .map(|p| std::fs::File::create(p).map_err(|e| msg(format!("creating the pid file {}: {e}", p.display()))))
+        .transpose()?;
+    let pass = preserved_fds(args.preserve_fds);
+    if !args.detach {
+        crate::sandbox::block_forwarded_signals().map_err(msg)?;
+    }
+    let target = setns::join_user_and_pid(&args.id, app)?;
+    let (report, report_child) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
+        .map_err(|e| msg(format!("creating the exec report socket: {e}")))?;
+    let (pid, pidfd) = match sys::clone_process(nix::sched::CloneFlags::empty()).map_err(|e| msg(format!("forking into the sandbox: {e}")))? {
+        Cloned::Child => {
+            drop(report);
+            let err = match child(&target, &spec, &process, console, pass) {
+                Ok(never) => match never {},
+                Err(e) => e,
+            };
+            let code = err.exit_code();
+            let _ = wire::send(&report_child, &err);
+            // SAFETY: _exit in a forked child: none of the parent's destructors may run.
+            unsafe { libc::_exit(code) }
+        }
+        Cloned::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    drop((report_child, console));
+    // EOF: the process exec'd (the socket is close-on-exec); a frame: why it could not.
+    if let Some(err) = wire::recv::<SetnsError>(&report, "the exec'd process to start").map_err(msg)? {
+        let _ = sys::pidfd_wait(pidfd.as_fd());
+        return Err(err.into());
+    }
+    if let Some(mut f) = pid_file {
+        use std::io::Write;
+        f.write_all(pid.to_string().as_bytes()).map_err(|e| msg(format!("writing the pid file: {e}")))?;
+    }
+    if args.detach {
+        return Ok(0);
+    }
+    Ok(wait_forwarding(&pidfd))
+}
+
+/// The forked child, in the sandbox's pid namespace: join the rest, set up the terminal, exec.
+fn child(target: &Target, spec: &Spec, process: &Process, console: Option<OwnedFd>, pass: Vec<FdMapping>) -> Result<std::convert::Infallible, SetnsError> {
+    setns::join_rest(target)?;
+    if let Some(sock) = console {
+        // Inside the container's mount namespace: the pty belongs to its devpts.
+        let pty = console::open_pty()?;
+        console::send_master(sock.as_fd(), &pty)?;
+        drop(sock);
+        console::make_controlling(&pty.slave)?;
+    }
+    let fds = AppFds { stdio: Vec::new(), pass, exec: None };
+    Ok(crate::process::exec::exec(spec, process, fds)?)
+}
+
+/// Fds 3 .. 3+n, duplicated so that they survive the exec at the same numbers.
+fn preserved_fds(n: i32) -> Vec<FdMapping> {
+    (3..3 + n.max(0))
+        .filter_map(|fd| {
+            let dup = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3 + n)).ok()?;
+            // SAFETY: F_DUPFD_CLOEXEC just returned this new fd; we own it alone.
+            let host = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(dup) };
+            Some(FdMapping { host, app: fd })
+        })
+        .collect()
+}
+
+/// Waits for the process, forwarding the usual signals to it; its status, 128+N for a signal.
+fn wait_forwarding(pidfd: &OwnedFd) -> i32 {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let Ok(signals) = crate::sandbox::forwarded_signalfd() else {
+        return sys::pidfd_wait(pidfd.as_fd()).unwrap_or(125);
+    };
+    loop {
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN), PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+            Ok(_) => {}
+        }
+        if fds[1].revents().is_some_and(|r| r.contains(PollFlags::POLLIN)) {
+            if let Ok(Some(info)) = signals.read_signal() {
+                let _ = sys::pidfd_signal(pidfd.as_fd(), info.ssi_signo as i32);
+            }
+        }
+        if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+            break;
+        }
+    }
+    sys::pidfd_wait(pidfd.as_fd()).unwrap_or(125)
+}

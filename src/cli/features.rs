@@ -1,0 +1,68 @@
+//! `nsboot features`: the runtime-spec features document (what this runtime implements), so
+//! that engines can probe nsboot instead of guessing.
+
+/// Print the features nsboot implements (runtime-spec features.md, JSON).
+#[derive(Debug, clap::Args)]
+pub struct FeaturesArgs {}
+
+const MOUNT_OPTIONS: &[&str] = &[
+    "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "lazytime", "loud",
+    "mand", "noatime", "nodev", "nodiratime", "noexec", "nolazytime", "nomand", "norelatime",
+    "nostrictatime", "nosuid", "private", "rbind", "relatime", "remount", "ro", "rprivate",
+    "rshared", "rslave", "runbindable", "rw", "shared", "silent", "slave", "strictatime", "suid",
+    "sync", "unbindable",
+];
+
+pub fn document() -> serde_json::Value {
+    let caps: Vec<String> = caps::all().into_iter().map(|c| c.to_string()).collect();
+    let mut caps = caps;
+    caps.sort();
+    serde_json::json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": "1.2.0",
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        "mountOptions": MOUNT_OPTIONS,
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
+            "capabilities": caps,
+            "cgroup": { "v1": false, "v2": false, "systemd": false, "systemdUser": false, "rdma": false },
+            "seccomp": {
+                "enabled": true,
+                "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
+                    "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
+                "operators": ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
+                    "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
+                "archs": ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM", "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64",
+                    "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64", "SCMP_ARCH_MIPSEL64N32",
+                    "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_RISCV64",
+                    "SCMP_ARCH_S390", "SCMP_ARCH_S390X", "SCMP_ARCH_X32", "SCMP_ARCH_X86", "SCMP_ARCH_X86_64"],
+                "knownFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"],
+                "supportedFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"]
+            },
+            "apparmor": { "enabled": false },
+            "selinux": { "enabled": false },
+            "intelRdt": { "enabled": false },
+            "mountExtensions": { "idmap": { "enabled": false } }
+        },
+        "annotations": {
+            "org.opencontainers.runc.checkpoint.enabled": "false",
+            "io.github.nsboot.version": env!("CARGO_PKG_VERSION")
+        }
+    })
+}
+
+pub fn run(_args: FeaturesArgs) -> i32 {
+    println!("{}", serde_json::to_string_pretty(&document()).unwrap_or_default());
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn document_names_every_hook_and_core_namespaces() {
+        let d = super::document();
+        assert_eq!(d["hooks"].as_array().map(Vec::len), Some(6));
+        assert!(d["linux"]["namespaces"].as_array().unwrap().contains(&"user".into()));
+        assert!(d["linux"]["capabilities"].as_array().unwrap().contains(&"CAP_SYS_ADMIN".into()));
+    }
+}

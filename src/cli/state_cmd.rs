@@ -1,0 +1,26 @@
+//! `nsboot state ID`: the OCI state document of a container, its status checked live.
+
+use crate::cli::Global;
+use crate::lifecycle;
+
+/// Print the OCI state of a container (JSON).
+#[derive(Debug, clap::Args)]
+pub struct StateArgs {
+    /// The container id.
+    pub id: String,
+}
+
+pub fn run(args: StateArgs, global: &Global) -> i32 {
+    let root = crate::state::root_dir(global.root.as_deref());
+    match lifecycle::load(&root, &args.id) {
+        Ok(c) => {
+            let text = serde_json::to_string_pretty(&c.oci_state()).unwrap_or_default();
+            println!("{text}");
+            0
+        }
+        Err(e) => {
+            crate::log::fatal(&e.to_string());
+            125
+        }
+    }
+}

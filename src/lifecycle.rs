@@ -1,0 +1,269 @@
+//! What the lifecycle commands (state, kill, delete, list, ps, exec) share: a container's
+//! stored state, its live status, and its processes, all read from the host's /proc.
+//!
+//! The state file holds the supervisor's host pid. The application is the supervisor's only
+//! child (pid 1 of its own pid namespace); every process of the sandbox lives in that pid
+//! namespace. Status is never trusted from the file alone: a supervisor that died (or a pid
+//! that was reused) means "stopped", whatever state.json says.
+
+use std::fs;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::{self, State, StateError};
+use crate::sys::Errno;
+
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
+pub enum LifecycleError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("container {id} is not running (status {status})")]
+    NotRunning { id: String, status: String },
+    #[error("container {id} is running: stop it first (`nsboot kill {id} KILL`) or use `delete --force`")]
+    Running { id: String },
+    #[error("{what} of container {id} (pid {pid}): {errno}")]
+    Signal { what: String, id: String, pid: i32, errno: Errno },
+    #[error("the supervisor of container {id} (pid {pid}) did not exit within {secs} s of SIGKILL")]
+    Stuck { id: String, pid: i32, secs: u64 },
+}
+
+/// The OCI statuses nsboot reports (it never pauses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Created,
+    Running,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+/// A container as found in the state root, with its status as of now.
+#[derive(Debug, Clone)]
+pub struct Container {
+    pub root: PathBuf,
+    pub state: State,
+    pub status: Status,
+    /// The application's host pid, while it lives.
+    pub app: Option<i32>,
+}
+
+/// Loads `id` from the state root and finds out how it is doing.
+pub fn load(root: &Path, id: &str) -> Result<Container, LifecycleError> {
+    let state = state::load(root, id)?;
+    Ok(inspect(root, state))
+}
+
+/// The live status of a stored state.
+pub fn inspect(root: &Path, state: State) -> Container {
+    let sup = (state.pid > 0 && is_supervisor(state.pid, &state.id)).then_some(state.pid);
+    let app = sup.and_then(app_pid);
+    let status = match (sup, app) {
+        (None, _) | (Some(_), None) => Status::Stopped,
+        (Some(_), Some(_)) if state.status == "created" => Status::Created,
+        _ => Status::Running,
+    };
+    Container { root: root.into(), state, status, app }
+}
+
+impl Container {
+    /// The OCI state document (`nsboot state`): pid 0 once stopped, as runc reports it.
+    pub fn oci_state(&self) -> serde_json::Value {
+        let mut st = self.state.clone();
+        st.status = self.status.as_str().into();
+        if self.status == Status::Stopped {
+            st.pid = 0;
+        }
+        let mut v = serde_json::to_value(&st).unwrap_or_default();
+        if v.get("annotations").is_none() {
+            v["annotations"] = serde_json::json!({});
+        }
+        v
+    }
+
+    /// The application's pid, or NotRunning.
+    pub fn require_app(&self) -> Result<i32, LifecycleError> {
+        match (self.status, self.app) {
+            (Status::Created | Status::Running, Some(pid)) => Ok(pid),
+            _ => Err(LifecycleError::NotRunning { id: self.state.id.clone(), status: self.status.as_str().into() }),
+        }
+    }
+}
+
+/// Fields of /proc/PID/stat after the command name: [0] is the state, [1] the ppid.
+fn stat_fields(pid: i32) -> Option<Vec<String>> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: it ends at the last ')'.
+    let rest = &text[text.rfind(')')? + 1..];
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// Alive and not a zombie (a zombie still answers kill(pid, 0)).
+pub fn is_alive(pid: i32) -> bool {
+    stat_fields(pid).is_some_and(|f| f.first().is_some_and(|s| s != "Z" && s != "X"))
+}
+
+/// `pid` lives and is this container's supervisor: its command line names the id (it is
+/// `nsboot boot ... ID` or the `nsboot run ... ID` it was cloned from), so that a reused pid
+/// is not taken for the container.
+pub fn is_supervisor(pid: i32, id: &str) -> bool {
+    if !is_alive(pid) {
+        return false;
+    }
+    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    cmdline.split(|b| *b == 0).any(|arg| arg == id.as_bytes())
+}
+
+/// The supervisor's living child: the application.
+pub fn app_pid(supervisor: i32) -> Option<i32> {
+    children(supervisor).into_iter().find(|&p| is_alive(p))
+}
+
+/// Children of `pid`: from /proc/PID/task/*/children (each thread lists its own), else (no
+/// CONFIG_PROC_CHILDREN) by scanning every process's ppid.
+pub fn children(pid: i32) -> Vec<i32> {
+    let tasks: Vec<String> = fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|t| t.path().join("children").to_string_lossy().into_owned())
+        .collect();
+    let lists: Vec<String> = tasks.iter().filter_map(|t| fs::read_to_string(t).ok()).collect();
+    if !lists.is_empty() {
+        return lists.iter().flat_map(|l| l.split_whitespace()).filter_map(|p| p.parse().ok()).collect();
+    }
+    all_pids()
+        .into_iter()
+        .filter(|&p| stat_fields(p).and_then(|f| f.get(1).and_then(|s| s.parse::<i32>().ok())) == Some(pid))
+        .collect()
+}
+
+fn all_pids() -> Vec<i32> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .collect()
+}
+
+/// (device, inode) of /proc/PID/ns/NAME.
+pub fn ns_id(pid: &str, name: &str) -> Option<(u64, u64)> {
+    fs::metadata(format!("/proc/{pid}/ns/{name}")).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Every living process in the application's pid namespace (the application first): what
+/// `kill --all` signals and `ps` lists, `exec`'d processes included.
+pub fn sandbox_pids(app: i32) -> Vec<i32> {
+    let Some(ns) = ns_id(&app.to_string(), "pid") else {
+        return vec![app];
+    };
+    let mut pids = vec![app];
+    pids.extend(
+        all_pids()
+            .into_iter()
+            .filter(|&p| p != app && ns_id(&p.to_string(), "pid") == Some(ns) && is_alive(p)),
+    );
+    pids
+}
+
+/// pidfd_open(2): signals and waits through it cannot hit a reused pid.
+pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
+    // SAFETY: plain syscall; the returned fd is new and ours alone.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: r is a fresh fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
+}
+
+/// Sends `signo` to `pid` through a pidfd (ESRCH when it is already gone).
+pub fn signal(pid: i32, signo: i32) -> Result<(), Errno> {
+    let fd = pidfd_open(pid)?;
+    crate::sys::pidfd_signal(std::os::fd::AsFd::as_fd(&fd), signo)
+}
+
+/// Waits until the process behind `pidfd` has exited (it need not be our child); false on
+/// timeout (`Duration::MAX`: no timeout).
+pub fn wait_exit(pidfd: &OwnedFd, timeout: std::time::Duration) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let deadline = std::time::Instant::now().checked_add(timeout);
+    loop {
+        let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        let ms = match left {
+            Some(l) => PollTimeout::try_from(l.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::ZERO),
+            None => PollTimeout::NONE,
+        };
+        let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(pidfd), PollFlags::POLLIN)];
+        match poll(&mut fds, ms) {
+            Ok(n) if n > 0 => return true,
+            Err(nix::errno::Errno::EINTR) => continue,
+            _ if left.is_some_and(|l| l.is_zero()) => return false,
+            _ => {}
+        }
+    }
+}
+
+/// Kills the supervisor (its pid namespace, the application's and every process in them die
+/// with it) and waits for it to be gone.
+pub fn kill_supervisor(c: &Container) -> Result<(), LifecycleError> {
+    let pid = c.state.pid;
+    let id = c.state.id.clone();
+    let fd = match pidfd_open(pid) {
+        Ok(fd) => fd,
+        Err(e) if e.0 == libc::ESRCH => return Ok(()),
+        Err(errno) => return Err(LifecycleError::Signal { what: "opening the supervisor".into(), id, pid, errno }),
+    };
+    // Checked after pidfd_open: from here on the fd cannot point at a reused pid.
+    if !is_supervisor(pid, &id) {
+        return Ok(());
+    }
+    match crate::sys::pidfd_signal(std::os::fd::AsFd::as_fd(&fd), libc::SIGKILL) {
+        Ok(()) => {}
+        Err(e) if e.0 == libc::ESRCH => return Ok(()),
+        Err(errno) => return Err(LifecycleError::Signal { what: "killing the supervisor".into(), id, pid, errno }),
+    }
+    let secs = 10;
+    if wait_exit(&fd, std::time::Duration::from_secs(secs)) {
+        Ok(())
+    } else {
+        Err(LifecycleError::Stuck { id, pid, secs })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_is_alive_and_found_by_its_arguments() {
+        let me = std::process::id() as i32;
+        assert!(is_alive(me));
+        let arg0 = std::env::args().next().unwrap();
+        assert!(is_supervisor(me, &arg0));
+        assert!(!is_supervisor(me, "no-such-argument-here"));
+    }
+
+    #[test]
+    fn children_of_this_process_include_a_spawned_child() {
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let pid = child.id() as i32;
+        assert!(children(std::process::id() as i32).contains(&pid));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!is_alive(pid));
+    }
+}
