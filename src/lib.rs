@@ -12,6 +12,7 @@ pub mod idmap;
 pub mod lifecycle;
 pub mod log;
 pub mod process;
+pub mod pty;
 pub mod rootfs;
 pub mod sandbox;
 pub mod setns;

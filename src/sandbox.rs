@@ -71,6 +71,10 @@ pub struct Plan {
     pub preserve_fds: u32,
     /// Global flags for an exec'd `nsboot boot` (--debug, --log, --log-format).
     pub boot_flags: Vec<String>,
+    /// The application's stdin, stdout, stderr (empty: the caller's own); a pty slave when
+    /// `terminal`.
+    pub stdio: Vec<OwnedFd>,
+    pub terminal: bool,
 }
 
 /// A booted supervisor, waiting for its start signal.
@@ -136,7 +140,12 @@ pub fn spawn(mut plan: Plan) -> Result<Sandbox, SandboxError> {
                 controller: Some(ctl_boot),
                 start_sync: start_w,
                 sync_userns: Some(userns_r),
-                app: AppFds { stdio: Vec::new(), pass: preserved_fds(plan.preserve_fds), exec: None },
+                app: AppFds {
+                    stdio: std::mem::take(&mut plan.stdio),
+                    pass: preserved_fds(plan.preserve_fds),
+                    exec: None,
+                    terminal: plan.terminal,
+                },
                 attached: plan.attached,
                 janitor: plan.janitor,
             });
@@ -145,7 +154,7 @@ pub fn spawn(mut plan: Plan) -> Result<Sandbox, SandboxError> {
         }
         Cloned::Parent { pid, pidfd } => (pid, pidfd),
     };
-    drop((userns_r, start_w, ctl_boot));
+    drop((userns_r, start_w, ctl_boot, std::mem::take(&mut plan.stdio)));
     let fail = |e: SandboxError| {
         let _ = sys::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
         let _ = sys::pidfd_wait(pidfd.as_fd());
@@ -279,26 +288,44 @@ impl Sandbox {
 
     /// Waits for the supervisor to exit, forwarding the usual signals to it meanwhile; returns
     /// its exit status (the application's, 128+N for a signal).
-    pub fn wait_forwarding(&self, signals: &SignalFd) -> i32 {
+    /// With a pty `relay`, the terminal is relayed too and a window change resizes the pty.
+    pub fn wait_forwarding(&self, signals: &SignalFd, mut relay: Option<&mut crate::pty::Relay>) -> i32 {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
         loop {
-            let mut fds = [
+            let mut fds = vec![
                 PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN),
                 PollFd::new(signals.as_fd(), PollFlags::POLLIN),
             ];
+            if let Some(r) = relay.as_deref() {
+                fds.extend(r.poll_fds().into_iter().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+            }
             match poll(&mut fds, PollTimeout::NONE) {
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(_) => break,
                 Ok(_) => {}
             }
-            if fds[1].revents().is_some_and(|r| r.contains(PollFlags::POLLIN)) {
+            let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
+            drop(fds);
+            if ready[1] {
                 if let Ok(Some(info)) = signals.read_signal() {
-                    let _ = sys::pidfd_signal(self.pidfd.as_fd(), info.ssi_signo as i32);
+                    let signo = info.ssi_signo as i32;
+                    match relay.as_deref() {
+                        Some(r) if signo == libc::SIGWINCH => r.resize(),
+                        _ => {
+                            let _ = sys::pidfd_signal(self.pidfd.as_fd(), signo);
+                        }
+                    }
                 }
             }
-            if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+            if let Some(r) = relay.as_deref_mut() {
+                r.pump(&ready[2..]);
+            }
+            if ready[0] {
                 break;
             }
+        }
+        if let Some(r) = relay {
+            r.drain_master();
         }
         sys::pidfd_wait(self.pidfd.as_fd()).unwrap_or(125)
     }

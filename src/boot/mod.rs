@@ -120,7 +120,7 @@ pub fn main_from_fds(fds: BootFds, bundle: &Path, id: &str, attached: bool) -> i
         controller: fds.controller,
         start_sync: fds.start_sync,
         sync_userns: fds.sync_userns,
-        app: AppFds { stdio: fds.stdio, pass: fds.pass, exec: fds.exec },
+        app: AppFds { stdio: fds.stdio, pass: fds.pass, exec: fds.exec, terminal: false },
         attached,
         janitor: None,
     })

@@ -70,6 +70,8 @@ pub fn run(args: CreateArgs, global: &Global) -> i32 {
         listener: Some(listener),
         preserve_fds: args.preserve_fds,
         boot_flags: global.boot_flags(),
+        stdio: Vec::new(),
+        terminal: false,
     };
     let sb = match sandbox::spawn(plan) {
         Ok(sb) => sb,

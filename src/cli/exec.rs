@@ -165,7 +165,7 @@ fn child(target: &Target, spec: &Spec, process: &Process, console: Option<OwnedF
         drop(sock);
         console::make_controlling(&pty.slave)?;
     }
-    let fds = AppFds { stdio: Vec::new(), pass, exec: None };
+    let fds = AppFds { stdio: Vec::new(), pass, exec: None, terminal: false };
     Ok(crate::process::exec::exec(spec, process, fds)?)
 }
 

@@ -131,12 +131,21 @@ fn run_in(
         return fail(&e);
     }
     let annotations = spec.annotations().clone();
+    let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    let (mut relay, stdio) = if terminal {
+        match crate::pty::open() {
+            Ok((r, s)) => (Some(r), s),
+            Err(e) => return fail(&e),
+        }
+    } else {
+        (None, Vec::new())
+    };
     let exec_boot = std::env::var_os("NSBOOT_EXEC_BOOT").is_some_and(|v| v == "1");
     let janitor = match (crate::sys::pidfd_self(), open_dir(&entry.root)) {
         (Ok(caller), Ok(state_root)) => Some(crate::boot::Janitor { caller, state_root, id: id.into() }),
         _ => None,
     };
-    let plan = Plan { id: id.into(), spec, rootfs: rootfs.clone(), mapping, attached: true, exec_boot, bundle: bundle.clone(), janitor, listener: None, preserve_fds: 0, boot_flags: global.boot_flags() };
+    let plan = Plan { id: id.into(), spec, rootfs: rootfs.clone(), mapping, attached: true, exec_boot, bundle: bundle.clone(), janitor, listener: None, preserve_fds: 0, boot_flags: global.boot_flags(), stdio, terminal };
     let sb = match sandbox::spawn(plan) {
         Ok(sb) => sb,
         Err(e) => {
@@ -166,10 +175,10 @@ fn run_in(
     if let Err(e) = sb.start() {
         crate::log::fatal(&e.to_string());
         let code = e.exit_code();
-        let _ = sb.wait_forwarding(&signals);
+        let _ = sb.wait_forwarding(&signals, relay.as_mut());
         return code;
     }
     st.status = "running".into();
     let _ = entry.save(&st);
-    sb.wait_forwarding(&signals)
+    sb.wait_forwarding(&signals, relay.as_mut())
 }

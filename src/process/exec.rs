@@ -22,7 +22,12 @@ fn step<T>(what: &str, r: nix::Result<T>) -> Result<T, ProcessError> {
 }
 
 pub fn exec(spec: &Spec, process: &Process, fds: AppFds) -> Result<Infallible, ProcessError> {
+    let terminal = fds.terminal;
     arrange_fds(fds.stdio, fds.pass)?;
+    if terminal {
+        crate::pty::make_controlling_terminal()
+            .map_err(|errno| ProcessError::Step { step: "making the pty the controlling terminal".into(), errno })?;
+    }
     reset_signals()?;
     let args = process.args().as_ref().filter(|a| !a.is_empty()).ok_or(ProcessError::NoProcess)?;
     let env: Vec<String> = process.env().clone().unwrap_or_default();

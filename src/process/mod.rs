@@ -64,11 +64,14 @@ pub struct FdMapping {
 }
 
 /// What the application inherits.
+#[derive(Default)]
 pub struct AppFds {
     /// stdin, stdout, stderr (empty: keep the supervisor's 0, 1, 2).
     pub stdio: Vec<OwnedFd>,
     pub pass: Vec<FdMapping>,
     pub exec: Option<OwnedFd>,
+    /// stdin is a pty slave that becomes the controlling terminal of a new session.
+    pub terminal: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

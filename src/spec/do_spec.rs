@@ -1,9 +1,11 @@
 //! The spec of `nsboot do`: a command over the host's own root, built in memory.
 //!
-//! The root (`/` or `--rootfs`) is bound recursively read-only; fresh /proc, /dev, /tmp and
-//! /run go on top, then the working directory read-write, then the user's volumes and tmpfs.
-//! /run is a fresh tmpfs because it holds the sockets of services that act for the user
-//! outside any sandbox (the session bus can start commands via systemd-run --user).
+//! The root (`/` or `--rootfs`) is bound recursively read-only; fresh /proc, /dev, /tmp, /run
+//! and /sys go on top, then the working directory read-write, then the user's volumes and
+//! tmpfs. /run is a fresh tmpfs because it holds the sockets of services that act for the user
+//! outside any sandbox (the session bus can start commands via systemd-run --user). With
+//! `--overlay` the root stays writable: the supervisor lays a tmpfs-backed overlay over it
+//! (rootfs::overlay), and everything written there vanishes with the sandbox.
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
@@ -18,7 +20,7 @@ use super::options::{clean, Volume};
 use super::{Spec, SpecError};
 
 /// The annotation asking for a writable overlay over the read-only root.
-pub const OVERLAY_ANNOTATION: &str = "nsboot.overlay";
+pub use crate::rootfs::overlay::ANNOTATION as OVERLAY_ANNOTATION;
 
 /// Variables passed from the caller's environment without `--env-all`.
 const PASSED_ENV: &[&str] = &["PATH", "HOME", "TERM", "LANG", "USER"];
@@ -78,7 +80,8 @@ pub fn do_spec(opts: &DoOptions) -> Result<Spec, SpecError> {
     spec.set_version(OCI_VERSION.into());
     let mut root = Root::default();
     root.set_path(rootfs.clone());
-    root.set_readonly(Some(true));
+    // The overlay is the root's writable layer: a read-only root would hide it.
+    root.set_readonly(Some(!opts.overlay));
     spec.set_root(Some(root));
     spec.set_hostname(None);
     spec.set_mounts(Some(mounts(opts, &rootfs, &cwd)?));
@@ -183,6 +186,15 @@ fn mounts(opts: &DoOptions, rootfs: &Path, cwd: &Path) -> Result<Vec<Mount>, Spe
         ),
         mount("/tmp", "tmpfs", "tmpfs", &["nosuid", "nodev", "mode=1777"]),
         mount("/run", "tmpfs", "tmpfs", &["nosuid", "nodev", "mode=755"]),
+        // A sysfs of the sandbox's own network namespace shows only its loopback in
+        // /sys/class/net. With the host's network the kernel refuses a new one and the mount
+        // code binds the host's /sys read-only instead.
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        ),
     ];
     // With the host's network, name resolution must keep working: where /etc/resolv.conf
     // points into the now hidden /run (systemd-resolved), bind its target back.

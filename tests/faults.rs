@@ -1,0 +1,401 @@
+//! Issue 5, faults: SIGKILL of the caller at each start-up phase, of the supervisor and of the
+//! application while it runs; newuidmap/newgidmap failing; the state directory read-only or
+//! full. After each: the right exit status, nothing left behind, and the id usable again.
+
+mod common;
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use common::{Bundle, Mode, Output};
+
+/// How long a sandbox may take to reach a phase (boot under a loaded, 2-core machine).
+const PHASE_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn id(what: &str, mode: Mode) -> String {
+    format!("flt-{what}-{mode:?}").to_lowercase()
+}
+
+const SLEEPER: [&str; 3] = ["/bin/sh", "-c", "echo ready; exec sleep 1000"];
+
+/// `nsboot [--debug] run` in the background, its stdout and stderr read line by line.
+struct Running {
+    child: Child,
+    /// (from stderr?, line)
+    lines: Receiver<(bool, String)>,
+    seen: Vec<(bool, String)>,
+}
+
+impl Running {
+    fn start(bundle: &Bundle, id: &str, debug: bool) -> Running {
+        let mut cmd = bundle.nsboot();
+        cmd.arg("--root").arg(bundle.state_dir());
+        if debug {
+            cmd.arg("--debug");
+        }
+        cmd.arg("run").arg("--bundle").arg(bundle.dir()).arg(id);
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        let (tx, lines) = mpsc::channel();
+        for (is_err, pipe) in [
+            (
+                false,
+                Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            ),
+            (true, Box::new(child.stderr.take().unwrap())),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let _ = tx.send((is_err, line));
+                }
+            });
+        }
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Waits for a line containing `want` (on stdout or stderr); panics after the timeout.
+    fn wait_for(&mut self, want: &str, ctx: &str) {
+        let deadline = Instant::now() + PHASE_TIMEOUT;
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            let hit = line.1.contains(want);
+            self.seen.push(line);
+            if hit {
+                return;
+            }
+        }
+        let _ = kill(Pid::from_raw(self.pid()), Signal::SIGKILL);
+        let out = self.finish();
+        panic!("{ctx}: no line with {want:?} within {PHASE_TIMEOUT:?}: {out:?}");
+    }
+
+    /// Waits for nsboot to exit (SIGKILL after 20 s) and returns what it did.
+    fn finish(&mut self) -> Output {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = kill(Pid::from_raw(self.pid()), Signal::SIGKILL);
+                self.seen
+                    .push((true, "[test] killed: no exit in time".into()));
+                break self.child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        // A leaked holder of the pipes must not hang the test.
+        let until = Instant::now() + Duration::from_secs(2);
+        while let Ok(l) = self
+            .lines
+            .recv_timeout(until.saturating_duration_since(Instant::now()))
+        {
+            self.seen.push(l);
+        }
+        let pick = |err: bool| -> String {
+            let lines = self.seen.iter().filter(|(e, _)| *e == err);
+            lines.map(|(_, l)| format!("{l}\n")).collect()
+        };
+        Output {
+            status: status
+                .code()
+                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+            stdout: pick(false),
+            stderr: pick(true),
+        }
+    }
+}
+
+/// The children of `pid` (by /proc/*/stat), polled until there is one (up to 10 s).
+fn children(pid: i32) -> Vec<i32> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let kids: Vec<i32> = fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                let stat = fs::read_to_string(e.path().join("stat")).ok()?;
+                // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
+                let ppid: i32 = stat
+                    .rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse()
+                    .ok()?;
+                (ppid == pid).then(|| e.file_name().to_string_lossy().parse().ok())?
+            })
+            .collect();
+        if !kids.is_empty() || Instant::now() > deadline {
+            return kids;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The same id runs again, to completion, in the same state dir.
+fn assert_id_reusable(bundle: Bundle, id: &str) {
+    let mode = bundle.mode();
+    let bundle = bundle.args(&["/bin/sh", "-c", "echo again"]);
+    let out = bundle.run(id);
+    assert_eq!(
+        (out.status, out.stdout.as_str()),
+        (0, "again\n"),
+        "{mode:?}: a new run of {id}: {out:?}"
+    );
+    common::assert_nothing_left(mode, bundle.state_dir());
+}
+
+/// Where to kill the caller: right after spawning it, after a boot phase's --debug line, or
+/// once the application runs.
+const MOMENTS: [&str; 6] = [
+    "",
+    "boot phase userns done",
+    "boot phase rootfs done",
+    "boot phase app done",
+    "boot phase exec done",
+    "ready",
+];
+
+#[test]
+fn caller_sigkill_at_each_phase_leaves_nothing() {
+    for mode in common::modes() {
+        for (n, moment) in MOMENTS.iter().enumerate() {
+            let ctx = format!("{mode:?}, caller killed at {moment:?}");
+            let id = id(&format!("caller{n}"), mode);
+            let bundle = Bundle::new(mode).args(&SLEEPER);
+            let mut run = Running::start(&bundle, &id, true);
+            if !moment.is_empty() {
+                run.wait_for(moment, &ctx);
+            }
+            kill(Pid::from_raw(run.pid()), Signal::SIGKILL).unwrap();
+            let out = run.finish();
+            assert_eq!(out.status, 137, "{ctx}: {out:?}");
+            common::assert_nothing_left(mode, bundle.state_dir());
+            assert_id_reusable(bundle, &id);
+        }
+    }
+}
+
+#[test]
+fn caller_sigkill_after_short_delays_leaves_nothing() {
+    // Moments between the phase lines: a spread of delays after the spawn.
+    for mode in common::modes() {
+        for (n, ms) in [1u64, 3, 6, 10, 15, 25].into_iter().enumerate() {
+            let ctx = format!("{mode:?}, caller killed after {ms} ms");
+            let id = id(&format!("delay{n}"), mode);
+            let bundle = Bundle::new(mode).args(&SLEEPER);
+            let mut run = Running::start(&bundle, &id, false);
+            std::thread::sleep(Duration::from_millis(ms));
+            kill(Pid::from_raw(run.pid()), Signal::SIGKILL).unwrap();
+            let out = run.finish();
+            assert_eq!(out.status, 137, "{ctx}: {out:?}");
+            common::assert_nothing_left(mode, bundle.state_dir());
+            assert_id_reusable(bundle, &id);
+        }
+    }
+}
+
+/// Starts the sleeper, waits until it runs, and returns the run with the supervisor's pid.
+fn running_sleeper(bundle: &Bundle, id: &str, ctx: &str) -> (Running, i32) {
+    let mut run = Running::start(bundle, id, false);
+    run.wait_for("ready", ctx);
+    let sup = children(run.pid());
+    assert_eq!(sup.len(), 1, "{ctx}: children of the caller: {sup:?}");
+    (run, sup[0])
+}
+
+#[test]
+fn supervisor_sigkill_exits_137_and_leaves_nothing() {
+    for mode in common::modes() {
+        let ctx = format!("{mode:?}");
+        let id = id("sup", mode);
+        let bundle = Bundle::new(mode).args(&SLEEPER);
+        let (mut run, sup) = running_sleeper(&bundle, &id, &ctx);
+        let app = children(sup);
+        kill(Pid::from_raw(sup), Signal::SIGKILL).unwrap();
+        let out = run.finish();
+        assert_eq!(out.status, 137, "{ctx}: {out:?}");
+        // The app died with its pid namespace's init.
+        for pid in app {
+            assert!(
+                !Path::new(&format!("/proc/{pid}")).exists()
+                    || fs::read_to_string(format!("/proc/{pid}/stat"))
+                        .is_ok_and(|s| s.contains(") Z")),
+                "{ctx}: app {pid} survived its supervisor"
+            );
+        }
+        common::assert_nothing_left(mode, bundle.state_dir());
+        assert_id_reusable(bundle, &id);
+    }
+}
+
+#[test]
+fn app_sigkill_exits_137_and_leaves_nothing() {
+    for mode in common::modes() {
+        let ctx = format!("{mode:?}");
+        let id = id("app", mode);
+        let bundle = Bundle::new(mode).args(&SLEEPER);
+        let (mut run, sup) = running_sleeper(&bundle, &id, &ctx);
+        let app = children(sup);
+        assert_eq!(app.len(), 1, "{ctx}: children of the supervisor: {app:?}");
+        kill(Pid::from_raw(app[0]), Signal::SIGKILL).unwrap();
+        let out = run.finish();
+        assert_eq!(
+            (out.status, out.stdout.as_str(), out.stderr.as_str()),
+            (137, "ready\n", ""),
+            "{ctx}: {out:?}"
+        );
+        common::assert_nothing_left(mode, bundle.state_dir());
+        assert_id_reusable(bundle, &id);
+    }
+}
+
+/// A stand-in for a uidmap helper that fails like a misconfigured one.
+fn failing_helper(bundle: &Bundle, name: &str) -> String {
+    let path = bundle.dir().parent().unwrap().join(name);
+    let script = format!("#!/bin/sh\necho \"{name}: fake failure $$\" >&2\nexit 1\n");
+    fs::write(&path, script).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn failing_newuidmap_or_newgidmap_is_one_line_125() {
+    if !common::rootless_modes().contains(&Mode::RootlessSubid) {
+        return; // without a subordinate range, nsboot never runs the helpers
+    }
+    let mode = Mode::RootlessSubid;
+    for (var, tool) in [
+        ("NSBOOT_NEWUIDMAP", "newuidmap"),
+        ("NSBOOT_NEWGIDMAP", "newgidmap"),
+    ] {
+        let id = id(tool, mode);
+        let bundle = Bundle::new(mode).args(&["/bin/true"]);
+        let helper = failing_helper(&bundle, tool);
+        let mut cmd = bundle.nsboot();
+        cmd.env(var, &helper).arg("--root").arg(bundle.state_dir());
+        cmd.arg("run").arg("--bundle").arg(bundle.dir()).arg(&id);
+        let out = common::output(&mut cmd);
+        let want = format!("{tool}: fake failure");
+        assert!(
+            out.status == 125
+                && out.stderr.lines().count() == 1
+                && out.stderr.contains(&want)
+                && out.stderr.contains(&helper),
+            "{var}: want one line with the helper's path and stderr, exit 125: {out:?}"
+        );
+        common::assert_nothing_left(mode, bundle.state_dir());
+        assert_id_reusable(bundle, &id);
+    }
+}
+
+/// `cmd` run in a new mount namespace where `dir` is a fresh tmpfs with `opts`: a read-only
+/// or full state dir, without touching the host's mounts. Needs root (for the mount).
+fn with_tmpfs(cmd: &Command, dir: &Path, opts: &str) -> Command {
+    let mut wrapped = Command::new("unshare");
+    wrapped.args(["-m", "--propagation", "private", "--", "sh", "-c"]);
+    wrapped.arg("mount -t tmpfs -o \"$0\" tmpfs \"$1\" && shift && exec \"$@\"");
+    wrapped
+        .arg(opts)
+        .arg(dir)
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    wrapped.env_clear();
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            wrapped.env(k, v);
+        }
+    }
+    if let Some(d) = cmd.get_current_dir() {
+        wrapped.current_dir(d);
+    }
+    wrapped
+}
+
+#[test]
+fn unwritable_or_full_state_dir_is_one_line_125() {
+    if !common::is_root() {
+        return; // mounting the read-only / full tmpfs needs root
+    }
+    let cases = [
+        ("ro", "ro,mode=0777", "Read-only file system"),
+        ("full", "nr_inodes=1,mode=0777", "No space left on device"),
+    ];
+    for mode in common::modes() {
+        for (what, opts, cause) in cases {
+            let id = id(&format!("state-{what}"), mode);
+            let bundle = Bundle::new(mode).args(&["/bin/true"]);
+            let dir = bundle.dir().parent().unwrap().join("state-tmpfs");
+            fs::create_dir(&dir).unwrap();
+            let mut cmd = bundle.nsboot();
+            cmd.arg("--root").arg(&dir).arg("run");
+            cmd.arg("--bundle").arg(bundle.dir()).arg(&id);
+            let out = common::output(&mut with_tmpfs(&cmd, &dir, opts));
+            let shown = dir.display().to_string();
+            assert!(
+                out.status == 125
+                    && out.stdout.is_empty()
+                    && out.stderr.lines().count() == 1
+                    && out.stderr.contains(cause)
+                    && out.stderr.contains(&shown),
+                "{mode:?} {what}: want one line naming {shown} and {cause:?}: {out:?}"
+            );
+            common::assert_nothing_left(mode, bundle.state_dir());
+            assert_id_reusable(bundle, &id);
+        }
+    }
+}
+
+#[test]
+fn state_dir_without_permission_is_one_line_125() {
+    // A root-owned 0555 dir: only the rootless modes lack the permission.
+    if !common::is_root() {
+        return; // the dir would be the user's own
+    }
+    for mode in common::rootless_modes() {
+        let id = id("state-perm", mode);
+        let bundle = Bundle::new(mode).args(&["/bin/true"]);
+        let dir = bundle.dir().parent().unwrap().join("locked");
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o555)).unwrap();
+        let mut cmd = bundle.nsboot();
+        cmd.arg("--root").arg(dir.join("st")).arg("run");
+        cmd.arg("--bundle").arg(bundle.dir()).arg(&id);
+        let out = common::output(&mut cmd);
+        assert!(
+            out.status == 125
+                && out.stderr.lines().count() == 1
+                && out.stderr.contains("Permission denied")
+                && out.stderr.contains("--root"),
+            "{mode:?}: {out:?}"
+        );
+        assert!(fs::read_dir(&dir).unwrap().next().is_none());
+        common::assert_nothing_left(mode, bundle.state_dir());
+        assert_id_reusable(bundle, &id);
+    }
+}
