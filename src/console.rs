@@ -10,7 +10,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{open, OFlag};
-use nix::sys::socket::{connect, sendmsg, socket, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr};
+use nix::sys::socket::{
+    connect, sendmsg, socket, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr,
+};
 use nix::sys::stat::Mode;
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +23,11 @@ pub enum ConsoleError {
     #[error("connecting to the console socket {path}: {errno}: check --console-socket")]
     Connect { path: PathBuf, errno: Errno },
     #[error("{step}: {errno}{hint}")]
-    Pty { step: String, errno: Errno, hint: String },
+    Pty {
+        step: String,
+        errno: Errno,
+        hint: String,
+    },
     #[error("sending the terminal to the console socket: {errno}")]
     Send { errno: Errno },
     #[error("process.terminal is true but no --console-socket was given: pass one, or set terminal to false")]
@@ -37,8 +43,17 @@ pub struct Pty {
 
 /// Connects to the engine's console socket (a Unix stream socket path on the host).
 pub fn connect_socket(path: &Path) -> Result<OwnedFd, ConsoleError> {
-    let err = |e: nix::errno::Errno| ConsoleError::Connect { path: path.into(), errno: e.into() };
-    let sock = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).map_err(err)?;
+    let err = |e: nix::errno::Errno| ConsoleError::Connect {
+        path: path.into(),
+        errno: e.into(),
+    };
+    let sock = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(err)?;
     let addr = UnixAddr::new(path).map_err(err)?;
     connect(sock.as_raw_fd(), &addr).map_err(err)?;
     Ok(sock)
@@ -46,11 +61,16 @@ pub fn connect_socket(path: &Path) -> Result<OwnedFd, ConsoleError> {
 
 fn pty_err(step: &str, e: nix::errno::Errno) -> ConsoleError {
     let hint = if e == nix::errno::Errno::ENOENT {
-        ": the container has no /dev/ptmx: mount a devpts at /dev/pts (newinstance, ptmxmode=0666)".into()
+        ": the container has no /dev/ptmx: mount a devpts at /dev/pts (newinstance, ptmxmode=0666)"
+            .into()
     } else {
         String::new()
     };
-    ConsoleError::Pty { step: step.into(), errno: e.into(), hint }
+    ConsoleError::Pty {
+        step: step.into(),
+        errno: e.into(),
+        hint,
+    }
 }
 
 /// Opens a new pty in the current mount namespace's devpts (call it inside the container).
@@ -69,9 +89,18 @@ pub fn open_pty() -> Result<Pty, ConsoleError> {
     // TIOCGPTPEER opens the slave through the master: no path lookup in a devpts that another
     // mount could shadow.
     // SAFETY: TIOCGPTPEER takes open flags by value and returns a new fd.
-    let slave = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
+    let slave = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
     if slave < 0 {
-        return Err(pty_err("opening the pty's slave", nix::errno::Errno::last()));
+        return Err(pty_err(
+            "opening the pty's slave",
+            nix::errno::Errno::last(),
+        ));
     }
     // SAFETY: the kernel just returned this fd; we own it alone.
     let slave = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(slave) };
@@ -82,7 +111,11 @@ pub fn open_pty() -> Result<Pty, ConsoleError> {
     } else {
         String::new()
     };
-    Ok(Pty { master, slave, name })
+    Ok(Pty {
+        master,
+        slave,
+        name,
+    })
 }
 
 /// Sends the pty master over the console socket (SCM_RIGHTS), with the slave's name as the
@@ -90,7 +123,11 @@ pub fn open_pty() -> Result<Pty, ConsoleError> {
 pub fn send_master(sock: BorrowedFd<'_>, pty: &Pty) -> Result<(), ConsoleError> {
     let fds = [pty.master.as_raw_fd()];
     let cmsg = [ControlMessage::ScmRights(&fds)];
-    let name = if pty.name.is_empty() { "/dev/ptmx" } else { &pty.name };
+    let name = if pty.name.is_empty() {
+        "/dev/ptmx"
+    } else {
+        &pty.name
+    };
     let iov = [std::io::IoSlice::new(name.as_bytes())];
     loop {
         match sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None) {
@@ -108,7 +145,10 @@ pub fn make_controlling(slave: impl AsFd) -> Result<(), ConsoleError> {
     nix::unistd::setsid().map_err(|e| pty_err("starting a session for the terminal", e))?;
     // SAFETY: TIOCSCTTY takes an int argument by value (0: do not steal).
     if unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) } != 0 {
-        return Err(pty_err("making the pty the controlling terminal", nix::errno::Errno::last()));
+        return Err(pty_err(
+            "making the pty the controlling terminal",
+            nix::errno::Errno::last(),
+        ));
     }
     for target in 0..3 {
         nix::unistd::dup2(fd, target).map_err(|e| pty_err("putting the pty on stdio", e))?;
@@ -124,12 +164,19 @@ mod tests {
     #[test]
     fn master_crosses_the_socket_and_talks_to_the_slave() {
         let pty = open_pty().expect("a pty on the host");
-        let (a, b) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC).unwrap();
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap();
         send_master(a.as_fd(), &pty).unwrap();
         let mut buf = [0u8; 64];
         let mut cbuf = nix::cmsg_space!([std::os::fd::RawFd; 1]);
         let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        let msg = recvmsg::<()>(b.as_raw_fd(), &mut iov, Some(&mut cbuf), MsgFlags::empty()).unwrap();
+        let msg =
+            recvmsg::<()>(b.as_raw_fd(), &mut iov, Some(&mut cbuf), MsgFlags::empty()).unwrap();
         let fd = msg
             .cmsgs()
             .unwrap()

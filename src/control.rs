@@ -56,7 +56,10 @@ pub fn wait_for_start(sock: OwnedFd) -> Result<OwnedFd, ControlError> {
                 Ok(fd) => break unsafe { OwnedFd::from_raw_fd(fd) },
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => {
-                    return Err(ControlError::Wire(WireError::Io { expected: "a start connection".into(), errno: e.into() }))
+                    return Err(ControlError::Wire(WireError::Io {
+                        expected: "a start connection".into(),
+                        errno: e.into(),
+                    }))
                 }
             }
         }
@@ -75,9 +78,20 @@ fn is_listening(sock: &OwnedFd) -> bool {
 
 /// The controller socket of a created container: `<state dir>/ctl.sock`, listening.
 pub fn listen(path: &std::path::Path) -> Result<OwnedFd, WireError> {
-    use nix::sys::socket::{bind, listen as listen_on, socket, AddressFamily, Backlog, SockType, UnixAddr};
-    let err = |e: nix::errno::Errno| WireError::Io { expected: format!("a controller socket at {}", path.display()), errno: e.into() };
-    let fd = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).map_err(err)?;
+    use nix::sys::socket::{
+        bind, listen as listen_on, socket, AddressFamily, Backlog, SockType, UnixAddr,
+    };
+    let err = |e: nix::errno::Errno| WireError::Io {
+        expected: format!("a controller socket at {}", path.display()),
+        errno: e.into(),
+    };
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(err)?;
     bind(fd.as_raw_fd(), &UnixAddr::new(path).map_err(err)?).map_err(err)?;
     listen_on(&fd, Backlog::new(4).map_err(err)?).map_err(err)?;
     Ok(fd)
@@ -86,8 +100,17 @@ pub fn listen(path: &std::path::Path) -> Result<OwnedFd, WireError> {
 /// `start`: connects to a created container's controller socket.
 pub fn connect(path: &std::path::Path) -> Result<OwnedFd, WireError> {
     use nix::sys::socket::{connect as connect_to, socket, AddressFamily, SockType, UnixAddr};
-    let err = |e: nix::errno::Errno| WireError::Io { expected: format!("the sandbox's controller at {}", path.display()), errno: e.into() };
-    let fd = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).map_err(err)?;
+    let err = |e: nix::errno::Errno| WireError::Io {
+        expected: format!("the sandbox's controller at {}", path.display()),
+        errno: e.into(),
+    };
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(err)?;
     connect_to(fd.as_raw_fd(), &UnixAddr::new(path).map_err(err)?).map_err(err)?;
     Ok(fd)
 }

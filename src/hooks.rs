@@ -62,13 +62,35 @@ impl HookKind {
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum HookError {
     #[error("{kind} hook {path}[{index}]: cannot run it: {errno}: check hooks.{kind}[{index}].path in config.json")]
-    Spawn { kind: String, index: usize, path: PathBuf, errno: Errno },
+    Spawn {
+        kind: String,
+        index: usize,
+        path: PathBuf,
+        errno: Errno,
+    },
     #[error("{kind} hook {path}[{index}] failed with {how}{stderr}")]
-    Failed { kind: String, index: usize, path: PathBuf, how: String, stderr: String },
+    Failed {
+        kind: String,
+        index: usize,
+        path: PathBuf,
+        how: String,
+        stderr: String,
+    },
     #[error("{kind} hook {path}[{index}] did not finish within its timeout of {secs} s and was killed: raise hooks.{kind}[{index}].timeout or fix the hook")]
-    Timeout { kind: String, index: usize, path: PathBuf, secs: i64 },
+    Timeout {
+        kind: String,
+        index: usize,
+        path: PathBuf,
+        secs: i64,
+    },
     #[error("{kind} hook {path}[{index}]: {step}: {errno}")]
-    Io { kind: String, index: usize, path: PathBuf, step: String, errno: Errno },
+    Io {
+        kind: String,
+        index: usize,
+        path: PathBuf,
+        step: String,
+        errno: Errno,
+    },
 }
 
 /// Runs the hooks of `kind` in order. A fatal kind stops at the first failure and returns it;
@@ -91,31 +113,61 @@ pub fn run(kind: HookKind, hooks: Option<&Hooks>, state: &State) -> Result<(), H
 
 fn run_one(kind: HookKind, index: usize, hook: &Hook, input: &[u8]) -> Result<(), HookError> {
     let path = hook.path().clone();
-    let io = |step: &str, e: Errno| HookError::Io { kind: kind.name().into(), index, path: path.clone(), step: step.into(), errno: e };
+    let io = |step: &str, e: Errno| HookError::Io {
+        kind: kind.name().into(),
+        index,
+        path: path.clone(),
+        step: step.into(),
+        errno: e,
+    };
     // Its output goes to a memfd, read afterwards: no pipe to drain, no thread (nsboot stays
     // single-threaded up to every clone).
     let out = output_file().map_err(|e| io("creating its output file", e))?;
-    let out2 = out.try_clone().map_err(|e| io("creating its output file", e.into()))?;
-    let kept = out.try_clone().map_err(|e| io("creating its output file", e.into()))?;
+    let out2 = out
+        .try_clone()
+        .map_err(|e| io("creating its output file", e.into()))?;
+    let kept = out
+        .try_clone()
+        .map_err(|e| io("creating its output file", e.into()))?;
     let args = hook.args().clone().unwrap_or_default();
     let mut cmd = Command::new(&path);
     if let Some((arg0, rest)) = args.split_first() {
         cmd.arg0(arg0).args(rest);
     }
-    cmd.env_clear().envs(hook.env().iter().flatten().filter_map(|kv| kv.split_once('=')));
-    cmd.stdin(Stdio::piped()).stdout(Stdio::from(out)).stderr(Stdio::from(out2));
-    let mut child = cmd.spawn().map_err(|e| HookError::Spawn { kind: kind.name().into(), index, path: path.clone(), errno: e.into() })?;
+    cmd.env_clear().envs(
+        hook.env()
+            .iter()
+            .flatten()
+            .filter_map(|kv| kv.split_once('=')),
+    );
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(out2));
+    let mut child = cmd.spawn().map_err(|e| HookError::Spawn {
+        kind: kind.name().into(),
+        index,
+        path: path.clone(),
+        errno: e.into(),
+    })?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that exits without reading its stdin is not an error (EPIPE).
         let _ = stdin.write_all(input);
     }
-    let pidfd = crate::lifecycle::pidfd_open(child.id() as i32).map_err(|e| io("watching it", e))?;
+    let pidfd =
+        crate::lifecycle::pidfd_open(child.id() as i32).map_err(|e| io("watching it", e))?;
     let timeout = hook.timeout().filter(|t| *t > 0);
-    let limit = timeout.map(|t| Duration::from_secs(t as u64)).unwrap_or(Duration::MAX);
+    let limit = timeout
+        .map(|t| Duration::from_secs(t as u64))
+        .unwrap_or(Duration::MAX);
     if !crate::lifecycle::wait_exit(&pidfd, limit) {
         let _ = crate::sys::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
         let _ = child.wait();
-        return Err(HookError::Timeout { kind: kind.name().into(), index, path, secs: timeout.unwrap_or(0) });
+        return Err(HookError::Timeout {
+            kind: kind.name().into(),
+            index,
+            path,
+            secs: timeout.unwrap_or(0),
+        });
     }
     let status = child.wait().map_err(|e| io("waiting for it", e.into()))?;
     if status.success() {
@@ -127,7 +179,13 @@ fn run_one(kind: HookKind, index: usize, hook: &Hook, input: &[u8]) -> Result<()
         _ => "an unknown status".into(),
     };
     let stderr = read_tail(kept);
-    Err(HookError::Failed { kind: kind.name().into(), index, path, how, stderr })
+    Err(HookError::Failed {
+        kind: kind.name().into(),
+        index,
+        path,
+        how,
+        stderr,
+    })
 }
 
 /// An anonymous file for the hook's stdout and stderr.
@@ -142,13 +200,30 @@ fn read_tail(mut f: std::fs::File) -> String {
     let mut text = String::new();
     let _ = f.rewind();
     let _ = f.take(64 * 1024).read_to_string(&mut text);
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     let tail = lines[lines.len().saturating_sub(3)..].join("; ");
     if tail.is_empty() {
         String::new()
     } else {
         format!(": {}", tail.chars().take(300).collect::<String>())
     }
+}
+
+/// The hooks of the bundle's config.json, for commands that do not hold the spec (`start`,
+/// `delete`). Cheap when there are none: no JSON is parsed unless the file names "hooks".
+pub fn from_bundle(bundle: &std::path::Path) -> Option<Hooks> {
+    let bytes = std::fs::read(bundle.join("config.json")).ok()?;
+    if !bytes.windows(7).any(|w| w == b"\"hooks\"") {
+        return None;
+    }
+    serde_json::from_slice::<crate::spec::Spec>(&bytes)
+        .ok()?
+        .hooks()
+        .clone()
 }
 
 #[cfg(test)]
@@ -185,7 +260,9 @@ mod tests {
         let h = hooks(
             "createRuntime",
             serde_json::json!([
-                sh(&format!("echo first \"$X\" \"${{HOME:-nohome}}\" >> {o}; cat >> {o}; echo >> {o}")),
+                sh(&format!(
+                    "echo first \"$X\" \"${{HOME:-nohome}}\" >> {o}; cat >> {o}; echo >> {o}"
+                )),
                 sh(&format!("echo second >> {o}")),
             ]),
         );
@@ -194,15 +271,26 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "first 1 nohome");
         let st: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
-        assert_eq!((st["id"].as_str(), st["pid"].as_i64()), (Some("hooked"), Some(42)));
+        assert_eq!(
+            (st["id"].as_str(), st["pid"].as_i64()),
+            (Some("hooked"), Some(42))
+        );
         assert_eq!(lines[2], "second");
     }
 
     #[test]
     fn a_failing_fatal_hook_stops_the_list_and_names_its_stderr() {
-        let h = hooks("prestart", serde_json::json!([sh("echo broken >&2; exit 3"), sh("exit 0")]));
-        let e = run(HookKind::Prestart, Some(&h), &state()).unwrap_err().to_string();
-        assert!(e.contains("prestart hook /bin/sh[0] failed with exit status 3: broken"), "{e}");
+        let h = hooks(
+            "prestart",
+            serde_json::json!([sh("echo broken >&2; exit 3"), sh("exit 0")]),
+        );
+        let e = run(HookKind::Prestart, Some(&h), &state())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("prestart hook /bin/sh[0] failed with exit status 3: broken"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -224,7 +312,10 @@ mod tests {
 
     #[test]
     fn a_missing_hook_binary_is_a_spawn_error() {
-        let h = hooks("createContainer", serde_json::json!([{"path": "/nonexistent/hook"}]));
+        let h = hooks(
+            "createContainer",
+            serde_json::json!([{"path": "/nonexistent/hook"}]),
+        );
         let e = run(HookKind::CreateContainer, Some(&h), &state()).unwrap_err();
         assert!(matches!(e, HookError::Spawn { .. }), "{e}");
     }

@@ -36,7 +36,10 @@ pub enum Writer {
     /// Write /proc/PID/{uid,gid}_map ourselves; `deny_setgroups` for an unprivileged single map.
     Direct { deny_setgroups: bool },
     /// The setuid helpers from the `uidmap` package, for subordinate ranges.
-    Helpers { newuidmap: PathBuf, newgidmap: PathBuf },
+    Helpers {
+        newuidmap: PathBuf,
+        newgidmap: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +104,10 @@ impl Caller {
         Caller {
             uid: uid.as_raw(),
             gid: Gid::effective().as_raw(),
-            name: nix::unistd::User::from_uid(uid).ok().flatten().map(|u| u.name),
+            name: nix::unistd::User::from_uid(uid)
+                .ok()
+                .flatten()
+                .map(|u| u.name),
             real_root: uid.is_root() && initial,
             root_in_userns: uid.is_root() && !initial,
         }
@@ -110,34 +116,76 @@ impl Caller {
 
 /// Applies the policy table: given the spec's mappings (possibly empty), which maps to write
 /// and how.
-pub fn choose(spec_uids: &[IdRange], spec_gids: &[IdRange], caller: &Caller) -> Result<Mapping, IdmapError> {
-    let direct = |deny| Writer::Direct { deny_setgroups: deny };
+pub fn choose(
+    spec_uids: &[IdRange],
+    spec_gids: &[IdRange],
+    caller: &Caller,
+) -> Result<Mapping, IdmapError> {
+    let direct = |deny| Writer::Direct {
+        deny_setgroups: deny,
+    };
     if caller.real_root || caller.root_in_userns {
         let (uids, gids) = if spec_uids.is_empty() {
-            (identity_of("/proc/self/uid_map"), identity_of("/proc/self/gid_map"))
+            (
+                identity_of("/proc/self/uid_map"),
+                identity_of("/proc/self/gid_map"),
+            )
         } else {
             (spec_uids.to_vec(), spec_gids.to_vec())
         };
-        return Ok(Mapping { uids, gids, writer: direct(false), notice: None });
+        return Ok(Mapping {
+            uids,
+            gids,
+            writer: direct(false),
+            notice: None,
+        });
     }
     let self_map = |r: &[IdRange], id: u32| r.len() == 1 && r[0].host == id && r[0].size == 1;
     if !spec_uids.is_empty() {
         if self_map(spec_uids, caller.uid) && self_map(spec_gids, caller.gid) {
             let (uids, gids) = (spec_uids.to_vec(), spec_gids.to_vec());
-            return Ok(Mapping { uids, gids, writer: direct(true), notice: None });
+            return Ok(Mapping {
+                uids,
+                gids,
+                writer: direct(true),
+                notice: None,
+            });
         }
         let writer = helpers().ok_or(IdmapError::NoHelpers)?;
         let (uids, gids) = (spec_uids.to_vec(), spec_gids.to_vec());
-        return Ok(Mapping { uids, gids, writer, notice: None });
+        return Ok(Mapping {
+            uids,
+            gids,
+            writer,
+            notice: None,
+        });
     }
     // No mappings in the spec: 0 -> caller, 1.. -> the first subordinate range if usable.
-    let own = |id| IdRange { container: 0, host: id, size: 1 };
+    let own = |id| IdRange {
+        container: 0,
+        host: id,
+        size: 1,
+    };
     let subu = first_range(Path::new("/etc/subuid"), caller.name.as_deref(), caller.uid);
     let subg = first_range(Path::new("/etc/subgid"), caller.name.as_deref(), caller.uid);
     match (helpers(), subu, subg) {
         (Some(writer), Some((us, un)), Some((gs, gn))) => Ok(Mapping {
-            uids: vec![own(caller.uid), IdRange { container: 1, host: us, size: un }],
-            gids: vec![own(caller.gid), IdRange { container: 1, host: gs, size: gn }],
+            uids: vec![
+                own(caller.uid),
+                IdRange {
+                    container: 1,
+                    host: us,
+                    size: un,
+                },
+            ],
+            gids: vec![
+                own(caller.gid),
+                IdRange {
+                    container: 1,
+                    host: gs,
+                    size: gn,
+                },
+            ],
             writer,
             notice: None,
         }),
@@ -162,7 +210,11 @@ fn identity_of(path: &str) -> Vec<IdRange> {
     let text = fs::read_to_string(path).unwrap_or_else(|_| "0 0 4294967295".into());
     parse_map(&text)
         .into_iter()
-        .map(|r| IdRange { container: r.container, host: r.container, size: r.size })
+        .map(|r| IdRange {
+            container: r.container,
+            host: r.container,
+            size: r.size,
+        })
         .collect()
 }
 
@@ -171,7 +223,11 @@ fn parse_map(text: &str) -> Vec<IdRange> {
         .filter_map(|l| {
             let mut it = l.split_whitespace().map(|x| x.parse::<u32>());
             match (it.next(), it.next(), it.next()) {
-                (Some(Ok(container)), Some(Ok(host)), Some(Ok(size))) => Some(IdRange { container, host, size }),
+                (Some(Ok(container)), Some(Ok(host)), Some(Ok(size))) => Some(IdRange {
+                    container,
+                    host,
+                    size,
+                }),
                 _ => None,
             }
         })
@@ -226,7 +282,10 @@ pub fn write(pid: Pid, m: &Mapping) -> Result<(), IdmapError> {
             write_file(&proc.join("uid_map"), &lines(&m.uids))?;
             write_file(&proc.join("gid_map"), &lines(&m.gids))
         }
-        Writer::Helpers { newuidmap, newgidmap } => {
+        Writer::Helpers {
+            newuidmap,
+            newgidmap,
+        } => {
             run_helper(newuidmap, pid, &m.uids, "/etc/subuid")?;
             run_helper(newgidmap, pid, &m.gids, "/etc/subgid")
         }
@@ -260,7 +319,10 @@ fn run_helper(tool: &Path, pid: Pid, ranges: &[IdRange], file: &str) -> Result<(
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()
-        .map_err(|e| IdmapError::HelperSpawn { tool: tool.display().to_string(), errno: e.into() })?;
+        .map_err(|e| IdmapError::HelperSpawn {
+            tool: tool.display().to_string(),
+            errno: e.into(),
+        })?;
     if out.status.success() {
         return Ok(());
     }
@@ -279,41 +341,87 @@ mod tests {
     use super::*;
 
     fn user(uid: u32) -> Caller {
-        Caller { uid, gid: uid, name: Some("alice".into()), real_root: false, root_in_userns: false }
+        Caller {
+            uid,
+            gid: uid,
+            name: Some("alice".into()),
+            real_root: false,
+            root_in_userns: false,
+        }
     }
 
     #[test]
     fn subid_lines_match_by_name_or_uid() {
         let text = "bob:100000:65536\nalice:165536:65536\n1001:231072:1000\n";
-        assert_eq!(parse_subid(text, Some("alice"), 1000), Some((165536, 65536)));
+        assert_eq!(
+            parse_subid(text, Some("alice"), 1000),
+            Some((165536, 65536))
+        );
         assert_eq!(parse_subid(text, Some("carol"), 1001), Some((231072, 1000)));
         assert_eq!(parse_subid(text, Some("dave"), 1002), None);
     }
 
     #[test]
     fn subid_ignores_malformed_and_empty_ranges() {
-        assert_eq!(parse_subid("alice:x:1\nalice:5:0\nalice:7:9", Some("alice"), 1), Some((7, 9)));
+        assert_eq!(
+            parse_subid("alice:x:1\nalice:5:0\nalice:7:9", Some("alice"), 1),
+            Some((7, 9))
+        );
     }
 
     #[test]
     fn single_self_map_is_written_directly_with_setgroups_denied() {
-        let r = [IdRange { container: 0, host: 1000, size: 1 }];
+        let r = [IdRange {
+            container: 0,
+            host: 1000,
+            size: 1,
+        }];
         let m = choose(&r, &r, &user(1000)).unwrap();
-        assert_eq!(m.writer, Writer::Direct { deny_setgroups: true });
+        assert_eq!(
+            m.writer,
+            Writer::Direct {
+                deny_setgroups: true
+            }
+        );
         assert_eq!(m.uids, r);
     }
 
     #[test]
     fn real_root_without_mappings_gets_identity() {
-        let root = Caller { uid: 0, gid: 0, name: None, real_root: true, root_in_userns: false };
+        let root = Caller {
+            uid: 0,
+            gid: 0,
+            name: None,
+            real_root: true,
+            root_in_userns: false,
+        };
         let m = choose(&[], &[], &root).unwrap();
-        assert_eq!(m.writer, Writer::Direct { deny_setgroups: false });
+        assert_eq!(
+            m.writer,
+            Writer::Direct {
+                deny_setgroups: false
+            }
+        );
         assert_eq!(m.uids[0].container, m.uids[0].host);
     }
 
     #[test]
     fn proc_maps_parse() {
         let r = parse_map("         0       1000          1\n         1     100000      65536\n");
-        assert_eq!(r, vec![IdRange { container: 0, host: 1000, size: 1 }, IdRange { container: 1, host: 100000, size: 65536 }]);
+        assert_eq!(
+            r,
+            vec![
+                IdRange {
+                    container: 0,
+                    host: 1000,
+                    size: 1
+                },
+                IdRange {
+                    container: 1,
+                    host: 100000,
+                    size: 65536
+                }
+            ]
+        );
     }
 }

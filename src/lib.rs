@@ -11,6 +11,7 @@ pub mod hooks;
 pub mod idmap;
 pub mod lifecycle;
 pub mod log;
+pub mod net;
 pub mod process;
 pub mod pty;
 pub mod rootfs;

@@ -25,8 +25,15 @@ pub enum LifecycleError {
     #[error("container {id} is running: stop it first (`nsboot kill {id} KILL`) or use `delete --force`")]
     Running { id: String },
     #[error("{what} of container {id} (pid {pid}): {errno}")]
-    Signal { what: String, id: String, pid: i32, errno: Errno },
-    #[error("the supervisor of container {id} (pid {pid}) did not exit within {secs} s of SIGKILL")]
+    Signal {
+        what: String,
+        id: String,
+        pid: i32,
+        errno: Errno,
+    },
+    #[error(
+        "the supervisor of container {id} (pid {pid}) did not exit within {secs} s of SIGKILL"
+    )]
     Stuck { id: String, pid: i32, secs: u64 },
 }
 
@@ -73,7 +80,12 @@ pub fn inspect(root: &Path, state: State) -> Container {
         (Some(_), Some(_)) if state.status == "created" => Status::Created,
         _ => Status::Running,
     };
-    Container { root: root.into(), state, status, app }
+    Container {
+        root: root.into(),
+        state,
+        status,
+        app,
+    }
 }
 
 impl Container {
@@ -95,7 +107,10 @@ impl Container {
     pub fn require_app(&self) -> Result<i32, LifecycleError> {
         match (self.status, self.app) {
             (Status::Created | Status::Running, Some(pid)) => Ok(pid),
-            _ => Err(LifecycleError::NotRunning { id: self.state.id.clone(), status: self.status.as_str().into() }),
+            _ => Err(LifecycleError::NotRunning {
+                id: self.state.id.clone(),
+                status: self.status.as_str().into(),
+            }),
         }
     }
 }
@@ -140,13 +155,22 @@ pub fn children(pid: i32) -> Vec<i32> {
         .flatten()
         .map(|t| t.path().join("children").to_string_lossy().into_owned())
         .collect();
-    let lists: Vec<String> = tasks.iter().filter_map(|t| fs::read_to_string(t).ok()).collect();
+    let lists: Vec<String> = tasks
+        .iter()
+        .filter_map(|t| fs::read_to_string(t).ok())
+        .collect();
     if !lists.is_empty() {
-        return lists.iter().flat_map(|l| l.split_whitespace()).filter_map(|p| p.parse().ok()).collect();
+        return lists
+            .iter()
+            .flat_map(|l| l.split_whitespace())
+            .filter_map(|p| p.parse().ok())
+            .collect();
     }
     all_pids()
         .into_iter()
-        .filter(|&p| stat_fields(p).and_then(|f| f.get(1).and_then(|s| s.parse::<i32>().ok())) == Some(pid))
+        .filter(|&p| {
+            stat_fields(p).and_then(|f| f.get(1).and_then(|s| s.parse::<i32>().ok())) == Some(pid)
+        })
         .collect()
 }
 
@@ -161,7 +185,9 @@ fn all_pids() -> Vec<i32> {
 
 /// (device, inode) of /proc/PID/ns/NAME.
 pub fn ns_id(pid: &str, name: &str) -> Option<(u64, u64)> {
-    fs::metadata(format!("/proc/{pid}/ns/{name}")).ok().map(|m| (m.dev(), m.ino()))
+    fs::metadata(format!("/proc/{pid}/ns/{name}"))
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
 }
 
 /// Every living process in the application's pid namespace (the application first): what
@@ -204,10 +230,15 @@ pub fn wait_exit(pidfd: &OwnedFd, timeout: std::time::Duration) -> bool {
     loop {
         let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
         let ms = match left {
-            Some(l) => PollTimeout::try_from(l.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::ZERO),
+            Some(l) => {
+                PollTimeout::try_from(l.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::ZERO)
+            }
             None => PollTimeout::NONE,
         };
-        let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(pidfd), PollFlags::POLLIN)];
+        let mut fds = [PollFd::new(
+            std::os::fd::AsFd::as_fd(pidfd),
+            PollFlags::POLLIN,
+        )];
         match poll(&mut fds, ms) {
             Ok(n) if n > 0 => return true,
             Err(nix::errno::Errno::EINTR) => continue,
@@ -225,7 +256,14 @@ pub fn kill_supervisor(c: &Container) -> Result<(), LifecycleError> {
     let fd = match pidfd_open(pid) {
         Ok(fd) => fd,
         Err(e) if e.0 == libc::ESRCH => return Ok(()),
-        Err(errno) => return Err(LifecycleError::Signal { what: "opening the supervisor".into(), id, pid, errno }),
+        Err(errno) => {
+            return Err(LifecycleError::Signal {
+                what: "opening the supervisor".into(),
+                id,
+                pid,
+                errno,
+            })
+        }
     };
     // Checked after pidfd_open: from here on the fd cannot point at a reused pid.
     if !is_supervisor(pid, &id) {
@@ -234,7 +272,14 @@ pub fn kill_supervisor(c: &Container) -> Result<(), LifecycleError> {
     match crate::sys::pidfd_signal(std::os::fd::AsFd::as_fd(&fd), libc::SIGKILL) {
         Ok(()) => {}
         Err(e) if e.0 == libc::ESRCH => return Ok(()),
-        Err(errno) => return Err(LifecycleError::Signal { what: "killing the supervisor".into(), id, pid, errno }),
+        Err(errno) => {
+            return Err(LifecycleError::Signal {
+                what: "killing the supervisor".into(),
+                id,
+                pid,
+                errno,
+            })
+        }
     }
     let secs = 10;
     if wait_exit(&fd, std::time::Duration::from_secs(secs)) {
@@ -243,6 +288,23 @@ pub fn kill_supervisor(c: &Container) -> Result<(), LifecycleError> {
         Err(LifecycleError::Stuck { id, pid, secs })
     }
 }
+
+/// println! to stdout, where a closed pipe (`nsboot list | head`) is not a panic.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// print! to stdout, ignoring a closed pipe.
+macro_rules! out_raw {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($t)*);
+    }};
+}
+pub(crate) use {out, out_raw};
 
 #[cfg(test)]
 mod tests {
@@ -259,7 +321,10 @@ mod tests {
 
     #[test]
     fn children_of_this_process_include_a_spawned_child() {
-        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
         let pid = child.id() as i32;
         assert!(children(std::process::id() as i32).contains(&pid));
         child.kill().unwrap();

@@ -45,7 +45,10 @@ pub fn init(global: &Global) {
             .with_current_span(false)
             .with_writer(std::io::stderr)
             .try_init(),
-        (None, false) => builder.with_writer(std::io::stderr).without_time().try_init(),
+        (None, false) => builder
+            .with_writer(std::io::stderr)
+            .without_time()
+            .try_init(),
     };
     let _ = result;
 }
@@ -88,7 +91,15 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let mp = (5 * doy + 2) / 153;
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { era * 400 + yoe + 1 } else { era * 400 + yoe }, m, d)
+    (
+        if m <= 2 {
+            era * 400 + yoe + 1
+        } else {
+            era * 400 + yoe
+        },
+        m,
+        d,
+    )
 }
 
 #[cfg(test)]

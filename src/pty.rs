@@ -1,11 +1,11 @@
-//! A terminal for a foreground sandbox (`run`/`do` with process.terminal and no console
-//! socket): a pty whose slave is the application's stdio and controlling terminal, and a relay
-//! between the caller's terminal (raw while it runs) and the master. Ctrl-C, Ctrl-Z and job
+//! A terminal for a foreground sandbox (`run`/`do` with process.terminal): the application
+//! makes a pty in the container's devpts (its name resolves inside) and sends the master back;
+//! the caller relays between its own terminal (raw while it runs) and the master. Ctrl-C, Ctrl-Z and job
 //! control then work inside, through the pty's own line discipline.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use nix::pty::{openpty, Winsize};
+use nix::pty::Winsize;
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
 use serde::{Deserialize, Serialize};
 
@@ -13,10 +13,10 @@ use crate::sys::Errno;
 
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum PtyError {
-    #[error("allocating a pseudo-terminal: {0} (is /dev/pts mounted and /dev/ptmx usable?)")]
+    #[error(
+        "receiving the terminal from the sandbox: {0} (does the spec mount a devpts at /dev/pts?)"
+    )]
     Open(Errno),
-    #[error("duplicating the terminal for stdio: {0}")]
-    Dup(Errno),
 }
 
 nix::ioctl_read_bad!(get_winsize, libc::TIOCGWINSZ, Winsize);
@@ -29,35 +29,68 @@ pub struct Relay {
     stdin_open: bool,
 }
 
-/// Opens a pty sized like the caller's terminal. Returns the relay and three copies of the
-/// slave for the application's stdin, stdout and stderr.
-pub fn open() -> Result<(Relay, Vec<OwnedFd>), PtyError> {
-    let size = winsize(std::io::stdin().as_fd());
-    let pty = openpty(size.as_ref(), None).map_err(|e| PtyError::Open(e.into()))?;
-    let mut stdio = Vec::with_capacity(3);
-    for _ in 0..2 {
-        stdio.push(pty.slave.try_clone().map_err(|e| PtyError::Dup(e.into()))?);
-    }
-    stdio.push(pty.slave);
-    // The caller's terminal goes raw: keys reach the pty untouched, its line discipline acts.
-    let saved = tcgetattr(std::io::stdin()).ok();
-    if let Some(t) = &saved {
+/// A socket pair for a foreground terminal: the application makes a pty inside the container
+/// and sends its master over `app_end` (see `console`); the caller receives it on its end.
+pub fn console_pair() -> Result<(OwnedFd, OwnedFd), PtyError> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| PtyError::Open(e.into()))
+}
+
+/// Receives the pty master from the application, sizes it like the caller's terminal and puts
+/// the caller's terminal in raw mode: keys reach the pty untouched and its line discipline acts.
+pub fn receive(sock: &OwnedFd) -> Result<Relay, PtyError> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut name = [0u8; 256];
+    let mut iov = [std::io::IoSliceMut::new(&mut name)];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| PtyError::Open(e.into()))?;
+    let fd = msg
+        .cmsgs()
+        .map_err(|e| PtyError::Open(e.into()))?
+        .find_map(|c| match c {
+            ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+            _ => None,
+        })
+        .ok_or(PtyError::Open(Errno(libc::EPROTO)))?;
+    // SAFETY: the fd arrived with SCM_RIGHTS just now; nothing else owns it.
+    let master = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let relay = Relay {
+        master,
+        saved: tcgetattr(std::io::stdin()).ok(),
+        stdin_open: true,
+    };
+    relay.resize();
+    if let Some(t) = &relay.saved {
         let mut raw = t.clone();
         cfmakeraw(&mut raw);
         let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, &raw);
     }
-    set_cloexec(pty.master.as_fd());
-    Ok((Relay { master: pty.master, saved, stdin_open: true }, stdio))
-}
-
-fn set_cloexec(fd: BorrowedFd<'_>) {
-    let _ = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
+    Ok(relay)
 }
 
 fn winsize(fd: BorrowedFd<'_>) -> Option<Winsize> {
-    let mut ws = Winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    let mut ws = Winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: TIOCGWINSZ writes a Winsize into a valid, owned struct.
-    unsafe { get_winsize(fd.as_raw_fd(), &mut ws) }.ok().map(|_| ws)
+    unsafe { get_winsize(fd.as_raw_fd(), &mut ws) }
+        .ok()
+        .map(|_| ws)
 }
 
 impl Relay {
@@ -89,7 +122,10 @@ impl Relay {
     /// Copies everything the master has now to stdout (also at the end: the last output).
     pub fn drain_master(&mut self) {
         let mut buf = [0u8; 8192];
-        let mut fds = [nix::poll::PollFd::new(self.master.as_fd(), nix::poll::PollFlags::POLLIN)];
+        let mut fds = [nix::poll::PollFd::new(
+            self.master.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
         while matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0) {
             match nix::unistd::read(self.master.as_raw_fd(), &mut buf) {
                 Ok(n) if n > 0 => write_all(std::io::stdout().as_fd(), &buf[..n]),
@@ -123,15 +159,4 @@ impl Drop for Relay {
             let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, t);
         }
     }
-}
-
-/// Application side: a new session whose controlling terminal is stdin (the pty slave).
-pub fn make_controlling_terminal() -> Result<(), Errno> {
-    nix::unistd::setsid().map_err(Errno::from)?;
-    // SAFETY: TIOCSCTTY on fd 0 with argument 0 (do not steal from another session).
-    let r = unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) };
-    if r == -1 {
-        return Err(Errno::last());
-    }
-    Ok(())
 }

@@ -71,10 +71,8 @@ pub struct Plan {
     pub preserve_fds: u32,
     /// Global flags for an exec'd `nsboot boot` (--debug, --log, --log-format).
     pub boot_flags: Vec<String>,
-    /// The application's stdin, stdout, stderr (empty: the caller's own); a pty slave when
-    /// `terminal`.
-    pub stdio: Vec<OwnedFd>,
-    pub terminal: bool,
+    /// process.terminal: a connected socket that receives the pty master (SCM_RIGHTS).
+    pub console: Option<OwnedFd>,
 }
 
 /// A booted supervisor, waiting for its start signal.
@@ -92,7 +90,11 @@ fn clone_flags(spec: &Spec) -> CloneFlags {
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWUTS;
-    let nss = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
+    let nss = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
     for ns in nss.iter().filter(|n| n.path().is_none()) {
         match ns.typ() {
             LinuxNamespaceType::Network => f |= CloneFlags::CLONE_NEWNET,
@@ -104,7 +106,10 @@ fn clone_flags(spec: &Spec) -> CloneFlags {
 }
 
 fn step<T>(what: &str, r: nix::Result<T>) -> Result<T, SandboxError> {
-    r.map_err(|e| SandboxError::Step { step: what.into(), errno: e.into() })
+    r.map_err(|e| SandboxError::Step {
+        step: what.into(),
+        errno: e.into(),
+    })
 }
 
 /// Spawns the supervisor, writes its maps and waits until it reports ready (start-sync).
@@ -119,14 +124,26 @@ pub fn spawn(mut plan: Plan) -> Result<Sandbox, SandboxError> {
         None => {
             let (a, b) = step(
                 "creating the controller socket",
-                socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC),
+                socketpair(
+                    AddressFamily::Unix,
+                    SockType::Stream,
+                    None,
+                    SockFlag::SOCK_CLOEXEC,
+                ),
             )?;
             (Some(a), b)
         }
     };
-    let spec_fd = if plan.exec_boot { Some(spec_memfd(&plan.spec)?) } else { None };
+    let spec_fd = if plan.exec_boot {
+        Some(spec_memfd(&plan.spec)?)
+    } else {
+        None
+    };
     let flags = clone_flags(&plan.spec);
-    let cloned = sys::clone_process(flags).map_err(|errno| SandboxError::Clone { errno, hint: clone_hint(errno) })?;
+    let cloned = sys::clone_process(flags).map_err(|errno| SandboxError::Clone {
+        errno,
+        hint: clone_hint(errno),
+    })?;
     let (pid, pidfd) = match cloned {
         Cloned::Child => {
             drop((userns_w, start_r, ctl));
@@ -141,10 +158,10 @@ pub fn spawn(mut plan: Plan) -> Result<Sandbox, SandboxError> {
                 start_sync: start_w,
                 sync_userns: Some(userns_r),
                 app: AppFds {
-                    stdio: std::mem::take(&mut plan.stdio),
+                    stdio: Vec::new(),
                     pass: preserved_fds(plan.preserve_fds),
                     exec: None,
-                    terminal: plan.terminal,
+                    console: plan.console.take(),
                 },
                 attached: plan.attached,
                 janitor: plan.janitor,
@@ -154,7 +171,7 @@ pub fn spawn(mut plan: Plan) -> Result<Sandbox, SandboxError> {
         }
         Cloned::Parent { pid, pidfd } => (pid, pidfd),
     };
-    drop((userns_r, start_w, ctl_boot, std::mem::take(&mut plan.stdio)));
+    drop((userns_r, start_w, ctl_boot, plan.console.take()));
     let fail = |e: SandboxError| {
         let _ = sys::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
         let _ = sys::pidfd_wait(pidfd.as_fd());
@@ -166,7 +183,11 @@ pub fn spawn(mut plan: Plan) -> Result<Sandbox, SandboxError> {
     // EOF on the sync fd releases the supervisor.
     drop(userns_w);
     match read_start_sync(&start_r) {
-        Ok(true) => Ok(Sandbox { pid, pidfd, control: ctl }),
+        Ok(true) => Ok(Sandbox {
+            pid,
+            pidfd,
+            control: ctl,
+        }),
         Ok(false) => {
             let how = match sys::pidfd_wait(pidfd.as_fd()) {
                 Ok(c) if c > 128 => format!("killed by signal {}", c - 128),
@@ -197,11 +218,17 @@ fn preserved_fds(n: u32) -> Vec<crate::process::FdMapping> {
 /// The validated spec in a memfd, for `nsboot boot --spec-fd`.
 fn spec_memfd(spec: &Spec) -> Result<OwnedFd, SandboxError> {
     use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
-    let fd = step("creating the spec memfd", memfd_create(c"nsboot-spec", MemFdCreateFlag::MFD_CLOEXEC))?;
+    let fd = step(
+        "creating the spec memfd",
+        memfd_create(c"nsboot-spec", MemFdCreateFlag::MFD_CLOEXEC),
+    )?;
     let body = serde_json::to_vec(spec).unwrap_or_default();
     wire::FdIo(fd.as_fd())
         .write_all_checked(&body)
-        .map_err(|errno| SandboxError::Step { step: "writing the spec memfd".into(), errno })?;
+        .map_err(|errno| SandboxError::Step {
+            step: "writing the spec memfd".into(),
+            errno,
+        })?;
     Ok(fd)
 }
 
@@ -210,7 +237,10 @@ fn spec_memfd(spec: &Spec) -> Result<OwnedFd, SandboxError> {
 fn exec_boot(plan: &Plan, spec: OwnedFd, ctl: OwnedFd, start: OwnedFd, userns: OwnedFd) -> ! {
     use std::ffi::CString;
     let keep = |fd: &OwnedFd| {
-        let _ = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()));
+        let _ = nix::fcntl::fcntl(
+            fd.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        );
         fd.as_raw_fd().to_string()
     };
     let mut args: Vec<String> = vec!["nsboot".into()];
@@ -222,20 +252,34 @@ fn exec_boot(plan: &Plan, spec: OwnedFd, ctl: OwnedFd, start: OwnedFd, userns: O
     args.extend(["--start-sync-fd".into(), keep(&start)]);
     args.extend(["--sync-userns-fd".into(), keep(&userns)]);
     args.extend(["--stdio-fds".into(), "0,1,2".into()]);
+    if let Some(c) = &plan.console {
+        args.extend(["--console-fd".into(), keep(c)]);
+    }
     for fd in 3..3 + plan.preserve_fds as i32 {
-        let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()));
+        let _ = nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        );
         args.extend(["--pass-fd".into(), format!("{fd}:{fd}")]);
     }
     if plan.attached {
         args.push("--attached".into());
     }
     args.push(plan.id.clone());
-    let argv: Vec<CString> = args.into_iter().filter_map(|a| CString::new(a).ok()).collect();
+    let argv: Vec<CString> = args
+        .into_iter()
+        .filter_map(|a| CString::new(a).ok())
+        .collect();
     let env: Vec<CString> = std::env::vars_os()
-        .filter_map(|(k, v)| CString::new([k.as_encoded_bytes(), b"=", v.as_encoded_bytes()].concat()).ok())
+        .filter_map(|(k, v)| {
+            CString::new([k.as_encoded_bytes(), b"=", v.as_encoded_bytes()].concat()).ok()
+        })
         .collect();
     let err = nix::unistd::execve(c"/proc/self/exe", &argv, &env).unwrap_err();
-    let e = BootError::Step { step: "executing nsboot boot (/proc/self/exe)".into(), errno: err.into() };
+    let e = BootError::Step {
+        step: "executing nsboot boot (/proc/self/exe)".into(),
+        errno: err.into(),
+    };
     let _ = nix::unistd::write(&start, &[boot::FAILED]);
     let _ = wire::send(&start, &e);
     // SAFETY: _exit in the cloned child.
@@ -254,14 +298,23 @@ fn read_start_sync(fd: &OwnedFd) -> Result<bool, SandboxError> {
                 return Err(err.into());
             }
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(SandboxError::Step { step: "reading start-sync".into(), errno: e.into() }),
+            Err(e) => {
+                return Err(SandboxError::Step {
+                    step: "reading start-sync".into(),
+                    errno: e.into(),
+                })
+            }
         }
     }
 }
 
 /// A fix for the usual reasons clone(CLONE_NEWUSER) is refused.
 fn clone_hint(errno: Errno) -> String {
-    let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default();
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
     if errno.0 != libc::EPERM && errno.0 != libc::ENOSPC {
         return String::new();
     }
@@ -282,14 +335,21 @@ impl Sandbox {
     pub fn start(&self) -> Result<i32, SandboxError> {
         match &self.control {
             Some(c) => Ok(control::send_start(c)?),
-            None => Err(SandboxError::Step { step: "starting: no controller connection".into(), errno: Errno(libc::ENOTCONN) }),
+            None => Err(SandboxError::Step {
+                step: "starting: no controller connection".into(),
+                errno: Errno(libc::ENOTCONN),
+            }),
         }
     }
 
     /// Waits for the supervisor to exit, forwarding the usual signals to it meanwhile; returns
     /// its exit status (the application's, 128+N for a signal).
     /// With a pty `relay`, the terminal is relayed too and a window change resizes the pty.
-    pub fn wait_forwarding(&self, signals: &SignalFd, mut relay: Option<&mut crate::pty::Relay>) -> i32 {
+    pub fn wait_forwarding(
+        &self,
+        signals: &SignalFd,
+        mut relay: Option<&mut crate::pty::Relay>,
+    ) -> i32 {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
         loop {
             let mut fds = vec![
@@ -297,14 +357,21 @@ impl Sandbox {
                 PollFd::new(signals.as_fd(), PollFlags::POLLIN),
             ];
             if let Some(r) = relay.as_deref() {
-                fds.extend(r.poll_fds().into_iter().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+                fds.extend(
+                    r.poll_fds()
+                        .into_iter()
+                        .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
+                );
             }
             match poll(&mut fds, PollTimeout::NONE) {
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(_) => break,
                 Ok(_) => {}
             }
-            let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
+            let ready: Vec<bool> = fds
+                .iter()
+                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                .collect();
             drop(fds);
             if ready[1] {
                 if let Ok(Some(info)) = signals.read_signal() {
@@ -340,5 +407,8 @@ pub fn block_forwarded_signals() -> Result<(), SandboxError> {
 /// The caller's signalfd for the forwarded signals (after spawning: the supervisor needs none).
 pub fn forwarded_signalfd() -> Result<SignalFd, SandboxError> {
     let set: SigSet = boot::forwarded_signals();
-    step("creating a signalfd", SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC))
+    step(
+        "creating a signalfd",
+        SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC),
+    )
 }

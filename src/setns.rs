@@ -26,7 +26,12 @@ pub enum SetnsError {
     #[error("opening a pidfd for the application of container {id} (pid {pid}): {errno}")]
     Pidfd { id: String, pid: i32, errno: Errno },
     #[error("joining the {which} namespaces of container {id}: {errno}{hint}")]
-    Join { id: String, which: String, errno: Errno, hint: String },
+    Join {
+        id: String,
+        which: String,
+        errno: Errno,
+        hint: String,
+    },
     #[error(transparent)]
     Console(#[from] ConsoleError),
     #[error(transparent)]
@@ -61,7 +66,11 @@ fn names(flags: CloneFlags) -> String {
         (CloneFlags::CLONE_NEWNET, "net"),
         (CloneFlags::CLONE_NEWCGROUP, "cgroup"),
     ];
-    all.iter().filter(|(f, _)| flags.contains(*f)).map(|(_, n)| *n).collect::<Vec<_>>().join(", ")
+    all.iter()
+        .filter(|(f, _)| flags.contains(*f))
+        .map(|(_, n)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The namespaces of `app` that differ from ours. Joining one we are already in fails (the
@@ -95,21 +104,38 @@ fn join(t: &Target, flags: CloneFlags) -> Result<(), SetnsError> {
     }
     nix::sched::setns(t.pidfd.as_fd(), flags).map_err(|e| {
         let hint = match e {
-            nix::errno::Errno::EPERM => ": only the user who created the container (or root) can exec into it".into(),
-            nix::errno::Errno::EINVAL => ": this kernel needs setns with a pidfd (Linux >= 5.8)".into(),
+            nix::errno::Errno::EPERM => {
+                ": only the user who created the container (or root) can exec into it".into()
+            }
+            nix::errno::Errno::EINVAL => {
+                ": this kernel needs setns with a pidfd (Linux >= 5.8)".into()
+            }
             _ => String::new(),
         };
-        SetnsError::Join { id: t.id.clone(), which: names(flags), errno: e.into(), hint }
+        SetnsError::Join {
+            id: t.id.clone(),
+            which: names(flags),
+            errno: e.into(),
+            hint,
+        }
     })
 }
 
 /// Step 1, in the caller (single-threaded): join the user and pid namespaces of the
 /// application `app` of container `id`.
 pub fn join_user_and_pid(id: &str, app: i32) -> Result<Target, SetnsError> {
-    let pidfd = lifecycle::pidfd_open(app).map_err(|errno| SetnsError::Pidfd { id: id.into(), pid: app, errno })?;
+    let pidfd = lifecycle::pidfd_open(app).map_err(|errno| SetnsError::Pidfd {
+        id: id.into(),
+        pid: app,
+        errno,
+    })?;
     let all = differing(app);
     let first = all & (CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID);
-    let target = Target { id: id.into(), pidfd, rest: all - first };
+    let target = Target {
+        id: id.into(),
+        pidfd,
+        rest: all - first,
+    };
     join(&target, first)?;
     Ok(target)
 }
@@ -130,6 +156,9 @@ mod tests {
 
     #[test]
     fn names_lists_the_namespaces_in_order() {
-        assert_eq!(names(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUSER), "user, mount");
+        assert_eq!(
+            names(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUSER),
+            "user, mount"
+        );
     }
 }

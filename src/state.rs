@@ -18,13 +18,21 @@ pub enum StateError {
     #[error("container {id} does not exist in {root}")]
     NotFound { id: String, root: PathBuf },
     #[error("state directory {path}: {errno}{hint}")]
-    Io { path: PathBuf, errno: Errno, hint: String },
+    Io {
+        path: PathBuf,
+        errno: Errno,
+        hint: String,
+    },
     #[error("container id {id:?} is invalid: {why}: use letters, digits, '+', '-', '.' and '_'")]
     InvalidId { id: String, why: String },
     #[error("container {id} is busy: another nsboot command holds its lock in {root}; retry when it is done")]
     Busy { id: String, root: PathBuf },
     #[error("the state of container {id} in {path} is unreadable ({why}): `nsboot delete --force {id}` removes it")]
-    Corrupt { id: String, path: PathBuf, why: String },
+    Corrupt {
+        id: String,
+        path: PathBuf,
+        why: String,
+    },
 }
 
 /// The OCI state (plus nsboot's own fields).
@@ -61,11 +69,17 @@ pub fn root_dir(flag: Option<&Path>) -> PathBuf {
 fn io(path: &Path, e: impl Into<Errno>) -> StateError {
     let errno = e.into();
     let hint = match errno.0 {
-        libc::EACCES | libc::EROFS => ": make it writable for you or choose another with --root".into(),
+        libc::EACCES | libc::EROFS => {
+            ": make it writable for you or choose another with --root".into()
+        }
         libc::ENOSPC => ": the file system is full".into(),
         _ => String::new(),
     };
-    StateError::Io { path: path.into(), errno, hint }
+    StateError::Io {
+        path: path.into(),
+        errno,
+        hint,
+    }
 }
 
 /// A container's state directory, locked for as long as this value lives.
@@ -88,12 +102,19 @@ pub fn create(root: &Path, id: &str) -> Result<Entry, StateError> {
             fs::create_dir(&dir).map_err(|e| io(&dir, e))?;
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(StateError::Exists { id: id.into(), root: root.into() })
+            return Err(StateError::Exists {
+                id: id.into(),
+                root: root.into(),
+            })
         }
         Err(e) => return Err(io(&dir, e)),
     }
     let lock = lock(&dir)?;
-    Ok(Entry { root: root.into(), dir, _lock: lock })
+    Ok(Entry {
+        root: root.into(),
+        dir,
+        _lock: lock,
+    })
 }
 
 /// A state directory whose lock nobody holds and whose supervisor pid is not alive.
@@ -119,14 +140,26 @@ fn is_stale(dir: &Path) -> bool {
 pub fn open(root: &Path, id: &str) -> Result<Entry, StateError> {
     let dir = root.join(id);
     if !dir.join("state.json").exists() {
-        return Err(StateError::NotFound { id: id.into(), root: root.into() });
+        return Err(StateError::NotFound {
+            id: id.into(),
+            root: root.into(),
+        });
     }
     let lock = lock(&dir)?;
-    Ok(Entry { root: root.into(), dir, _lock: lock })
+    Ok(Entry {
+        root: root.into(),
+        dir,
+        _lock: lock,
+    })
 }
 
 fn lock(dir: &Path) -> Result<Flock<File>, StateError> {
-    let f = File::options().create(true).truncate(false).write(true).open(dir.join("lock")).map_err(|e| io(dir, e))?;
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("lock"))
+        .map_err(|e| io(dir, e))?;
     Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| io(dir, e))
 }
 
@@ -162,7 +195,12 @@ pub fn remove_at(root: std::os::fd::BorrowedFd<'_>, id: &str) {
     use nix::sys::stat::Mode;
     use nix::unistd::{unlinkat, UnlinkatFlags};
     use std::os::fd::AsRawFd;
-    let fd = match openat(Some(root.as_raw_fd()), id, OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW, Mode::empty()) {
+    let fd = match openat(
+        Some(root.as_raw_fd()),
+        id,
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+        Mode::empty(),
+    ) {
         Ok(fd) => fd,
         Err(e) => {
             tracing::debug!("removing the state of {id}: {e}");
@@ -177,7 +215,11 @@ pub fn remove_at(root: std::os::fd::BorrowedFd<'_>, id: &str) {
             .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
             .collect();
         for n in names {
-            let _ = unlinkat(Some(dir.as_raw_fd()), n.as_c_str(), UnlinkatFlags::NoRemoveDir);
+            let _ = unlinkat(
+                Some(dir.as_raw_fd()),
+                n.as_c_str(),
+                UnlinkatFlags::NoRemoveDir,
+            );
         }
     }
     if let Err(e) = unlinkat(Some(root.as_raw_fd()), id, UnlinkatFlags::RemoveDir) {
@@ -204,11 +246,18 @@ pub fn load(root: &Path, id: &str) -> Result<State, StateError> {
     let bytes = match fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(StateError::NotFound { id: id.into(), root: root.into() })
+            return Err(StateError::NotFound {
+                id: id.into(),
+                root: root.into(),
+            })
         }
         Err(e) => return Err(io(&path, e)),
     };
-    serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt { id: id.into(), path, why: e.to_string() })
+    serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+        id: id.into(),
+        path,
+        why: e.to_string(),
+    })
 }
 
 /// The ids in the state root that have a state.json, sorted.
@@ -228,13 +277,20 @@ pub fn list(root: &Path) -> Result<Vec<String>, StateError> {
 }
 
 /// Locks an existing container's directory, waiting at most `timeout` for another command.
-pub fn lock_existing(root: &Path, id: &str, timeout: std::time::Duration) -> Result<Entry, StateError> {
+pub fn lock_existing(
+    root: &Path,
+    id: &str,
+    timeout: std::time::Duration,
+) -> Result<Entry, StateError> {
     validate_id(id)?;
     let dir = root.join(id);
     let f = match File::options().write(true).open(dir.join("lock")) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(StateError::NotFound { id: id.into(), root: root.into() })
+            return Err(StateError::NotFound {
+                id: id.into(),
+                root: root.into(),
+            })
         }
         Err(e) => return Err(io(&dir, e)),
     };
@@ -242,12 +298,23 @@ pub fn lock_existing(root: &Path, id: &str, timeout: std::time::Duration) -> Res
     let mut f = f;
     loop {
         match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => return Ok(Entry { root: root.into(), dir, _lock: lock }),
+            Ok(lock) => {
+                return Ok(Entry {
+                    root: root.into(),
+                    dir,
+                    _lock: lock,
+                })
+            }
             Err((back, nix::errno::Errno::EWOULDBLOCK)) if std::time::Instant::now() < deadline => {
                 f = back;
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Err(StateError::Busy { id: id.into(), root: root.into() }),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                return Err(StateError::Busy {
+                    id: id.into(),
+                    root: root.into(),
+                })
+            }
             Err((_, e)) => return Err(io(&dir, e)),
         }
     }

@@ -42,7 +42,10 @@ impl std::error::Error for Errno {}
 /// The result of `clone_process`: like fork's, plus a pidfd for the parent.
 pub enum Cloned {
     Child,
-    Parent { pid: nix::unistd::Pid, pidfd: std::os::fd::OwnedFd },
+    Parent {
+        pid: nix::unistd::Pid,
+        pidfd: std::os::fd::OwnedFd,
+    },
 }
 
 /// clone(2) with fork semantics (no new stack: the child continues on a copy of ours) into
@@ -51,7 +54,9 @@ pub enum Cloned {
 pub fn clone_process(flags: nix::sched::CloneFlags) -> Result<Cloned, Errno> {
     use std::os::fd::FromRawFd;
     let mut pidfd: libc::c_int = -1;
-    let all = flags.bits() as libc::c_ulong | libc::CLONE_PIDFD as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    let all = flags.bits() as libc::c_ulong
+        | libc::CLONE_PIDFD as libc::c_ulong
+        | libc::SIGCHLD as libc::c_ulong;
     // SAFETY: a raw clone without CLONE_VM and with a null stack behaves as fork(): the child
     // gets a copy of the address space and continues here. nsboot is single-threaded at every
     // call, so no lock can be held by a thread that does not exist in the child. parent_tid
@@ -81,7 +86,15 @@ pub fn clone_process(flags: nix::sched::CloneFlags) -> Result<Cloned, Errno> {
 pub fn pidfd_signal(pidfd: std::os::fd::BorrowedFd<'_>, sig: i32) -> Result<(), Errno> {
     use std::os::fd::AsRawFd;
     // SAFETY: plain syscall on a valid borrowed fd; null siginfo means "as kill(2)".
-    let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, 0usize, 0u32) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            0usize,
+            0u32,
+        )
+    };
     if r == -1 {
         Err(Errno::last())
     } else {
@@ -97,7 +110,14 @@ pub fn pidfd_wait(pidfd: std::os::fd::BorrowedFd<'_>) -> Result<i32, Errno> {
         // SAFETY: siginfo is plain data, zeroed, and filled by the kernel.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         // SAFETY: waitid on a valid pidfd (P_PIDFD = 3) with a valid siginfo pointer.
-        let r = unsafe { libc::waitid(3 as libc::idtype_t, pidfd.as_raw_fd() as libc::id_t, &mut info, libc::WEXITED) };
+        let r = unsafe {
+            libc::waitid(
+                3 as libc::idtype_t,
+                pidfd.as_raw_fd() as libc::id_t,
+                &mut info,
+                libc::WEXITED,
+            )
+        };
         if r == -1 {
             let e = Errno::last();
             if e.0 == libc::EINTR {
@@ -107,7 +127,11 @@ pub fn pidfd_wait(pidfd: std::os::fd::BorrowedFd<'_>) -> Result<i32, Errno> {
         }
         // SAFETY: after a successful waitid with WEXITED, si_status is the valid union member.
         let status = unsafe { info.si_status() };
-        return Ok(if info.si_code == libc::CLD_EXITED { status } else { 128 + status });
+        return Ok(if info.si_code == libc::CLD_EXITED {
+            status
+        } else {
+            128 + status
+        });
     }
 }
 

@@ -82,25 +82,44 @@ pub fn recv<T: DeserializeOwned>(fd: impl AsFd, expected: &str) -> Result<Option
     while got < 4 {
         match io.read(&mut len[got..]) {
             Ok(0) if got == 0 => return Ok(None),
-            Ok(0) => return Err(WireError::Closed { expected: expected.into() }),
+            Ok(0) => {
+                return Err(WireError::Closed {
+                    expected: expected.into(),
+                })
+            }
             Ok(n) => got += n,
-            Err(e) => return Err(WireError::Io { expected: expected.into(), errno: e.into() }),
+            Err(e) => {
+                return Err(WireError::Io {
+                    expected: expected.into(),
+                    errno: e.into(),
+                })
+            }
         }
     }
     let len = u32::from_le_bytes(len);
     if len > MAX_FRAME {
-        return Err(WireError::Malformed { expected: expected.into(), msg: format!("frame of {len} bytes") });
+        return Err(WireError::Malformed {
+            expected: expected.into(),
+            msg: format!("frame of {len} bytes"),
+        });
     }
     let mut body = vec![0u8; len as usize];
-    io.read_exact(&mut body).map_err(|_| WireError::Closed { expected: expected.into() })?;
+    io.read_exact(&mut body).map_err(|_| WireError::Closed {
+        expected: expected.into(),
+    })?;
     serde_json::from_slice(&body)
         .map(Some)
-        .map_err(|e| WireError::Malformed { expected: expected.into(), msg: e.to_string() })
+        .map_err(|e| WireError::Malformed {
+            expected: expected.into(),
+            msg: e.to_string(),
+        })
 }
 
 /// Receives one frame and insists on it.
 pub fn expect<T: DeserializeOwned>(fd: impl AsFd, expected: &str) -> Result<T, WireError> {
-    recv(fd, expected)?.ok_or_else(|| WireError::Closed { expected: expected.into() })
+    recv(fd, expected)?.ok_or_else(|| WireError::Closed {
+        expected: expected.into(),
+    })
 }
 
 #[cfg(test)]

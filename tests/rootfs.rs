@@ -103,8 +103,9 @@ fn app_root_is_the_rootfs_and_nothing_of_the_host() {
         let bundle = sh(
             mode,
             &format!(
-                "ls -a /; echo --; find / -name {marker} 2>/dev/null; echo --; \
-                 for d in /oldroot /newroot; do test -e $d && echo $d; done; echo end"
+                "ls -a /; echo --; find / -name {marker} -o -name group 2>/dev/null; echo --; \
+                 for d in /oldroot /newroot; do test -e $d && echo $d; done; echo end; echo --; \
+                 cat /proc/self/mountinfo"
             ),
         );
         let host_file = bundle.dir().parent().unwrap().join(&marker);
@@ -117,18 +118,43 @@ fn app_root_is_the_rootfs_and_nothing_of_the_host() {
         want.sort();
         let out = run_ok(&bundle, "root");
         let parts: Vec<&str> = out.split("--\n").collect();
-        assert_eq!(parts.len(), 3, "{mode:?}: {out}");
+        assert_eq!(parts.len(), 4, "{mode:?}: {out}");
         let mut seen: Vec<&str> = parts[0].lines().collect();
         seen.sort();
         assert_eq!(seen, want, "{mode:?}: / is not the rootfs: {out}");
+        // find does search (it finds the rootfs's /etc/group), and not the host's marker.
         assert_eq!(
-            parts[1], "",
+            parts[1], "/etc/group\n",
             "{mode:?}: the host's {marker} is reachable: {out}"
         );
         assert_eq!(
             parts[2], "end\n",
             "{mode:?}: the supervisor's root shows through: {out}"
         );
+        // Exactly one mount at /, the rootfs: no earlier root stays stacked in the table.
+        let mounts = parse_mountinfo(parts[3]);
+        let roots: Vec<&MountLine> = mounts.iter().filter(|m| m.mount_point == "/").collect();
+        let rootfs_name = common::rootfs()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            roots.len() == 1
+                && roots[0]
+                    .line
+                    .split(' ')
+                    .nth(3)
+                    .unwrap()
+                    .ends_with(&rootfs_name),
+            "{mode:?}: / is not only the rootfs: {roots:?}"
+        );
+        let stray = mounts.iter().find(|m| {
+            ["/oldroot", "/newroot"]
+                .iter()
+                .any(|p| m.mount_point.starts_with(p))
+        });
+        assert!(stray.is_none(), "{mode:?}: {stray:?}");
     }
 }
 

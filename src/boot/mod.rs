@@ -14,8 +14,8 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::control::{self, ControlError, Reply};
-use crate::process::{self, caps, AppFds, ProcessError};
 pub use crate::process::FdMapping;
+use crate::process::{self, caps, AppFds, ProcessError};
 use crate::rootfs::{self, RootfsError};
 use crate::spec::{self, Spec, SpecError};
 use crate::sys::Errno;
@@ -31,6 +31,7 @@ pub struct BootFds {
     pub stdio: Vec<OwnedFd>,
     pub pass: Vec<FdMapping>,
     pub exec: Option<OwnedFd>,
+    pub console: Option<OwnedFd>,
 }
 
 /// Everything the supervisor needs, whether it was exec'd as `nsboot boot` or cloned in-process.
@@ -79,6 +80,8 @@ pub enum BootError {
     #[error(transparent)]
     Spec(#[from] SpecError),
     #[error(transparent)]
+    Net(#[from] crate::net::NetError),
+    #[error(transparent)]
     Control(#[from] ControlError),
     #[error("reading the spec from --spec-fd: {0}")]
     SpecFd(String),
@@ -120,7 +123,12 @@ pub fn main_from_fds(fds: BootFds, bundle: &Path, id: &str, attached: bool) -> i
         controller: fds.controller,
         start_sync: fds.start_sync,
         sync_userns: fds.sync_userns,
-        app: AppFds { stdio: fds.stdio, pass: fds.pass, exec: fds.exec, terminal: false },
+        app: AppFds {
+            stdio: fds.stdio,
+            pass: fds.pass,
+            exec: fds.exec,
+            console: fds.console,
+        },
         attached,
         janitor: None,
     })
@@ -128,8 +136,14 @@ pub fn main_from_fds(fds: BootFds, bundle: &Path, id: &str, attached: bool) -> i
 
 fn read_spec(fd: &OwnedFd) -> Result<Spec, BootError> {
     let mut text = String::new();
-    let _ = nix::unistd::lseek(std::os::fd::AsRawFd::as_raw_fd(fd), 0, nix::unistd::Whence::SeekSet);
-    FdIo(fd.as_fd()).read_to_string(&mut text).map_err(|e| BootError::SpecFd(e.to_string()))?;
+    let _ = nix::unistd::lseek(
+        std::os::fd::AsRawFd::as_raw_fd(fd),
+        0,
+        nix::unistd::Whence::SeekSet,
+    );
+    FdIo(fd.as_fd())
+        .read_to_string(&mut text)
+        .map_err(|e| BootError::SpecFd(e.to_string()))?;
     serde_json::from_str(&text).map_err(|e| BootError::SpecFd(e.to_string()))
 }
 
@@ -142,7 +156,11 @@ fn report_failure(start_sync: &OwnedFd, err: &BootError) {
 /// Times one boot phase (shown with --debug).
 fn phase<T>(name: &str, t0: Instant, f: impl FnOnce() -> T) -> T {
     let r = f();
-    tracing::debug!(phase = name, elapsed_us = t0.elapsed().as_micros() as u64, "boot phase {name} done");
+    tracing::debug!(
+        phase = name,
+        elapsed_us = t0.elapsed().as_micros() as u64,
+        "boot phase {name} done"
+    );
     r
 }
 
@@ -150,7 +168,17 @@ fn phase<T>(name: &str, t0: Instant, f: impl FnOnce() -> T) -> T {
 /// 125 (or 127/126) when the sandbox could not start.
 pub fn supervise(input: BootInput) -> i32 {
     let janitor = input.janitor;
-    let code = supervise_app(input.id, input.spec, input.rootfs, input.controller, input.start_sync, input.sync_userns, input.app, input.attached && janitor.is_none(), janitor.as_ref());
+    let code = supervise_app(
+        input.id,
+        input.spec,
+        input.rootfs,
+        input.controller,
+        input.start_sync,
+        input.sync_userns,
+        input.app,
+        input.attached && janitor.is_none(),
+        janitor.as_ref(),
+    );
     if let Some(j) = &janitor {
         j.clean_if_orphaned();
     }
@@ -179,15 +207,23 @@ fn supervise_app(
         if attached {
             // Die with the caller. If it is already gone, the sync fd reads EOF, the maps are
             // missing and becoming root fails: no sandbox outlives a dead caller.
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                .map_err(|e| BootError::Step { step: "setting the parent-death signal".into(), errno: e.into() })?;
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(|e| {
+                BootError::Step {
+                    step: "setting the parent-death signal".into(),
+                    errno: e.into(),
+                }
+            })?;
         }
         match sync_userns {
             Some(fd) => phase("userns", t0, || userns::wait_for_maps_and_become_root(fd))?,
             None => userns::become_root()?,
         }
         set_names(&spec)?;
-        phase("rootfs", t0, || rootfs::setup_supervisor_root(&spec, &rootfs))?;
+        // A new network namespace starts with lo down; we are its root now.
+        crate::net::setup(&spec)?;
+        phase("rootfs", t0, || {
+            rootfs::setup_supervisor_root(&spec, &rootfs)
+        })?;
         let app = phase("app", t0, || process::create(&spec, app))?;
         // The application has its own /proc now; ours would only reveal the sandbox.
         rootfs::drop_supervisor_proc()?;
@@ -218,11 +254,18 @@ fn supervise_app(
     start_and_serve(&app, Some(conn), janitor, t0)
 }
 
-fn start_and_serve(app: &process::App, controller: Option<OwnedFd>, janitor: Option<&Janitor>, t0: Instant) -> i32 {
+fn start_and_serve(
+    app: &process::App,
+    controller: Option<OwnedFd>,
+    janitor: Option<&Janitor>,
+    t0: Instant,
+) -> i32 {
     let started = phase("exec", t0, || app.start());
     if let Some(c) = &controller {
         let reply = match &started {
-            Ok(()) => Reply::Started { pid: app.pid.as_raw() },
+            Ok(()) => Reply::Started {
+                pid: app.pid.as_raw(),
+            },
             Err(e) => Reply::StartFailed(clone_err(e)),
         };
         let _ = wire::send(c, &reply);
@@ -243,19 +286,28 @@ fn clone_err(e: &ProcessError) -> ProcessError {
     serde_json::to_vec(e)
         .ok()
         .and_then(|v| serde_json::from_slice(&v).ok())
-        .unwrap_or(ProcessError::Step { step: e.to_string(), errno: Errno(0) })
+        .unwrap_or(ProcessError::Step {
+            step: e.to_string(),
+            errno: Errno(0),
+        })
 }
 
 /// hostname and domainname, in the sandbox's UTS namespace.
 fn set_names(spec: &Spec) -> Result<(), BootError> {
     if let Some(h) = spec.hostname() {
-        nix::unistd::sethostname(h).map_err(|e| BootError::Step { step: format!("setting hostname {h:?}"), errno: e.into() })?;
+        nix::unistd::sethostname(h).map_err(|e| BootError::Step {
+            step: format!("setting hostname {h:?}"),
+            errno: e.into(),
+        })?;
     }
     if let Some(d) = spec.domainname() {
         // SAFETY: setdomainname reads len bytes from a valid buffer.
         let r = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
         if r != 0 {
-            return Err(BootError::Step { step: format!("setting domainname {d:?}"), errno: Errno::last() });
+            return Err(BootError::Step {
+                step: format!("setting domainname {d:?}"),
+                errno: Errno::last(),
+            });
         }
     }
     Ok(())
@@ -264,9 +316,14 @@ fn set_names(spec: &Spec) -> Result<(), BootError> {
 /// The supervisor keeps only the spec's caps merged with the file caps, creates exact modes
 /// (umask 0) and cannot be ptraced or dumped.
 fn seal(spec: &Spec) -> Result<(), BootError> {
-    let spec_caps = spec.process().as_ref().and_then(|p| p.capabilities().as_ref());
+    let spec_caps = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.capabilities().as_ref());
     caps::apply_supervisor(spec_caps)?;
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-    nix::sys::prctl::set_dumpable(false)
-        .map_err(|e| BootError::Step { step: "making the supervisor non-dumpable".into(), errno: e.into() })
+    nix::sys::prctl::set_dumpable(false).map_err(|e| BootError::Step {
+        step: "making the supervisor non-dumpable".into(),
+        errno: e.into(),
+    })
 }

@@ -54,7 +54,10 @@ pub fn serve(app: &App, _controller: Option<OwnedFd>, caller: Option<BorrowedFd<
             Err(_) => return sys::pidfd_wait(app.pidfd.as_fd()).unwrap_or(125),
             Ok(_) => {}
         }
-        if fds.get(1).is_some_and(|f| f.revents().is_some_and(|r| !r.is_empty())) {
+        if fds
+            .get(1)
+            .is_some_and(|f| f.revents().is_some_and(|r| !r.is_empty()))
+        {
             let _ = sys::pidfd_signal(app.pidfd.as_fd(), libc::SIGKILL);
             return sys::pidfd_wait(app.pidfd.as_fd()).unwrap_or(137);
         }
@@ -76,7 +79,9 @@ fn reap(app: &App) -> Option<i32> {
     loop {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(pid, code)) if pid == app.pid => result = Some(code),
-            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == app.pid => result = Some(128 + sig as i32),
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == app.pid => {
+                result = Some(128 + sig as i32)
+            }
             Ok(WaitStatus::StillAlive) | Err(_) => return result,
             Ok(_) => continue,
         }

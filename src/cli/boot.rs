@@ -46,6 +46,9 @@ pub struct BootArgs {
     /// Apply the spec's capabilities (always on; accepted for runsc command lines).
     #[arg(long = "apply-caps", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub apply_caps: bool,
+    /// Connected socket to send the pty master to when process.terminal is true.
+    #[arg(long = "console-fd", value_name = "FD")]
+    pub console_fd: Option<RawFd>,
     /// Die with the parent (PR_SET_PDEATHSIG).
     #[arg(long)]
     pub attached: bool,
@@ -84,7 +87,11 @@ pub fn run(args: BootArgs, _global: &crate::cli::Global) -> i32 {
         // done before the maps existed left us without capabilities in the new namespace.
         let t0 = std::time::Instant::now();
         let synced = crate::userns::wait_for_maps_and_become_root(own(fd));
-        tracing::debug!(phase = "userns", elapsed_us = t0.elapsed().as_micros() as u64, "boot phase userns done");
+        tracing::debug!(
+            phase = "userns",
+            elapsed_us = t0.elapsed().as_micros() as u64,
+            "boot phase userns done"
+        );
         if let Err(e) = synced {
             let start = own(args.start_sync_fd);
             let _ = nix::unistd::write(&start, &[boot::FAILED]);
@@ -94,7 +101,11 @@ pub fn run(args: BootArgs, _global: &crate::cli::Global) -> i32 {
         return reexec_without_sync_fd();
     }
     // The supervisor's own 0, 1, 2 stay open for its messages; the application gets copies.
-    let stdio = if args.stdio_fds == [0, 1, 2] { Vec::new() } else { args.stdio_fds.clone() };
+    let stdio = if args.stdio_fds == [0, 1, 2] {
+        Vec::new()
+    } else {
+        args.stdio_fds.clone()
+    };
     let fds = BootFds {
         spec: own(args.spec_fd),
         controller: args.controller_fd.map(own),
@@ -104,9 +115,13 @@ pub fn run(args: BootArgs, _global: &crate::cli::Global) -> i32 {
         pass: args
             .pass_fd
             .iter()
-            .map(|&(m, n)| FdMapping { host: own(m), app: n })
+            .map(|&(m, n)| FdMapping {
+                host: own(m),
+                app: n,
+            })
             .collect(),
         exec: args.exec_fd.map(own),
+        console: args.console_fd.map(own),
     };
     boot::main_from_fds(fds, &args.bundle, &args.id, args.attached)
 }
@@ -123,9 +138,14 @@ fn reexec_without_sync_fd() -> i32 {
             args.push(a);
         }
     }
-    let argv: Vec<CString> = args.into_iter().filter_map(|a| CString::new(a).ok()).collect();
+    let argv: Vec<CString> = args
+        .into_iter()
+        .filter_map(|a| CString::new(a).ok())
+        .collect();
     let env: Vec<CString> = std::env::vars_os()
-        .filter_map(|(k, v)| CString::new([k.as_encoded_bytes(), b"=", v.as_encoded_bytes()].concat()).ok())
+        .filter_map(|(k, v)| {
+            CString::new([k.as_encoded_bytes(), b"=", v.as_encoded_bytes()].concat()).ok()
+        })
         .collect();
     let err = nix::unistd::execve(c"/proc/self/exe", &argv, &env).unwrap_err();
     crate::log::fatal(&format!("re-executing nsboot boot: {err}"));

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::cli::run::{fail, prepare, Prepared};
 use crate::cli::Global;
+use crate::hooks::{self, HookKind};
 use crate::sandbox::{self, Plan};
 use crate::{control, spec, state};
 
@@ -41,7 +42,11 @@ pub fn run(args: CreateArgs, global: &Global) -> i32 {
     if let Err(e) = spec::validate_id(&args.id) {
         return fail(&e);
     }
-    let Prepared { bundle, rootfs, mapping } = match prepare(&mut spec, &args.bundle) {
+    let Prepared {
+        bundle,
+        rootfs,
+        mapping,
+    } = match prepare(&mut spec, &args.bundle) {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
@@ -58,6 +63,26 @@ pub fn run(args: CreateArgs, global: &Global) -> i32 {
         }
     };
     let annotations = spec.annotations().clone();
+    let hooks = spec.hooks().clone();
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    let console = match (terminal, &args.console_socket) {
+        (true, Some(path)) => match crate::console::connect_socket(path) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                entry.remove();
+                return fail(&e);
+            }
+        },
+        (true, None) => {
+            entry.remove();
+            return fail(&"process.terminal is true but no --console-socket was given: pass one, or set terminal to false");
+        }
+        _ => None,
+    };
     let plan = Plan {
         id: args.id.clone(),
         spec,
@@ -70,8 +95,7 @@ pub fn run(args: CreateArgs, global: &Global) -> i32 {
         listener: Some(listener),
         preserve_fds: args.preserve_fds,
         boot_flags: global.boot_flags(),
-        stdio: Vec::new(),
-        terminal: false,
+        console,
     };
     let sb = match sandbox::spawn(plan) {
         Ok(sb) => sb,
@@ -100,8 +124,18 @@ pub fn run(args: CreateArgs, global: &Global) -> i32 {
         }),
         None => Ok(()),
     });
-    if let Err(e) = saved {
+    // prestart and createRuntime run in the runtime's namespaces once the sandbox exists;
+    // createContainer runs here too (nsboot does not enter the container for it).
+    let created_hooks = [
+        HookKind::Prestart,
+        HookKind::CreateRuntime,
+        HookKind::CreateContainer,
+    ]
+    .into_iter()
+    .try_for_each(|k| hooks::run(k, hooks.as_ref(), &st).map_err(|e| e.to_string()));
+    if let Err(e) = saved.map_err(|e| e.to_string()).and(created_hooks) {
         let _ = crate::sys::pidfd_signal(std::os::fd::AsFd::as_fd(&sb.pidfd), libc::SIGKILL);
+        let _ = crate::sys::pidfd_wait(std::os::fd::AsFd::as_fd(&sb.pidfd));
         entry.remove();
         return fail(&e);
     }

@@ -35,7 +35,9 @@ fn delete(args: &DeleteArgs, global: &Global) -> Result<(), LifecycleError> {
     let root = crate::state::root_dir(global.root.as_deref());
     let c = match lifecycle::load(&root, &args.id) {
         Ok(c) => c,
-        Err(LifecycleError::State(StateError::NotFound { .. } | StateError::Corrupt { .. })) if args.force => {
+        Err(LifecycleError::State(StateError::NotFound { .. } | StateError::Corrupt { .. }))
+            if args.force =>
+        {
             return match remove_leftover(&root, &args.id)? {
                 // A create finished meanwhile: delete what it made.
                 true => delete(args, global),
@@ -45,7 +47,11 @@ fn delete(args: &DeleteArgs, global: &Global) -> Result<(), LifecycleError> {
         Err(e) => return Err(e),
     };
     match c.status {
-        Status::Running if !args.force => return Err(LifecycleError::Running { id: args.id.clone() }),
+        Status::Running if !args.force => {
+            return Err(LifecycleError::Running {
+                id: args.id.clone(),
+            })
+        }
         // A stopped container's supervisor may still be finishing (its application just
         // exited); killing it is harmless and makes sure nothing outlives the delete.
         Status::Running | Status::Created | Status::Stopped => lifecycle::kill_supervisor(&c)?,
@@ -58,11 +64,12 @@ fn delete(args: &DeleteArgs, global: &Global) -> Result<(), LifecycleError> {
     };
     let mut state = c.state.clone();
     state.status = "stopped".into();
-    let spec = std::fs::read(state.bundle.join("config.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<crate::spec::Spec>(&b).ok());
     // Poststop failures are warnings (runtime spec): the delete goes on regardless.
-    let _ = hooks::run(HookKind::Poststop, spec.as_ref().and_then(|s| s.hooks().as_ref()), &state);
+    let _ = hooks::run(
+        HookKind::Poststop,
+        hooks::from_bundle(&state.bundle).as_ref(),
+        &state,
+    );
     if let Some(entry) = entry {
         entry.remove();
     }
@@ -85,6 +92,11 @@ fn remove_leftover(root: &std::path::Path, id: &str) -> Result<bool, LifecycleEr
     match std::fs::remove_dir_all(&dir) {
         Ok(()) => Ok(false),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(StateError::Io { path: dir, errno: e.into(), hint: String::new() }.into()),
+        Err(e) => Err(StateError::Io {
+            path: dir,
+            errno: e.into(),
+            hint: String::new(),
+        }
+        .into()),
     }
 }

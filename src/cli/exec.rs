@@ -104,7 +104,12 @@ fn exec(args: ExecArgs, global: &Global) -> Result<i32, ExecError> {
     let c = lifecycle::load(&root, &args.id).map_err(msg)?;
     let app = c.require_app().map_err(msg)?;
     let path = c.state.bundle.join("config.json");
-    let bytes = std::fs::read(&path).map_err(|e| msg(format!("reading {}: {e}: the container's bundle is gone", path.display())))?;
+    let bytes = std::fs::read(&path).map_err(|e| {
+        msg(format!(
+            "reading {}: {e}: the container's bundle is gone",
+            path.display()
+        ))
+    })?;
     let spec = crate::spec::parse(&path, &bytes).map_err(msg)?;
     let process = process_spec::build(&args, &spec).map_err(msg)?;
     // Everything on the host is opened before any namespace changes.
@@ -116,16 +121,26 @@ fn exec(args: ExecArgs, global: &Global) -> Result<i32, ExecError> {
     let pid_file = args
         .pid_file
         .as_ref()
-        .map(|p| std::fs::File::create(p).map_err(|e| msg(format!("creating the pid file {}: {e}", p.display()))))
+        .map(|p| {
+            std::fs::File::create(p)
+                .map_err(|e| msg(format!("creating the pid file {}: {e}", p.display())))
+        })
         .transpose()?;
     let pass = preserved_fds(args.preserve_fds);
     if !args.detach {
         crate::sandbox::block_forwarded_signals().map_err(msg)?;
     }
     let target = setns::join_user_and_pid(&args.id, app)?;
-    let (report, report_child) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
-        .map_err(|e| msg(format!("creating the exec report socket: {e}")))?;
-    let (pid, pidfd) = match sys::clone_process(nix::sched::CloneFlags::empty()).map_err(|e| msg(format!("forking into the sandbox: {e}")))? {
+    let (report, report_child) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| msg(format!("creating the exec report socket: {e}")))?;
+    let (pid, pidfd) = match sys::clone_process(nix::sched::CloneFlags::empty())
+        .map_err(|e| msg(format!("forking into the sandbox: {e}")))?
+    {
         Cloned::Child => {
             drop(report);
             let err = match child(&target, &spec, &process, console, pass) {
@@ -141,13 +156,16 @@ fn exec(args: ExecArgs, global: &Global) -> Result<i32, ExecError> {
     };
     drop((report_child, console));
     // EOF: the process exec'd (the socket is close-on-exec); a frame: why it could not.
-    if let Some(err) = wire::recv::<SetnsError>(&report, "the exec'd process to start").map_err(msg)? {
+    if let Some(err) =
+        wire::recv::<SetnsError>(&report, "the exec'd process to start").map_err(msg)?
+    {
         let _ = sys::pidfd_wait(pidfd.as_fd());
         return Err(err.into());
     }
     if let Some(mut f) = pid_file {
         use std::io::Write;
-        f.write_all(pid.to_string().as_bytes()).map_err(|e| msg(format!("writing the pid file: {e}")))?;
+        f.write_all(pid.to_string().as_bytes())
+            .map_err(|e| msg(format!("writing the pid file: {e}")))?;
     }
     if args.detach {
         return Ok(0);
@@ -156,17 +174,33 @@ fn exec(args: ExecArgs, global: &Global) -> Result<i32, ExecError> {
 }
 
 /// The forked child, in the sandbox's pid namespace: join the rest, set up the terminal, exec.
-fn child(target: &Target, spec: &Spec, process: &Process, console: Option<OwnedFd>, pass: Vec<FdMapping>) -> Result<std::convert::Infallible, SetnsError> {
+fn child(
+    target: &Target,
+    spec: &Spec,
+    process: &Process,
+    console: Option<OwnedFd>,
+    pass: Vec<FdMapping>,
+) -> Result<std::convert::Infallible, SetnsError> {
     setns::join_rest(target)?;
-    if let Some(sock) = console {
-        // Inside the container's mount namespace: the pty belongs to its devpts.
-        let pty = console::open_pty()?;
-        console::send_master(sock.as_fd(), &pty)?;
-        drop(sock);
-        console::make_controlling(&pty.slave)?;
-    }
-    let fds = AppFds { stdio: Vec::new(), pass, exec: None, terminal: false };
-    Ok(crate::process::exec::exec(spec, process, fds)?)
+    let program = crate::process::exec::resolve(process, false)?;
+    let terminal = match console {
+        Some(sock) => {
+            // Inside the container's mount namespace: the pty belongs to its devpts.
+            let pty = console::open_pty()?;
+            console::send_master(sock.as_fd(), &pty)?;
+            Some(pty.slave)
+        }
+        None => None,
+    };
+    let fds = AppFds {
+        stdio: Vec::new(),
+        pass,
+        exec: None,
+        console: None,
+    };
+    Ok(crate::process::exec::exec(
+        spec, process, program, fds, terminal,
+    )?)
 }
 
 /// Fds 3 .. 3+n, duplicated so that they survive the exec at the same numbers.
@@ -188,13 +222,19 @@ fn wait_forwarding(pidfd: &OwnedFd) -> i32 {
         return sys::pidfd_wait(pidfd.as_fd()).unwrap_or(125);
     };
     loop {
-        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN), PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        let mut fds = [
+            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+        ];
         match poll(&mut fds, PollTimeout::NONE) {
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => break,
             Ok(_) => {}
         }
-        if fds[1].revents().is_some_and(|r| r.contains(PollFlags::POLLIN)) {
+        if fds[1]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLIN))
+        {
             if let Ok(Some(info)) = signals.read_signal() {
                 let _ = sys::pidfd_signal(pidfd.as_fd(), info.ssi_signo as i32);
             }

@@ -6,11 +6,43 @@
 pub struct FeaturesArgs {}
 
 const MOUNT_OPTIONS: &[&str] = &[
-    "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "lazytime", "loud",
-    "mand", "noatime", "nodev", "nodiratime", "noexec", "nolazytime", "nomand", "norelatime",
-    "nostrictatime", "nosuid", "private", "rbind", "relatime", "remount", "ro", "rprivate",
-    "rshared", "rslave", "runbindable", "rw", "shared", "silent", "slave", "strictatime", "suid",
-    "sync", "unbindable",
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "lazytime",
+    "loud",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "private",
+    "rbind",
+    "relatime",
+    "remount",
+    "ro",
+    "rprivate",
+    "rshared",
+    "rslave",
+    "runbindable",
+    "rw",
+    "shared",
+    "silent",
+    "slave",
+    "strictatime",
+    "suid",
+    "sync",
+    "unbindable",
 ];
 
 pub fn document() -> serde_json::Value {
@@ -52,7 +84,10 @@ pub fn document() -> serde_json::Value {
 }
 
 pub fn run(_args: FeaturesArgs) -> i32 {
-    println!("{}", serde_json::to_string_pretty(&document()).unwrap_or_default());
+    crate::lifecycle::out!(
+        "{}",
+        serde_json::to_string_pretty(&document()).unwrap_or_default()
+    );
     0
 }
 
@@ -62,7 +97,13 @@ mod tests {
     fn document_names_every_hook_and_core_namespaces() {
         let d = super::document();
         assert_eq!(d["hooks"].as_array().map(Vec::len), Some(6));
-        assert!(d["linux"]["namespaces"].as_array().unwrap().contains(&"user".into()));
-        assert!(d["linux"]["capabilities"].as_array().unwrap().contains(&"CAP_SYS_ADMIN".into()));
+        assert!(d["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .contains(&"user".into()));
+        assert!(d["linux"]["capabilities"]
+            .as_array()
+            .unwrap()
+            .contains(&"CAP_SYS_ADMIN".into()));
     }
 }

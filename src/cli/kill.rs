@@ -40,19 +40,32 @@ fn kill(args: &KillArgs, global: &Global) -> Result<(), String> {
     if c.status == Status::Created && signo == libc::SIGKILL {
         return lifecycle::kill_supervisor(&c).map_err(|e| e.to_string());
     }
-    let targets = if args.all { lifecycle::sandbox_pids(app) } else { vec![app] };
+    let targets = if args.all {
+        lifecycle::sandbox_pids(app)
+    } else {
+        vec![app]
+    };
     for pid in targets {
         match lifecycle::signal(pid, signo) {
             Ok(()) => {}
             // Exited meanwhile: a process that is gone has nothing left to receive.
             Err(e) if e.0 == libc::ESRCH && pid != app => {}
             Err(e) if e.0 == libc::ESRCH => {
-                let err = LifecycleError::NotRunning { id: args.id.clone(), status: "stopped".into() };
+                let err = LifecycleError::NotRunning {
+                    id: args.id.clone(),
+                    status: "stopped".into(),
+                };
                 return Err(err.to_string());
             }
             Err(errno) => {
                 let what = format!("sending signal {signo} to a process");
-                return Err(LifecycleError::Signal { what, id: args.id.clone(), pid, errno }.to_string());
+                return Err(LifecycleError::Signal {
+                    what,
+                    id: args.id.clone(),
+                    pid,
+                    errno,
+                }
+                .to_string());
             }
         }
     }
@@ -103,9 +116,17 @@ const RTMAX: i32 = 64;
 
 /// "TERM", "SIGTERM", "sigterm", "15", "37", "RTMIN+3", "SIGRTMAX-1" -> the signal number.
 pub fn parse_signal(s: &str) -> Result<i32, String> {
-    let bad = || format!("unknown signal {s:?}: use a name such as TERM or KILL, or a number from 1 to {RTMAX}");
+    let bad = || {
+        format!(
+            "unknown signal {s:?}: use a name such as TERM or KILL, or a number from 1 to {RTMAX}"
+        )
+    };
     if let Ok(n) = s.parse::<i32>() {
-        return if (1..=RTMAX).contains(&n) { Ok(n) } else { Err(bad()) };
+        return if (1..=RTMAX).contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
     }
     let upper = s.to_ascii_uppercase();
     let name = upper.strip_prefix("SIG").unwrap_or(&upper);

@@ -30,28 +30,49 @@ pub fn run(args: ListArgs, global: &Global) -> i32 {
         }
     };
     // A container deleted between the listing and the read is simply not listed.
-    let containers: Vec<_> = ids.iter().filter_map(|id| lifecycle::load(&root, id).ok()).collect();
+    let containers: Vec<_> = ids
+        .iter()
+        .filter_map(|id| lifecycle::load(&root, id).ok())
+        .collect();
     if args.quiet {
         for c in &containers {
-            println!("{}", c.state.id);
+            crate::lifecycle::out!("{}", c.state.id);
         }
         return 0;
     }
     match args.format {
         Format::Json => {
             let all: Vec<_> = containers.iter().map(|c| c.oci_state()).collect();
-            println!("{}", serde_json::Value::Array(all));
+            crate::lifecycle::out!("{}", serde_json::Value::Array(all));
         }
         Format::Table => {
             let rows: Vec<[String; 6]> = containers
                 .iter()
                 .map(|c| {
                     let st = c.oci_state();
-                    let field = |k: &str| st[k].as_str().map(str::to_owned).unwrap_or_else(|| st[k].to_string());
-                    [field("id"), field("pid"), field("status"), field("bundle"), field("created"), field("owner")]
+                    let field = |k: &str| {
+                        st[k]
+                            .as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| st[k].to_string())
+                    };
+                    [
+                        field("id"),
+                        field("pid"),
+                        field("status"),
+                        field("bundle"),
+                        field("created"),
+                        field("owner"),
+                    ]
                 })
                 .collect();
-            print!("{}", table(&["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"], &rows));
+            crate::lifecycle::out_raw!(
+                "{}",
+                table(
+                    &["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"],
+                    &rows
+                )
+            );
         }
     }
     0
@@ -66,7 +87,11 @@ fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
         }
     }
     let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells.iter().zip(&width).map(|(c, w)| format!("{c:<w$}")).collect();
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&width)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         format!("{}\n", padded.join("  ").trim_end())
     };
     let mut out = line(header.to_vec());

@@ -10,16 +10,16 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub mod boot;
 pub mod check;
 pub mod create;
-pub mod do_cmd;
-pub mod run;
-pub mod spec;
-pub mod start;
 pub mod delete;
+pub mod do_cmd;
 pub mod exec;
 pub mod features;
 pub mod kill;
 pub mod list;
 pub mod ps;
+pub mod run;
+pub mod spec;
+pub mod start;
 pub mod state_cmd;
 
 /// A rootless-first sandbox launcher.
@@ -53,7 +53,12 @@ pub struct Global {
     #[arg(long = "systemd-cgroup", global = true, hide = true)]
     pub systemd_cgroup: bool,
     /// Accepted for crun command lines (podman --cgroups=disabled passes `disabled`).
-    #[arg(long = "cgroup-manager", global = true, hide = true, value_name = "MANAGER")]
+    #[arg(
+        long = "cgroup-manager",
+        global = true,
+        hide = true,
+        value_name = "MANAGER"
+    )]
     pub cgroup_manager: Option<String>,
 }
 

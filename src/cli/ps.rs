@@ -28,13 +28,13 @@ pub fn run(args: PsArgs, global: &Global) -> i32 {
     // A stopped container has no processes: an empty list, as runc prints.
     let pids = c.app.map(lifecycle::sandbox_pids).unwrap_or_default();
     match args.format {
-        crate::cli::list::Format::Json => println!("{}", serde_json::json!(pids)),
+        crate::cli::list::Format::Json => crate::lifecycle::out!("{}", serde_json::json!(pids)),
         crate::cli::list::Format::Table => {
-            println!("PID      CMD");
+            crate::lifecycle::out!("PID      CMD");
             for pid in pids {
                 let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
                 let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-                println!("{pid:<8} {}", cmd.trim_end());
+                crate::lifecycle::out!("{pid:<8} {}", cmd.trim_end());
             }
         }
     }

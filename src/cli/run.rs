@@ -32,7 +32,13 @@ pub fn run(args: RunArgs, global: &Global) -> i32 {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    launch_with(global, &args.id, spec, &args.bundle, args.pid_file.as_deref())
+    launch_with(
+        global,
+        &args.id,
+        spec,
+        &args.bundle,
+        args.pid_file.as_deref(),
+    )
 }
 
 /// The one path from a spec to an exit status, shared by `run` and `do`.
@@ -42,7 +48,10 @@ pub fn launch(global: &Global, id: &str, spec: Spec, bundle: &Path) -> i32 {
 
 pub fn open_dir(p: &Path) -> std::io::Result<std::os::fd::OwnedFd> {
     use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_PATH | libc::O_DIRECTORY).open(p)?;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(p)?;
     Ok(f.into())
 }
 
@@ -54,7 +63,11 @@ pub fn fail(e: &dyn std::fmt::Display) -> i32 {
 fn ranges(m: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>) -> Vec<IdRange> {
     m.map(|v| {
         v.iter()
-            .map(|r| IdRange { container: r.container_id(), host: r.host_id(), size: r.size() })
+            .map(|r| IdRange {
+                container: r.container_id(),
+                host: r.host_id(),
+                size: r.size(),
+            })
             .collect()
     })
     .unwrap_or_default()
@@ -75,19 +88,28 @@ pub fn prepare(spec: &mut Spec, bundle: &Path) -> Result<Prepared, String> {
     let uids = ranges(linux.and_then(|l| l.uid_mappings().as_ref()));
     let gids = ranges(linux.and_then(|l| l.gid_mappings().as_ref()));
     let mapping = idmap::choose(&uids, &gids, &Caller::current()).map_err(|e| e.to_string())?;
-    Ok(Prepared { bundle, rootfs, mapping })
+    Ok(Prepared {
+        bundle,
+        rootfs,
+        mapping,
+    })
 }
 
 /// Relative bind sources are relative to the bundle (runtime-spec); the supervisor only
 /// sees the host at /oldroot, so make them absolute here.
 fn absolute_bind_sources(spec: &mut Spec, bundle: &Path) {
-    let Some(mounts) = spec.mounts().clone() else { return };
+    let Some(mounts) = spec.mounts().clone() else {
+        return;
+    };
     let fixed: Vec<_> = mounts
         .into_iter()
         .map(|mut m| {
             if let Some(src) = m.source().clone().filter(|s| s.is_relative()) {
                 let is_bind = m.typ().as_deref() == Some("bind")
-                    || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
+                    || m.options()
+                        .iter()
+                        .flatten()
+                        .any(|o| o == "bind" || o == "rbind");
                 if is_bind {
                     m.set_source(Some(bundle.join(src)));
                 }
@@ -98,11 +120,21 @@ fn absolute_bind_sources(spec: &mut Spec, bundle: &Path) {
     spec.set_mounts(Some(fixed));
 }
 
-fn launch_with(global: &Global, id: &str, mut spec: Spec, bundle: &Path, pid_file: Option<&Path>) -> i32 {
+fn launch_with(
+    global: &Global,
+    id: &str,
+    mut spec: Spec,
+    bundle: &Path,
+    pid_file: Option<&Path>,
+) -> i32 {
     if let Err(e) = spec::validate_id(id) {
         return fail(&e);
     }
-    let Prepared { bundle, rootfs, mapping } = match prepare(&mut spec, bundle) {
+    let Prepared {
+        bundle,
+        rootfs,
+        mapping,
+    } = match prepare(&mut spec, bundle) {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
@@ -131,21 +163,43 @@ fn run_in(
         return fail(&e);
     }
     let annotations = spec.annotations().clone();
-    let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
-    let (mut relay, stdio) = if terminal {
-        match crate::pty::open() {
-            Ok((r, s)) => (Some(r), s),
+    let hooks = spec.hooks().clone();
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    let (console_caller, console) = if terminal {
+        match crate::pty::console_pair() {
+            Ok((a, b)) => (Some(a), Some(b)),
             Err(e) => return fail(&e),
         }
     } else {
-        (None, Vec::new())
+        (None, None)
     };
     let exec_boot = std::env::var_os("NSBOOT_EXEC_BOOT").is_some_and(|v| v == "1");
     let janitor = match (crate::sys::pidfd_self(), open_dir(&entry.root)) {
-        (Ok(caller), Ok(state_root)) => Some(crate::boot::Janitor { caller, state_root, id: id.into() }),
+        (Ok(caller), Ok(state_root)) => Some(crate::boot::Janitor {
+            caller,
+            state_root,
+            id: id.into(),
+        }),
         _ => None,
     };
-    let plan = Plan { id: id.into(), spec, rootfs: rootfs.clone(), mapping, attached: true, exec_boot, bundle: bundle.clone(), janitor, listener: None, preserve_fds: 0, boot_flags: global.boot_flags(), stdio, terminal };
+    let plan = Plan {
+        id: id.into(),
+        spec,
+        rootfs: rootfs.clone(),
+        mapping,
+        attached: true,
+        exec_boot,
+        bundle: bundle.clone(),
+        janitor,
+        listener: None,
+        preserve_fds: 0,
+        boot_flags: global.boot_flags(),
+        console,
+    };
     let sb = match sandbox::spawn(plan) {
         Ok(sb) => sb,
         Err(e) => {
@@ -153,10 +207,11 @@ fn run_in(
             return e.exit_code();
         }
     };
+    // One write: the app starts right away (a foreground run is never seen "created").
     let mut st = state::State {
         oci_version: "1.0.2".into(),
         id: id.into(),
-        status: "created".into(),
+        status: "running".into(),
         pid: sb.pid.as_raw(),
         bundle,
         rootfs,
@@ -168,17 +223,37 @@ fn run_in(
     if let Some(p) = pid_file {
         let _ = std::fs::write(p, sb.pid.to_string());
     }
+    // The app sent its pty master while it was being created (before start-sync).
+    let mut relay = match console_caller.as_ref().map(crate::pty::receive).transpose() {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
     let signals = match sandbox::forwarded_signalfd() {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    if let Err(e) = sb.start() {
-        crate::log::fatal(&e.to_string());
-        let code = e.exit_code();
-        let _ = sb.wait_forwarding(&signals, relay.as_mut());
-        return code;
+    use crate::hooks::{run as hook, HookKind::*};
+    let hooks = hooks.as_ref();
+    let before = [Prestart, CreateRuntime, CreateContainer, StartContainer];
+    if let Err(e) = before.into_iter().try_for_each(|k| hook(k, hooks, &st)) {
+        let _ = crate::sys::pidfd_signal(std::os::fd::AsFd::as_fd(&sb.pidfd), libc::SIGKILL);
+        let _ = sb.wait_forwarding(&signals, None);
+        return fail(&e);
     }
-    st.status = "running".into();
-    let _ = entry.save(&st);
-    sb.wait_forwarding(&signals, relay.as_mut())
+    let code = match sb.start() {
+        Err(e) => {
+            crate::log::fatal(&e.to_string());
+            let _ = sb.wait_forwarding(&signals, relay.as_mut());
+            e.exit_code()
+        }
+        Ok(_) => {
+            let _ = hook(Poststart, hooks, &st);
+            sb.wait_forwarding(&signals, relay.as_mut())
+        }
+    };
+    if hooks.is_some() {
+        st.status = "stopped".into();
+        let _ = hook(Poststop, hooks, &st);
+    }
+    code
 }

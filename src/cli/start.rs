@@ -2,6 +2,7 @@
 
 use crate::cli::run::fail;
 use crate::cli::Global;
+use crate::hooks::HookKind;
 use crate::{control, state};
 
 /// Start a created container.
@@ -22,16 +23,29 @@ pub fn run(args: StartArgs, global: &Global) -> i32 {
         Err(e) => return fail(&e),
     };
     if st.status != "created" {
-        return fail(&format!("container {} is {}, not created: only a created container can be started", args.id, st.status));
+        return fail(&format!(
+            "container {} is {}, not created: only a created container can be started",
+            args.id, st.status
+        ));
     }
     let conn = match control::connect(&entry.dir.join("ctl.sock")) {
         Ok(c) => c,
-        Err(e) => return fail(&format!("container {} cannot be started (its supervisor is gone?): {e}", args.id)),
+        Err(e) => {
+            return fail(&format!(
+                "container {} cannot be started (its supervisor is gone?): {e}",
+                args.id
+            ))
+        }
     };
+    let hooks = crate::hooks::from_bundle(&st.bundle);
+    if let Err(e) = crate::hooks::run(HookKind::StartContainer, hooks.as_ref(), &st) {
+        return fail(&e);
+    }
     match control::send_start(&conn) {
         Ok(_) => {
             st.status = "running".into();
             let _ = entry.save(&st);
+            let _ = crate::hooks::run(HookKind::Poststart, hooks.as_ref(), &st);
             0
         }
         Err(e) => {

@@ -15,7 +15,7 @@ pub fn run(args: StateArgs, global: &Global) -> i32 {
     match lifecycle::load(&root, &args.id) {
         Ok(c) => {
             let text = serde_json::to_string_pretty(&c.oci_state()).unwrap_or_default();
-            println!("{text}");
+            crate::lifecycle::out!("{text}");
             0
         }
         Err(e) => {

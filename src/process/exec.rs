@@ -18,23 +18,44 @@ use crate::sys::{self, Errno};
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 fn step<T>(what: &str, r: nix::Result<T>) -> Result<T, ProcessError> {
-    r.map_err(|e| ProcessError::Step { step: what.into(), errno: e.into() })
+    r.map_err(|e| ProcessError::Step {
+        step: what.into(),
+        errno: e.into(),
+    })
 }
 
-pub fn exec(spec: &Spec, process: &Process, fds: AppFds) -> Result<Infallible, ProcessError> {
-    let terminal = fds.terminal;
+/// The program to execute: args[0] looked up in the process's PATH inside the container root
+/// (as given when it is executed from --exec-fd).
+pub fn resolve(process: &Process, from_fd: bool) -> Result<PathBuf, ProcessError> {
+    let args = process
+        .args()
+        .as_ref()
+        .filter(|a| !a.is_empty())
+        .ok_or(ProcessError::NoProcess)?;
+    if from_fd {
+        return Ok(PathBuf::from(&args[0]));
+    }
+    resolve_program(&args[0], process.env().as_deref().unwrap_or_default())
+}
+
+pub fn exec(
+    spec: &Spec,
+    process: &Process,
+    program: PathBuf,
+    fds: AppFds,
+    terminal: Option<OwnedFd>,
+) -> Result<Infallible, ProcessError> {
     arrange_fds(fds.stdio, fds.pass)?;
-    if terminal {
-        crate::pty::make_controlling_terminal()
-            .map_err(|errno| ProcessError::Step { step: "making the pty the controlling terminal".into(), errno })?;
+    if let Some(slave) = terminal {
+        crate::console::make_controlling(&slave).map_err(ProcessError::Console)?;
     }
     reset_signals()?;
-    let args = process.args().as_ref().filter(|a| !a.is_empty()).ok_or(ProcessError::NoProcess)?;
+    let args = process
+        .args()
+        .as_ref()
+        .filter(|a| !a.is_empty())
+        .ok_or(ProcessError::NoProcess)?;
     let env: Vec<String> = process.env().clone().unwrap_or_default();
-    let program = match &fds.exec {
-        Some(_) => PathBuf::from(&args[0]),
-        None => resolve_program(&args[0], &env)?,
-    };
     let argv = cstrings(args)?;
     let envp = cstrings(&env)?;
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
@@ -50,7 +71,10 @@ pub fn exec(spec: &Spec, process: &Process, fds: AppFds) -> Result<Infallible, P
     Err(match err {
         nix::errno::Errno::ENOENT => ProcessError::NotFound { program: name },
         nix::errno::Errno::EACCES => ProcessError::NotExecutable { program: name },
-        e => ProcessError::Exec { program: name, errno: e.into() },
+        e => ProcessError::Exec {
+            program: name,
+            errno: e.into(),
+        },
     })
 }
 
@@ -60,7 +84,10 @@ fn arrange_fds(stdio: Vec<OwnedFd>, pass: Vec<super::FdMapping>) -> Result<(), P
     let floor = pass.iter().map(|m| m.app).max().unwrap_or(0).max(3) + 1;
     let mut moved = Vec::with_capacity(pass.len());
     for m in pass {
-        let high = step("moving a --pass-fd", fcntl(m.host.as_raw_fd(), FcntlArg::F_DUPFD_CLOEXEC(floor)))?;
+        let high = step(
+            "moving a --pass-fd",
+            fcntl(m.host.as_raw_fd(), FcntlArg::F_DUPFD_CLOEXEC(floor)),
+        )?;
         moved.push((high, m.app));
     }
     for (i, fd) in stdio.into_iter().enumerate() {
@@ -69,10 +96,16 @@ fn arrange_fds(stdio: Vec<OwnedFd>, pass: Vec<super::FdMapping>) -> Result<(), P
         } else {
             // Already in place: keep it open across exec.
             let _ = fd.into_raw_fd();
-            step("setting up stdio", fcntl(i as i32, FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty())))?;
+            step(
+                "setting up stdio",
+                fcntl(i as i32, FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty())),
+            )?;
         }
     }
-    sys::cloexec_from(3).map_err(|errno| ProcessError::Step { step: "marking fds close-on-exec".into(), errno })?;
+    sys::cloexec_from(3).map_err(|errno| ProcessError::Step {
+        step: "marking fds close-on-exec".into(),
+        errno,
+    })?;
     for (high, app) in moved {
         step("placing a --pass-fd", dup2(high, app))?;
     }
@@ -97,7 +130,13 @@ fn reset_signals() -> Result<(), ProcessError> {
         // old-action pointer may be null; 8 is the kernel's sigset size on Linux.
         let r = unsafe {
             let act: [libc::c_ulong; 4] = [0; 4];
-            libc::syscall(libc::SYS_rt_sigaction, sig, act.as_ptr(), std::ptr::null_mut::<libc::c_void>(), 8usize)
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                act.as_ptr(),
+                std::ptr::null_mut::<libc::c_void>(),
+                8usize,
+            )
         };
         let _ = r;
     }
@@ -107,9 +146,19 @@ fn reset_signals() -> Result<(), ProcessError> {
 /// args[0] as execvp would find it, with the process's own PATH, inside the container root.
 fn resolve_program(arg0: &str, env: &[String]) -> Result<PathBuf, ProcessError> {
     if arg0.contains('/') {
+        // Checked now so that a missing program fails `create`; execve has the last word.
+        if std::fs::symlink_metadata(arg0).is_err() {
+            return Err(ProcessError::NotFound {
+                program: arg0.into(),
+            });
+        }
         return Ok(PathBuf::from(arg0));
     }
-    let path = env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
+    let path = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
     let mut denied = None;
     for dir in path.split(':').filter(|d| !d.is_empty()) {
         let candidate = Path::new(dir).join(arg0);
@@ -120,13 +169,20 @@ fn resolve_program(arg0: &str, env: &[String]) -> Result<PathBuf, ProcessError> 
         }
     }
     match denied {
-        Some(p) => Err(ProcessError::NotExecutable { program: p.display().to_string() }),
-        None => Err(ProcessError::NotFound { program: arg0.into() }),
+        Some(p) => Err(ProcessError::NotExecutable {
+            program: p.display().to_string(),
+        }),
+        None => Err(ProcessError::NotFound {
+            program: arg0.into(),
+        }),
     }
 }
 
 fn cstring(b: &[u8]) -> Result<CString, ProcessError> {
-    CString::new(b).map_err(|_| ProcessError::Step { step: "an argument or variable contains a NUL byte".into(), errno: Errno(libc::EINVAL) })
+    CString::new(b).map_err(|_| ProcessError::Step {
+        step: "an argument or variable contains a NUL byte".into(),
+        errno: Errno(libc::EINVAL),
+    })
 }
 
 fn cstrings(v: &[String]) -> Result<Vec<CString>, ProcessError> {

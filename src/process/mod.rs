@@ -43,6 +43,8 @@ pub enum ProcessError {
     Creds(#[from] creds::CredsError),
     #[error(transparent)]
     Wire(#[from] WireError),
+    #[error(transparent)]
+    Console(crate::console::ConsoleError),
 }
 
 impl ProcessError {
@@ -70,8 +72,9 @@ pub struct AppFds {
     pub stdio: Vec<OwnedFd>,
     pub pass: Vec<FdMapping>,
     pub exec: Option<OwnedFd>,
-    /// stdin is a pty slave that becomes the controlling terminal of a new session.
-    pub terminal: bool,
+    /// process.terminal: a connected socket to send the master of a pty made inside the
+    /// container to (runc's console socket); the slave becomes the app's terminal.
+    pub console: Option<OwnedFd>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -90,10 +93,21 @@ pub struct App {
 /// Supervisor: clones the application into new pid and mount namespaces and waits until its
 /// root is set up.
 pub fn create(spec: &Spec, fds: AppFds) -> Result<App, ProcessError> {
-    let (sup, app) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
-        .map_err(|e| ProcessError::Step { step: "creating the application socket".into(), errno: e.into() })?;
+    let (sup, app) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| ProcessError::Step {
+        step: "creating the application socket".into(),
+        errno: e.into(),
+    })?;
     let flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS;
-    match sys::clone_process(flags).map_err(|errno| ProcessError::Step { step: "starting the application".into(), errno })? {
+    match sys::clone_process(flags).map_err(|errno| ProcessError::Step {
+        step: "starting the application".into(),
+        errno,
+    })? {
         Cloned::Child => {
             drop(sup);
             let err = match app_main(spec, &app, fds) {
@@ -108,7 +122,11 @@ pub fn create(spec: &Spec, fds: AppFds) -> Result<App, ProcessError> {
         Cloned::Parent { pid, pidfd } => {
             drop(app);
             match wire::expect::<AppMsg>(&sup, "the application's root to be ready")? {
-                AppMsg::Ready => Ok(App { pid, pidfd, sock: sup }),
+                AppMsg::Ready => Ok(App {
+                    pid,
+                    pidfd,
+                    sock: sup,
+                }),
                 AppMsg::Failed(e) => {
                     let _ = sys::pidfd_wait(pidfd.as_fd());
                     Err(e)
@@ -125,20 +143,34 @@ impl App {
         match wire::recv::<AppMsg>(&self.sock, "the application to exec")? {
             None => Ok(()),
             Some(AppMsg::Failed(e)) => Err(e),
-            Some(AppMsg::Ready) => Err(ProcessError::Step { step: "starting the application: unexpected Ready".into(), errno: Errno(libc::EPROTO) }),
+            Some(AppMsg::Ready) => Err(ProcessError::Step {
+                step: "starting the application: unexpected Ready".into(),
+                errno: Errno(libc::EPROTO),
+            }),
         }
     }
 }
 
 /// The application's side, up to exec; returns only on error.
-fn app_main(spec: &Spec, sock: &OwnedFd, fds: AppFds) -> Result<Infallible, ProcessError> {
+fn app_main(spec: &Spec, sock: &OwnedFd, mut fds: AppFds) -> Result<Infallible, ProcessError> {
     rootfs::setup_app_root(spec)?;
+    let process = spec.process().as_ref().ok_or(ProcessError::NoProcess)?;
+    // Resolve the program now, so that a missing one fails `create`, as with runc and crun.
+    let program = exec::resolve(process, fds.exec.is_some())?;
+    // The pty comes from the container's own devpts, so that its name resolves inside.
+    let terminal = match fds.console.take() {
+        Some(sock) => {
+            let pty = crate::console::open_pty().map_err(ProcessError::Console)?;
+            crate::console::send_master(sock.as_fd(), &pty).map_err(ProcessError::Console)?;
+            Some(pty.slave)
+        }
+        None => None,
+    };
     wire::send(sock, &AppMsg::Ready)?;
     if wire::recv::<()>(sock, "the start signal")?.is_none() {
         // The supervisor went away before starting us: nothing to report to.
         // SAFETY: _exit in a forked child.
         unsafe { libc::_exit(125) }
     }
-    let process = spec.process().as_ref().ok_or(ProcessError::NoProcess)?;
-    exec::exec(spec, process, fds)
+    exec::exec(spec, process, program, fds, terminal)
 }

@@ -8,6 +8,7 @@
 
 pub mod dev;
 pub mod mounts;
+pub mod overlay;
 pub mod paths;
 pub mod resolve;
 
@@ -40,12 +41,18 @@ pub enum RootfsError {
 }
 
 fn step<T>(what: impl Into<String>, r: nix::Result<T>) -> Result<T, RootfsError> {
-    r.map_err(|e| RootfsError::Step { step: what.into(), errno: e.into() })
+    r.map_err(|e| RootfsError::Step {
+        step: what.into(),
+        errno: e.into(),
+    })
 }
 
 /// The mount propagation for "/" from linux.rootfsPropagation (default rslave, as runc).
 fn root_propagation(spec: &Spec) -> MsFlags {
-    let p = spec.linux().as_ref().and_then(|l| l.rootfs_propagation().clone());
+    let p = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().clone());
     match p.as_deref() {
         Some("private") => MsFlags::MS_PRIVATE,
         Some("rprivate") => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
@@ -63,40 +70,78 @@ fn root_propagation(spec: &Spec) -> MsFlags {
 pub fn setup_supervisor_root(spec: &Spec, rootfs: &Path) -> Result<(), RootfsError> {
     let none = None::<&str>;
     // Nothing we mount may propagate back to the host.
-    step("making / a slave mount", mount(none, "/", none, root_propagation(spec) | MsFlags::MS_REC, none))?;
+    step(
+        "making / a slave mount",
+        mount(
+            none,
+            "/",
+            none,
+            root_propagation(spec) | MsFlags::MS_REC,
+            none,
+        ),
+    )?;
     if root_propagation(spec).contains(MsFlags::MS_SHARED) {
         // pivot_root refuses shared mounts; the spec's sharing applies to the container root.
-        step("making / private", mount(none, "/", none, MsFlags::MS_PRIVATE | MsFlags::MS_REC, none))?;
+        step(
+            "making / private",
+            mount(none, "/", none, MsFlags::MS_PRIVATE | MsFlags::MS_REC, none),
+        )?;
     }
     // Open the rootfs before a tmpfs may hide it (it may live under /tmp).
     let rootfs_fd = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
         .open(rootfs)
-        .map_err(|e| RootfsError::OpenRootfs { path: rootfs.display().to_string(), errno: e.into() })?;
+        .map_err(|e| RootfsError::OpenRootfs {
+            path: rootfs.display().to_string(),
+            errno: e.into(),
+        })?;
     let base = Path::new("/tmp");
     let opts = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-    step("mounting the tmpfs for the empty root on /tmp", mount(Some("tmpfs"), base, Some("tmpfs"), opts, Some("mode=0755")))?;
+    step(
+        "mounting the tmpfs for the empty root on /tmp",
+        mount(Some("tmpfs"), base, Some("tmpfs"), opts, Some("mode=0755")),
+    )?;
     for (dir, mode) in [("newroot", 0o755), ("oldroot", 0o700), ("proc", 0o555)] {
-        step(format!("creating /{dir} in the empty root"), mkdir(&base.join(dir), Mode::from_bits_truncate(mode)))?;
+        step(
+            format!("creating /{dir} in the empty root"),
+            mkdir(&base.join(dir), Mode::from_bits_truncate(mode)),
+        )?;
     }
     // The host moves to /oldroot: bind sources stay reachable there (also those under /tmp).
-    step("pivot_root into the empty root", sys::pivot_root(base, &base.join("oldroot")).map_err(|e| e.nix()))?;
+    step(
+        "pivot_root into the empty root",
+        sys::pivot_root(base, &base.join("oldroot")).map_err(|e| e.nix()),
+    )?;
     step("chdir /", chdir("/"))?;
     mount_supervisor_proc()?;
     let src = format!("/proc/self/fd/{}", rootfs_fd.as_raw_fd());
     step(
         format!("binding the rootfs {} to {NEWROOT}", rootfs.display()),
-        mount(Some(src.as_str()), NEWROOT, none, MsFlags::MS_BIND | MsFlags::MS_REC, none),
+        mount(
+            Some(src.as_str()),
+            NEWROOT,
+            none,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            none,
+        ),
     )?;
     drop(rootfs_fd);
     if root_propagation(spec).contains(MsFlags::MS_SHARED) {
-        step("sharing the container root", mount(none, NEWROOT, none, root_propagation(spec), none))?;
+        step(
+            "sharing the container root",
+            mount(none, NEWROOT, none, root_propagation(spec), none),
+        )?;
     }
+    // Before the spec's mounts, so that cwd, volumes, /proc, /tmp... land on top of it.
+    overlay::apply(spec, Path::new(NEWROOT))?;
     let host = Path::new(OLDROOT);
     mounts::mount_all(spec, host, Path::new(NEWROOT))?;
     dev::setup(spec, host, Path::new(NEWROOT))?;
-    step("detaching the old root", umount2(OLDROOT, MntFlags::MNT_DETACH))?;
+    step(
+        "detaching the old root",
+        umount2(OLDROOT, MntFlags::MNT_DETACH),
+    )?;
     let _ = std::fs::remove_dir(OLDROOT);
     Ok(())
 }
@@ -113,7 +158,13 @@ fn mount_supervisor_proc() -> Result<(), RootfsError> {
             let old = format!("{OLDROOT}/proc");
             step(
                 "binding the host's /proc",
-                mount(Some(old.as_str()), "/proc", None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>),
+                mount(
+                    Some(old.as_str()),
+                    "/proc",
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None::<&str>,
+                ),
             )
         }
         Err(e) => step("mounting /proc for the supervisor", Err(e)),
@@ -122,7 +173,10 @@ fn mount_supervisor_proc() -> Result<(), RootfsError> {
 
 /// Supervisor: its /proc is no longer needed once the application has mounted its own.
 pub fn drop_supervisor_proc() -> Result<(), RootfsError> {
-    step("unmounting the supervisor's /proc", umount2("/proc", MntFlags::MNT_DETACH))
+    step(
+        "unmounting the supervisor's /proc",
+        umount2("/proc", MntFlags::MNT_DETACH),
+    )
 }
 
 /// Application, in its own pid and mount namespaces: own /proc, masked and read-only paths,
@@ -133,10 +187,21 @@ pub fn setup_app_root(spec: &Spec) -> Result<(), RootfsError> {
     paths::apply(spec, newroot)?;
     step("chdir to the container root", chdir(newroot))?;
     // pivot_root(".", "."): the old root is stacked on top and detached right away.
-    step("pivot_root into the container root", sys::pivot_root(Path::new("."), Path::new(".")).map_err(|e| e.nix()))?;
-    step("detaching the supervisor's root", umount2(".", MntFlags::MNT_DETACH))?;
+    step(
+        "pivot_root into the container root",
+        sys::pivot_root(Path::new("."), Path::new(".")).map_err(|e| e.nix()),
+    )?;
+    step(
+        "detaching the supervisor's root",
+        umount2(".", MntFlags::MNT_DETACH),
+    )?;
     step("chdir /", chdir("/"))?;
-    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
         remount_readonly(Path::new("/"))?;
     }
     Ok(())
@@ -146,13 +211,18 @@ pub fn setup_app_root(spec: &Spec) -> Result<(), RootfsError> {
 pub fn remount_readonly(path: &Path) -> Result<(), RootfsError> {
     let locked = locked_flags(path);
     let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | locked;
-    step(format!("making {} read-only", path.display()), mount(None::<&str>, path, None::<&str>, flags, None::<&str>))
+    step(
+        format!("making {} read-only", path.display()),
+        mount(None::<&str>, path, None::<&str>, flags, None::<&str>),
+    )
 }
 
 /// nosuid/nodev/noexec/atime flags of the mount at `path`, which a remount must repeat.
 pub fn locked_flags(path: &Path) -> MsFlags {
     use nix::sys::statvfs::{statvfs, FsFlags};
-    let Ok(st) = statvfs(path) else { return MsFlags::empty() };
+    let Ok(st) = statvfs(path) else {
+        return MsFlags::empty();
+    };
     let f = st.flags();
     let mut m = MsFlags::empty();
     for (fs, ms) in [

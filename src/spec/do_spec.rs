@@ -186,16 +186,19 @@ fn mounts(opts: &DoOptions, rootfs: &Path, cwd: &Path) -> Result<Vec<Mount>, Spe
         ),
         mount("/tmp", "tmpfs", "tmpfs", &["nosuid", "nodev", "mode=1777"]),
         mount("/run", "tmpfs", "tmpfs", &["nosuid", "nodev", "mode=755"]),
-        // A sysfs of the sandbox's own network namespace shows only its loopback in
-        // /sys/class/net. With the host's network the kernel refuses a new one and the mount
-        // code binds the host's /sys read-only instead.
-        mount(
+    ];
+    // A sysfs of the sandbox's own network namespace shows only its loopback in
+    // /sys/class/net; the kernel refuses a new one in the host's network namespace, whose
+    // /sys is then shown read-only as it is.
+    mounts.push(match opts.network {
+        Network::None => mount(
             "/sys",
             "sysfs",
             "sysfs",
             &["nosuid", "noexec", "nodev", "ro"],
         ),
-    ];
+        Network::Host => bind(Path::new("/sys"), Path::new("/sys"), true),
+    });
     // With the host's network, name resolution must keep working: where /etc/resolv.conf
     // points into the now hidden /run (systemd-resolved), bind its target back.
     if opts.network == Network::Host {
@@ -221,6 +224,8 @@ fn mounts(opts: &DoOptions, rootfs: &Path, cwd: &Path) -> Result<Vec<Mount>, Spe
                 ),
             ));
         }
+        let value = format!("{}:{}", v.src.display(), v.dst.display());
+        check_mount_point("--volume", &value, &v.dst, rootfs, &mounts, opts.overlay)?;
         mounts.push(bind(&v.src, &v.dst, v.readonly));
     }
     for t in &opts.tmpfs {
@@ -232,11 +237,39 @@ fn mounts(opts: &DoOptions, rootfs: &Path, cwd: &Path) -> Result<Vec<Mount>, Spe
                 "give an absolute path inside the sandbox, without ..",
             ));
         }
+        check_mount_point("--tmpfs", &shown, &clean(t), rootfs, &mounts, opts.overlay)?;
         let mut m = mount("", "tmpfs", "tmpfs", &["nosuid", "nodev", "mode=1777"]);
         m.set_destination(clean(t));
         mounts.push(m);
     }
     Ok(mounts)
+}
+
+/// A user's mount point must exist in the root already, or lie beneath an earlier mount
+/// (/tmp, the working directory, a volume): the root is bound from the host before it is made
+/// read-only, so creating a missing mount point there would create it on the host. With
+/// `--overlay` it is created in the overlay and vanishes with the sandbox.
+fn check_mount_point(
+    flag: &str,
+    value: &str,
+    dst: &Path,
+    rootfs: &Path,
+    earlier: &[Mount],
+    overlay: bool,
+) -> Result<(), SpecError> {
+    let beneath = |m: &Mount| dst.starts_with(m.destination()) && dst != m.destination();
+    let rel = dst.strip_prefix("/").unwrap_or(dst);
+    if overlay || earlier.iter().any(beneath) || rootfs.join(rel).symlink_metadata().is_ok() {
+        return Ok(());
+    }
+    Err(SpecError::option(
+        flag,
+        value,
+        format!(
+            "{} does not exist in the sandbox's root, which is read-only: create it on the host first, or add --overlay",
+            dst.display()
+        ),
+    ))
 }
 
 fn process(opts: &DoOptions, cwd: &Path, uid: u32, gid: u32) -> Result<Process, SpecError> {

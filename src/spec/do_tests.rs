@@ -187,3 +187,62 @@ fn do_spec_env_all_and_errors() {
         "/ is never bound read-write"
     );
 }
+
+#[test]
+fn do_spec_overlay_leaves_the_root_writable_for_the_supervisor_to_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = std::fs::canonicalize(dir.path()).unwrap();
+    let mut o = do_opts(&cwd);
+    o.overlay = true;
+    let spec = do_spec(&o).unwrap();
+    assert_eq!(spec.root().as_ref().unwrap().readonly(), Some(false));
+    assert!(crate::rootfs::overlay::wanted(&spec));
+    o.overlay = false;
+    assert!(!crate::rootfs::overlay::wanted(&do_spec(&o).unwrap()));
+}
+
+#[test]
+fn do_spec_sysfs_is_fresh_only_in_its_own_network_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = std::fs::canonicalize(dir.path()).unwrap();
+    let mut o = do_opts(&cwd);
+    let sys = |spec: &Spec| {
+        let m = mount_of(spec, Path::new("/sys")).expect("/sys is mounted");
+        (
+            m.typ().clone().unwrap_or_default(),
+            m.options().clone().unwrap_or_default(),
+        )
+    };
+    let (typ, options) = sys(&do_spec(&o).unwrap());
+    assert_eq!(
+        (typ.as_str(), options.contains(&"ro".to_string())),
+        ("sysfs", true)
+    );
+    o.network = Network::Host;
+    let (typ, options) = sys(&do_spec(&o).unwrap());
+    assert_eq!(
+        (typ.as_str(), &options[..]),
+        ("bind", &["rbind".to_string(), "ro".to_string()][..])
+    );
+}
+
+#[test]
+fn do_spec_refuses_mount_points_it_would_have_to_create_on_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = std::fs::canonicalize(dir.path()).unwrap();
+    let mut o = do_opts(&cwd);
+    o.tmpfs = vec!["/nonexistent-nsboot".into()];
+    let e = do_spec(&o).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "--tmpfs /nonexistent-nsboot: /nonexistent-nsboot does not exist in the sandbox's root, which is read-only: create it on the host first, or add --overlay"
+    );
+    // Beneath an earlier mount (the working directory, /tmp), or with --overlay: created
+    // where the sandbox may write.
+    o.tmpfs = vec![cwd.join("new"), "/tmp/new".into()];
+    o.volumes = vec![parse_volume(&format!("{}:/run/x", cwd.display()), &cwd).unwrap()];
+    do_spec(&o).unwrap();
+    o.tmpfs = vec!["/nonexistent-nsboot".into()];
+    o.overlay = true;
+    do_spec(&o).unwrap();
+}

@@ -39,7 +39,7 @@ pub fn userns_items(res: &Result<(), ProbeError>, release: &str, sudo: &str) -> 
         _ => format!("Linux {release}"),
     };
     let overlay_fix =
-        "spec mounts of type overlay fail rootless here: use bind mounts, or Linux >= 5.11";
+        "nsboot do --overlay and spec mounts of type overlay fail rootless here: run without --overlay, use bind mounts, or Linux >= 5.11";
     match res {
         Ok(()) => [
             Item::ok(

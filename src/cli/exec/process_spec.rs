@@ -10,14 +10,22 @@ use crate::spec::Spec;
 pub fn build(args: &ExecArgs, spec: &Spec) -> Result<Process, String> {
     let mut p = match &args.process {
         Some(path) => {
-            let text = std::fs::read(path).map_err(|e| format!("reading --process {}: {e}", path.display()))?;
-            serde_json::from_slice::<Value>(&text).map_err(|e| format!("--process {}: not an OCI process: {e}", path.display()))?
+            let text = std::fs::read(path)
+                .map_err(|e| format!("reading --process {}: {e}", path.display()))?;
+            serde_json::from_slice::<Value>(&text)
+                .map_err(|e| format!("--process {}: not an OCI process: {e}", path.display()))?
         }
         None => {
             if args.args.is_empty() {
-                return Err("nothing to run: give the command after the container id, or --process FILE".into());
+                return Err(
+                    "nothing to run: give the command after the container id, or --process FILE"
+                        .into(),
+                );
             }
-            let base = spec.process().as_ref().map(|p| serde_json::to_value(p).unwrap_or_default());
+            let base = spec
+                .process()
+                .as_ref()
+                .map(|p| serde_json::to_value(p).unwrap_or_default());
             let mut p = base.unwrap_or_else(|| json!({"user": {"uid": 0, "gid": 0}, "cwd": "/"}));
             p["args"] = json!(args.args);
             // The container's terminal setting is its own: a new process has one with --tty.
@@ -30,7 +38,8 @@ pub fn build(args: &ExecArgs, spec: &Spec) -> Result<Process, String> {
         }
     };
     overlay(&mut p, args)?;
-    serde_json::from_value(p).map_err(|e| format!("the process to exec is not a valid OCI process: {e}"))
+    serde_json::from_value(p)
+        .map_err(|e| format!("the process to exec is not a valid OCI process: {e}"))
 }
 
 /// The flags override whatever the base process says.
@@ -52,7 +61,12 @@ fn overlay(p: &mut Value, args: &ExecArgs) -> Result<(), String> {
         }
     }
     if !args.env.is_empty() {
-        let mut env: Vec<String> = p["env"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+        let mut env: Vec<String> = p["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
         for kv in &args.env {
             let key = kv.split_once('=').map(|(k, _)| k).unwrap_or(kv);
             env.retain(|e| e.split_once('=').map(|(k, _)| k).unwrap_or(e) != key);
@@ -62,7 +76,11 @@ fn overlay(p: &mut Value, args: &ExecArgs) -> Result<(), String> {
     }
     for cap in &args.caps {
         let name = cap.to_ascii_uppercase();
-        let name = if name.starts_with("CAP_") { name } else { format!("CAP_{name}") };
+        let name = if name.starts_with("CAP_") {
+            name
+        } else {
+            format!("CAP_{name}")
+        };
         crate::process::caps::parse(&name).map_err(|e| format!("--cap {cap}: {e}"))?;
         for set in ["bounding", "effective", "permitted"] {
             let list = &mut p["capabilities"][set];
@@ -118,16 +136,30 @@ mod tests {
 
     #[test]
     fn args_and_flags_override_the_containers_process() {
-        let a = args(&["-e", "A=2", "-u", "1000:100", "--cwd", "/tmp", "--cap", "net_raw", "c1", "ls", "-l"]);
+        let a = args(&[
+            "-e", "A=2", "-u", "1000:100", "--cwd", "/tmp", "--cap", "net_raw", "c1", "ls", "-l",
+        ]);
         let p = build(&a, &spec()).unwrap();
-        assert_eq!(p.args().as_deref(), Some(&["ls".to_string(), "-l".to_string()][..]));
-        assert_eq!(p.env().as_deref(), Some(&["PATH=/bin".to_string(), "A=2".to_string()][..]));
+        assert_eq!(
+            p.args().as_deref(),
+            Some(&["ls".to_string(), "-l".to_string()][..])
+        );
+        assert_eq!(
+            p.env().as_deref(),
+            Some(&["PATH=/bin".to_string(), "A=2".to_string()][..])
+        );
         assert_eq!((p.user().uid(), p.user().gid()), (1000, 100));
         assert_eq!(p.cwd().to_str(), Some("/tmp"));
         assert_eq!(p.terminal(), Some(false));
         let v = serde_json::to_value(&p).unwrap();
-        assert!(v["capabilities"]["bounding"].as_array().unwrap().contains(&json!("CAP_NET_RAW")));
-        assert!(v["capabilities"]["effective"].as_array().unwrap().contains(&json!("CAP_NET_RAW")));
+        assert!(v["capabilities"]["bounding"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("CAP_NET_RAW")));
+        assert!(v["capabilities"]["effective"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("CAP_NET_RAW")));
     }
 
     #[test]
