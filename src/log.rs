@@ -11,8 +11,8 @@ use crate::cli::{Global, LogFormat};
 
 static JSON_LOG: OnceLock<Option<std::path::PathBuf>> = OnceLock::new();
 
-/// Sets up the tracing subscriber. Cheap when nothing is asked for: no subscriber at all
-/// unless `--debug` or `--log` is given, or NSBOOT_LOG is set, so start-up pays nothing.
+/// Sets up the tracing subscriber: warnings and errors by default, info with NSBOOT_LOG=info,
+/// everything (with a timing line per boot phase) with `--debug`.
 pub fn init(global: &Global) {
     let json = global.log_format == LogFormat::Json;
     let _ = JSON_LOG.set(if json { global.log.clone() } else { None });
