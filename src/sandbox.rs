@@ -235,7 +235,6 @@ fn spec_memfd(spec: &Spec) -> Result<OwnedFd, SandboxError> {
 /// In the cloned child: exec `nsboot boot` with the fd contract. Returns only on failure
 /// (then boot's error goes to start-sync and the child exits).
 fn exec_boot(plan: &Plan, spec: OwnedFd, ctl: OwnedFd, start: OwnedFd, userns: OwnedFd) -> ! {
-    use std::ffi::CString;
     let keep = |fd: &OwnedFd| {
         let _ = nix::fcntl::fcntl(
             fd.as_raw_fd(),
@@ -266,16 +265,7 @@ fn exec_boot(plan: &Plan, spec: OwnedFd, ctl: OwnedFd, start: OwnedFd, userns: O
         args.push("--attached".into());
     }
     args.push(plan.id.clone());
-    let argv: Vec<CString> = args
-        .into_iter()
-        .filter_map(|a| CString::new(a).ok())
-        .collect();
-    let env: Vec<CString> = std::env::vars_os()
-        .filter_map(|(k, v)| {
-            CString::new([k.as_encoded_bytes(), b"=", v.as_encoded_bytes()].concat()).ok()
-        })
-        .collect();
-    let err = nix::unistd::execve(c"/proc/self/exe", &argv, &env).unwrap_err();
+    let err = sys::exec_self(args);
     let e = BootError::Step {
         step: "executing nsboot boot (/proc/self/exe)".into(),
         errno: err.into(),

@@ -89,51 +89,90 @@ pub struct Entry {
     _lock: Flock<File>,
 }
 
-/// Creates the directory of a new container; fails if the id is taken.
+/// Creates the directory of a new container; fails if the id is taken. The directory is built
+/// with its lock held under a private name and renamed into place (RENAME_NOREPLACE), so that
+/// nobody ever sees the id without its lock: of two commands racing for one id, one wins.
 pub fn create(root: &Path, id: &str) -> Result<Entry, StateError> {
     fs::create_dir_all(root).map_err(|e| io(root, e))?;
     let dir = root.join(id);
-    match fs::create_dir(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && is_stale(&dir) => {
-            // Left by a sandbox killed with SIGKILL: nobody holds its lock, its pid is gone.
-            tracing::info!("removing the stale state of {id} in {}", root.display());
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir(&dir).map_err(|e| io(&dir, e))?;
+    let tmp = root.join(format!(".{id}.{}.new", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir(&tmp).map_err(|e| io(&tmp, e))?;
+    let lock = match lock(&tmp) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(StateError::Exists {
-                id: id.into(),
-                root: root.into(),
+    };
+    let place = || {
+        nix::fcntl::renameat2(
+            None,
+            &tmp,
+            None,
+            &dir,
+            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+        )
+    };
+    let placed = match place() {
+        Err(nix::errno::Errno::EEXIST) if remove_if_stale(root, &dir) => place(),
+        other => other,
+    };
+    match placed {
+        Ok(()) => Ok(Entry {
+            root: root.into(),
+            dir,
+            _lock: lock,
+        }),
+        Err(e) => {
+            let _ = fs::remove_dir_all(&tmp);
+            Err(if e == nix::errno::Errno::EEXIST {
+                StateError::Exists {
+                    id: id.into(),
+                    root: root.into(),
+                }
+            } else {
+                io(&dir, e)
             })
         }
-        Err(e) => return Err(io(&dir, e)),
     }
-    let lock = lock(&dir)?;
-    Ok(Entry {
-        root: root.into(),
-        dir,
-        _lock: lock,
-    })
 }
 
-/// A state directory whose lock nobody holds and whose supervisor pid is not alive.
-fn is_stale(dir: &Path) -> bool {
+/// Removes a state directory left by a sandbox killed with SIGKILL: nobody holds its lock and
+/// its supervisor is gone. It is first renamed away while its lock is held, so that a
+/// concurrent command never removes a fresh directory.
+fn remove_if_stale(root: &Path, dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
     let Ok(f) = File::open(dir.join("lock")) else {
-        // No lock file yet: another command is creating this id right now.
         return false;
     };
-    if Flock::lock(f, FlockArg::LockExclusiveNonblock).is_err() {
+    let Ok(held) = Flock::lock(f, FlockArg::LockExclusiveNonblock) else {
         return false;
-    }
+    };
     let pid = fs::read(dir.join("state.json"))
         .ok()
         .and_then(|b| serde_json::from_slice::<State>(&b).ok())
         .map(|s| s.pid);
-    match pid {
-        Some(p) if p > 0 => nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_err(),
-        _ => true,
+    let alive = matches!(pid, Some(p) if p > 0 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok());
+    // Still the same directory whose lock we hold?
+    let same = match (held.metadata(), fs::metadata(dir.join("lock"))) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => false,
+    };
+    if alive || !same {
+        return false;
     }
+    tracing::info!("removing the stale state in {}", dir.display());
+    let trash = root.join(format!(
+        ".stale.{}.{}",
+        std::process::id(),
+        dir.file_name().and_then(|n| n.to_str()).unwrap_or("x")
+    ));
+    if fs::rename(dir, &trash).is_err() {
+        return false;
+    }
+    let _ = fs::remove_dir_all(&trash);
+    true
 }
 
 /// Opens and locks an existing container's directory.
@@ -271,6 +310,7 @@ pub fn list(root: &Path) -> Result<Vec<String>, StateError> {
         .flatten()
         .filter(|e| e.path().join("state.json").is_file())
         .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| !name.starts_with('.'))
         .collect();
     ids.sort();
     Ok(ids)

@@ -170,3 +170,21 @@ pub fn pidfd_exited(pidfd: std::os::fd::BorrowedFd<'_>) -> bool {
     let mut fds = [PollFd::new(pidfd, PollFlags::POLLIN)];
     matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
 }
+
+/// Executes /proc/self/exe (this very binary, even if its path changed) with `args` (argv[0]
+/// included) and the current environment. Returns only on failure.
+pub fn exec_self(args: Vec<String>) -> Errno {
+    use std::ffi::CString;
+    let argv: Vec<CString> = args
+        .into_iter()
+        .filter_map(|a| CString::new(a).ok())
+        .collect();
+    let env: Vec<CString> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            CString::new([k.as_encoded_bytes(), b"=", v.as_encoded_bytes()].concat()).ok()
+        })
+        .collect();
+    nix::unistd::execve(c"/proc/self/exe", &argv, &env)
+        .unwrap_err()
+        .into()
+}

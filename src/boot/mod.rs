@@ -59,9 +59,18 @@ impl Janitor {
     fn caller_died(&self) -> bool {
         crate::sys::pidfd_exited(self.caller.as_fd())
     }
-    /// Removes the state when the caller can no longer do it.
-    fn clean_if_orphaned(&self) {
-        if self.caller_died() {
+    /// Removes the state when the caller can no longer do it. `suspect`: the supervisor
+    /// stopped because the caller's end closed; a dying process closes its files before its
+    /// pidfd reports the exit, so give that a moment instead of asking once.
+    fn clean_if_orphaned(&self, suspect: bool) {
+        let dead = if suspect {
+            use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+            let mut fds = [PollFd::new(self.caller.as_fd(), PollFlags::POLLIN)];
+            matches!(poll(&mut fds, PollTimeout::from(2000u16)), Ok(n) if n > 0)
+        } else {
+            self.caller_died()
+        };
+        if dead {
             crate::state::remove_at(self.state_root.as_fd(), &self.id);
         }
     }
@@ -180,10 +189,17 @@ pub fn supervise(input: BootInput) -> i32 {
         janitor.as_ref(),
     );
     if let Some(j) = &janitor {
-        j.clean_if_orphaned();
+        j.clean_if_orphaned(code == CALLER_GONE);
     }
-    code
+    if code == CALLER_GONE {
+        125
+    } else {
+        code
+    }
 }
+
+/// An internal status: the caller's end closed during start-up (it died, or gave up).
+const CALLER_GONE: i32 = -1;
 
 #[allow(clippy::too_many_arguments)]
 fn supervise_app(
@@ -232,12 +248,20 @@ fn supervise_app(
     })();
     let app = match booted {
         Ok(app) => app,
+        // Without maps (the caller died before writing them) becoming root fails.
+        Err(e @ BootError::Userns(_)) => {
+            report_failure(&start_sync, &e);
+            return CALLER_GONE;
+        }
         Err(e) => {
             report_failure(&start_sync, &e);
             return e.exit_code();
         }
     };
-    let _ = nix::unistd::write(&start_sync, &[READY]);
+    if nix::unistd::write(&start_sync, &[READY]).is_err() {
+        let _ = crate::sys::pidfd_signal(app.pidfd.as_fd(), libc::SIGKILL);
+        return CALLER_GONE;
+    }
     drop(start_sync);
     let Some(controller) = controller else {
         return start_and_serve(&app, None, janitor, t0);
@@ -248,7 +272,7 @@ fn supervise_app(
             // The caller gave up (or died) before starting us.
             tracing::debug!("no start signal: {e}");
             let _ = crate::sys::pidfd_signal(app.pidfd.as_fd(), libc::SIGKILL);
-            return 125;
+            return CALLER_GONE;
         }
     };
     start_and_serve(&app, Some(conn), janitor, t0)

@@ -128,7 +128,6 @@ pub fn run(args: BootArgs, _global: &crate::cli::Global) -> i32 {
 
 /// Execs /proc/self/exe with the same arguments minus --sync-userns-fd (now done).
 fn reexec_without_sync_fd() -> i32 {
-    use std::ffi::CString;
     let mut args: Vec<String> = Vec::new();
     let mut it = std::env::args();
     while let Some(a) = it.next() {
@@ -138,16 +137,7 @@ fn reexec_without_sync_fd() -> i32 {
             args.push(a);
         }
     }
-    let argv: Vec<CString> = args
-        .into_iter()
-        .filter_map(|a| CString::new(a).ok())
-        .collect();
-    let env: Vec<CString> = std::env::vars_os()
-        .filter_map(|(k, v)| {
-            CString::new([k.as_encoded_bytes(), b"=", v.as_encoded_bytes()].concat()).ok()
-        })
-        .collect();
-    let err = nix::unistd::execve(c"/proc/self/exe", &argv, &env).unwrap_err();
+    let err = crate::sys::exec_self(args);
     crate::log::fatal(&format!("re-executing nsboot boot: {err}"));
     125
 }

@@ -35,6 +35,8 @@ pub enum SpecError {
     Bundle { bundle: PathBuf, errno: Errno },
     #[error("{}: no such file: write one with `nsboot spec --bundle DIR`, or pass the right --bundle", path.display())]
     NoConfig { path: PathBuf },
+    #[error("{} is a {kind}, not a regular file: config.json must be a plain JSON file", path.display())]
+    NotAFile { path: PathBuf, kind: String },
     #[error("reading {}: {errno}", path.display())]
     Read { path: PathBuf, errno: Errno },
     #[error("{}: {size} bytes is over nsboot's {} MiB limit for config.json: is this really a config.json?", path.display(), MAX_CONFIG_BYTES >> 20)]
@@ -164,20 +166,41 @@ pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
 /// Reads at most `MAX_CONFIG_BYTES`: the size is checked before reading and again while
 /// reading, so that a file that grows (or a FIFO) cannot make nsboot read without end.
 fn read_capped(path: &Path) -> Result<Vec<u8>, SpecError> {
-    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => SpecError::NoConfig { path: path.into() },
-        _ => SpecError::Read {
-            path: path.into(),
-            errno: e.into(),
-        },
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: a FIFO (or a device) must not block the open; only regular files are read.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => SpecError::NoConfig { path: path.into() },
+            _ => SpecError::Read {
+                path: path.into(),
+                errno: e.into(),
+            },
+        })?;
+    let meta = file.metadata().map_err(|e| SpecError::Read {
+        path: path.into(),
+        errno: e.into(),
     })?;
-    let size = file
-        .metadata()
-        .map_err(|e| SpecError::Read {
+    if !meta.is_file() {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        let kind = if t.is_dir() {
+            "directory"
+        } else if t.is_fifo() {
+            "FIFO"
+        } else if t.is_char_device() || t.is_block_device() {
+            "device"
+        } else {
+            "special file"
+        };
+        return Err(SpecError::NotAFile {
             path: path.into(),
-            errno: e.into(),
-        })?
-        .len();
+            kind: kind.into(),
+        });
+    }
+    let size = meta.len();
     if size > MAX_CONFIG_BYTES {
         return Err(SpecError::TooLarge {
             path: path.into(),
