@@ -10,10 +10,23 @@ use tracing::Level;
 use crate::cli::{Global, LogFormat};
 
 static JSON_LOG: OnceLock<Option<std::path::PathBuf>> = OnceLock::new();
+static STARTED: OnceLock<std::time::Instant> = OnceLock::new();
+
+/// A debug line marking the end of a start-up phase, with the microseconds since nsboot
+/// started (`--debug` shows the whole timeline: caller and supervisor phases share the origin
+/// when the supervisor is cloned in-process).
+pub fn phase(name: &str) {
+    let us = STARTED
+        .get()
+        .map(|t| t.elapsed().as_micros() as u64)
+        .unwrap_or(0);
+    tracing::debug!(phase = name, elapsed_us = us, "boot phase {name} done");
+}
 
 /// Sets up the tracing subscriber: warnings and errors by default, info with NSBOOT_LOG=info,
 /// everything (with a timing line per boot phase) with `--debug`.
 pub fn init(global: &Global) {
+    let _ = STARTED.set(std::time::Instant::now());
     let json = global.log_format == LogFormat::Json;
     let _ = JSON_LOG.set(if json { global.log.clone() } else { None });
     let level = if global.debug {

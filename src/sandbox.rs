@@ -171,6 +171,7 @@ pub fn spawn(mut plan: Plan) -> Result<Sandbox, SandboxError> {
         }
         Cloned::Parent { pid, pidfd } => (pid, pidfd),
     };
+    crate::log::phase("spawn");
     drop((userns_r, start_w, ctl_boot, plan.console.take()));
     let fail = |e: SandboxError| {
         let _ = sys::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
@@ -182,12 +183,16 @@ pub fn spawn(mut plan: Plan) -> Result<Sandbox, SandboxError> {
     }
     // EOF on the sync fd releases the supervisor.
     drop(userns_w);
+    crate::log::phase("map");
     match read_start_sync(&start_r) {
-        Ok(true) => Ok(Sandbox {
-            pid,
-            pidfd,
-            control: ctl,
-        }),
+        Ok(true) => {
+            crate::log::phase("sync");
+            Ok(Sandbox {
+                pid,
+                pidfd,
+                control: ctl,
+            })
+        }
         Ok(false) => {
             let how = match sys::pidfd_wait(pidfd.as_fd()) {
                 Ok(c) if c > 128 => format!("killed by signal {}", c - 128),

@@ -122,3 +122,48 @@ fn json_has_every_item_with_a_fix_for_each_problem() {
         .expect("newgidmap item");
     assert_eq!(gid["status"], "warn");
 }
+
+/// nsboot takes the setuid helpers from fixed directories, never from PATH: a PATH without
+/// them changes nothing (and a PATH entry cannot slip in another newuidmap).
+#[test]
+fn helpers_hidden_from_path_are_still_found_where_nsboot_takes_them() {
+    // A PATH holding setpriv alone (the harness switches users through it, found on PATH).
+    let bundle = common::Bundle::new(Mode::RootlessSingle);
+    std::os::unix::fs::symlink("/usr/bin/setpriv", bundle.dir().join("setpriv")).unwrap();
+    let mut cmd = nsboot(Mode::RootlessSingle);
+    cmd.env("PATH", bundle.dir());
+    let out = check(cmd);
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    for tool in ["newuidmap", "newgidmap"] {
+        let l = line(&out, tool);
+        assert!(
+            l.starts_with(&format!("ok    {tool}: /usr/bin/{tool} (")),
+            "{l}"
+        );
+    }
+}
+
+#[test]
+fn unusable_state_directory_fails_with_exit_1_and_the_fix() {
+    let mut cmd = nsboot(Mode::RootlessSingle);
+    cmd.env("XDG_RUNTIME_DIR", "/proc");
+    let out = check(cmd);
+    assert_eq!(out.status, 1, "{}{}", out.stdout, out.stderr);
+    let l = line(&out, "state directory");
+    assert!(
+        l.starts_with(
+            "fail  state directory: /proc/nsboot cannot be created: /proc is not writable by you"
+        ),
+        "{l}"
+    );
+    assert!(
+        l.ends_with("or pass --root DIR with a directory of yours"),
+        "{l}"
+    );
+    assert!(
+        out.stdout
+            .contains("\nnsboot run cannot work here: 1 failure(s)"),
+        "{}",
+        out.stdout
+    );
+}

@@ -163,13 +163,9 @@ fn report_failure(start_sync: &OwnedFd, err: &BootError) {
 }
 
 /// Times one boot phase (shown with --debug).
-fn phase<T>(name: &str, t0: Instant, f: impl FnOnce() -> T) -> T {
+fn phase<T>(name: &str, _t0: Instant, f: impl FnOnce() -> T) -> T {
     let r = f();
-    tracing::debug!(
-        phase = name,
-        elapsed_us = t0.elapsed().as_micros() as u64,
-        "boot phase {name} done"
-    );
+    crate::log::phase(name);
     r
 }
 

@@ -247,6 +247,7 @@ fn run_in(
             e.exit_code()
         }
         Ok(_) => {
+            crate::log::phase("start");
             let _ = hook(Poststart, hooks, &st);
             sb.wait_forwarding(&signals, relay.as_mut())
         }

@@ -75,6 +75,8 @@ pub fn do_spec(opts: &DoOptions) -> Result<Spec, SpecError> {
         Some((uid, None)) => primary_gid(&rootfs, uid).unwrap_or(0),
         None => 0,
     };
+    check_mapped(opts, "uid", uid, &opts.uid_map)?;
+    check_mapped(opts, "gid", gid, &opts.gid_map)?;
 
     let mut spec = Spec::default();
     spec.set_version(OCI_VERSION.into());
@@ -105,6 +107,16 @@ pub fn do_spec(opts: &DoOptions) -> Result<Spec, SpecError> {
     linux.set_gid_mappings((!opts.gid_map.is_empty()).then(|| opts.gid_map.clone()));
     linux.set_masked_paths(Some(MASKED_PATHS.iter().map(|p| p.to_string()).collect()));
     linux.set_readonly_paths(Some(READONLY_PATHS.iter().map(|p| p.to_string()).collect()));
+    // The same default profile as `nsboot spec` writes, tailored to the command's capabilities
+    // (syscall groups gated by a capability stay denied without it).
+    let bounding = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.capabilities().clone())
+        .and_then(|c| c.bounding().clone());
+    linux.set_seccomp(Some(crate::process::seccomp::default_profile_for(
+        &bounding.unwrap_or_default(),
+    )));
     spec.set_linux(Some(linux));
 
     super::validate(&spec)?;
@@ -243,6 +255,39 @@ fn mounts(opts: &DoOptions, rootfs: &Path, cwd: &Path) -> Result<Vec<Mount>, Spe
         mounts.push(m);
     }
     Ok(mounts)
+}
+
+/// With `--uid-map`/`--gid-map`, the command's ids must be among them (the spec's validation
+/// would say so in config.json's terms, which `do` has none of).
+fn check_mapped(
+    opts: &DoOptions,
+    what: &str,
+    id: u32,
+    map: &[LinuxIdMapping],
+) -> Result<(), SpecError> {
+    let covers = |m: &LinuxIdMapping| {
+        id >= m.container_id() && u64::from(id) < u64::from(m.container_id()) + u64::from(m.size())
+    };
+    if map.is_empty() || map.iter().any(covers) {
+        return Ok(());
+    }
+    let map_flag = format!("--{what}-map");
+    let (flag, value) = match opts.user {
+        Some((uid, Some(gid))) => ("--user", format!("{uid}:{gid}")),
+        Some((uid, None)) => ("--user", uid.to_string()),
+        None => {
+            let ranges: Vec<String> = map
+                .iter()
+                .map(|m| format!("{} {} {}", m.container_id(), m.host_id(), m.size()))
+                .collect();
+            (map_flag.as_str(), format!("{:?}", ranges.join(",")))
+        }
+    };
+    Err(SpecError::option(
+        flag,
+        &value,
+        format!("{what} {id} is not mapped by --{what}-map: add a range for it to --{what}-map, or give --user a mapped id"),
+    ))
 }
 
 /// A user's mount point must exist in the root already, or lie beneath an earlier mount

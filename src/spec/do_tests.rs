@@ -179,7 +179,7 @@ fn do_spec_env_all_and_errors() {
     assert!(do_spec(&o)
         .unwrap_err()
         .to_string()
-        .starts_with("process.user.uid: 5 is not mapped"));
+        .starts_with("--user 5:0: uid 5 is not mapped by --uid-map"));
     let o = do_opts(Path::new("/"));
     let spec = do_spec(&o).unwrap();
     assert!(
@@ -245,4 +245,35 @@ fn do_spec_refuses_mount_points_it_would_have_to_create_on_the_host() {
     o.tmpfs = vec!["/nonexistent-nsboot".into()];
     o.overlay = true;
     do_spec(&o).unwrap();
+}
+
+#[test]
+fn do_spec_unmapped_user_names_the_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = std::fs::canonicalize(dir.path()).unwrap();
+    let mut o = do_opts(&cwd);
+    o.uid_map = parse_id_map("--uid-map", "0 1000 1").unwrap();
+    o.gid_map = parse_id_map("--gid-map", "0 1000 1").unwrap();
+    do_spec(&o).unwrap();
+    o.user = Some((5000, Some(0)));
+    assert_eq!(
+        do_spec(&o).unwrap_err().to_string(),
+        "--user 5000:0: uid 5000 is not mapped by --uid-map: add a range for it to --uid-map, or give --user a mapped id"
+    );
+    o.user = None;
+    o.gid_map = parse_id_map("--gid-map", "1 1000 1").unwrap();
+    assert_eq!(
+        do_spec(&o).unwrap_err().to_string(),
+        "--gid-map \"1 1000 1\": gid 0 is not mapped by --gid-map: add a range for it to --gid-map, or give --user a mapped id"
+    );
+}
+
+#[test]
+fn do_spec_has_the_default_seccomp_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = std::fs::canonicalize(dir.path()).unwrap();
+    let spec = do_spec(&do_opts(&cwd)).unwrap();
+    let linux = spec.linux().as_ref().unwrap();
+    let seccomp = linux.seccomp().as_ref().expect("a seccomp profile");
+    assert!(!seccomp.syscalls().as_ref().unwrap().is_empty());
 }
