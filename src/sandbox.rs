@@ -273,7 +273,7 @@ fn exec_boot(plan: &Plan, spec: OwnedFd, ctl: OwnedFd, start: OwnedFd, userns: O
     let err = sys::exec_self(args);
     let e = BootError::Step {
         step: "executing nsboot boot (/proc/self/exe)".into(),
-        errno: err.into(),
+        errno: err,
     };
     let _ = nix::unistd::write(&start, &[boot::FAILED]);
     let _ = wire::send(&start, &e);

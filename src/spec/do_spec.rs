@@ -130,7 +130,11 @@ fn existing_dir(flag: &str, path: &Path) -> Result<PathBuf, SpecError> {
     }
     match std::fs::canonicalize(path) {
         Ok(p) if p.is_dir() => Ok(p),
-        Ok(_) => Err(SpecError::option(flag, &shown, "not a directory")),
+        Ok(_) => Err(SpecError::option(
+            flag,
+            &shown,
+            "not a directory: give an existing directory",
+        )),
         Err(e) => Err(SpecError::option(
             flag,
             &shown,
