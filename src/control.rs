@@ -30,7 +30,7 @@ pub enum Reply {
 pub enum ControlError {
     #[error(transparent)]
     Wire(#[from] WireError),
-    #[error("the sandbox refused to start: {0}")]
+    #[error("{0}")]
     Start(ProcessError),
     #[error("unexpected reply from the sandbox: {0}")]
     Unexpected(String),

@@ -67,14 +67,16 @@ pub struct Caller {
 pub enum IdmapError {
     #[error("the spec maps several id ranges but newuidmap/newgidmap are not installed: install the uidmap package (apt-get install uidmap), or map only your own id")]
     NoHelpers,
-    #[error("{tool} {pid} {args} failed: {stderr} (check your ranges in {file}; they must cover the spec's uid/gid mappings)")]
+    #[error("{tool} {pid} {args} failed: {stderr} ({fix})")]
     HelperFailed {
         tool: String,
         pid: i32,
         args: String,
         stderr: String,
-        file: String,
+        fix: String,
     },
+    #[error("the spec maps id ranges but {user} has no entry in {file}: add one (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user}) or map only your own id")]
+    NoSubids { user: String, file: String },
     #[error("running {tool}: {errno}: reinstall the uidmap package")]
     HelperSpawn { tool: String, errno: Errno },
     #[error("writing {path}: {errno} (the map was {map:?})")]
@@ -152,6 +154,7 @@ pub fn choose(
             });
         }
         let writer = helpers().ok_or(IdmapError::NoHelpers)?;
+        check_subids(caller, &writer)?;
         let (uids, gids) = (spec_uids.to_vec(), spec_gids.to_vec());
         return Ok(Mapping {
             uids,
@@ -203,6 +206,53 @@ pub fn choose(
             }),
         }),
     }
+}
+
+/// Before running the helpers: a missing subid entry gets its own error and fix, rather than
+/// the helper's terse refusal.
+fn check_subids(caller: &Caller, writer: &Writer) -> Result<(), IdmapError> {
+    if !matches!(writer, Writer::Helpers { .. }) {
+        return Ok(());
+    }
+    let user = caller
+        .name
+        .clone()
+        .unwrap_or_else(|| caller.uid.to_string());
+    for file in ["/etc/subuid", "/etc/subgid"] {
+        if first_range(Path::new(file), caller.name.as_deref(), caller.uid).is_none() {
+            return Err(IdmapError::NoSubids {
+                user,
+                file: file.into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether a helper can do its job: setuid root, or file capabilities.
+fn privileged(tool: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let setuid = fs::metadata(tool)
+        .map(|m| m.mode() & 0o4000 != 0 && m.uid() == 0)
+        .unwrap_or(true);
+    setuid || has_file_caps(tool)
+}
+
+fn has_file_caps(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: getxattr with a null buffer and size 0 only asks for the value's size.
+    let n = unsafe {
+        libc::getxattr(
+            c.as_ptr(),
+            c"security.capability".as_ptr(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    n > 0
 }
 
 /// The identity of the current user namespace's map (as root: 0 0 4294967295).
@@ -332,7 +382,11 @@ fn run_helper(tool: &Path, pid: Pid, ranges: &[IdRange], file: &str) -> Result<(
         pid: pid.as_raw(),
         args: args.join(" "),
         stderr: stderr.trim().replace('\n', "; "),
-        file: file.into(),
+        fix: if privileged(tool) {
+            format!("check your ranges in {file}; they must cover the spec's uid/gid mappings")
+        } else {
+            format!("{} is neither setuid root nor has file capabilities: chmod u+s it, or reinstall the uidmap package", tool.display())
+        },
     })
 }
 

@@ -73,7 +73,7 @@ fn io(path: &Path, e: impl Into<Errno>) -> StateError {
             ": make it writable for you or choose another with --root".into()
         }
         libc::ENOSPC => ": the file system is full".into(),
-        _ => String::new(),
+        _ => ": choose a writable state directory with --root".into(),
     };
     StateError::Io {
         path: path.into(),
@@ -95,6 +95,13 @@ pub struct Entry {
 pub fn create(root: &Path, id: &str) -> Result<Entry, StateError> {
     fs::create_dir_all(root).map_err(|e| io(root, e))?;
     let dir = root.join(id);
+    // A stale directory goes first, so that the private one below lives only for an instant.
+    if dir.exists() && !remove_if_stale(root, &dir) {
+        return Err(StateError::Exists {
+            id: id.into(),
+            root: root.into(),
+        });
+    }
     let tmp = root.join(format!(".{id}.{}.new", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir(&tmp).map_err(|e| io(&tmp, e))?;
@@ -105,19 +112,13 @@ pub fn create(root: &Path, id: &str) -> Result<Entry, StateError> {
             return Err(e);
         }
     };
-    let place = || {
-        nix::fcntl::renameat2(
-            None,
-            &tmp,
-            None,
-            &dir,
-            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
-        )
-    };
-    let placed = match place() {
-        Err(nix::errno::Errno::EEXIST) if remove_if_stale(root, &dir) => place(),
-        other => other,
-    };
+    let placed = nix::fcntl::renameat2(
+        None,
+        &tmp,
+        None,
+        &dir,
+        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+    );
     match placed {
         Ok(()) => Ok(Entry {
             root: root.into(),

@@ -85,7 +85,7 @@ fn invalid_config_names_the_json_path_and_why() {
             "nsboot: {}: line 1 column 16 (in ociVersion): ",
             config_path(&bundle)
         );
-        let tail = ": the file ends early (truncated?): rewrite it\n";
+        let tail = "the file ends in the middle of a value (truncated?): rewrite it\n";
         let one_line = out.stderr.lines().count() == 1;
         assert!(
             out.status == 125

@@ -120,7 +120,19 @@ struct Tree {
 impl Tree {
     /// Recreates the entries of directory `src` in the skeleton directory `dst`.
     fn fill(&mut self, src: &Path, dst: &Path) -> Result<(), MountError> {
-        let entries = std::fs::read_dir(src).map_err(|e| bug("reading", src, e.into()))?;
+        let entries = match std::fs::read_dir(src) {
+            Ok(entries) => entries,
+            // A directory we may not list (0700, someone else's) cannot be recreated: show it
+            // as it is, read-only, like any directory overlayfs refuses.
+            Err(e) => {
+                let errno = Errno::from(e);
+                tracing::warn!(
+                    "--overlay: {} is read-only: listing it failed ({errno})",
+                    shown(src)
+                );
+                return bind_readonly(src, dst, true);
+            }
+        };
         for entry in entries.flatten() {
             let (from, to) = (entry.path(), dst.join(entry.file_name()));
             let Ok(meta) = std::fs::symlink_metadata(&from) else {
@@ -184,10 +196,9 @@ impl Tree {
             Some(data.as_os_str()),
         ) {
             Ok(()) => Ok(()),
-            // Not overlayfs in a user namespace at all: say so, rather than a read-only root.
-            Err(e @ (nix::Error::EPERM | nix::Error::EACCES | nix::Error::ENODEV)) => {
-                Err(refused(e.into()))
-            }
+            // No overlayfs in a user namespace at all (EPERM before Linux 5.11): say so,
+            // rather than show a read-only root.
+            Err(e @ (nix::Error::EPERM | nix::Error::ENODEV)) => Err(refused(e.into())),
             // Only the host's root has other directories to try: there, this one stays read-only.
             Err(e) if dst != lower => {
                 tracing::warn!(
@@ -340,57 +351,4 @@ fn fix(errno: Errno, release: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::HashMap;
-
-    use super::*;
-
-    #[test]
-    fn versions_parse_from_distribution_releases() {
-        assert_eq!(version("6.1.0-18-amd64"), Some((6, 1)));
-        assert_eq!(version("5.11.0"), Some((5, 11)));
-        assert_eq!(version("4.19.282+"), Some((4, 19)));
-        assert_eq!(version("weird"), None);
-    }
-
-    #[test]
-    fn fix_names_the_kernel_and_5_11() {
-        let old = fix(Errno(libc::EPERM), "5.10.0-28-amd64");
-        assert_eq!(
-            old,
-            "--overlay needs Linux 5.11 or later (overlayfs in a user namespace), this kernel is 5.10.0-28-amd64: run without --overlay"
-        );
-        let new = fix(Errno(libc::EINVAL), "6.1.0");
-        assert!(
-            new.contains("5.11") && new.contains("this kernel is 6.1.0"),
-            "{new}"
-        );
-        assert!(new.ends_with("run without --overlay"), "{new}");
-        assert!(!new.contains('\n'));
-    }
-
-    #[test]
-    fn wanted_only_with_the_annotation_set_to_true() {
-        let mut spec = Spec::default();
-        assert!(!wanted(&spec));
-        let a = |v: &str| HashMap::from([(ANNOTATION.to_string(), v.to_string())]);
-        spec.set_annotations(Some(a("false")));
-        assert!(!wanted(&spec));
-        spec.set_annotations(Some(a("true")));
-        assert!(wanted(&spec));
-    }
-
-    #[test]
-    fn mount_points_come_unescaped_from_mountinfo() {
-        let info = "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n\
-                    30 22 0:5 / /newroot/my\\040dir rw - tmpfs tmpfs rw\n";
-        let points = parse_mount_points(info);
-        assert_eq!(points, [Path::new("/"), Path::new("/newroot/my dir")]);
-        assert_eq!(unescape("a\\134b\\0"), b"a\\b\\0");
-    }
-
-    #[test]
-    fn apply_without_the_annotation_touches_nothing() {
-        apply(&Spec::default(), Path::new("/nonexistent")).unwrap();
-    }
-}
+mod tests;

@@ -16,7 +16,11 @@ pub(super) fn syntax_error(file: &Path, bytes: &[u8], e: &serde_json::Error) -> 
         Category::Eof if bytes.iter().all(u8::is_ascii_whitespace) => {
             "the file is empty: write a spec into it (`nsboot spec` makes one)".to_string()
         }
-        Category::Eof => format!("{what}: the file ends early (truncated?): rewrite it"),
+        Category::Eof => {
+            // serde says "EOF while parsing an object"; say it in the user's words.
+            let what = what.replace("EOF while parsing", "the file ends in the middle of");
+            format!("{what} (truncated?): rewrite it")
+        }
         _ => format!("{what}: fix the JSON syntax"),
     };
     let offset = offset_of(bytes, e.line(), e.column());
