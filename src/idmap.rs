@@ -100,16 +100,24 @@ pub fn in_initial_userns() -> bool {
 }
 
 impl Caller {
+    /// The user's name, as given or from the user database.
+    pub fn user_name(&self) -> Option<String> {
+        self.name.clone().or_else(|| {
+            nix::unistd::User::from_uid(Uid::from_raw(self.uid))
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+        })
+    }
+
     pub fn current() -> Caller {
         let uid = Uid::effective();
         let initial = in_initial_userns();
         Caller {
             uid: uid.as_raw(),
             gid: Gid::effective().as_raw(),
-            name: nix::unistd::User::from_uid(uid)
-                .ok()
-                .flatten()
-                .map(|u| u.name),
+            // Looked up only when a subid file must be searched (NSS is not free).
+            name: None,
             real_root: uid.is_root() && initial,
             root_in_userns: uid.is_root() && !initial,
         }
@@ -169,8 +177,9 @@ pub fn choose(
         host: id,
         size: 1,
     };
-    let subu = first_range(Path::new("/etc/subuid"), caller.name.as_deref(), caller.uid);
-    let subg = first_range(Path::new("/etc/subgid"), caller.name.as_deref(), caller.uid);
+    let name = caller.user_name();
+    let subu = first_range(Path::new("/etc/subuid"), name.as_deref(), caller.uid);
+    let subg = first_range(Path::new("/etc/subgid"), name.as_deref(), caller.uid);
     match (helpers(), subu, subg) {
         (Some(writer), Some((us, un)), Some((gs, gn))) => Ok(Mapping {
             uids: vec![
@@ -214,12 +223,10 @@ fn check_subids(caller: &Caller, writer: &Writer) -> Result<(), IdmapError> {
     if !matches!(writer, Writer::Helpers { .. }) {
         return Ok(());
     }
-    let user = caller
-        .name
-        .clone()
-        .unwrap_or_else(|| caller.uid.to_string());
+    let name = caller.user_name();
+    let user = name.clone().unwrap_or_else(|| caller.uid.to_string());
     for file in ["/etc/subuid", "/etc/subgid"] {
-        if first_range(Path::new(file), caller.name.as_deref(), caller.uid).is_none() {
+        if first_range(Path::new(file), name.as_deref(), caller.uid).is_none() {
             return Err(IdmapError::NoSubids {
                 user,
                 file: file.into(),

@@ -28,6 +28,7 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs, global: &Global) -> i32 {
+    crate::log::phase("main");
     let spec = match spec::load(&args.bundle) {
         Ok(s) => s,
         Err(e) => return fail(&e),
@@ -130,6 +131,7 @@ fn launch_with(
     if let Err(e) = spec::validate_id(id) {
         return fail(&e);
     }
+    crate::log::phase("spec");
     let Prepared {
         bundle,
         rootfs,
@@ -138,11 +140,13 @@ fn launch_with(
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
+    crate::log::phase("prepare");
     let root = state::root_dir(global.root.as_deref());
     let entry = match state::create(&root, id) {
         Ok(e) => e,
         Err(e) => return fail(&e),
     };
+    crate::log::phase("state");
     let code = run_in(global, &entry, id, spec, rootfs, bundle, mapping, pid_file);
     entry.remove();
     code

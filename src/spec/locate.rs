@@ -247,6 +247,10 @@ static SPEC: Node = fields(
 
 /// Decodes a spec from JSON bytes; `file` only names the source in errors.
 pub(super) fn decode(file: &Path, bytes: &[u8]) -> Result<Spec, SpecError> {
+    // The common case in one pass; only a failure pays for the JSON-path search below.
+    if let Ok(spec) = serde_json::from_slice::<Spec>(bytes) {
+        return Ok(spec);
+    }
     let value: Value =
         serde_json::from_slice(bytes).map_err(|e| super::syntax::syntax_error(file, bytes, &e))?;
     Spec::deserialize(&value).map_err(|e| {
