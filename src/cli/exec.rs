@@ -100,6 +100,11 @@ pub fn run(args: ExecArgs, global: &Global) -> i32 {
 }
 
 fn exec(args: ExecArgs, global: &Global) -> Result<i32, ExecError> {
+    // Until it execs the process's own program, the forked child inside the sandbox is this
+    // binary: non-dumpable, no process in the sandbox can open its /proc/PID/exe (the runc
+    // CVE-2019-5736 class), not even with CAP_SYS_PTRACE in the sandbox's user namespace.
+    // The exec of the program resets it.
+    let _ = nix::sys::prctl::set_dumpable(false);
     let root = crate::state::root_dir(global.root.as_deref());
     let c = lifecycle::load(&root, &args.id).map_err(msg)?;
     let app = c.require_app().map_err(msg)?;

@@ -115,7 +115,6 @@ pub fn apply_with_listener(
     };
 
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
-    set_oom_score_adj(process.oom_score_adj())?;
     // Without no_new_privs the kernel lets only CAP_SYS_ADMIN load a filter: load it now.
     if let Some(spec) = seccomp.filter(|_| !nnp) {
         load_seccomp(spec)?;
@@ -146,7 +145,9 @@ pub fn apply_with_listener(
     Ok(())
 }
 
-fn set_oom_score_adj(value: Option<i32>) -> Result<(), CredsError> {
+/// Called by the application when it is created, before it makes itself non-dumpable (which
+/// hands its /proc files to the host's root).
+pub fn set_oom_score_adj(value: Option<i32>) -> Result<(), CredsError> {
     let Some(value) = value else {
         return Ok(());
     };

@@ -45,7 +45,9 @@ pub fn exec(
     fds: AppFds,
     terminal: Option<OwnedFd>,
 ) -> Result<Infallible, ProcessError> {
+    let passed: Vec<i32> = fds.pass.iter().map(|m| m.app).collect();
     arrange_fds(fds.stdio, fds.pass)?;
+    refuse_leaked_dirs(&passed)?;
     if let Some(slave) = terminal {
         crate::console::make_controlling(&slave).map_err(ProcessError::Console)?;
     }
@@ -108,6 +110,40 @@ fn arrange_fds(stdio: Vec<OwnedFd>, pass: Vec<super::FdMapping>) -> Result<(), P
     })?;
     for (high, app) in moved {
         step("placing a --pass-fd", dup2(high, app))?;
+    }
+    Ok(())
+}
+
+/// runsc's validateOpenFDs, for the fds that survive exec: a directory fd other than a
+/// --pass-fd target is a way out of the root (the runc CVE-2024-21626 class): refuse to start.
+fn refuse_leaked_dirs(passed: &[i32]) -> Result<(), ProcessError> {
+    use nix::fcntl::FdFlag;
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Ok(());
+    };
+    let fds: Vec<i32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in fds {
+        let survives = fcntl(fd, FcntlArg::F_GETFD)
+            .is_ok_and(|f| !FdFlag::from_bits_truncate(f).contains(FdFlag::FD_CLOEXEC));
+        let is_dir =
+            nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
+        if survives && is_dir {
+            let target = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap_or_default();
+            if passed.contains(&fd) {
+                tracing::warn!(
+                    "the application gets fd {fd}, a directory ({}), as asked",
+                    target.display()
+                );
+                continue;
+            }
+            return Err(ProcessError::LeakedDir {
+                fd,
+                target: target.display().to_string(),
+            });
+        }
     }
     Ok(())
 }
@@ -187,4 +223,29 @@ fn cstring(b: &[u8]) -> Result<CString, ProcessError> {
 
 fn cstrings(v: &[String]) -> Result<Vec<CString>, ProcessError> {
     v.iter().map(|s| cstring(s.as_bytes())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn leaked_dir_fd_is_refused_and_a_passed_one_allowed() {
+        let dir = std::fs::File::open("/").unwrap();
+        // A directory fd without close-on-exec, as a careless caller would leak it.
+        let fd = nix::unistd::dup(dir.as_raw_fd()).unwrap();
+        match refuse_leaked_dirs(&[]) {
+            Err(ProcessError::LeakedDir { fd: got, target }) => {
+                assert_eq!((got, target.as_str()), (fd, "/"));
+            }
+            other => panic!("a leaked directory fd must be refused: {other:?}"),
+        }
+        assert!(
+            refuse_leaked_dirs(&[fd]).is_ok(),
+            "a --pass-fd directory is the caller's choice"
+        );
+        nix::unistd::close(fd).unwrap();
+        assert!(refuse_leaked_dirs(&[]).is_ok());
+    }
 }

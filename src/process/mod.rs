@@ -33,6 +33,8 @@ pub enum ProcessError {
     NotExecutable { program: String },
     #[error("executing {program}: {errno}")]
     Exec { program: String, errno: Errno },
+    #[error("fd {fd} is an open directory ({target}) that would survive into the application: refusing to start (it would reach outside the container root); close it or pass it with --pass-fd")]
+    LeakedDir { fd: i32, target: String },
     #[error("the spec has no process to run: add process.args to config.json")]
     NoProcess,
     #[error("{step}: {errno}")]
@@ -110,7 +112,14 @@ pub fn create(spec: &Spec, fds: AppFds) -> Result<App, ProcessError> {
     })? {
         Cloned::Child => {
             drop(sup);
-            let err = match app_main(spec, &app, fds) {
+            let oom = spec.process().as_ref().and_then(|p| p.oom_score_adj());
+            let err = match creds::set_oom_score_adj(oom)
+                .map_err(ProcessError::from)
+                .and_then(|()| {
+                    // Until it execs, this process is nsboot: keep others from its /proc/PID/exe.
+                    let _ = nix::sys::prctl::set_dumpable(false);
+                    app_main(spec, &app, fds)
+                }) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };

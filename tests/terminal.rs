@@ -1,0 +1,85 @@
+//! A terminal for `nsboot do` (and `run` with process.terminal): a pty made in the sandbox's
+//! own devpts, sized like the caller's terminal, with job control (Ctrl-C reaches the command
+//! through the pty's line discipline). `script` gives nsboot a real terminal to start from.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{Bundle, Mode};
+
+/// `nsboot do -- sh -c SCRIPT` under `script`, in a directory the mode's user owns.
+fn under_script(mode: Mode, bundle: &Bundle, inner: &str) -> std::process::Command {
+    let bin = common::nsboot_bin().display().to_string();
+    let line = format!("stty cols 91 rows 27; {bin} do -- sh -c '{inner}'");
+    let mut cmd = common::as_user(mode, "script");
+    cmd.args(["-qec", &line, "/dev/null"])
+        .current_dir(bundle.dir());
+    cmd
+}
+
+#[test]
+fn do_on_a_terminal_gets_a_sized_pty_of_its_own() {
+    for mode in common::rootless_modes() {
+        let bundle = Bundle::new(mode);
+        let mut cmd = under_script(mode, &bundle, "tty; stty size; exit 3");
+        let out = common::output(cmd.stdin(Stdio::null()));
+        let text = out.stdout.replace('\r', "");
+        assert_eq!(out.status, 3, "{mode:?}: {out:?}");
+        assert!(
+            text.contains("/dev/pts/0\n"),
+            "{mode:?}: the pty must come from the sandbox's devpts: {text:?}"
+        );
+        assert!(
+            text.contains("27 91\n"),
+            "{mode:?}: the window size must follow the caller's: {text:?}"
+        );
+        common::assert_nothing_left(mode, bundle.state_dir());
+    }
+}
+
+#[test]
+fn ctrl_c_reaches_the_command_through_the_pty() {
+    for mode in common::rootless_modes() {
+        let bundle = Bundle::new(mode);
+        let inner = "trap \"echo got-int; exit 5\" INT; echo ready; while :; do sleep 0.1; done";
+        let mut child = under_script(mode, &bundle, inner)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("script runs");
+        let mut stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            let _ = stdout.read_to_end(&mut all);
+            String::from_utf8_lossy(&all).into_owned()
+        });
+        // script relays its stdin to the terminal nsboot sees; ^C is a byte there.
+        let mut stdin = child.stdin.take().unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        let start = Instant::now();
+        let status = loop {
+            let _ = stdin.write_all(b"\x03");
+            let _ = stdin.flush();
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{mode:?}: ^C never reached the command"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        drop(stdin);
+        let text = reader.join().unwrap().replace('\r', "");
+        assert!(
+            text.contains("ready\n") && text.contains("got-int\n"),
+            "{mode:?}: {text:?}"
+        );
+        assert_eq!(status.code(), Some(5), "{mode:?}: {text:?}");
+        common::assert_nothing_left(mode, bundle.state_dir());
+    }
+}
