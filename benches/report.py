@@ -155,10 +155,12 @@ for k in (1, 10, 100):
 
 # 6. boot phases
 p()
-p("### 6. nsboot boot phases (`nsboot --debug`, median us spent in each phase)")
+p("### 6. nsboot boot phases (`nsboot --debug`, median us per phase)")
 p()
-p("Measured inside the supervisor from its start; the caller's own start, config read and the spawn "
-  "before it are not included (compare with the hyperfine medians).")
+p("Each figure is the time between one phase mark and the previous one (`elapsed_us` of the debug log); "
+  "the exec of nsboot before its first mark and the wait for the application's exit and the clean-up "
+  "after the last are not covered (compare total with the hyperfine medians). The logging itself costs "
+  "a little.")
 p()
 PH = {}
 for name in ("run", "run-subid", "run-m1000", "do", "do-1map"):

@@ -4,24 +4,18 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, ChildStdin, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use serde_json::json;
 
-use common::{Bundle, Mode, Output};
+use common::{Bundle, Mode, Running};
 
 /// How long a sandbox may take to print its first line (boot under a loaded, 2-core machine).
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn id(what: &str, mode: Mode) -> String {
-    format!("cl-{what}-{mode:?}").to_lowercase()
+    common::test_id("cl", what, mode)
 }
 
 /// Runs `bundle` to completion, checks its status and that stderr holds `err` (is empty for
@@ -104,119 +98,10 @@ fn missing_rootfs_leaves_nothing() {
     }
 }
 
-/// `nsboot run` started in the background, its stdout read line by line.
-struct Running {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    stdout: String,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Running {
-    /// Starts `nsboot run`, with a pipe as stdin (the application's: closing it ends a `read`).
-    fn start(bundle: &Bundle, id: &str) -> Running {
-        let mut cmd = bundle.nsboot();
-        cmd.arg("--root").arg(bundle.state_dir()).arg("run");
-        cmd.arg("--bundle").arg(bundle.dir()).arg(id);
-        // Its own process group: no signal meant for the test runner reaches it.
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-        let (tx, lines) = mpsc::channel();
-        let out = BufReader::new(child.stdout.take().unwrap());
-        std::thread::spawn(move || {
-            for line in out.lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (err, sink) = (child.stderr.take().unwrap(), Arc::clone(&stderr));
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        Running {
-            stdin: child.stdin.take(),
-            child,
-            lines,
-            stdout: String::new(),
-            stderr,
-        }
-    }
-
-    /// The pid of the nsboot run process (setpriv execs it, so it is the child itself).
-    fn pid(&self) -> Pid {
-        Pid::from_raw(self.child.id() as i32)
-    }
-
-    /// Waits for a stdout line equal to `want`; panics (with what was seen) after `timeout`.
-    fn expect_line(&mut self, want: &str, timeout: Duration, ctx: &str) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.stdout.push_str(&line);
-                    self.stdout.push('\n');
-                    if line == want {
-                        return;
-                    }
-                }
-                Err(_) => {
-                    let _ = kill(self.pid(), Signal::SIGKILL);
-                    let out = self.finish(Duration::from_secs(10));
-                    panic!("{ctx}: no line {want:?} within {timeout:?}: {out:?}");
-                }
-            }
-        }
-    }
-
-    /// Waits for nsboot to exit (SIGKILL after `timeout`); returns what it did.
-    fn finish(&mut self, timeout: Duration) -> Output {
-        self.stdin = None;
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().expect("try_wait") {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = kill(self.pid(), Signal::SIGKILL);
-                let mut err = self.stderr.lock().unwrap();
-                err.push_str("[test] killed: no exit in time\n");
-                drop(err);
-                break self.child.wait().expect("wait");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        // The pipes close when every holder is gone; a leaked holder must not hang the test.
-        let drain_until = Instant::now() + Duration::from_secs(2);
-        while let Ok(line) = self
-            .lines
-            .recv_timeout(drain_until.saturating_duration_since(Instant::now()))
-        {
-            self.stdout.push_str(&line);
-            self.stdout.push('\n');
-        }
-        Output {
-            status: status
-                .code()
-                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
-            stdout: self.stdout.clone(),
-            stderr: self.stderr.lock().unwrap().clone(),
-        }
-    }
-}
-
 /// Starts a run of `sleep 1000`, waits until the application runs, SIGKILLs the caller.
 fn run_and_kill_caller(bundle: &Bundle, id: &str) {
     let ctx = format!("{:?}", bundle.mode());
-    let mut run = Running::start(bundle, id);
+    let mut run = Running::start_with_stdin(bundle, id);
     run.expect_line("ready", READY_TIMEOUT, &ctx);
     kill(run.pid(), Signal::SIGKILL).unwrap();
     let out = run.finish(Duration::from_secs(10));
@@ -257,7 +142,7 @@ fn same_id_is_refused_while_running_and_reusable_after() {
         let ctx = format!("{mode:?}");
         let id = id("twice", mode);
         let bundle = Bundle::new(mode).args(&["/bin/sh", "-c", "echo ready; read x; echo done"]);
-        let mut first = Running::start(&bundle, &id);
+        let mut first = Running::start_with_stdin(&bundle, &id);
         first.expect_line("ready", READY_TIMEOUT, &ctx);
         let second = bundle.run(&id);
         assert!(

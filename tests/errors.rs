@@ -11,7 +11,7 @@ use serde_json::json;
 use common::{Bundle, Mode, Output};
 
 fn id(what: &str, mode: Mode) -> String {
-    format!("er-{what}-{mode:?}").to_lowercase()
+    common::test_id("er", what, mode)
 }
 
 /// Exit 125 and stderr exactly `want`, one line.
@@ -32,9 +32,7 @@ fn missing_bundle_names_the_dir_and_the_flag() {
     for mode in common::modes() {
         let bundle = Bundle::new(mode);
         let missing = bundle.dir().join("no-such-bundle");
-        let mut cmd = bundle.nsboot();
-        cmd.arg("--root").arg(bundle.state_dir()).arg("run");
-        cmd.arg("--bundle").arg(&missing).arg(id("nobundle", mode));
+        let mut cmd = bundle.run_cmd_for(&missing, &id("nobundle", mode));
         let out = common::output(&mut cmd);
         let want = format!(
             "nsboot: bundle {}: no such directory: pass --bundle DIR naming the directory that holds config.json",

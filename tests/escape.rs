@@ -10,13 +10,12 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use common::{Bundle, Mode, Output};
+use common::{private_rootfs, sh, Bundle, Mode, Output};
 use serde_json::{json, Value};
 
 fn id(test: &str, mode: Mode) -> String {
-    format!("esc-{test}-{mode:?}").to_lowercase()
+    common::test_id("esc", test, mode)
 }
 
 const SECRET: &str = "host-secret-5f1c";
@@ -26,10 +25,6 @@ fn host_secret(bundle: &Bundle) -> PathBuf {
     let path = bundle.dir().parent().unwrap().join("secret.txt");
     fs::write(&path, SECRET).unwrap();
     path
-}
-
-fn sh(mode: Mode, script: &str) -> Bundle {
-    Bundle::new(mode).args(&["/bin/sh", "-c", script])
 }
 
 /// Runs `bundle`, asserts exit 0 with exactly `stdout`, and that nothing is left.
@@ -104,9 +99,7 @@ fn fds_leaked_by_the_caller_do_not_reach_the_app() {
         let bundle = bundle.args(&["/bin/sh", "-c", script]);
         let (dir, file) = open_leaks(&bundle);
         let (d, f) = (dir.as_raw_fd(), file.as_raw_fd());
-        let mut cmd = bundle.nsboot();
-        cmd.arg("--root").arg(bundle.state_dir()).arg("run");
-        cmd.arg("--bundle").arg(bundle.dir()).arg(id("leak", mode));
+        let mut cmd = bundle.run_cmd(&id("leak", mode));
         // SAFETY: only dup2 (async-signal-safe) runs between fork and exec; dup2 leaves the
         // copies without close-on-exec, so they are inherited like a real leak.
         unsafe {
@@ -126,24 +119,6 @@ fn fds_leaked_by_the_caller_do_not_reach_the_app() {
         );
         common::assert_nothing_left(mode, bundle.state_dir());
     }
-}
-
-/// A private copy of the harness rootfs in the bundle, used through a relative root.path.
-fn private_rootfs(bundle: Bundle) -> (Bundle, PathBuf) {
-    let copy = bundle.dir().join("rootfs");
-    let ok = Command::new("cp")
-        .arg("-a")
-        .arg(common::rootfs())
-        .arg(&copy)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "cp -a {} {}",
-        common::rootfs().display(),
-        copy.display()
-    );
-    (bundle.edit(|c| c["root"]["path"] = json!("rootfs")), copy)
 }
 
 /// Replace the directory `name` of the rootfs copy by a symlink to `target`.
@@ -170,7 +145,7 @@ fn symlinked_proc_or_sys_destination_never_reaches_the_host() {
     for mode in common::modes() {
         for (dir, target) in [("proc", "/"), ("sys", "/"), ("proc", "../../../../../..")] {
             let ctx = format!("{mode:?}: /{dir} -> {target}");
-            let (bundle, rootfs) = private_rootfs(Bundle::new(mode));
+            let (bundle, rootfs) = private_rootfs(Bundle::new(mode), false);
             symlink_dir(&rootfs, dir, target);
             let s = host_secret(&bundle).display().to_string();
             let script = format!("cat {s} /proc/1/root{s}; echo end");
@@ -204,7 +179,7 @@ fn symlinks_in_mount_destinations_resolve_inside_the_root() {
     // container's /tmp, so the tmpfs mounts must show up at /tmp/x and /tmp/y inside.
     let script = "awk '$5 == \"/tmp/x\" || $5 == \"/tmp/y\" {print $5, $9}' /proc/self/mountinfo";
     for mode in common::modes() {
-        let (bundle, rootfs) = private_rootfs(sh(mode, script));
+        let (bundle, rootfs) = private_rootfs(sh(mode, script), false);
         symlink_dir(&rootfs, "up", "../../../../../../../../../tmp");
         symlink_dir(&rootfs, "abs", "/tmp");
         let bundle = bundle.edit(|c| {

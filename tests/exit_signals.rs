@@ -5,24 +5,18 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use serde_json::json;
 
-use common::{Bundle, Mode, Output};
+use common::{Bundle, Mode, Output, Running};
 
 /// How long a sandbox may take to print its first line (boot under a loaded, 2-core machine).
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn id(what: &str, mode: Mode) -> String {
-    format!("es-{what}-{mode:?}").to_lowercase()
+    common::test_id("es", what, mode)
 }
 
 /// The message is one line, and it names `what`.
@@ -92,9 +86,7 @@ fn missing_bundle_exits_125() {
     for mode in common::modes() {
         let bundle = Bundle::new(mode);
         let missing = bundle.dir().join("no-such-bundle");
-        let mut cmd = bundle.nsboot();
-        cmd.arg("--root").arg(bundle.state_dir()).arg("run");
-        cmd.arg("--bundle").arg(&missing).arg(id("nobundle", mode));
+        let mut cmd = bundle.run_cmd_for(&missing, &id("nobundle", mode));
         let out = common::output(&mut cmd);
         assert_eq!(out.status, 125, "{mode:?}: {out:?}");
         assert_one_line_naming(&out, &missing.to_string_lossy(), &format!("{mode:?}"));
@@ -122,111 +114,6 @@ fn invalid_config_exits_125() {
         let out = bundle.run(&id("badjson", mode));
         assert_eq!(out.status, 125, "{mode:?}: {out:?}");
         assert_one_line_naming(&out, "config.json", &format!("{mode:?}"));
-    }
-}
-
-/// `nsboot run` started in the background, its stdout read line by line.
-struct Running {
-    child: Child,
-    lines: Receiver<String>,
-    stdout: String,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Running {
-    fn start(bundle: &Bundle, id: &str) -> Running {
-        let mut cmd = bundle.nsboot();
-        cmd.arg("--root").arg(bundle.state_dir()).arg("run");
-        cmd.arg("--bundle").arg(bundle.dir()).arg(id);
-        // Its own process group: no signal meant for the test runner reaches it.
-        cmd.stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-        let (tx, lines) = mpsc::channel();
-        let out = BufReader::new(child.stdout.take().unwrap());
-        std::thread::spawn(move || {
-            for line in out.lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (err, sink) = (child.stderr.take().unwrap(), Arc::clone(&stderr));
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        Running {
-            child,
-            lines,
-            stdout: String::new(),
-            stderr,
-        }
-    }
-
-    /// The pid of the nsboot run process (setpriv execs it, so it is the child itself).
-    fn pid(&self) -> Pid {
-        Pid::from_raw(self.child.id() as i32)
-    }
-
-    /// Waits for a stdout line equal to `want`; panics (with what was seen) after `timeout`.
-    fn expect_line(&mut self, want: &str, timeout: Duration, ctx: &str) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.stdout.push_str(&line);
-                    self.stdout.push('\n');
-                    if line == want {
-                        return;
-                    }
-                }
-                Err(_) => {
-                    let _ = kill(self.pid(), Signal::SIGKILL);
-                    let out = self.finish(Duration::from_secs(10));
-                    panic!("{ctx}: no line {want:?} within {timeout:?}: {out:?}");
-                }
-            }
-        }
-    }
-
-    /// Waits for nsboot to exit (SIGKILL after `timeout`); returns what it did.
-    fn finish(&mut self, timeout: Duration) -> Output {
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().expect("try_wait") {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = kill(self.pid(), Signal::SIGKILL);
-                self.stderr
-                    .lock()
-                    .unwrap()
-                    .push_str("[test] killed: no exit in time\n");
-                break self.child.wait().expect("wait");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        // The pipes close when every holder is gone; a leaked holder must not hang the test.
-        let drain_until = Instant::now() + Duration::from_secs(2);
-        while let Ok(line) = self
-            .lines
-            .recv_timeout(drain_until.saturating_duration_since(Instant::now()))
-        {
-            self.stdout.push_str(&line);
-            self.stdout.push('\n');
-        }
-        Output {
-            status: status
-                .code()
-                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
-            stdout: self.stdout.clone(),
-            stderr: self.stderr.lock().unwrap().clone(),
-        }
     }
 }
 

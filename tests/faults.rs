@@ -5,130 +5,24 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use common::{Bundle, Mode, Output};
+use common::{Bundle, Mode, Running};
 
 /// How long a sandbox may take to reach a phase (boot under a loaded, 2-core machine).
 const PHASE_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn id(what: &str, mode: Mode) -> String {
-    format!("flt-{what}-{mode:?}").to_lowercase()
+    common::test_id("flt", what, mode)
 }
 
 const SLEEPER: [&str; 3] = ["/bin/sh", "-c", "echo ready; exec sleep 1000"];
-
-/// `nsboot [--debug] run` in the background, its stdout and stderr read line by line.
-struct Running {
-    child: Child,
-    /// (from stderr?, line)
-    lines: Receiver<(bool, String)>,
-    seen: Vec<(bool, String)>,
-}
-
-impl Running {
-    fn start(bundle: &Bundle, id: &str, debug: bool) -> Running {
-        let mut cmd = bundle.nsboot();
-        cmd.arg("--root").arg(bundle.state_dir());
-        if debug {
-            cmd.arg("--debug");
-        }
-        cmd.arg("run").arg("--bundle").arg(bundle.dir()).arg(id);
-        cmd.stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-        let (tx, lines) = mpsc::channel();
-        for (is_err, pipe) in [
-            (
-                false,
-                Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            ),
-            (true, Box::new(child.stderr.take().unwrap())),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    let _ = tx.send((is_err, line));
-                }
-            });
-        }
-        Running {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    /// Waits for a line containing `want` (on stdout or stderr); panics after the timeout.
-    fn wait_for(&mut self, want: &str, ctx: &str) {
-        let deadline = Instant::now() + PHASE_TIMEOUT;
-        while let Ok(line) = self
-            .lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            let hit = line.1.contains(want);
-            self.seen.push(line);
-            if hit {
-                return;
-            }
-        }
-        let _ = kill(Pid::from_raw(self.pid()), Signal::SIGKILL);
-        let out = self.finish();
-        panic!("{ctx}: no line with {want:?} within {PHASE_TIMEOUT:?}: {out:?}");
-    }
-
-    /// Waits for nsboot to exit (SIGKILL after 20 s) and returns what it did.
-    fn finish(&mut self) -> Output {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = kill(Pid::from_raw(self.pid()), Signal::SIGKILL);
-                self.seen
-                    .push((true, "[test] killed: no exit in time".into()));
-                break self.child.wait().unwrap();
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        // A leaked holder of the pipes must not hang the test.
-        let until = Instant::now() + Duration::from_secs(2);
-        while let Ok(l) = self
-            .lines
-            .recv_timeout(until.saturating_duration_since(Instant::now()))
-        {
-            self.seen.push(l);
-        }
-        let pick = |err: bool| -> String {
-            let lines = self.seen.iter().filter(|(e, _)| *e == err);
-            lines.map(|(_, l)| format!("{l}\n")).collect()
-        };
-        Output {
-            status: status
-                .code()
-                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
-            stdout: pick(false),
-            stderr: pick(true),
-        }
-    }
-}
 
 /// The children of `pid` (by /proc/*/stat), polled until there is one (up to 10 s).
 fn children(pid: i32) -> Vec<i32> {
@@ -188,12 +82,12 @@ fn caller_sigkill_at_each_phase_leaves_nothing() {
             let ctx = format!("{mode:?}, caller killed at {moment:?}");
             let id = id(&format!("caller{n}"), mode);
             let bundle = Bundle::new(mode).args(&SLEEPER);
-            let mut run = Running::start(&bundle, &id, true);
+            let mut run = Running::start_debug(&bundle, &id);
             if !moment.is_empty() {
-                run.wait_for(moment, &ctx);
+                run.wait_for(moment, PHASE_TIMEOUT, &ctx);
             }
-            kill(Pid::from_raw(run.pid()), Signal::SIGKILL).unwrap();
-            let out = run.finish();
+            kill(run.pid(), Signal::SIGKILL).unwrap();
+            let out = run.finish(Duration::from_secs(20));
             assert_eq!(out.status, 137, "{ctx}: {out:?}");
             common::assert_nothing_left(mode, bundle.state_dir());
             assert_id_reusable(bundle, &id);
@@ -209,10 +103,10 @@ fn caller_sigkill_after_short_delays_leaves_nothing() {
             let ctx = format!("{mode:?}, caller killed after {ms} ms");
             let id = id(&format!("delay{n}"), mode);
             let bundle = Bundle::new(mode).args(&SLEEPER);
-            let mut run = Running::start(&bundle, &id, false);
+            let mut run = Running::start(&bundle, &id);
             std::thread::sleep(Duration::from_millis(ms));
-            kill(Pid::from_raw(run.pid()), Signal::SIGKILL).unwrap();
-            let out = run.finish();
+            kill(run.pid(), Signal::SIGKILL).unwrap();
+            let out = run.finish(Duration::from_secs(20));
             assert_eq!(out.status, 137, "{ctx}: {out:?}");
             common::assert_nothing_left(mode, bundle.state_dir());
             assert_id_reusable(bundle, &id);
@@ -222,9 +116,9 @@ fn caller_sigkill_after_short_delays_leaves_nothing() {
 
 /// Starts the sleeper, waits until it runs, and returns the run with the supervisor's pid.
 fn running_sleeper(bundle: &Bundle, id: &str, ctx: &str) -> (Running, i32) {
-    let mut run = Running::start(bundle, id, false);
-    run.wait_for("ready", ctx);
-    let sup = children(run.pid());
+    let mut run = Running::start(bundle, id);
+    run.wait_for("ready", PHASE_TIMEOUT, ctx);
+    let sup = children(run.pid().as_raw());
     assert_eq!(sup.len(), 1, "{ctx}: children of the caller: {sup:?}");
     (run, sup[0])
 }
@@ -238,7 +132,7 @@ fn supervisor_sigkill_exits_137_and_leaves_nothing() {
         let (mut run, sup) = running_sleeper(&bundle, &id, &ctx);
         let app = children(sup);
         kill(Pid::from_raw(sup), Signal::SIGKILL).unwrap();
-        let out = run.finish();
+        let out = run.finish(Duration::from_secs(20));
         assert_eq!(out.status, 137, "{ctx}: {out:?}");
         // The app died with its pid namespace's init.
         for pid in app {
@@ -264,7 +158,7 @@ fn app_sigkill_exits_137_and_leaves_nothing() {
         let app = children(sup);
         assert_eq!(app.len(), 1, "{ctx}: children of the supervisor: {app:?}");
         kill(Pid::from_raw(app[0]), Signal::SIGKILL).unwrap();
-        let out = run.finish();
+        let out = run.finish(Duration::from_secs(20));
         assert_eq!(
             (out.status, out.stdout.as_str(), out.stderr.as_str()),
             (137, "ready\n", ""),

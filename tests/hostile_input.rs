@@ -14,7 +14,7 @@ use common::{Bundle, Mode, Output};
 use serde_json::{json, Value};
 
 fn id(test: &str, mode: Mode) -> String {
-    format!("hi-{test}-{mode:?}").to_lowercase()
+    common::test_id("hi", test, mode)
 }
 
 /// Exit 125, nothing on stdout, exactly one stderr line, naming each of `names`.
@@ -162,9 +162,7 @@ fn config_that_is_a_fifo_does_not_block() {
         let path = bundle.dir().join("config.json");
         fs::remove_file(&path).unwrap();
         nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
-        let mut cmd = bundle.nsboot();
-        cmd.arg("--root").arg(bundle.state_dir()).arg("run");
-        cmd.arg("--bundle").arg(bundle.dir()).arg(id("fifo", mode));
+        let mut cmd = bundle.run_cmd(&id("fifo", mode));
         // Nobody ever writes the FIFO: reading it would wait forever.
         let (out, hung) = output_within(&mut cmd, Duration::from_secs(5));
         assert!(
@@ -181,9 +179,7 @@ fn missing_bundle_is_refused() {
     for mode in common::modes() {
         let bundle = Bundle::new(mode);
         let missing = bundle.dir().join("nope");
-        let mut cmd = bundle.nsboot();
-        cmd.arg("--root").arg(bundle.state_dir()).arg("run");
-        cmd.arg("--bundle").arg(&missing).arg(id("nobundle", mode));
+        let mut cmd = bundle.run_cmd_for(&missing, &id("nobundle", mode));
         let out = common::output(&mut cmd);
         let shown = missing.display().to_string();
         assert_one_line_125(&out, &[&shown], &format!("{mode:?}"));

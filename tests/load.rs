@@ -62,15 +62,9 @@ fn hundred_concurrent_sandboxes_all_complete_and_leave_nothing() {
 
 /// A started `nsboot run` whose application waits for its stdin to close.
 fn start(bundle: &Bundle, id: &str) -> Child {
-    let mut cmd = bundle.nsboot();
-    cmd.arg("--root").arg(bundle.state_dir()).arg("run");
-    cmd.arg("--bundle").arg(bundle.dir()).arg(id);
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    cmd.spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"))
+    let mut cmd = bundle.run_cmd(id);
+    cmd.stdin(Stdio::piped());
+    common::spawn_piped(&mut cmd)
 }
 
 /// Waits (bounded) for the child to exit; SIGKILL after `limit`.

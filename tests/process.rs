@@ -20,7 +20,7 @@ fn mapped_range_modes() -> Vec<Mode> {
 
 /// A distinct container id per test and mode (tests run in parallel).
 fn id(test: &str, mode: Mode) -> String {
-    format!("proc-{test}-{mode:?}").to_lowercase()
+    common::test_id("proc", test, mode)
 }
 
 /// `script` run by /bin/sh -c in a default bundle changed by `edit`.
@@ -91,14 +91,6 @@ fn cap_lines(status: &str) -> String {
     lines.join("\n")
 }
 
-/// `nsboot --root <state> run --bundle <dir> <id>` for `bundle`, to be adjusted before running.
-fn run_cmd(bundle: &Bundle, id: &str) -> Command {
-    let mut cmd = bundle.nsboot();
-    cmd.arg("--root").arg(bundle.state_dir()).arg("run");
-    cmd.arg("--bundle").arg(bundle.dir()).arg(id);
-    cmd
-}
-
 #[test]
 fn args_reach_the_app_exactly() {
     const SCRIPT: &str = r#"for a in "$0" "$@"; do printf '[%s]\n' "$a"; done"#;
@@ -119,7 +111,7 @@ fn env_is_exactly_the_specs() {
             .edit(|c| c["process"]["env"] = json!(env));
         // A variable of the caller's own, beside the ones the harness sets (HOME, XDG_RUNTIME_DIR,
         // NSBOOT_TEST_BUNDLE, and as root the whole test environment): none may reach the app.
-        let mut cmd = run_cmd(&bundle, &id("env", mode));
+        let mut cmd = bundle.run_cmd(&id("env", mode));
         let out = common::output(cmd.env("NSBT_CALLER_ONLY", "leak"));
         let mut got: Vec<&str> = out.stdout.lines().collect();
         got.sort_unstable();
@@ -363,7 +355,7 @@ fn app_starts_with_no_blocked_or_ignored_signals() {
     for mode in common::modes() {
         for hostile in [false, true] {
             let bundle = Bundle::new(mode).args(&["/bin/cat", "/proc/self/status"]);
-            let mut cmd = run_cmd(&bundle, &id(&format!("signals-{hostile}"), mode));
+            let mut cmd = bundle.run_cmd(&id(&format!("signals-{hostile}"), mode));
             if hostile {
                 // A caller that ignores SIGPIPE, SIGUSR1 and a real-time signal and blocks
                 // SIGUSR2 and SIGALRM: all of it survives exec into nsboot, and none of it may

@@ -7,92 +7,25 @@ mod common;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{Bundle, Mode, Output};
+use common::{
+    find_mount, parse_mountinfo, run_over_shared_mount, sh, with_private_rootfs, Bundle, Mode,
+    MountLine, Output,
+};
 use serde_json::json;
 
 /// A distinct container id per test and mode (tests run in parallel).
 fn id(test: &str, mode: Mode) -> String {
-    format!("rootfs-{test}-{mode:?}").to_lowercase()
-}
-
-/// A default bundle whose app is `sh -c script`.
-fn sh(mode: Mode, script: &str) -> Bundle {
-    Bundle::new(mode).args(&["/bin/sh", "-c", script])
+    common::test_id("rootfs", test, mode)
 }
 
 /// Runs `bundle`, asserts exit 0 and nothing left behind, and returns stdout.
 fn run_ok(bundle: &Bundle, test: &str) -> String {
-    let mode = bundle.mode();
-    let out = bundle.run(&id(test, mode));
-    assert_eq!(out.status, 0, "{mode:?}: run failed: {out:?}");
-    common::assert_nothing_left(mode, bundle.state_dir());
-    out.stdout
-}
-
-/// One line of /proc/PID/mountinfo.
-#[derive(Debug, Clone, PartialEq)]
-struct MountLine {
-    mount_point: String,
-    /// Per-mount options (ro, nosuid, relatime...).
-    options: Vec<String>,
-    /// The optional fields: shared:N, master:N, ...
-    optional: Vec<String>,
-    fstype: String,
-    line: String,
-}
-
-fn parse_mountinfo(text: &str) -> Vec<MountLine> {
-    text.lines()
-        .filter_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            let f: Vec<&str> = left.split(' ').collect();
-            Some(MountLine {
-                mount_point: f.get(4)?.to_string(),
-                options: f.get(5)?.split(',').map(str::to_owned).collect(),
-                optional: f[6..].iter().map(|s| s.to_string()).collect(),
-                fstype: right.split(' ').next()?.to_string(),
-                line: line.to_string(),
-            })
-        })
-        .collect()
-}
-
-/// The topmost mount at `point` in a mountinfo text.
-fn mount_at<'a>(mounts: &'a [MountLine], point: &str) -> Option<&'a MountLine> {
-    mounts.iter().rev().find(|m| m.mount_point == point)
-}
-
-/// A private, writable copy of the harness rootfs at `<bundle>/rootfs`, owned by the mode's
-/// user (container root is that user when rootless); root.path set to the relative "rootfs".
-fn with_private_rootfs(bundle: Bundle) -> Bundle {
-    let copy = bundle.dir().join("rootfs");
-    let ok = Command::new("cp")
-        .arg("-a")
-        .arg(common::rootfs())
-        .arg(&copy)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "cp -a {} {}",
-        common::rootfs().display(),
-        copy.display()
-    );
-    let u = common::user(bundle.mode());
-    if common::is_root() && bundle.mode().is_rootless() {
-        let ok = Command::new("chown")
-            .args(["-R", "-h", &format!("{}:{}", u.uid, u.gid)])
-            .arg(&copy)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "chown -R {}", copy.display());
-    }
-    bundle.edit(|c| c["root"]["path"] = json!("rootfs"))
+    common::run_ok(bundle, &id(test, bundle.mode())).stdout
 }
 
 #[test]
@@ -170,7 +103,7 @@ fn proc_is_fresh_for_the_sandbox_pid_namespace() {
         assert_eq!(lines[..2], ["1", "/proc/1"], "{mode:?}: {out}");
         assert_eq!(lines[2], format!("/bin/sh -c {script} "), "{mode:?}: {out}");
         let mounts = parse_mountinfo(&out);
-        let proc = mount_at(&mounts, "/proc").unwrap_or_else(|| panic!("{mode:?}: {out}"));
+        let proc = find_mount(&mounts, "/proc").unwrap_or_else(|| panic!("{mode:?}: {out}"));
         assert_eq!(proc.fstype, "proc", "{mode:?}: {}", proc.line);
         // The app's own proc: its root is the proc's root, not a bind of a subdirectory.
         assert!(proc.line.split(' ').nth(3) == Some("/"), "{}", proc.line);
@@ -182,9 +115,7 @@ fn proc_is_fresh_for_the_sandbox_pid_namespace() {
 /// and the run awaited.
 fn while_running<T>(bundle: &Bundle, test: &str, during: impl FnOnce() -> T) -> (Output, T) {
     let mode = bundle.mode();
-    let mut cmd = bundle.nsboot();
-    cmd.arg("--root").arg(bundle.state_dir()).arg("run");
-    cmd.arg("--bundle").arg(bundle.dir()).arg(id(test, mode));
+    let mut cmd = bundle.run_cmd(&id(test, mode));
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -245,42 +176,13 @@ fn sandbox_mounts_never_appear_on_the_host() {
     }
 }
 
-/// Runs `bundle` (as `test`) in a private mount namespace of the test's, where the rootfs is
-/// a shared mount: what the container's / then shows is nsboot's propagation choice, not the
-/// host's default (which here is private everywhere). Needs root to unshare; None otherwise.
-fn run_over_shared_rootfs(bundle: &Bundle, rootfs: &Path, test: &str) -> Option<Output> {
-    if !common::is_root() {
-        return None;
-    }
-    let inner = bundle.nsboot();
-    let mut cmd = Command::new("unshare");
-    cmd.args(["-m", "--propagation", "private", "--", "sh", "-c"]);
-    cmd.arg(r#"r=$1; shift; mount --bind "$r" "$r" && mount --make-shared "$r" && exec "$@""#);
-    cmd.arg("sh").arg(rootfs).arg(inner.get_program());
-    cmd.args(inner.get_args());
-    cmd.arg("--root").arg(bundle.state_dir()).arg("run");
-    cmd.arg("--bundle")
-        .arg(bundle.dir())
-        .arg(id(test, bundle.mode()));
-    if bundle.mode().is_rootless() {
-        cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
-    }
-    for (k, v) in inner.get_envs() {
-        if let Some(v) = v {
-            cmd.env(k, v);
-        }
-    }
-    cmd.current_dir(bundle.dir()).stdin(Stdio::null());
-    Some(common::output(&mut cmd))
-}
-
 #[test]
 fn container_root_is_not_shared_back_by_default() {
     for mode in common::modes() {
         let bundle = sh(mode, "cat /proc/self/mountinfo");
         let out = run_ok(&bundle, "propdefault");
         let mounts = parse_mountinfo(&out);
-        let root = mount_at(&mounts, "/").unwrap_or_else(|| panic!("{mode:?}: {out}"));
+        let root = find_mount(&mounts, "/").unwrap_or_else(|| panic!("{mode:?}: {out}"));
         assert!(
             !root.optional.iter().any(|o| o.starts_with("shared:")),
             "{mode:?}: / is shared: {}",
@@ -288,10 +190,11 @@ fn container_root_is_not_shared_back_by_default() {
         );
         // Over a shared host mount, the default (rslave) receives from the host: master:N.
         let rootfs = common::rootfs();
-        if let Some(out) = run_over_shared_rootfs(&bundle, &rootfs, "propdefault-shared") {
+        if let Some(out) = run_over_shared_mount(&bundle, &rootfs, &id("propdefault-shared", mode))
+        {
             assert_eq!(out.status, 0, "{mode:?}: {out:?}");
             let mounts = parse_mountinfo(&out.stdout);
-            let root = mount_at(&mounts, "/").unwrap_or_else(|| panic!("{mode:?}: {out:?}"));
+            let root = find_mount(&mounts, "/").unwrap_or_else(|| panic!("{mode:?}: {out:?}"));
             let kinds: Vec<&str> = root
                 .optional
                 .iter()
@@ -313,13 +216,13 @@ fn rootfs_propagation_rprivate_is_private() {
         let bundle = sh(mode, "cat /proc/self/mountinfo")
             .edit(|c| c["linux"]["rootfsPropagation"] = json!("rprivate"));
         let rootfs = common::rootfs();
-        let out = match run_over_shared_rootfs(&bundle, &rootfs, "rprivate") {
+        let out = match run_over_shared_mount(&bundle, &rootfs, &id("rprivate", mode)) {
             Some(out) => out,
             None => bundle.run(&id("rprivate", mode)),
         };
         assert_eq!(out.status, 0, "{mode:?}: {out:?}");
         let mounts = parse_mountinfo(&out.stdout);
-        let root = mount_at(&mounts, "/").unwrap_or_else(|| panic!("{mode:?}: {out:?}"));
+        let root = find_mount(&mounts, "/").unwrap_or_else(|| panic!("{mode:?}: {out:?}"));
         assert!(
             root.optional.is_empty(),
             "{mode:?}: / is not private: {}",

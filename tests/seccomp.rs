@@ -12,7 +12,7 @@ use common::{Bundle, Mode, Output};
 use serde_json::{json, Value};
 
 fn id(test: &str, mode: Mode) -> String {
-    format!("sc-{test}-{mode:?}").to_lowercase()
+    common::test_id("sc", test, mode)
 }
 
 /// A bundle running `sh -c script` under the seccomp profile `profile`.

@@ -53,6 +53,8 @@ pub struct Janitor {
     pub caller: OwnedFd,
     pub state_root: OwnedFd,
     pub id: String,
+    /// Readable once the caller has created the state (a byte): only then is it ours to remove.
+    pub created: OwnedFd,
 }
 
 impl Janitor {
@@ -70,7 +72,12 @@ impl Janitor {
         } else {
             self.caller_died()
         };
-        if dead {
+        let mut b = [0u8; 1];
+        let ours = matches!(
+            nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&self.created), &mut b),
+            Ok(1)
+        );
+        if dead && ours {
             crate::state::remove_at(self.state_root.as_fd(), &self.id);
         }
     }

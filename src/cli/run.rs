@@ -142,20 +142,20 @@ fn launch_with(
     };
     crate::log::phase("prepare");
     let root = state::root_dir(global.root.as_deref());
-    let entry = match state::create(&root, id) {
-        Ok(e) => e,
-        Err(e) => return fail(&e),
-    };
-    crate::log::phase("state");
-    let code = run_in(global, &entry, id, spec, rootfs, bundle, mapping, pid_file);
-    entry.remove();
-    code
+    if let Err(e) = std::fs::create_dir_all(&root) {
+        return fail(&state::StateError::Io {
+            path: root,
+            errno: e.into(),
+            hint: ": choose a writable state directory with --root".into(),
+        });
+    }
+    run_in(global, &root, id, spec, rootfs, bundle, mapping, pid_file)
 }
 
 #[allow(clippy::too_many_arguments)]
 fn run_in(
     global: &Global,
-    entry: &state::Entry,
+    root: &Path,
     id: &str,
     spec: Spec,
     rootfs: PathBuf,
@@ -182,11 +182,19 @@ fn run_in(
         (None, None)
     };
     let exec_boot = std::env::var_os("NSBOOT_EXEC_BOOT").is_some_and(|v| v == "1");
-    let janitor = match (crate::sys::pidfd_self(), open_dir(&entry.root)) {
+    // The supervisor removes the state if this caller is killed once the state exists
+    // (`created` tells it that it does, and that it is ours).
+    let (created_r, created_w) =
+        match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK) {
+            Ok(p) => p,
+            Err(e) => return fail(&e),
+        };
+    let janitor = match (crate::sys::pidfd_self(), open_dir(root)) {
         (Ok(caller), Ok(state_root)) => Some(crate::boot::Janitor {
             caller,
             state_root,
             id: id.into(),
+            created: created_r,
         }),
         _ => None,
     };
@@ -211,6 +219,45 @@ fn run_in(
             return e.exit_code();
         }
     };
+    // The state comes after the spawn, so that from its first instant a supervisor exists to
+    // remove it should this caller be killed.
+    let entry = match state::create(root, id) {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = crate::sys::pidfd_signal(std::os::fd::AsFd::as_fd(&sb.pidfd), libc::SIGKILL);
+            let _ = crate::sys::pidfd_wait(std::os::fd::AsFd::as_fd(&sb.pidfd));
+            return fail(&e);
+        }
+    };
+    let _ = nix::unistd::write(&created_w, &[1]);
+    crate::log::phase("state");
+    let code = run_started(
+        &sb,
+        &entry,
+        id,
+        rootfs,
+        bundle,
+        pid_file,
+        annotations,
+        hooks,
+        console_caller,
+    );
+    entry.remove();
+    code
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_started(
+    sb: &sandbox::Sandbox,
+    entry: &state::Entry,
+    id: &str,
+    rootfs: PathBuf,
+    bundle: PathBuf,
+    pid_file: Option<&Path>,
+    annotations: Option<std::collections::HashMap<String, String>>,
+    hooks: Option<oci_spec::runtime::Hooks>,
+    console_caller: Option<std::os::fd::OwnedFd>,
+) -> i32 {
     // One write: the app starts right away (a foreground run is never seen "created").
     let mut st = state::State {
         oci_version: "1.0.2".into(),

@@ -87,14 +87,21 @@ impl Bundle {
 
     /// `nsboot --root <state> run --bundle <dir> <id>`.
     pub fn run(&self, id: &str) -> Output {
+        output(&mut self.run_cmd(id))
+    }
+
+    /// The command [`Bundle::run`] runs, not started yet.
+    pub fn run_cmd(&self, id: &str) -> Command {
+        self.run_cmd_for(&self.dir, id)
+    }
+
+    /// `nsboot --root <state> run --bundle <bundle_dir> <id>`, not started yet: for a bundle
+    /// dir other than this one (a missing one, say).
+    pub fn run_cmd_for(&self, bundle_dir: &Path, id: &str) -> Command {
         let mut cmd = self.nsboot();
-        cmd.arg("--root")
-            .arg(&self.state)
-            .arg("run")
-            .arg("--bundle")
-            .arg(&self.dir)
-            .arg(id);
-        output(&mut cmd)
+        cmd.arg("--root").arg(&self.state).arg("run");
+        cmd.arg("--bundle").arg(bundle_dir).arg(id);
+        cmd
     }
 }
 

@@ -17,15 +17,27 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 mod bundle;
+mod fixtures;
 mod leftovers;
+mod mountinfo;
 mod run;
+mod running;
 
 #[allow(unused_imports)]
 pub use bundle::Bundle;
 #[allow(unused_imports)]
+pub use fixtures::{
+    add_tmp_and, bind, give_to, host_dir, private_rootfs, run_ok, run_over_shared_mount, sections,
+    sh, sh_with_mounts, test_id, top, with_private_rootfs,
+};
+#[allow(unused_imports)]
 pub use leftovers::assert_nothing_left;
 #[allow(unused_imports)]
-pub use run::{output, Output};
+pub use mountinfo::{find_mount, host_submounts, mount_at, parse_mountinfo, MountLine};
+#[allow(unused_imports)]
+pub use run::{output, spawn_piped, Output};
+#[allow(unused_imports)]
+pub use running::Running;
 
 /// The unprivileged user (with a subordinate range) the rootless modes run as under root.
 pub const TEST_USER: &str = "nsbt";

@@ -2,7 +2,7 @@
 
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
@@ -19,12 +19,7 @@ pub struct Output {
 
 /// Run `cmd` to completion, capturing its output; kill its process group after [`RUN_TIMEOUT`].
 pub fn output(cmd: &mut Command) -> Output {
-    cmd.stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let mut child = spawn_piped(cmd);
     let pid = child.id() as i32;
     let out = drain(child.stdout.take().expect("piped stdout"));
     let err = drain(child.stderr.take().expect("piped stderr"));
@@ -54,6 +49,16 @@ pub fn output(cmd: &mut Command) -> Output {
         stdout: out(),
         stderr,
     }
+}
+
+/// Starts `cmd` with stdout and stderr piped, in its own process group (no signal meant for
+/// the test runner reaches it, and a timeout can kill the whole group).
+pub fn spawn_piped(cmd: &mut Command) -> Child {
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    cmd.spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"))
 }
 
 /// Read a pipe on a thread; the returned closure gives what was read once the writers close it,
