@@ -343,8 +343,12 @@ pub fn write(pid: Pid, m: &Mapping) -> Result<(), IdmapError> {
             newuidmap,
             newgidmap,
         } => {
-            run_helper(newuidmap, pid, &m.uids, "/etc/subuid")?;
-            run_helper(newgidmap, pid, &m.gids, "/etc/subgid")
+            // Both helpers at once: each is an exec of a setuid binary, the slowest step of a
+            // launch with ranges; they write different files of the same process.
+            let uid = start_helper(newuidmap, pid, &m.uids)?;
+            let gid = start_helper(newgidmap, pid, &m.gids);
+            let uid = finish_helper(uid, newuidmap, pid, "/etc/subuid");
+            uid.and(finish_helper(gid?, newgidmap, pid, "/etc/subgid"))
         }
     }
 }
@@ -361,21 +365,42 @@ fn write_file(path: &Path, text: &str) -> Result<(), IdmapError> {
     })
 }
 
-/// Runs newuidmap/newgidmap with a clean environment; its exit status and stderr are checked.
-fn run_helper(tool: &Path, pid: Pid, ranges: &[IdRange], file: &str) -> Result<(), IdmapError> {
+/// Starts newuidmap/newgidmap with a clean environment (absolute path, no PATH lookup).
+fn start_helper(
+    tool: &Path,
+    pid: Pid,
+    ranges: &[IdRange],
+) -> Result<(std::process::Child, String), IdmapError> {
     let args: Vec<String> = ranges
         .iter()
         .flat_map(|r| [r.container, r.host, r.size])
         .map(|v| v.to_string())
         .collect();
-    let out = Command::new(tool)
+    let child = Command::new(tool)
         .arg(pid.to_string())
         .args(&args)
         .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .output()
+        .spawn()
+        .map_err(|e| IdmapError::HelperSpawn {
+            tool: tool.display().to_string(),
+            errno: e.into(),
+        })?;
+    Ok((child, args.join(" ")))
+}
+
+/// Waits for a helper; its exit status and stderr are checked.
+fn finish_helper(
+    started: (std::process::Child, String),
+    tool: &Path,
+    pid: Pid,
+    file: &str,
+) -> Result<(), IdmapError> {
+    let (child, args) = started;
+    let out = child
+        .wait_with_output()
         .map_err(|e| IdmapError::HelperSpawn {
             tool: tool.display().to_string(),
             errno: e.into(),
@@ -387,7 +412,7 @@ fn run_helper(tool: &Path, pid: Pid, ranges: &[IdRange], file: &str) -> Result<(
     Err(IdmapError::HelperFailed {
         tool: tool.display().to_string(),
         pid: pid.as_raw(),
-        args: args.join(" "),
+        args,
         stderr: stderr.trim().replace('\n', "; "),
         fix: if privileged(tool) {
             format!("check your ranges in {file}; they must cover the spec's uid/gid mappings")

@@ -5,7 +5,6 @@
 mod common;
 
 use std::os::unix::process::CommandExt;
-use std::process::Command;
 
 use caps::Capability::{self, *};
 use common::{Bundle, Mode, Output};

@@ -87,16 +87,14 @@ fn make_readonly(ctx: &Ctx) -> Result<(), MountError> {
     resolve::bind(target.fd.as_fd(), target.fd.as_fd(), true)
         .map_err(|e| ctx.mount_err("a bind onto itself", e))?;
     let top = ctx.mounted()?;
+    // One mount_setattr makes the mount and its submounts read-only and leaves every other
+    // (locked) flag alone; a kernel without it (< 5.12) gets the classic remount.
+    if resolve::set_readonly_recursive(top.as_fd()).is_ok() {
+        return Ok(());
+    }
     let ro = MsFlags::MS_RDONLY | MsFlags::MS_REC;
     resolve::remount_bind(top.as_fd(), ro, true)
-        .map_err(|e| ctx.mount_err("a read-only remount", e))?;
-    if let Err(e) = resolve::set_readonly_recursive(top.as_fd()) {
-        tracing::debug!(
-            "recursive read-only on {} not applied: {e}",
-            ctx.dest.display()
-        );
-    }
-    Ok(())
+        .map_err(|e| ctx.mount_err("a read-only remount", e))
 }
 
 /// The whole assembly, for real: a forked child in new user+mount+pid+ipc namespaces runs
