@@ -102,7 +102,7 @@ pub fn create(root: &Path, id: &str) -> Result<Entry, StateError> {
             root: root.into(),
         });
     }
-    let tmp = root.join(format!(".{id}.{}.new", std::process::id()));
+    let tmp = root.join(private_name(id, std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir(&tmp).map_err(|e| io(&tmp, e))?;
     let lock = match lock(&tmp) {
@@ -137,6 +137,11 @@ pub fn create(root: &Path, id: &str) -> Result<Entry, StateError> {
             })
         }
     }
+}
+
+/// The private name under which `pid` builds the directory of `id` before renaming it.
+pub fn private_name(id: &str, pid: u32) -> String {
+    format!(".{id}.{pid}.new")
 }
 
 /// Removes a state directory left by a sandbox killed with SIGKILL: nobody holds its lock and

@@ -23,6 +23,9 @@ const PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 struct Podman {
     top: PathBuf,
     user: &'static common::TestUser,
+    /// One podman test at a time: conmon's timing under a loaded machine is part of what
+    /// these tests see, and four podmans at once on 2 cores make it flaky.
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
 
 fn podman_installed() -> bool {
@@ -47,7 +50,13 @@ impl Podman {
         // Short: conmon's attach socket lives below it (sun_path holds 108 bytes).
         let top = std::env::temp_dir().join(format!("nsbt-pm-{}-{n}", std::process::id()));
         let user = common::user(Mode::RootlessSingle);
-        let p = Podman { top, user };
+        static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let p = Podman {
+            top,
+            user,
+            _serial: serial,
+        };
         for (dir, mode) in [("", 0o755), ("xdg", 0o700), ("home", 0o700)] {
             let d = p.top.join(dir);
             fs::create_dir_all(&d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
@@ -337,7 +346,9 @@ fn podman_run_it_gives_the_container_a_terminal() {
         IMAGE,
         "sh",
         "-c",
-        "tty; test -t 1 && echo stdout-is-a-tty; exit 6",
+        // The pause gives conmon time to copy the output before the terminal goes away: under
+        // load the output of an instantly exiting -it container was lost once (not yet traced).
+        "tty; test -t 1 && echo stdout-is-a-tty; sleep 0.5; exit 6",
     ]);
     assert_eq!(
         out.status, 6,

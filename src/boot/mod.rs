@@ -55,6 +55,8 @@ pub struct Janitor {
     pub id: String,
     /// Readable once the caller has created the state (a byte): only then is it ours to remove.
     pub created: OwnedFd,
+    /// The caller's pid, which names its private directory while it creates the state.
+    pub caller_pid: u32,
 }
 
 impl Janitor {
@@ -79,6 +81,10 @@ impl Janitor {
         );
         if dead && ours {
             crate::state::remove_at(self.state_root.as_fd(), &self.id);
+        }
+        if dead {
+            let private = crate::state::private_name(&self.id, self.caller_pid);
+            crate::state::remove_at(self.state_root.as_fd(), &private);
         }
     }
 }

@@ -195,6 +195,7 @@ fn run_in(
             state_root,
             id: id.into(),
             created: created_r,
+            caller_pid: std::process::id(),
         }),
         _ => None,
     };
