@@ -252,6 +252,21 @@ pub fn remove_at(root: std::os::fd::BorrowedFd<'_>, id: &str) {
             return;
         }
     };
+    // A lock somebody holds is a live command's: not a dead caller's leftover.
+    let lock = openat(
+        Some(fd),
+        "lock",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+        Mode::empty(),
+    );
+    if let Ok(lock) = lock {
+        // SAFETY: openat just returned this fd; the File owns it from here on.
+        let file = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(lock) };
+        if Flock::lock(file, FlockArg::LockExclusiveNonblock).is_err() {
+            let _ = nix::unistd::close(fd);
+            return;
+        }
+    }
     if let Ok(mut dir) = Dir::from_fd(fd) {
         let names: Vec<std::ffi::CString> = dir
             .iter()

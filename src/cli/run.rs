@@ -221,7 +221,9 @@ fn run_in(
         }
     };
     // The state comes after the spawn, so that from its first instant a supervisor exists to
-    // remove it should this caller be killed.
+    // remove it should this caller be killed. The supervisor is told before the state appears
+    // (it removes it only while nobody holds its lock: never another run's).
+    let _ = nix::unistd::write(&created_w, &[1]);
     let entry = match state::create(root, id) {
         Ok(e) => e,
         Err(e) => {
@@ -230,7 +232,6 @@ fn run_in(
             return fail(&e);
         }
     };
-    let _ = nix::unistd::write(&created_w, &[1]);
     crate::log::phase("state");
     let code = run_started(
         &sb,
