@@ -1,0 +1,150 @@
+//! The two map writers: the caller writes /proc/PID/{setgroups,uid_map,gid_map} itself, or runs
+//! the setuid helpers newuidmap/newgidmap (absolute path, clean environment, exit status and
+//! stderr checked), while the child blocks on its sync fd.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use nix::unistd::Pid;
+
+use super::{IdRange, IdmapError, Mapping, Writer};
+
+/// Whether a helper can do its job: setuid root, or file capabilities.
+fn privileged(tool: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let setuid = fs::metadata(tool)
+        .map(|m| m.mode() & 0o4000 != 0 && m.uid() == 0)
+        .unwrap_or(true);
+    setuid || has_file_caps(tool)
+}
+
+fn has_file_caps(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: getxattr with a null buffer and size 0 only asks for the value's size.
+    let n = unsafe {
+        libc::getxattr(
+            c.as_ptr(),
+            c"security.capability".as_ptr(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    n > 0
+}
+
+/// The uidmap helpers, by absolute path (never through PATH: they are setuid).
+/// NSBOOT_NEWUIDMAP overrides the path (tests use it to hide the helpers).
+pub fn helpers() -> Option<Writer> {
+    let find = |tool: &str, var: &str| -> Option<PathBuf> {
+        if let Some(p) = std::env::var_os(var) {
+            let p = PathBuf::from(p);
+            return p.is_file().then_some(p);
+        }
+        ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
+            .iter()
+            .map(|d| Path::new(d).join(tool))
+            .find(|p| p.is_file())
+    };
+    Some(Writer::Helpers {
+        newuidmap: find("newuidmap", "NSBOOT_NEWUIDMAP")?,
+        newgidmap: find("newgidmap", "NSBOOT_NEWGIDMAP")?,
+    })
+}
+
+/// Writes the maps of process `pid` (blocked on its sync fd in a new user namespace).
+pub fn write(pid: Pid, m: &Mapping) -> Result<(), IdmapError> {
+    match &m.writer {
+        Writer::Direct { deny_setgroups } => {
+            let proc = PathBuf::from(format!("/proc/{pid}"));
+            if *deny_setgroups {
+                write_file(&proc.join("setgroups"), "deny")?;
+            }
+            write_file(&proc.join("uid_map"), &lines(&m.uids))?;
+            write_file(&proc.join("gid_map"), &lines(&m.gids))
+        }
+        Writer::Helpers {
+            newuidmap,
+            newgidmap,
+        } => {
+            // Both helpers at once: each is an exec of a setuid binary, the slowest step of a
+            // launch with ranges; they write different files of the same process.
+            let uid = start_helper(newuidmap, pid, &m.uids)?;
+            let gid = start_helper(newgidmap, pid, &m.gids);
+            let uid = finish_helper(uid, newuidmap, pid, "/etc/subuid");
+            uid.and(finish_helper(gid?, newgidmap, pid, "/etc/subgid"))
+        }
+    }
+}
+
+fn lines(r: &[IdRange]) -> String {
+    r.iter().map(|r| format!("{r}\n")).collect()
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), IdmapError> {
+    fs::write(path, text).map_err(|e| IdmapError::Write {
+        path: path.into(),
+        map: text.trim_end().replace('\n', ", "),
+        errno: e.into(),
+    })
+}
+
+/// Starts newuidmap/newgidmap with a clean environment (absolute path, no PATH lookup).
+fn start_helper(
+    tool: &Path,
+    pid: Pid,
+    ranges: &[IdRange],
+) -> Result<(std::process::Child, String), IdmapError> {
+    let args: Vec<String> = ranges
+        .iter()
+        .flat_map(|r| [r.container, r.host, r.size])
+        .map(|v| v.to_string())
+        .collect();
+    let child = Command::new(tool)
+        .arg(pid.to_string())
+        .args(&args)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| IdmapError::HelperSpawn {
+            tool: tool.display().to_string(),
+            errno: e.into(),
+        })?;
+    Ok((child, args.join(" ")))
+}
+
+/// Waits for a helper; its exit status and stderr are checked.
+fn finish_helper(
+    started: (std::process::Child, String),
+    tool: &Path,
+    pid: Pid,
+    file: &str,
+) -> Result<(), IdmapError> {
+    let (child, args) = started;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| IdmapError::HelperSpawn {
+            tool: tool.display().to_string(),
+            errno: e.into(),
+        })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    Err(IdmapError::HelperFailed {
+        tool: tool.display().to_string(),
+        pid: pid.as_raw(),
+        args,
+        stderr: stderr.trim().replace('\n', "; "),
+        fix: if privileged(tool) {
+            format!("check your ranges in {file}; they must cover the spec's uid/gid mappings")
+        } else {
+            format!("{} is neither setuid root nor has file capabilities: chmod u+s it, or reinstall the uidmap package", tool.display())
+        },
+    })
+}
