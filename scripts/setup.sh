@@ -5,23 +5,15 @@
 #   - creates the unprivileged test users (scripts/test-users.sh)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=scripts/lib.sh
+. "$here/lib.sh"
 [ "$(id -u)" = 0 ] || { echo "setup.sh: run as root (sudo $0)" >&2; exit 1; }
 
 # uidmap: newuidmap/newgidmap (subordinate-range mappings); busybox-static: the test rootfs;
 # libseccomp-dev + pkg-config: the libseccomp crate links the system library;
 # hyperfine + jq: benchmarks and bundle editing in scripts.
 pkgs="uidmap busybox-static libseccomp-dev pkg-config hyperfine jq"
-missing=""
-for p in $pkgs; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-  echo "setup.sh: installing$missing"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get -o DPkg::Lock::Timeout=600 update -qq
-  # shellcheck disable=SC2086 # word splitting of the package list is intended
-  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $missing >/dev/null
-fi
+install_missing setup.sh $pkgs
 
 # The toolchain is provisioned with the machine (rustup puts it in ~/.cargo/bin).
 if ! command -v cargo >/dev/null && [ ! -x "${HOME:-/root}/.cargo/bin/cargo" ]; then

@@ -76,13 +76,13 @@ fn is_listening(sock: &OwnedFd) -> bool {
     nix::sys::socket::getsockopt(sock, nix::sys::socket::sockopt::AcceptConn).unwrap_or(false)
 }
 
-/// The controller socket of a created container: `<state dir>/ctl.sock`, listening.
-pub fn listen(path: &std::path::Path) -> Result<OwnedFd, WireError> {
+/// A Unix stream socket at `path`: `bind`+`listen` (create) or `connect` (start).
+fn unix_socket(path: &std::path::Path, what: &str, listening: bool) -> Result<OwnedFd, WireError> {
     use nix::sys::socket::{
-        bind, listen as listen_on, socket, AddressFamily, Backlog, SockType, UnixAddr,
+        bind, connect, listen, socket, AddressFamily, Backlog, SockType, UnixAddr,
     };
     let err = |e: nix::errno::Errno| WireError::Io {
-        expected: format!("a controller socket at {}", path.display()),
+        expected: format!("{what} at {}", path.display()),
         errno: e.into(),
     };
     let fd = socket(
@@ -92,25 +92,22 @@ pub fn listen(path: &std::path::Path) -> Result<OwnedFd, WireError> {
         None,
     )
     .map_err(err)?;
-    bind(fd.as_raw_fd(), &UnixAddr::new(path).map_err(err)?).map_err(err)?;
-    listen_on(&fd, Backlog::new(4).map_err(err)?).map_err(err)?;
+    let addr = UnixAddr::new(path).map_err(err)?;
+    if listening {
+        bind(fd.as_raw_fd(), &addr).map_err(err)?;
+        listen(&fd, Backlog::new(4).map_err(err)?).map_err(err)?;
+    } else {
+        connect(fd.as_raw_fd(), &addr).map_err(err)?;
+    }
     Ok(fd)
+}
+
+/// The controller socket of a created container: `<state dir>/ctl.sock`, listening.
+pub fn listen(path: &std::path::Path) -> Result<OwnedFd, WireError> {
+    unix_socket(path, "a controller socket", true)
 }
 
 /// `start`: connects to a created container's controller socket.
 pub fn connect(path: &std::path::Path) -> Result<OwnedFd, WireError> {
-    use nix::sys::socket::{connect as connect_to, socket, AddressFamily, SockType, UnixAddr};
-    let err = |e: nix::errno::Errno| WireError::Io {
-        expected: format!("the sandbox's controller at {}", path.display()),
-        errno: e.into(),
-    };
-    let fd = socket(
-        AddressFamily::Unix,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .map_err(err)?;
-    connect_to(fd.as_raw_fd(), &UnixAddr::new(path).map_err(err)?).map_err(err)?;
-    Ok(fd)
+    unix_socket(path, "the sandbox's controller", false)
 }

@@ -64,11 +64,7 @@ pub fn run(args: CreateArgs, global: &Global) -> i32 {
     };
     let annotations = spec.annotations().clone();
     let hooks = spec.hooks().clone();
-    let terminal = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
+    let terminal = spec::wants_terminal(&spec);
     let console = match (terminal, &args.console_socket) {
         (true, Some(path)) => match crate::console::connect_socket(path) {
             Ok(c) => Some(c),

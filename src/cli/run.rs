@@ -168,11 +168,7 @@ fn run_in(
     }
     let annotations = spec.annotations().clone();
     let hooks = spec.hooks().clone();
-    let terminal = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
+    let terminal = spec::wants_terminal(&spec);
     let (console_caller, console) = if terminal {
         match crate::pty::console_pair() {
             Ok((a, b)) => (Some(a), Some(b)),

@@ -228,6 +228,14 @@ pub fn parse(file: &Path, bytes: &[u8]) -> Result<Spec, SpecError> {
     locate::decode(file, bytes)
 }
 
+/// process.terminal: whether the application gets a pty.
+pub fn wants_terminal(spec: &Spec) -> bool {
+    spec.process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false)
+}
+
 /// The adjustments nsboot makes to any spec it is given, before validation.
 ///
 /// nsboot always runs the container in a new user namespace (the supervisor is root only
