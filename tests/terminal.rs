@@ -83,3 +83,93 @@ fn ctrl_c_reaches_the_command_through_the_pty() {
         common::assert_nothing_left(mode, bundle.state_dir());
     }
 }
+
+/// Output of a child read into a shared buffer, to wait for text as it arrives.
+struct Screen(std::sync::Arc<std::sync::Mutex<String>>);
+
+impl Screen {
+    fn read_from(mut out: impl Read + Send + 'static) -> Screen {
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let shared = buf.clone();
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = out.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                shared
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        });
+        Screen(buf)
+    }
+
+    fn text(&self) -> String {
+        self.0.lock().unwrap().replace('\r', "")
+    }
+
+    /// Waits (at most 20 s) until `needle` has appeared `times` times.
+    fn wait_for(&self, needle: &str, times: usize, ctx: &str) {
+        let start = Instant::now();
+        while self.text().matches(needle).count() < times {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{ctx}: no {needle:?} in {:?}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn ctrl_z_and_fg_work_in_an_interactive_shell() {
+    for mode in common::rootless_modes() {
+        let ctx = format!("{mode:?}");
+        let bundle = Bundle::new(mode);
+        let bin = common::nsboot_bin().display().to_string();
+        let mut child = common::as_user(mode, "script")
+            .args(["-qec", &format!("{bin} do -- sh -i"), "/dev/null"])
+            .current_dir(bundle.dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("script runs");
+        let screen = Screen::read_from(child.stdout.take().unwrap());
+        let mut stdin = child.stdin.take().unwrap();
+        let mut type_in = |s: &[u8]| {
+            stdin.write_all(s).unwrap();
+            stdin.flush().unwrap();
+        };
+        screen.wait_for("# ", 1, &ctx); // the shell is root in the sandbox
+        type_in(b"sleep 30\n");
+        std::thread::sleep(Duration::from_millis(500));
+        type_in(b"\x1a"); // ^Z: the pty's line discipline stops the foreground job
+        screen.wait_for("Stopped", 1, &ctx);
+        type_in(b"jobs\n");
+        screen.wait_for("Stopped", 2, &ctx);
+        type_in(b"fg\n");
+        std::thread::sleep(Duration::from_millis(500));
+        type_in(b"\x03"); // ^C ends the resumed sleep: it is the foreground job again
+        type_in(b"echo status-$?\n");
+        screen.wait_for("status-130", 1, &ctx);
+        type_in(b"exit 4\n");
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{ctx}: the shell did not exit: {:?}",
+                screen.text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(status.code(), Some(4), "{ctx}: {:?}", screen.text());
+        common::assert_nothing_left(mode, bundle.state_dir());
+    }
+}
