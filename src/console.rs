@@ -10,9 +10,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{open, OFlag};
-use nix::sys::socket::{
-    connect, sendmsg, socket, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr,
-};
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use nix::sys::stat::Mode;
 use serde::{Deserialize, Serialize};
 
@@ -43,20 +41,10 @@ pub struct Pty {
 
 /// Connects to the engine's console socket (a Unix stream socket path on the host).
 pub fn connect_socket(path: &Path) -> Result<OwnedFd, ConsoleError> {
-    let err = |e: nix::errno::Errno| ConsoleError::Connect {
+    crate::control::unix_socket(path, false).map_err(|errno| ConsoleError::Connect {
         path: path.into(),
-        errno: e.into(),
-    };
-    let sock = socket(
-        AddressFamily::Unix,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .map_err(err)?;
-    let addr = UnixAddr::new(path).map_err(err)?;
-    connect(sock.as_raw_fd(), &addr).map_err(err)?;
-    Ok(sock)
+        errno,
+    })
 }
 
 fn pty_err(step: &str, e: nix::errno::Errno) -> ConsoleError {
@@ -159,7 +147,9 @@ pub fn make_controlling(slave: impl AsFd) -> Result<(), ConsoleError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nix::sys::socket::{recvmsg, socketpair, ControlMessageOwned};
+    use nix::sys::socket::{
+        recvmsg, socketpair, AddressFamily, ControlMessageOwned, SockFlag, SockType,
+    };
 
     #[test]
     fn master_crosses_the_socket_and_talks_to_the_slave() {

@@ -76,38 +76,40 @@ fn is_listening(sock: &OwnedFd) -> bool {
     nix::sys::socket::getsockopt(sock, nix::sys::socket::sockopt::AcceptConn).unwrap_or(false)
 }
 
-/// A Unix stream socket at `path`: `bind`+`listen` (create) or `connect` (start).
-fn unix_socket(path: &std::path::Path, what: &str, listening: bool) -> Result<OwnedFd, WireError> {
+/// A Unix stream socket at `path`: `bind`+`listen` (create) or `connect` (start, and the
+/// engine's console socket).
+pub fn unix_socket(path: &std::path::Path, listening: bool) -> Result<OwnedFd, crate::sys::Errno> {
     use nix::sys::socket::{
         bind, connect, listen, socket, AddressFamily, Backlog, SockType, UnixAddr,
-    };
-    let err = |e: nix::errno::Errno| WireError::Io {
-        expected: format!("{what} at {}", path.display()),
-        errno: e.into(),
     };
     let fd = socket(
         AddressFamily::Unix,
         SockType::Stream,
         SockFlag::SOCK_CLOEXEC,
         None,
-    )
-    .map_err(err)?;
-    let addr = UnixAddr::new(path).map_err(err)?;
+    )?;
+    let addr = UnixAddr::new(path)?;
     if listening {
-        bind(fd.as_raw_fd(), &addr).map_err(err)?;
-        listen(&fd, Backlog::new(4).map_err(err)?).map_err(err)?;
+        bind(fd.as_raw_fd(), &addr)?;
+        listen(&fd, Backlog::new(4)?)?;
     } else {
-        connect(fd.as_raw_fd(), &addr).map_err(err)?;
+        connect(fd.as_raw_fd(), &addr)?;
     }
     Ok(fd)
 }
 
 /// The controller socket of a created container: `<state dir>/ctl.sock`, listening.
 pub fn listen(path: &std::path::Path) -> Result<OwnedFd, WireError> {
-    unix_socket(path, "a controller socket", true)
+    unix_socket(path, true).map_err(|errno| WireError::Io {
+        expected: format!("a controller socket at {}", path.display()),
+        errno,
+    })
 }
 
 /// `start`: connects to a created container's controller socket.
 pub fn connect(path: &std::path::Path) -> Result<OwnedFd, WireError> {
-    unix_socket(path, "the sandbox's controller", false)
+    unix_socket(path, false).map_err(|errno| WireError::Io {
+        expected: format!("the sandbox's controller at {}", path.display()),
+        errno,
+    })
 }

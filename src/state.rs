@@ -51,6 +51,30 @@ pub struct State {
     pub annotations: Option<std::collections::HashMap<String, String>>,
 }
 
+impl State {
+    /// A new container's state, created now by the current user.
+    pub fn new(
+        id: &str,
+        status: &str,
+        pid: i32,
+        bundle: PathBuf,
+        rootfs: PathBuf,
+        annotations: Option<std::collections::HashMap<String, String>>,
+    ) -> State {
+        State {
+            oci_version: "1.0.2".into(),
+            id: id.into(),
+            status: status.into(),
+            pid,
+            bundle,
+            rootfs,
+            created: crate::log::now_rfc3339(),
+            owner: nix::unistd::geteuid().to_string(),
+            annotations,
+        }
+    }
+}
+
 /// The state root: --root, else $XDG_RUNTIME_DIR/nsboot when rootless (/tmp/nsboot-UID
 /// without XDG_RUNTIME_DIR), else /run/nsboot.
 pub fn root_dir(flag: Option<&Path>) -> PathBuf {

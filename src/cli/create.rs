@@ -101,17 +101,14 @@ pub fn run(args: CreateArgs, global: &Global) -> i32 {
             return e.exit_code();
         }
     };
-    let st = state::State {
-        oci_version: "1.0.2".into(),
-        id: args.id.clone(),
-        status: "created".into(),
-        pid: sb.pid.as_raw(),
+    let st = state::State::new(
+        &args.id,
+        "created",
+        sb.pid.as_raw(),
         bundle,
         rootfs,
-        created: crate::log::now_rfc3339(),
-        owner: nix::unistd::geteuid().to_string(),
         annotations,
-    };
+    );
     let saved = entry.save(&st).and_then(|()| match &args.pid_file {
         Some(p) => std::fs::write(p, sb.pid.to_string()).map_err(|e| state::StateError::Io {
             path: p.clone(),

@@ -257,17 +257,7 @@ fn run_started(
     console_caller: Option<std::os::fd::OwnedFd>,
 ) -> i32 {
     // One write: the app starts right away (a foreground run is never seen "created").
-    let mut st = state::State {
-        oci_version: "1.0.2".into(),
-        id: id.into(),
-        status: "running".into(),
-        pid: sb.pid.as_raw(),
-        bundle,
-        rootfs,
-        created: crate::log::now_rfc3339(),
-        owner: nix::unistd::geteuid().to_string(),
-        annotations,
-    };
+    let mut st = state::State::new(id, "running", sb.pid.as_raw(), bundle, rootfs, annotations);
     let _ = entry.save(&st);
     if let Some(p) = pid_file {
         let _ = std::fs::write(p, sb.pid.to_string());

@@ -109,14 +109,7 @@ pub fn do_spec(opts: &DoOptions) -> Result<Spec, SpecError> {
     linux.set_readonly_paths(Some(READONLY_PATHS.iter().map(|p| p.to_string()).collect()));
     // The same default profile as `nsboot spec` writes, tailored to the command's capabilities
     // (syscall groups gated by a capability stay denied without it).
-    let bounding = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.capabilities().clone())
-        .and_then(|c| c.bounding().clone());
-    linux.set_seccomp(Some(crate::process::seccomp::default_profile_for(
-        &bounding.unwrap_or_default(),
-    )));
+    linux.set_seccomp(Some(super::default_seccomp(&spec)));
     spec.set_linux(Some(linux));
 
     super::validate(&spec)?;

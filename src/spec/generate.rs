@@ -220,14 +220,7 @@ pub fn generate(rootless: bool, uid: u32, gid: u32) -> Spec {
     linux.set_namespaces(Some(namespaces));
     // runc's example has no seccomp; nsboot writes its default profile, tailored to the
     // capabilities above (groups of syscalls gated by a capability stay denied without it).
-    let bounding = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.capabilities().clone())
-        .and_then(|c| c.bounding().clone());
-    linux.set_seccomp(Some(crate::process::seccomp::default_profile_for(
-        &bounding.unwrap_or_default(),
-    )));
+    linux.set_seccomp(Some(super::default_seccomp(&spec)));
     spec.set_linux(Some(linux));
     spec
 }

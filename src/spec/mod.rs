@@ -228,6 +228,17 @@ pub fn parse(file: &Path, bytes: &[u8]) -> Result<Spec, SpecError> {
     locate::decode(file, bytes)
 }
 
+/// The default seccomp profile, tailored to the spec's bounding capabilities (syscall groups
+/// gated by a capability stay denied without it).
+pub fn default_seccomp(spec: &Spec) -> oci_spec::runtime::LinuxSeccomp {
+    let bounding = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.capabilities().clone())
+        .and_then(|c| c.bounding().clone());
+    crate::process::seccomp::default_profile_for(&bounding.unwrap_or_default())
+}
+
 /// process.terminal: whether the application gets a pty.
 pub fn wants_terminal(spec: &Spec) -> bool {
     spec.process()
