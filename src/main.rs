@@ -11,7 +11,7 @@ fn main() {
         Command::Run(args) => cli::run::run(args, &cli.global),
         Command::Spec(args) => cli::spec::run_with(args, &cli.global),
         Command::Do(args) => cli::do_cmd::run(args, &cli.global),
-        Command::Check(args) => cli::check::run(args),
+        Command::Check(args) => cli::check::run(args, &cli.global),
         Command::Create(args) => cli::create::run(args, &cli.global),
         Command::Start(args) => cli::start::run(args, &cli.global),
         Command::State(args) => cli::state_cmd::run(args, &cli.global),

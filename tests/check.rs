@@ -167,3 +167,21 @@ fn unusable_state_directory_fails_with_exit_1_and_the_fix() {
         out.stdout
     );
 }
+
+#[test]
+fn global_root_is_the_state_directory_checked() {
+    for mode in [Mode::RootlessSingle, Mode::Root] {
+        if !common::modes().contains(&mode) {
+            continue;
+        }
+        let mut cmd = nsboot(mode);
+        cmd.args(["--root", "/proc/nsboot-state"]);
+        let out = check(cmd);
+        assert_eq!(out.status, 1, "{mode:?}: {}{}", out.stdout, out.stderr);
+        let l = line(&out, "state directory");
+        assert!(
+            l.starts_with("fail  state directory: /proc/nsboot-state cannot be created"),
+            "{mode:?}: {l}"
+        );
+    }
+}

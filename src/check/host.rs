@@ -156,7 +156,12 @@ fn usable(dir: &Path, uid: u32) -> Result<String, String> {
                 .skip(1)
                 .find(|a| a.exists())
                 .unwrap_or(Path::new("/"));
-            if access(parent, rwx).is_ok() {
+            // access() says yes to root everywhere; creating (and removing) a probe directory
+            // is the real test (a pseudo file system like /proc refuses it).
+            let probe = parent.join(format!(".nsboot-check.{}", std::process::id()));
+            let creatable = access(parent, rwx).is_ok() && std::fs::create_dir(&probe).is_ok();
+            let _ = std::fs::remove_dir(&probe);
+            if creatable {
                 Ok(format!(
                     "{} (will be created in {})",
                     dir.display(),
@@ -213,11 +218,17 @@ pub fn judge_state(
     }
 }
 
+/// `nsboot --root DIR check`: the state directory to judge instead of the default one.
+pub static STATE_ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
 fn state(caller: &Caller) -> Item {
     let xdg = std::env::var("XDG_RUNTIME_DIR")
         .ok()
         .filter(|x| !x.is_empty());
-    let dir = state_dir(caller.rootless, xdg.as_deref(), caller.uid);
+    let dir = match STATE_ROOT.get() {
+        Some(root) => root.clone(),
+        None => state_dir(caller.rootless, xdg.as_deref(), caller.uid),
+    };
     let run_user = Path::new("/run/user").join(caller.uid.to_string());
     judge_state(
         caller,

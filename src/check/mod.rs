@@ -7,6 +7,7 @@
 //! looked for (as in `idmap`); tests point them at a missing file to hide the helpers.
 
 mod host;
+pub use host::STATE_ROOT;
 mod idtools;
 mod probe;
 mod subid;

@@ -8,6 +8,9 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
-pub fn run(args: CheckArgs) -> i32 {
+pub fn run(args: CheckArgs, global: &crate::cli::Global) -> i32 {
+    if let Some(root) = &global.root {
+        let _ = crate::check::STATE_ROOT.set(root.clone());
+    }
     crate::check::run(args.json)
 }
