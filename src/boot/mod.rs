@@ -9,7 +9,6 @@ pub use serve::forwarded_set as forwarded_signals;
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -176,7 +175,7 @@ fn report_failure(start_sync: &OwnedFd, err: &BootError) {
 }
 
 /// Times one boot phase (shown with --debug).
-fn phase<T>(name: &str, _t0: Instant, f: impl FnOnce() -> T) -> T {
+fn phase<T>(name: &str, f: impl FnOnce() -> T) -> T {
     let r = f();
     crate::log::phase(name);
     r
@@ -223,7 +222,6 @@ fn supervise_app(
     janitor: Option<&Janitor>,
 ) -> i32 {
     let _span = tracing::debug_span!("boot", id = %id).entered();
-    let t0 = Instant::now();
     // SIGCHLD and the forwarded signals stay pending until `serve` reads them from a signalfd.
     let mut blocked = serve::forwarded_set();
     blocked.add(nix::sys::signal::Signal::SIGCHLD);
@@ -240,16 +238,14 @@ fn supervise_app(
             })?;
         }
         match sync_userns {
-            Some(fd) => phase("userns", t0, || userns::wait_for_maps_and_become_root(fd))?,
+            Some(fd) => phase("userns", || userns::wait_for_maps_and_become_root(fd))?,
             None => userns::become_root()?,
         }
         set_names(&spec)?;
         // A new network namespace starts with lo down; we are its root now.
         crate::net::setup(&spec)?;
-        phase("rootfs", t0, || {
-            rootfs::setup_supervisor_root(&spec, &rootfs)
-        })?;
-        let app = phase("app", t0, || process::create(&spec, app))?;
+        phase("rootfs", || rootfs::setup_supervisor_root(&spec, &rootfs))?;
+        let app = phase("app", || process::create(&spec, app))?;
         // The application has its own /proc now; ours would only reveal the sandbox.
         rootfs::drop_supervisor_proc()?;
         seal(&spec)?;
@@ -273,7 +269,7 @@ fn supervise_app(
     }
     drop(start_sync);
     let Some(controller) = controller else {
-        return start_and_serve(&app, None, janitor, t0);
+        return start_and_serve(&app, None, janitor);
     };
     let conn = match control::wait_for_start(controller) {
         Ok(c) => c,
@@ -284,16 +280,15 @@ fn supervise_app(
             return CALLER_GONE;
         }
     };
-    start_and_serve(&app, Some(conn), janitor, t0)
+    start_and_serve(&app, Some(conn), janitor)
 }
 
 fn start_and_serve(
     app: &process::App,
     controller: Option<OwnedFd>,
     janitor: Option<&Janitor>,
-    t0: Instant,
 ) -> i32 {
-    let started = phase("exec", t0, || app.start());
+    let started = phase("exec", || app.start());
     if let Some(c) = &controller {
         let reply = match &started {
             Ok(()) => Reply::Started {

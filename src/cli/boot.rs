@@ -85,13 +85,8 @@ pub fn run(args: BootArgs, _global: &crate::cli::Global) -> i32 {
     if let Some(fd) = args.sync_userns_fd {
         // runsc's order: wait for the maps, become root, then exec ourselves again: an exec
         // done before the maps existed left us without capabilities in the new namespace.
-        let t0 = std::time::Instant::now();
         let synced = crate::userns::wait_for_maps_and_become_root(own(fd));
-        tracing::debug!(
-            phase = "userns",
-            elapsed_us = t0.elapsed().as_micros() as u64,
-            "boot phase userns done"
-        );
+        crate::log::phase("userns");
         if let Err(e) = synced {
             let start = own(args.start_sync_fd);
             let _ = nix::unistd::write(&start, &[boot::FAILED]);
