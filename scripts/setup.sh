@@ -1,6 +1,7 @@
 #!/bin/bash
 # setup.sh: prepare a Debian 12 machine to build and test nsboot (run as root; idempotent; quiet).
 #   - installs the build and test dependencies from Debian (apt only when something is missing)
+#   - makes /dev/fuse usable by users, as Debian's udev rule does
 #   - checks that a Rust toolchain (cargo) is present
 #   - creates the unprivileged test users (scripts/test-users.sh)
 set -euo pipefail
@@ -11,9 +12,16 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 # uidmap: newuidmap/newgidmap (subordinate-range mappings); busybox-static: the test rootfs;
 # libseccomp-dev + pkg-config: the libseccomp crate links the system library;
-# hyperfine + jq: benchmarks and bundle editing in scripts.
-pkgs="uidmap busybox-static libseccomp-dev pkg-config hyperfine jq"
+# hyperfine + jq: benchmarks and bundle editing in scripts; fuse-overlayfs: rootless --overlay.
+pkgs="uidmap busybox-static libseccomp-dev pkg-config hyperfine jq fuse-overlayfs"
 install_missing setup.sh $pkgs
+
+# Rootless `do --overlay` runs fuse-overlayfs, which opens /dev/fuse as the calling user.
+# Debian's udev rule makes the node 0666; machines without udev (containers, CI) leave 0600.
+if [ ! -e /dev/fuse ]; then
+  mknod -m 0666 /dev/fuse c 10 229 || echo "setup.sh: no /dev/fuse: rootless --overlay falls back to the kernel's overlayfs" >&2
+fi
+[ -c /dev/fuse ] && chmod 0666 /dev/fuse
 
 # The toolchain is provisioned with the machine (rustup puts it in ~/.cargo/bin).
 if ! command -v cargo >/dev/null && [ ! -x "${HOME:-/root}/.cargo/bin/cargo" ]; then

@@ -43,6 +43,13 @@ fn passes_for_the_rootless_test_user() {
         "{}",
         out.stdout
     );
+    // scripts/setup.sh installs fuse-overlayfs and opens /dev/fuse to users, as Debian does.
+    assert_eq!(
+        line(&out, "overlay writes"),
+        "ok    overlay writes: /usr/bin/fuse-overlayfs and /dev/fuse usable: --overlay writes anywhere",
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -53,6 +60,12 @@ fn passes_as_root() {
     let out = check(nsboot(Mode::Root));
     assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
     assert!(line(&out, "caller").ends_with(", root"), "{}", out.stdout);
+    assert_eq!(
+        line(&out, "overlay writes"),
+        "ok    overlay writes: real root: --overlay uses the kernel's overlayfs",
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]

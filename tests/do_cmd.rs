@@ -231,21 +231,29 @@ fn overlay_discards_writes_anywhere_on_the_root() {
         let bundle = Bundle::new(mode);
         let etc = fresh(Path::new("/etc"), "overlay", mode);
         let top = fresh(Path::new("/"), "overlay", mode);
+        // Below host root's directories too: /etc/ssl and /usr/lib are not the overlaid tops.
+        let deep = fresh(Path::new("/etc/ssl"), "overlay", mode);
+        let lib = fresh(Path::new("/usr/lib"), "overlay", mode);
         let script = format!(
-            "echo o > {0} && cat {0} && mkdir {1} && rm /etc/os-release && echo hi > out",
+            "echo o > {0} && cat {0} && mkdir {1} && echo d > {2} && cat {2} && mkdir {3} && rm /etc/os-release && echo hi > out",
             etc.display(),
-            top.display()
+            top.display(),
+            deep.display(),
+            lib.display(),
         );
         let out = sh(&bundle, &["--overlay"], &script);
         assert_eq!(
             (out.status, out.stdout.as_str(), out.stderr.as_str()),
-            (0, "o\n", ""),
+            (0, "o\nd\n", ""),
             "{mode:?}: {out:?}"
         );
-        assert!(
-            !etc.exists() && !top.exists(),
-            "{mode:?}: an overlay write reached the host"
-        );
+        for path in [&etc, &top, &deep, &lib] {
+            assert!(
+                !path.exists(),
+                "{mode:?}: an overlay write reached the host: {}",
+                path.display()
+            );
+        }
         assert!(
             Path::new("/etc/os-release").exists(),
             "{mode:?}: a removal reached the host"
@@ -257,7 +265,60 @@ fn overlay_discards_writes_anywhere_on_the_root() {
             "{mode:?}: cwd writes still land on the host"
         );
         common::assert_nothing_left(mode, bundle.state_dir());
+        assert_no_fuse_daemon(mode);
     }
+}
+
+#[test]
+fn rootless_overlay_is_fuse_overlayfs_and_root_the_kernels() {
+    for mode in common::modes() {
+        let bundle = Bundle::new(mode);
+        let out = sh(
+            &bundle,
+            &["--overlay"],
+            "grep -c ' - fuse.fuse-overlayfs ' /proc/self/mountinfo; grep -c ' - overlay ' /proc/self/mountinfo",
+        );
+        let counts: Vec<u32> = out.stdout.lines().filter_map(|l| l.parse().ok()).collect();
+        let (fuse, kernel) = (counts.first().copied(), counts.get(1).copied());
+        if mode == Mode::Root {
+            assert!(
+                fuse == Some(0) && kernel.is_some_and(|n| n > 0),
+                "{mode:?}: real root uses the kernel's overlayfs: {out:?}"
+            );
+        } else {
+            assert_eq!(
+                (fuse, kernel),
+                (Some(1), Some(0)),
+                "{mode:?}: one fuse-overlayfs over the whole root: {out:?}"
+            );
+        }
+        common::assert_nothing_left(mode, bundle.state_dir());
+        assert_no_fuse_daemon(mode);
+    }
+}
+
+/// No fuse-overlayfs of the mode's user survives its sandbox (waits up to 2 s). Only this
+/// file's overlay tests start one, and they run their modes in turn.
+fn assert_no_fuse_daemon(mode: Mode) {
+    let uid = common::user(mode).uid;
+    let daemons = || -> Vec<String> {
+        fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| fs::metadata(e.path()).is_ok_and(|m| m.uid() == uid))
+            .filter_map(|e| fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.starts_with("fuse-overlayfs"))
+            .collect()
+    };
+    for _ in 0..40 {
+        if daemons().is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{mode:?}: fuse-overlayfs still running: {:?}", daemons());
 }
 
 /// `ls /sys/class/net` and lo's flags (hex, IFF_UP = 1) inside.

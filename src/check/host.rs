@@ -1,4 +1,4 @@
-//! Seccomp, cgroup v2 delegation and the state directory.
+//! Seccomp, cgroup v2 delegation, the state directory and fuse-overlayfs for `--overlay`.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -10,6 +10,7 @@ use super::{Caller, Item};
 const SECCOMP: &str = "seccomp";
 const CGROUP: &str = "cgroup v2";
 const STATE: &str = "state directory";
+const FUSE: &str = "overlay writes";
 
 /// `prctl(PR_GET_SECCOMP)`: the current mode, or the errno when the kernel has no seccomp.
 fn seccomp_mode() -> Result<i32, nix::errno::Errno> {
@@ -238,8 +239,31 @@ fn state(caller: &Caller) -> Item {
     )
 }
 
+/// How `do --overlay` will write: real root with the kernel's overlayfs; rootless through
+/// fuse-overlayfs when it and /dev/fuse are usable, otherwise a warning (not a failure:
+/// only writes below host root's directories are refused).
+fn fuse(caller: &Caller) -> Item {
+    use crate::rootfs::overlay::fuse;
+    if !caller.rootless {
+        return Item::ok(FUSE, "real root: --overlay uses the kernel's overlayfs");
+    }
+    match fuse::find(Path::new("/"), std::env::var_os("PATH")) {
+        Ok(program) => Item::ok(
+            FUSE,
+            format!(
+                "{} and /dev/fuse usable: --overlay writes anywhere",
+                program.display()
+            ),
+        ),
+        Err(why) => {
+            let (detail, fix) = fuse::fallback(&why);
+            Item::warn(FUSE, detail, fix)
+        }
+    }
+}
+
 pub fn items(caller: &Caller) -> Vec<Item> {
-    vec![seccomp(), cgroup(caller), state(caller)]
+    vec![seccomp(), cgroup(caller), state(caller), fuse(caller)]
 }
 
 #[cfg(test)]

@@ -16,8 +16,10 @@
 //! pseudo filesystems) is bound read-only instead, with a warning.
 //!
 //! Rootless, the kernel still checks permissions against the host's owners: the sandbox's
-//! root may write at the top of each overlaid directory (/etc/x, /usr/x) and anywhere it owns
-//! outside, but not into host root's directories below (/etc/ssl/x: Permission denied).
+//! root could write at the top of each overlaid directory (/etc/x, /usr/x) but not into host
+//! root's directories below (/etc/ssl/x: Permission denied). So a sandbox that does not map
+//! host root uses fuse-overlayfs when it is installed ([`fuse`]), over the whole root, and
+//! falls back to the kernel's overlayfs with a warning when it is not.
 
 use std::ffi::OsStr;
 use std::os::fd::AsFd;
@@ -33,6 +35,8 @@ use super::mounts::MountError;
 use super::resolve;
 use crate::spec::Spec;
 use crate::sys::Errno;
+
+pub mod fuse;
 
 /// The annotation asking for the overlay: `nsboot do --overlay` sets it to "true".
 pub const ANNOTATION: &str = "nsboot.overlay";
@@ -68,6 +72,12 @@ pub fn apply(spec: &Spec, newroot: &Path) -> Result<(), MountError> {
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     mount(Some("tmpfs"), base, Some("tmpfs"), flags, Some("mode=0700"))
         .map_err(|e| bug("a tmpfs", base, e.into()))?;
+    if !fuse::host_root_mapped() {
+        match fuse::find(Path::new(super::OLDROOT), std::env::var_os("PATH")) {
+            Ok(program) => return fuse::mount(&program, newroot, base, mode_of(newroot)),
+            Err(why) => tracing::warn!("{}", fuse::fallback_warning(&why)),
+        }
+    }
     let mut tree = Tree {
         layers: base.to_path_buf(),
         count: 0,
