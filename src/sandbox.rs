@@ -17,10 +17,14 @@ use serde::{Deserialize, Serialize};
 use crate::boot::{self, BootError, BootInput};
 use crate::control::{self, ControlError};
 use crate::idmap::{self, IdmapError, Mapping};
+use crate::process::seccomp::bpf::Program;
 use crate::process::AppFds;
 use crate::spec::Spec;
 use crate::sys::{self, Cloned, Errno};
 use crate::wire::{self, WireError};
+
+mod hint;
+use hint::clone_hint;
 
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum SandboxError {
@@ -113,7 +117,13 @@ fn step<T>(what: &str, r: nix::Result<T>) -> Result<T, SandboxError> {
 }
 
 /// Spawns the supervisor, writes its maps and waits until it reports ready (start-sync).
-pub fn spawn(mut plan: Plan) -> Result<Sandbox, SandboxError> {
+pub fn spawn(plan: Plan) -> Result<Sandbox, SandboxError> {
+    spawn_with(plan, None)
+}
+
+/// `spawn`, handing the in-process supervisor the seccomp program compiled for the spec (an
+/// exec'd `nsboot boot` drops it: its application compiles the profile).
+pub fn spawn_with(mut plan: Plan, seccomp: Option<Program>) -> Result<Sandbox, SandboxError> {
     if let Some(n) = &plan.mapping.notice {
         tracing::info!("{n}");
     }
@@ -165,6 +175,7 @@ pub fn spawn(mut plan: Plan) -> Result<Sandbox, SandboxError> {
                 },
                 attached: plan.attached,
                 janitor: plan.janitor,
+                seccomp,
             });
             // SAFETY: _exit ends the cloned child without running the caller's destructors.
             unsafe { libc::_exit(code) }
@@ -301,28 +312,6 @@ fn read_start_sync(fd: &OwnedFd) -> Result<bool, SandboxError> {
             }
         }
     }
-}
-
-/// A fix for the usual reasons clone(CLONE_NEWUSER) is refused.
-fn clone_hint(errno: Errno) -> String {
-    let read = |p: &str| {
-        std::fs::read_to_string(p)
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default()
-    };
-    if errno.0 != libc::EPERM && errno.0 != libc::ENOSPC {
-        return String::new();
-    }
-    if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == "1" {
-        return ": unprivileged user namespaces are restricted by AppArmor: sysctl kernel.apparmor_restrict_unprivileged_userns=0, or install a profile for nsboot".into();
-    }
-    if read("/proc/sys/kernel/unprivileged_userns_clone") == "0" {
-        return ": unprivileged user namespaces are disabled: sysctl kernel.unprivileged_userns_clone=1".into();
-    }
-    if read("/proc/sys/user/max_user_namespaces") == "0" {
-        return ": user namespaces are disabled: sysctl user.max_user_namespaces=15000".into();
-    }
-    " (run `nsboot check` for a diagnosis)".into()
 }
 
 impl Sandbox {

@@ -44,6 +44,8 @@ pub struct BootInput {
     pub app: AppFds,
     pub attached: bool,
     pub janitor: Option<Janitor>,
+    /// The seccomp program the caller compiled for the spec (None: the application compiles it).
+    pub seccomp: Option<process::seccomp::bpf::Program>,
 }
 
 /// For a foreground run: the caller's pidfd and its state directory. If the caller is killed,
@@ -152,6 +154,7 @@ pub fn main_from_fds(fds: BootFds, bundle: &Path, id: &str, attached: bool) -> i
         },
         attached,
         janitor: None,
+        seccomp: None,
     })
 }
 
@@ -195,6 +198,7 @@ pub fn supervise(input: BootInput) -> i32 {
         input.app,
         input.attached && janitor.is_none(),
         janitor.as_ref(),
+        input.seccomp,
     );
     if let Some(j) = &janitor {
         j.clean_if_orphaned(code == CALLER_GONE);
@@ -220,6 +224,7 @@ fn supervise_app(
     app: AppFds,
     attached: bool,
     janitor: Option<&Janitor>,
+    seccomp: Option<process::seccomp::bpf::Program>,
 ) -> i32 {
     let _span = tracing::debug_span!("boot", id = %id).entered();
     // SIGCHLD and the forwarded signals stay pending until `serve` reads them from a signalfd.
@@ -245,7 +250,7 @@ fn supervise_app(
         // A new network namespace starts with lo down; we are its root now.
         crate::net::setup(&spec)?;
         phase("rootfs", || rootfs::setup_supervisor_root(&spec, &rootfs))?;
-        let app = phase("app", || process::create(&spec, app))?;
+        let app = phase("app", || process::create(&spec, app, seccomp))?;
         // The application has its own /proc now; ours would only reveal the sandbox.
         rootfs::drop_supervisor_proc()?;
         seal(&spec)?;

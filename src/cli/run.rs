@@ -178,6 +178,14 @@ fn run_in(
         (None, None)
     };
     let exec_boot = std::env::var_os("NSBOOT_EXEC_BOOT").is_some_and(|v| v == "1");
+    // The seccomp program cache is in the state root, which the application cannot see: the
+    // program is looked up (or compiled) here and handed down in memory.
+    let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let seccomp = if exec_boot {
+        None
+    } else {
+        crate::process::seccomp::cache::program(root, profile)
+    };
     // The supervisor removes the state if this caller is killed once the state exists
     // (`created` tells it that it does, and that it is ours).
     let (created_r, created_w) =
@@ -209,7 +217,7 @@ fn run_in(
         boot_flags: global.boot_flags(),
         console,
     };
-    let sb = match sandbox::spawn(plan) {
+    let sb = match sandbox::spawn_with(plan, seccomp) {
         Ok(sb) => sb,
         Err(e) => {
             crate::log::fatal(&e.to_string());

@@ -93,8 +93,13 @@ pub struct App {
 }
 
 /// Supervisor: clones the application into new pid and mount namespaces and waits until its
-/// root is set up.
-pub fn create(spec: &Spec, fds: AppFds) -> Result<App, ProcessError> {
+/// root is set up. `program`: the seccomp profile's program, compiled by the caller (None: the
+/// application compiles it).
+pub fn create(
+    spec: &Spec,
+    fds: AppFds,
+    program: Option<seccomp::bpf::Program>,
+) -> Result<App, ProcessError> {
     let (sup, app) = socketpair(
         AddressFamily::Unix,
         SockType::Stream,
@@ -112,6 +117,7 @@ pub fn create(spec: &Spec, fds: AppFds) -> Result<App, ProcessError> {
     })? {
         Cloned::Child => {
             drop(sup);
+            seccomp::bpf::set_precompiled(program);
             let oom = spec.process().as_ref().and_then(|p| p.oom_score_adj());
             let err = match creds::set_oom_score_adj(oom)
                 .map_err(ProcessError::from)

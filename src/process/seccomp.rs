@@ -18,6 +18,8 @@ use oci_spec::runtime::{
 };
 use serde::{Deserialize, Serialize};
 
+pub mod bpf;
+pub mod cache;
 mod profile;
 pub use profile::{default_profile, default_profile_for};
 
@@ -223,13 +225,35 @@ pub fn build(spec: &LinuxSeccomp) -> Result<ScmpFilterContext, SeccompError> {
 /// Compile and load the profile into the calling thread (the application is single-threaded
 /// here; the TSYNC flag covers other cases). Returns the user-notification fd when the profile
 /// has NOTIFY rules: the caller hands it to linux.seccomp.listenerPath.
+///
+/// A program the caller already compiled for this profile (`bpf::set_precompiled`, from the
+/// cache) is loaded as it is instead; should the kernel refuse it as invalid, the profile is
+/// compiled here after all.
 pub fn load(spec: &LinuxSeccomp) -> Result<Option<OwnedFd>, SeccompError> {
+    if let Some(program) = bpf::take_precompiled().filter(|_| !uses_notify(spec)) {
+        match cache::key(spec) {
+            Ok(key) if key == program.key() => match bpf::load(&program, spec) {
+                Ok(()) => return Ok(None),
+                Err(nix::errno::Errno::EINVAL) => {
+                    tracing::debug!("the kernel refused the precompiled seccomp program (EINVAL): compiling the profile")
+                }
+                Err(e) => {
+                    return Err(SeccompError::Load {
+                        reason: load_reason(seccomp_errno(e), || {
+                            // The binding's words for an errno it has no name for.
+                            format!("libseccomp-rs error: errno {} not handled.", -(e as i32))
+                        }),
+                    });
+                }
+            },
+            _ => tracing::debug!(
+                "the precompiled seccomp program is not this profile's: compiling it"
+            ),
+        }
+    }
     let (ctx, notify) = compile(spec)?;
     ctx.load().map_err(|e| SeccompError::Load {
-        reason: match e.errno() {
-            Some(SeccompErrno::EACCES) => "the kernel refused it (EACCES): without process.noNewPrivileges a filter can only be loaded while CAP_SYS_ADMIN is effective; set noNewPrivileges to true".into(),
-            _ => e.to_string(),
-        },
+        reason: load_reason(e.errno(), || e.to_string()),
     })?;
     if !notify {
         return Ok(None);
@@ -241,6 +265,34 @@ pub fn load(spec: &LinuxSeccomp) -> Result<Option<OwnedFd>, SeccompError> {
     // its number in its global state, which nothing here uses again (we never reset that state);
     // ownership passes to the caller.
     Ok(Some(unsafe { OwnedFd::from_raw_fd(raw) }))
+}
+
+/// The binding's name for a raw errno, as its `SeccompError::errno` gives it.
+fn seccomp_errno(e: nix::errno::Errno) -> Option<SeccompErrno> {
+    use nix::errno::Errno as E;
+    Some(match e {
+        E::EACCES => SeccompErrno::EACCES,
+        E::ECANCELED => SeccompErrno::ECANCELED,
+        E::EDOM => SeccompErrno::EDOM,
+        E::EEXIST => SeccompErrno::EEXIST,
+        E::EFAULT => SeccompErrno::EFAULT,
+        E::EINVAL => SeccompErrno::EINVAL,
+        E::ENOENT => SeccompErrno::ENOENT,
+        E::ENOMEM => SeccompErrno::ENOMEM,
+        E::EOPNOTSUPP => SeccompErrno::EOPNOTSUPP,
+        E::ERANGE => SeccompErrno::ERANGE,
+        E::ESRCH => SeccompErrno::ESRCH,
+        _ => return None,
+    })
+}
+
+/// Why a load failed, worded alike whichever path loaded the filter.
+fn load_reason(errno: Option<SeccompErrno>, other: impl FnOnce() -> String) -> String {
+    match errno {
+        Some(SeccompErrno::EACCES) => "the kernel refused it (EACCES): without process.noNewPrivileges a filter can only be loaded while CAP_SYS_ADMIN is effective; set noNewPrivileges to true".into(),
+        Some(e) => e.to_string(),
+        None => other(),
+    }
 }
 
 #[cfg(test)]
