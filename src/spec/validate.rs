@@ -352,6 +352,11 @@ pub fn validate_id(id: &str) -> Result<(), SpecError> {
     if id == "." || id == ".." {
         return bad("reserved name".into());
     }
+    // Dot-names in the state root are nsboot's own (the seccomp cache, a container's private
+    // name while it is being created).
+    if id.starts_with('.') {
+        return bad("it starts with '.', which nsboot keeps for its own files".into());
+    }
     if let Some(c) = id
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.' | '_')))
