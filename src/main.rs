@@ -1,13 +1,43 @@
 //! The binary's edge: parse the command line, set up logging, run the command, exit with its
 //! status (the application's own, 128+N for a signal, 125 for nsboot's own failure).
 
+// No std runtime start-up: for the main thread's stack guard it reads and parses
+// /proc/self/maps on every launch, about a tenth of `nsboot --version` (std still captures the
+// arguments on Linux). Of what it sets up, nsboot wants SIGPIPE ignored: done in `main`.
+// A stack overflow is then a plain SIGSEGV instead of std's message.
+#![no_main]
+
 use clap::Parser;
 use nsboot::cli::{self, Cli, Command};
 
-fn main() {
-    let cli = Cli::parse();
+#[no_mangle]
+extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    // SAFETY: SIG_IGN installs no handler code, and nothing else runs yet (one thread).
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    // Through std's exit, which flushes stdout (returning from here would not).
+    std::process::exit(run())
+}
+
+fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version print to stdout and succeed; a usage error is nsboot's own
+        // failure: 125, as for every other one.
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return 0;
+        }
+        // One line, as every error of nsboot's: clap's first, without its usage block.
+        Err(e) => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or_default();
+            let what = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("nsboot: {what}: see 'nsboot --help'");
+            return 125;
+        }
+    };
     nsboot::log::init(&cli.global);
-    let code = match cli.command {
+    match cli.command {
         Command::Run(args) => cli::run::run(args, &cli.global),
         Command::Spec(args) => cli::spec::run_with(args, &cli.global),
         Command::Do(args) => cli::do_cmd::run(args, &cli.global),
@@ -22,6 +52,5 @@ fn main() {
         Command::Features(args) => cli::features::run(args),
         Command::Exec(args) => cli::exec::run(args, &cli.global),
         Command::Boot(args) => cli::boot::run(args, &cli.global),
-    };
-    std::process::exit(code);
+    }
 }

@@ -49,6 +49,23 @@ fn version_prints_the_crate_version() {
 }
 
 #[test]
+fn usage_errors_are_one_failure_of_nsboots_own_125() {
+    for args in [&["bogus"][..], &["run", "--no-such-flag", "x"], &["--root"]] {
+        let out = nsboot_plain(args);
+        assert_eq!(out.status, 125, "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
+        assert!(
+            out.stderr.starts_with("nsboot: ")
+                && out.stderr.ends_with(": see 'nsboot --help'\n")
+                && out.stderr.lines().count() == 1,
+            "{args:?}: {out:?}"
+        );
+    }
+    let help = nsboot_plain(&["--help"]);
+    assert_eq!(help.status, 0, "{help:?}");
+}
+
+#[test]
 fn help_lists_run_spec_do_and_check() {
     let out = nsboot_plain(&["--help"]);
     assert_eq!(out.status, 0, "{out:?}");

@@ -222,7 +222,17 @@ fn container_ids_follow_runc() {
     for ok in ["a", "my-ctr_1.2+x", &"x".repeat(1024)] {
         validate_id(ok).unwrap_or_else(|e| panic!("{e}"));
     }
-    for bad in ["", ".", "..", ".seccomp", "a/b", "a b", "a,b", "ä", &"x".repeat(1025)] {
+    for bad in [
+        "",
+        ".",
+        "..",
+        ".seccomp",
+        "a/b",
+        "a b",
+        "a,b",
+        "ä",
+        &"x".repeat(1025),
+    ] {
         let e = validate_id(bad).unwrap_err().to_string();
         assert!(e.starts_with("invalid container id"), "{e}");
     }
