@@ -23,7 +23,9 @@ use crate::spec::Spec;
 use crate::sys::{self, Cloned, Errno};
 use crate::wire::{self, WireError};
 
+mod exec_boot;
 mod hint;
+use exec_boot::{exec_boot, spec_memfd};
 use hint::clone_hint;
 
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
@@ -123,7 +125,21 @@ pub fn spawn(plan: Plan) -> Result<Sandbox, SandboxError> {
 
 /// `spawn`, handing the in-process supervisor the seccomp program compiled for the spec (an
 /// exec'd `nsboot boot` drops it: its application compiles the profile).
-pub fn spawn_with(mut plan: Plan, seccomp: Option<Program>) -> Result<Sandbox, SandboxError> {
+pub fn spawn_with(plan: Plan, seccomp: Option<Program>) -> Result<Sandbox, SandboxError> {
+    begin(plan, seccomp)?.ready()
+}
+
+/// A supervisor cloned and mapped, released from the userns sync and now building the root:
+/// its caller may do its own work meanwhile, then wait with [`Spawning::ready`].
+pub struct Spawning {
+    pub pid: Pid,
+    pub pidfd: OwnedFd,
+    control: Option<OwnedFd>,
+    start_r: OwnedFd,
+}
+
+/// Clones the supervisor, writes its maps and releases it; does not wait for start-sync.
+pub fn begin(mut plan: Plan, seccomp: Option<Program>) -> Result<Spawning, SandboxError> {
     if let Some(n) = &plan.mapping.notice {
         tracing::info!("{n}");
     }
@@ -195,27 +211,51 @@ pub fn spawn_with(mut plan: Plan, seccomp: Option<Program>) -> Result<Sandbox, S
     // EOF on the sync fd releases the supervisor.
     drop(userns_w);
     crate::log::phase("map");
-    match read_start_sync(&start_r) {
-        Ok(true) => {
-            crate::log::phase("sync");
-            Ok(Sandbox {
-                pid,
-                pidfd,
-                control: ctl,
-            })
+    Ok(Spawning {
+        pid,
+        pidfd,
+        control: ctl,
+        start_r,
+    })
+}
+
+impl Spawning {
+    /// Waits until the supervisor reports ready (start-sync), or its error.
+    pub fn ready(self) -> Result<Sandbox, SandboxError> {
+        let Spawning {
+            pid,
+            pidfd,
+            control,
+            start_r,
+        } = self;
+        match read_start_sync(&start_r) {
+            Ok(true) => {
+                crate::log::phase("sync");
+                Ok(Sandbox {
+                    pid,
+                    pidfd,
+                    control,
+                })
+            }
+            Ok(false) => {
+                let how = match sys::pidfd_wait(pidfd.as_fd()) {
+                    Ok(c) if c > 128 => format!("killed by signal {}", c - 128),
+                    Ok(c) => format!("exit status {c}"),
+                    Err(e) => format!("wait failed: {e}"),
+                };
+                Err(SandboxError::Died { how })
+            }
+            Err(e) => {
+                let _ = sys::pidfd_wait(pidfd.as_fd());
+                Err(e)
+            }
         }
-        Ok(false) => {
-            let how = match sys::pidfd_wait(pidfd.as_fd()) {
-                Ok(c) if c > 128 => format!("killed by signal {}", c - 128),
-                Ok(c) => format!("exit status {c}"),
-                Err(e) => format!("wait failed: {e}"),
-            };
-            Err(SandboxError::Died { how })
-        }
-        Err(e) => {
-            let _ = sys::pidfd_wait(pidfd.as_fd());
-            Err(e)
-        }
+    }
+
+    /// Kills the supervisor (and so the sandbox) and reaps it.
+    pub fn kill(self) {
+        let _ = sys::pidfd_signal(self.pidfd.as_fd(), libc::SIGKILL);
+        let _ = sys::pidfd_wait(self.pidfd.as_fd());
     }
 }
 
@@ -229,67 +269,6 @@ fn preserved_fds(n: u32) -> Vec<crate::process::FdMapping> {
             Some(crate::process::FdMapping { host, app: fd })
         })
         .collect()
-}
-
-/// The validated spec in a memfd, for `nsboot boot --spec-fd`.
-fn spec_memfd(spec: &Spec) -> Result<OwnedFd, SandboxError> {
-    use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
-    let fd = step(
-        "creating the spec memfd",
-        memfd_create(c"nsboot-spec", MemFdCreateFlag::MFD_CLOEXEC),
-    )?;
-    let body = serde_json::to_vec(spec).unwrap_or_default();
-    wire::FdIo(fd.as_fd())
-        .write_all_checked(&body)
-        .map_err(|errno| SandboxError::Step {
-            step: "writing the spec memfd".into(),
-            errno,
-        })?;
-    Ok(fd)
-}
-
-/// In the cloned child: exec `nsboot boot` with the fd contract. Returns only on failure
-/// (then boot's error goes to start-sync and the child exits).
-fn exec_boot(plan: &Plan, spec: OwnedFd, ctl: OwnedFd, start: OwnedFd, userns: OwnedFd) -> ! {
-    let keep = |fd: &OwnedFd| {
-        let _ = nix::fcntl::fcntl(
-            fd.as_raw_fd(),
-            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-        );
-        fd.as_raw_fd().to_string()
-    };
-    let mut args: Vec<String> = vec!["nsboot".into()];
-    args.extend(plan.boot_flags.iter().cloned());
-    args.push("boot".into());
-    args.extend(["--bundle".into(), plan.bundle.display().to_string()]);
-    args.extend(["--spec-fd".into(), keep(&spec)]);
-    args.extend(["--controller-fd".into(), keep(&ctl)]);
-    args.extend(["--start-sync-fd".into(), keep(&start)]);
-    args.extend(["--sync-userns-fd".into(), keep(&userns)]);
-    args.extend(["--stdio-fds".into(), "0,1,2".into()]);
-    if let Some(c) = &plan.console {
-        args.extend(["--console-fd".into(), keep(c)]);
-    }
-    for fd in 3..3 + plan.preserve_fds as i32 {
-        let _ = nix::fcntl::fcntl(
-            fd,
-            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-        );
-        args.extend(["--pass-fd".into(), format!("{fd}:{fd}")]);
-    }
-    if plan.attached {
-        args.push("--attached".into());
-    }
-    args.push(plan.id.clone());
-    let err = sys::exec_self(args);
-    let e = BootError::Step {
-        step: "executing nsboot boot (/proc/self/exe)".into(),
-        errno: err,
-    };
-    let _ = nix::unistd::write(&start, &[boot::FAILED]);
-    let _ = wire::send(&start, &e);
-    // SAFETY: _exit in the cloned child.
-    unsafe { libc::_exit(125) }
 }
 
 /// One byte: READY; FAILED followed by boot's error; EOF when the supervisor died silently.

@@ -217,8 +217,8 @@ fn run_in(
         boot_flags: global.boot_flags(),
         console,
     };
-    let sb = match sandbox::spawn_with(plan, seccomp) {
-        Ok(sb) => sb,
+    let spawning = match sandbox::begin(plan, seccomp) {
+        Ok(s) => s,
         Err(e) => {
             crate::log::fatal(&e.to_string());
             return e.exit_code();
@@ -226,50 +226,46 @@ fn run_in(
     };
     // The state comes after the spawn, so that from its first instant a supervisor exists to
     // remove it should this caller be killed. The supervisor is told before the state appears
-    // (it removes it only while nobody holds its lock: never another run's).
+    // (it removes it only while nobody holds its lock: never another run's). It is written
+    // while the supervisor builds the root, off the start-up's critical path.
     let _ = nix::unistd::write(&created_w, &[1]);
     let entry = match state::create(root, id) {
         Ok(e) => e,
         Err(e) => {
-            let _ = crate::sys::pidfd_signal(std::os::fd::AsFd::as_fd(&sb.pidfd), libc::SIGKILL);
-            let _ = crate::sys::pidfd_wait(std::os::fd::AsFd::as_fd(&sb.pidfd));
+            spawning.kill();
             return fail(&e);
         }
     };
+    // One write: the app starts right away (a foreground run is never seen "created").
+    let pid = spawning.pid.as_raw();
+    let st = state::State::new(id, "running", pid, bundle, rootfs, annotations);
+    let _ = entry.save(&st);
+    if let Some(p) = pid_file {
+        let _ = std::fs::write(p, pid.to_string());
+    }
     crate::log::phase("state");
-    let code = run_started(
-        &sb,
-        &entry,
-        id,
-        rootfs,
-        bundle,
-        pid_file,
-        annotations,
-        hooks,
-        console_caller,
-    );
+    let sb = match spawning.ready() {
+        Ok(sb) => sb,
+        Err(e) => {
+            entry.remove();
+            if let Some(p) = pid_file {
+                let _ = std::fs::remove_file(p);
+            }
+            crate::log::fatal(&e.to_string());
+            return e.exit_code();
+        }
+    };
+    let code = run_started(&sb, st, hooks, console_caller);
     entry.remove();
     code
 }
 
-#[allow(clippy::too_many_arguments)]
 fn run_started(
     sb: &sandbox::Sandbox,
-    entry: &state::Entry,
-    id: &str,
-    rootfs: PathBuf,
-    bundle: PathBuf,
-    pid_file: Option<&Path>,
-    annotations: Option<std::collections::HashMap<String, String>>,
+    mut st: state::State,
     hooks: Option<oci_spec::runtime::Hooks>,
     console_caller: Option<std::os::fd::OwnedFd>,
 ) -> i32 {
-    // One write: the app starts right away (a foreground run is never seen "created").
-    let mut st = state::State::new(id, "running", sb.pid.as_raw(), bundle, rootfs, annotations);
-    let _ = entry.save(&st);
-    if let Some(p) = pid_file {
-        let _ = std::fs::write(p, sb.pid.to_string());
-    }
     // The app sent its pty master while it was being created (before start-sync).
     let mut relay = match console_caller.as_ref().map(crate::pty::receive).transpose() {
         Ok(r) => r,
