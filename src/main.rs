@@ -5,11 +5,13 @@
 // /proc/self/maps on every launch, about a tenth of `nsboot --version` (std still captures the
 // arguments on Linux). Of what it sets up, nsboot wants SIGPIPE ignored: done in `main`.
 // A stack overflow is then a plain SIGSEGV instead of std's message.
-#![no_main]
+// (Not for `cargo test`'s harness, which brings its own main.)
+#![cfg_attr(not(test), no_main)]
 
 use clap::Parser;
 use nsboot::cli::{self, Cli, Command};
 
+#[cfg(not(test))]
 #[no_mangle]
 extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     // SAFETY: SIG_IGN installs no handler code, and nothing else runs yet (one thread).
@@ -18,6 +20,7 @@ extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> lib
     std::process::exit(run())
 }
 
+#[cfg_attr(test, allow(dead_code))]
 fn run() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
