@@ -17,6 +17,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 mod bundle;
+pub mod do_run;
 mod fixtures;
 mod leftovers;
 mod mountinfo;
