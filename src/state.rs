@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::sys::Errno;
 
+mod sweep;
+pub use sweep::sweep;
+
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum StateError {
     #[error("container {id} already exists in {root}: pick another id or `nsboot delete {id}`")]
@@ -117,6 +120,16 @@ pub struct Entry {
 /// with its lock held under a private name and renamed into place (RENAME_NOREPLACE), so that
 /// nobody ever sees the id without its lock: of two commands racing for one id, one wins.
 pub fn create(root: &Path, id: &str) -> Result<Entry, StateError> {
+    create_with(root, id, false)
+}
+
+/// `create` for a foreground run: the directory carries the marker that lets later runs
+/// remove it should this run's caller and supervisor both be killed (`sweep`).
+pub fn create_foreground(root: &Path, id: &str) -> Result<Entry, StateError> {
+    create_with(root, id, true)
+}
+
+fn create_with(root: &Path, id: &str, foreground: bool) -> Result<Entry, StateError> {
     fs::create_dir_all(root).map_err(|e| io(root, e))?;
     let dir = root.join(id);
     // A stale directory goes first, so that the private one below lives only for an instant.
@@ -129,7 +142,12 @@ pub fn create(root: &Path, id: &str) -> Result<Entry, StateError> {
     let tmp = root.join(private_name(id, std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir(&tmp).map_err(|e| io(&tmp, e))?;
-    let lock = match lock(&tmp) {
+    let marked = if foreground {
+        File::create(tmp.join(sweep::FOREGROUND)).map(drop)
+    } else {
+        Ok(())
+    };
+    let lock = match marked.map_err(|e| io(&tmp, e)).and_then(|()| lock(&tmp)) {
         Ok(l) => l,
         Err(e) => {
             let _ = fs::remove_dir_all(&tmp);
@@ -183,7 +201,7 @@ fn remove_if_stale(root: &Path, dir: &Path) -> bool {
         .ok()
         .and_then(|b| serde_json::from_slice::<State>(&b).ok())
         .map(|s| s.pid);
-    let alive = matches!(pid, Some(p) if p > 0 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok());
+    let alive = pid.is_some_and(sweep::alive);
     // Still the same directory whose lock we hold?
     let same = match (held.metadata(), fs::metadata(dir.join("lock"))) {
         (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),

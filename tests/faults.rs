@@ -148,6 +148,41 @@ fn supervisor_sigkill_exits_137_and_leaves_nothing() {
     }
 }
 
+/// `pkill -9 nsboot`: the caller and its supervisor die at the same instant (both stopped
+/// first, so that neither can clean up after the other). Their state is left; the next run
+/// in the same state root removes it.
+#[test]
+fn caller_and_supervisor_killed_together_are_swept_by_the_next_run() {
+    for mode in common::modes() {
+        let ctx = format!("{mode:?}");
+        let id = id("both", mode);
+        let bundle = Bundle::new(mode).args(&SLEEPER);
+        let (mut run, sup) = running_sleeper(&bundle, &id, &ctx);
+        let pids = [run.pid(), Pid::from_raw(sup)];
+        for sig in [Signal::SIGSTOP, Signal::SIGKILL] {
+            for pid in pids {
+                kill(pid, sig).unwrap();
+            }
+        }
+        let out = run.finish(Duration::from_secs(20));
+        assert_eq!(out.status, 137, "{ctx}: {out:?}");
+        let left = bundle.state_dir().join(&id);
+        assert!(
+            left.is_dir(),
+            "{ctx}: nobody was left to remove {}",
+            left.display()
+        );
+        let other = bundle.args(&["/bin/sh", "-c", "echo next"]);
+        let out = other.run(&format!("{id}-next"));
+        assert_eq!(
+            (out.status, out.stdout.as_str()),
+            (0, "next\n"),
+            "{ctx}: {out:?}"
+        );
+        common::assert_nothing_left(mode, other.state_dir());
+    }
+}
+
 #[test]
 fn app_sigkill_exits_137_and_leaves_nothing() {
     for mode in common::modes() {

@@ -229,7 +229,7 @@ fn run_in(
     // (it removes it only while nobody holds its lock: never another run's). It is written
     // while the supervisor builds the root, off the start-up's critical path.
     let _ = nix::unistd::write(&created_w, &[1]);
-    let entry = match state::create(root, id) {
+    let entry = match state::create_foreground(root, id) {
         Ok(e) => e,
         Err(e) => {
             spawning.kill();
@@ -255,13 +255,14 @@ fn run_in(
             return e.exit_code();
         }
     };
-    let code = run_started(&sb, st, hooks, console_caller);
+    let code = run_started(&sb, root, st, hooks, console_caller);
     entry.remove();
     code
 }
 
 fn run_started(
     sb: &sandbox::Sandbox,
+    root: &Path,
     mut st: state::State,
     hooks: Option<oci_spec::runtime::Hooks>,
     console_caller: Option<std::os::fd::OwnedFd>,
@@ -292,6 +293,9 @@ fn run_started(
         Ok(_) => {
             crate::log::phase("start");
             let _ = hook(Poststart, hooks, &st);
+            // Housekeeping while the application runs, off the start-up path: the state of
+            // runs killed together with their supervisor.
+            state::sweep(root);
             sb.wait_forwarding(&signals, relay.as_mut())
         }
     };

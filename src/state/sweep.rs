@@ -1,0 +1,136 @@
+//! What killed runs leave in the state root, removed by later ones.
+//!
+//! A foreground run's state goes with its caller, or with its supervisor when the caller is
+//! killed. When both die at once (`pkill -9 nsboot`), nobody is left to remove it. Such
+//! entries carry a `foreground` marker: a later `run` or `do` removes them once nobody holds
+//! their lock and their supervisor is gone. A detached container (`create`) has no marker: a
+//! stopped one stays until `nsboot delete`, as with runc. Private names of killed writers go
+//! too: `.ID.PID.new` (a state directory being created), `.stale.PID.NAME` (one being
+//! removed) and `.seccomp/.KEY.PID.tmp` (a cache file being written), once PID is gone.
+
+use std::fs;
+use std::path::Path;
+
+/// The marker of a foreground run's state directory.
+pub const FOREGROUND: &str = "foreground";
+
+/// Removes the leftovers of killed runs under `root`. Never fails: this is housekeeping.
+pub fn sweep(root: &Path) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let path = entry.path();
+        if name == ".seccomp" {
+            sweep_temp_files(&path);
+        } else if let Some(pid) = writer_pid(name) {
+            if !alive(pid) {
+                tracing::debug!("removing {}, left by a killed nsboot", path.display());
+                let _ = fs::remove_dir_all(&path);
+            }
+        } else if !name.starts_with('.') && path.join(FOREGROUND).exists() {
+            super::remove_if_stale(root, &path);
+        }
+    }
+}
+
+/// `.KEY.PID.tmp` files of the seccomp cache whose writer is gone.
+fn sweep_temp_files(dir: &Path) {
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".tmp"))
+            .and_then(|n| n.rsplit('.').next())
+            .and_then(|p| p.parse().ok());
+        if pid.is_some_and(|p| !alive(p)) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The pid in a private name of the state root: `.ID.PID.new` or `.stale.PID.NAME`.
+pub fn writer_pid(name: &str) -> Option<i32> {
+    if let Some(rest) = name.strip_prefix(".stale.") {
+        return rest.split('.').next()?.parse().ok();
+    }
+    let rest = name.strip_prefix('.')?.strip_suffix(".new")?;
+    rest.rsplit('.').next()?.parse().ok()
+}
+
+/// Whether `pid` runs: it exists and is not a zombie (a supervisor whose caller died is
+/// reparented to an init that may be slow to reap it).
+pub(super) fn alive(pid: i32) -> bool {
+    // EPERM: alive, someone else's (a state root is one user's, but be safe).
+    let exists = pid > 0
+        && !matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        );
+    exists && !is_zombie(&fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
+}
+
+/// The state field of /proc/PID/stat (after the parenthesised name) is Z or X.
+fn is_zombie(stat: &str) -> bool {
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next());
+    matches!(state, Some('Z' | 'X'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zombies_are_not_alive() {
+        assert!(is_zombie("123 (nsboot) Z 1 123 123 0"));
+        assert!(is_zombie("123 (a) b) X 1"));
+        assert!(!is_zombie("123 (nsboot) S 1 123"));
+        assert!(!is_zombie(""));
+        assert!(alive(std::process::id() as i32));
+    }
+
+    #[test]
+    fn private_names_give_their_writers_pid() {
+        assert_eq!(writer_pid(".my.ctr.1234.new"), Some(1234));
+        assert_eq!(writer_pid(".stale.77.do-5"), Some(77));
+        assert_eq!(writer_pid(".seccomp"), None);
+        assert_eq!(writer_pid("ctr"), None);
+        assert_eq!(writer_pid(".x.new"), None);
+    }
+
+    #[test]
+    fn sweep_removes_what_dead_writers_left_and_keeps_the_rest() {
+        let root = tempfile::tempdir().unwrap();
+        let dead = i32::MAX - 1; // no such pid
+        let me = std::process::id();
+        for d in [
+            format!(".a.{dead}.new"),
+            format!(".stale.{dead}.b"),
+            format!(".c.{me}.new"),
+            "detached".into(),
+            ".seccomp".into(),
+        ] {
+            fs::create_dir(root.path().join(d)).unwrap();
+        }
+        let cache = root.path().join(".seccomp");
+        fs::write(cache.join(format!(".k.{dead}.tmp")), "").unwrap();
+        fs::write(cache.join(format!(".k.{me}.tmp")), "").unwrap();
+        fs::write(cache.join("k.bpf"), "").unwrap();
+        sweep(root.path());
+        let names = |dir: &Path| {
+            let mut v: Vec<String> = fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            v.sort();
+            v
+        };
+        let want = [format!(".c.{me}.new"), ".seccomp".into(), "detached".into()];
+        assert_eq!(names(root.path()), want);
+        assert_eq!(names(&cache), [format!(".k.{me}.tmp"), "k.bpf".into()]);
+    }
+}
