@@ -133,7 +133,7 @@ fn create_with(root: &Path, id: &str, foreground: bool) -> Result<Entry, StateEr
     fs::create_dir_all(root).map_err(|e| io(root, e))?;
     let dir = root.join(id);
     // A stale directory goes first, so that the private one below lives only for an instant.
-    if dir.exists() && !remove_if_stale(root, &dir) {
+    if dir.exists() && !sweep::remove_if_stale(root, &dir) {
         return Err(StateError::Exists {
             id: id.into(),
             root: root.into(),
@@ -184,43 +184,6 @@ fn create_with(root: &Path, id: &str, foreground: bool) -> Result<Entry, StateEr
 /// The private name under which `pid` builds the directory of `id` before renaming it.
 pub fn private_name(id: &str, pid: u32) -> String {
     format!(".{id}.{pid}.new")
-}
-
-/// Removes a state directory left by a sandbox killed with SIGKILL: nobody holds its lock and
-/// its supervisor is gone. It is first renamed away while its lock is held, so that a
-/// concurrent command never removes a fresh directory.
-fn remove_if_stale(root: &Path, dir: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(f) = File::open(dir.join("lock")) else {
-        return false;
-    };
-    let Ok(held) = Flock::lock(f, FlockArg::LockExclusiveNonblock) else {
-        return false;
-    };
-    let pid = fs::read(dir.join("state.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<State>(&b).ok())
-        .map(|s| s.pid);
-    let alive = pid.is_some_and(sweep::alive);
-    // Still the same directory whose lock we hold?
-    let same = match (held.metadata(), fs::metadata(dir.join("lock"))) {
-        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
-        _ => false,
-    };
-    if alive || !same {
-        return false;
-    }
-    tracing::info!("removing the stale state in {}", dir.display());
-    let trash = root.join(format!(
-        ".stale.{}.{}",
-        std::process::id(),
-        dir.file_name().and_then(|n| n.to_str()).unwrap_or("x")
-    ));
-    if fs::rename(dir, &trash).is_err() {
-        return false;
-    }
-    let _ = fs::remove_dir_all(&trash);
-    true
 }
 
 /// Opens and locks an existing container's directory.

@@ -31,9 +31,46 @@ pub fn sweep(root: &Path) {
                 let _ = fs::remove_dir_all(&path);
             }
         } else if !name.starts_with('.') && path.join(FOREGROUND).exists() {
-            super::remove_if_stale(root, &path);
+            remove_if_stale(root, &path);
         }
     }
+}
+
+/// Removes a state directory left by a sandbox killed with SIGKILL: nobody holds its lock and
+/// its supervisor is gone. It is first renamed away while its lock is held, so that a
+/// concurrent command never removes a fresh directory.
+pub(super) fn remove_if_stale(root: &Path, dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(f) = fs::File::open(dir.join("lock")) else {
+        return false;
+    };
+    let Ok(held) = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) else {
+        return false;
+    };
+    let pid = fs::read(dir.join("state.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<super::State>(&b).ok())
+        .map(|s| s.pid);
+    let alive = pid.is_some_and(alive);
+    // Still the same directory whose lock we hold?
+    let same = match (held.metadata(), fs::metadata(dir.join("lock"))) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => false,
+    };
+    if alive || !same {
+        return false;
+    }
+    tracing::info!("removing the stale state in {}", dir.display());
+    let trash = root.join(format!(
+        ".stale.{}.{}",
+        std::process::id(),
+        dir.file_name().and_then(|n| n.to_str()).unwrap_or("x")
+    ));
+    if fs::rename(dir, &trash).is_err() {
+        return false;
+    }
+    let _ = fs::remove_dir_all(&trash);
+    true
 }
 
 /// `.KEY.PID.tmp` files of the seccomp cache whose writer is gone.
