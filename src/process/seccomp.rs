@@ -165,6 +165,13 @@ fn compile(spec: &LinuxSeccomp) -> Result<(ScmpFilterContext, bool), SeccompErro
     // The kernel's own errno on load (EACCES, ...) instead of libseccomp's ECANCELED.
     ctx.set_api_sysrawrc(true)
         .map_err(filter_err("asking for raw errors"))?;
+    // A binary search over syscall numbers instead of a linear list: on load the kernel runs
+    // the filter once per syscall number and architecture to build its action cache, so a
+    // shorter path per syscall is a faster load (and a faster filter). Best effort: older
+    // libseccomp lacks it.
+    if let Err(e) = ctx.set_ctl_optimize(2) {
+        tracing::debug!("seccomp: no binary-tree filter ({e}): a linear one");
+    }
     for a in spec.architectures().iter().flatten() {
         ctx.add_arch(arch(*a)).map_err(|e| SeccompError::Filter {
             what: format!("adding architecture {a}"),

@@ -99,7 +99,7 @@ impl Env {
 /// The cache key of a profile (its canonical JSON) in an environment.
 pub fn key_of(profile_json: &[u8], env: &Env) -> u128 {
     let mut h = Fnv128::new();
-    h.part(b"nsboot seccomp program 1");
+    h.part(b"nsboot seccomp program 2"); // 2: binary-tree filters
     h.part(env.nsboot.as_bytes());
     let (major, minor, micro) = env.libseccomp;
     h.part(format!("{major}.{minor}.{micro}").as_bytes());
