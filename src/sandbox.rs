@@ -2,7 +2,7 @@
 //! maps, release it through the userns sync fd, read start-sync, start it, forward signals
 //! and wait.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 
 use nix::fcntl::OFlag;
@@ -57,7 +57,7 @@ impl SandboxError {
 }
 
 /// What to start.
-pub struct Plan {
+pub struct Plan<'a> {
     pub id: String,
     pub spec: Spec,
     pub rootfs: PathBuf,
@@ -65,7 +65,7 @@ pub struct Plan {
     /// Kill the sandbox when the caller dies.
     pub attached: bool,
     /// Exec `nsboot boot` (the fd contract) in the new namespaces instead of running the
-    /// supervisor in the cloned process: a clean image for long-lived sandboxes.
+    /// supervisor in the cloned process (NSBOOT_EXEC_BOOT=1: a fresh process image).
     pub exec_boot: bool,
     /// The bundle directory (for `nsboot boot --bundle`).
     pub bundle: PathBuf,
@@ -79,6 +79,9 @@ pub struct Plan {
     pub boot_flags: Vec<String>,
     /// process.terminal: a connected socket that receives the pty master (SCM_RIGHTS).
     pub console: Option<OwnedFd>,
+    /// The caller's own fds the supervisor must not keep (an exec would close them): the lock
+    /// of `create`'s state directory, which would otherwise stay held as long as the sandbox.
+    pub caller_only: Vec<BorrowedFd<'a>>,
 }
 
 /// A booted supervisor, waiting for its start signal.
@@ -119,13 +122,13 @@ fn step<T>(what: &str, r: nix::Result<T>) -> Result<T, SandboxError> {
 }
 
 /// Spawns the supervisor, writes its maps and waits until it reports ready (start-sync).
-pub fn spawn(plan: Plan) -> Result<Sandbox, SandboxError> {
+pub fn spawn(plan: Plan<'_>) -> Result<Sandbox, SandboxError> {
     spawn_with(plan, None)
 }
 
 /// `spawn`, handing the in-process supervisor the seccomp program compiled for the spec (an
 /// exec'd `nsboot boot` drops it: its application compiles the profile).
-pub fn spawn_with(plan: Plan, seccomp: Option<Program>) -> Result<Sandbox, SandboxError> {
+pub fn spawn_with(plan: Plan<'_>, seccomp: Option<Program>) -> Result<Sandbox, SandboxError> {
     begin(plan, seccomp)?.ready()
 }
 
@@ -139,7 +142,7 @@ pub struct Spawning {
 }
 
 /// Clones the supervisor, writes its maps and releases it; does not wait for start-sync.
-pub fn begin(mut plan: Plan, seccomp: Option<Program>) -> Result<Spawning, SandboxError> {
+pub fn begin(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning, SandboxError> {
     if let Some(n) = &plan.mapping.notice {
         tracing::info!("{n}");
     }
@@ -173,6 +176,10 @@ pub fn begin(mut plan: Plan, seccomp: Option<Program>) -> Result<Spawning, Sandb
     let (pid, pidfd) = match cloned {
         Cloned::Child => {
             drop((userns_w, start_r, ctl));
+            // This process's copies only: the caller keeps its own (the fd table was copied).
+            for fd in &plan.caller_only {
+                let _ = nix::unistd::close(fd.as_raw_fd());
+            }
             if let Some(spec_fd) = spec_fd {
                 exec_boot(&plan, spec_fd, ctl_boot, start_w, userns_r);
             }

@@ -214,6 +214,11 @@ fn lock(dir: &Path) -> Result<Flock<File>, StateError> {
 }
 
 impl Entry {
+    /// The fd holding the lock (a process cloned while it is held must close its copy).
+    pub fn lock_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self._lock.as_fd()
+    }
+
     /// Writes state.json atomically.
     pub fn save(&self, state: &State) -> Result<(), StateError> {
         let tmp = self.dir.join("state.json.tmp");

@@ -79,21 +79,31 @@ pub fn run(args: CreateArgs, global: &Global) -> i32 {
         }
         _ => None,
     };
+    // The supervisor is cloned in-process as for `run` (NSBOOT_EXEC_BOOT=1 execs `nsboot
+    // boot` instead); it must not keep this command's lock on the state directory.
+    let exec_boot = std::env::var_os("NSBOOT_EXEC_BOOT").is_some_and(|v| v == "1");
+    let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let seccomp = if exec_boot {
+        None
+    } else {
+        crate::process::seccomp::cache::program(&root, profile)
+    };
     let plan = Plan {
         id: args.id.clone(),
         spec,
         rootfs: rootfs.clone(),
         mapping,
         attached: false,
-        exec_boot: true,
+        exec_boot,
         bundle: bundle.clone(),
         janitor: None,
         listener: Some(listener),
         preserve_fds: args.preserve_fds,
         boot_flags: global.boot_flags(),
         console,
+        caller_only: vec![entry.lock_fd()],
     };
-    let sb = match sandbox::spawn(plan) {
+    let sb = match sandbox::spawn_with(plan, seccomp) {
         Ok(sb) => sb,
         Err(e) => {
             entry.remove();

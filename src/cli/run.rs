@@ -216,6 +216,7 @@ fn run_in(
         preserve_fds: 0,
         boot_flags: global.boot_flags(),
         console,
+        caller_only: Vec::new(),
     };
     let spawning = match sandbox::begin(plan, seccomp) {
         Ok(s) => s,
