@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::sys::Errno;
 
+mod read;
 mod sweep;
+use read::with_started;
+pub use read::{list, load};
 pub use sweep::sweep;
 
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
@@ -233,7 +236,15 @@ impl Entry {
     pub fn load(&self) -> Result<State, StateError> {
         let path = self.dir.join("state.json");
         let body = fs::read(&path).map_err(|e| io(&path, e))?;
-        serde_json::from_slice(&body).map_err(|_| io(&path, Errno(libc::EINVAL)))
+        let st = serde_json::from_slice(&body).map_err(|_| io(&path, Errno(libc::EINVAL)))?;
+        Ok(with_started(&self.dir, st))
+    }
+
+    /// Records that the container was started: one empty file rather than a rewrite of
+    /// state.json (whose status then reads "running" through `load`).
+    pub fn mark_started(&self) -> Result<(), StateError> {
+        let path = self.dir.join(read::STARTED);
+        File::create(&path).map(drop).map_err(|e| io(&path, e))
     }
 
     /// Removes the directory (the lock goes with it).
@@ -306,45 +317,6 @@ pub fn validate_id(id: &str) -> Result<(), StateError> {
         };
         StateError::InvalidId { id: id.into(), why }
     })
-}
-
-/// Reads `id`'s state.json without taking its lock: readers (state, list, kill, exec) never
-/// wait for a foreground `run`, which holds the lock for the container's whole life.
-pub fn load(root: &Path, id: &str) -> Result<State, StateError> {
-    validate_id(id)?;
-    let path = root.join(id).join("state.json");
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(StateError::NotFound {
-                id: id.into(),
-                root: root.into(),
-            })
-        }
-        Err(e) => return Err(io(&path, e)),
-    };
-    serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
-        id: id.into(),
-        path,
-        why: e.to_string(),
-    })
-}
-
-/// The ids in the state root that have a state.json, sorted.
-pub fn list(root: &Path) -> Result<Vec<String>, StateError> {
-    let entries = match fs::read_dir(root) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io(root, e)),
-    };
-    let mut ids: Vec<String> = entries
-        .flatten()
-        .filter(|e| e.path().join("state.json").is_file())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|name| !name.starts_with('.'))
-        .collect();
-    ids.sort();
-    Ok(ids)
 }
 
 /// Locks an existing container's directory, waiting at most `timeout` for another command.

@@ -44,7 +44,7 @@ pub fn run(args: StartArgs, global: &Global) -> i32 {
     match control::send_start(&conn) {
         Ok(_) => {
             st.status = "running".into();
-            let _ = entry.save(&st);
+            let _ = entry.mark_started();
             let _ = crate::hooks::run(HookKind::Poststart, hooks.as_ref(), &st);
             0
         }
