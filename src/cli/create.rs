@@ -79,15 +79,8 @@ pub fn run(args: CreateArgs, global: &Global) -> i32 {
         }
         _ => None,
     };
-    // The supervisor is cloned in-process as for `run` (NSBOOT_EXEC_BOOT=1 execs `nsboot
-    // boot` instead); it must not keep this command's lock on the state directory.
-    let exec_boot = std::env::var_os("NSBOOT_EXEC_BOOT").is_some_and(|v| v == "1");
-    let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-    let seccomp = if exec_boot {
-        None
-    } else {
-        crate::process::seccomp::cache::program(&root, profile)
-    };
+    // Cloned in-process as for `run`: it must not keep this command's lock on the state dir.
+    let (exec_boot, seccomp) = sandbox::supervisor_kind(&root, &spec);
     let plan = Plan {
         id: args.id.clone(),
         spec,

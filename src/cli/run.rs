@@ -177,15 +177,7 @@ fn run_in(
     } else {
         (None, None)
     };
-    let exec_boot = std::env::var_os("NSBOOT_EXEC_BOOT").is_some_and(|v| v == "1");
-    // The seccomp program cache is in the state root, which the application cannot see: the
-    // program is looked up (or compiled) here and handed down in memory.
-    let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-    let seccomp = if exec_boot {
-        None
-    } else {
-        crate::process::seccomp::cache::program(root, profile)
-    };
+    let (exec_boot, seccomp) = sandbox::supervisor_kind(root, &spec);
     // The supervisor removes the state if this caller is killed once the state exists
     // (`created` tells it that it does, and that it is ours).
     let (created_r, created_w) =
