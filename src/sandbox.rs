@@ -136,13 +136,9 @@ pub fn supervisor_kind(root: &std::path::Path, spec: &Spec) -> (bool, Option<Pro
 }
 
 /// Spawns the supervisor, writes its maps and waits until it reports ready (start-sync).
-pub fn spawn(plan: Plan<'_>) -> Result<Sandbox, SandboxError> {
-    spawn_with(plan, None)
-}
-
-/// `spawn`, handing the in-process supervisor the seccomp program compiled for the spec (an
-/// exec'd `nsboot boot` drops it: its application compiles the profile).
-pub fn spawn_with(plan: Plan<'_>, seccomp: Option<Program>) -> Result<Sandbox, SandboxError> {
+/// `seccomp`: the spec's program for an in-process supervisor (an exec'd `nsboot boot` drops
+/// it: its application compiles the profile).
+pub fn spawn(plan: Plan<'_>, seccomp: Option<Program>) -> Result<Sandbox, SandboxError> {
     begin(plan, seccomp)?.ready()
 }
 

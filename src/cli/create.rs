@@ -96,7 +96,7 @@ pub fn run(args: CreateArgs, global: &Global) -> i32 {
         console,
         caller_only: vec![entry.lock_fd()],
     };
-    let sb = match sandbox::spawn_with(plan, seccomp) {
+    let sb = match sandbox::spawn(plan, seccomp) {
         Ok(sb) => sb,
         Err(e) => {
             entry.remove();

@@ -204,7 +204,7 @@ fn child(
         console: None,
     };
     Ok(crate::process::exec::exec(
-        spec, process, program, fds, terminal,
+        spec, process, program, fds, terminal, None,
     )?)
 }
 

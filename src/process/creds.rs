@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::caps::{self, CapSets, CapsError};
 use super::rlimits::{self, RlimitError};
-use super::seccomp::{self, SeccompError};
+use super::seccomp::{self, bpf::Program, SeccompError};
 use crate::sys::Errno;
 
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
@@ -85,11 +85,18 @@ fn chdir_hint(errno: Errno) -> &'static str {
 
 /// rlimits, oomScoreAdj, user/groups, caps, cwd, umask, no_new_privs, seccomp: everything
 /// between a set-up root and execve. A profile with NOTIFY rules needs `apply_with_listener`.
-pub fn apply(process: &Process, seccomp: Option<&LinuxSeccomp>) -> Result<(), CredsError> {
+/// `precompiled`: the profile's program, compiled by the caller (None: compiled here).
+pub fn apply(
+    process: &Process,
+    seccomp: Option<&LinuxSeccomp>,
+    precompiled: Option<&Program>,
+) -> Result<(), CredsError> {
     if seccomp.is_some_and(seccomp::uses_notify) {
         return Err(CredsError::NotifyUnhandled);
     }
-    apply_with_listener(process, seccomp, |_| Err(CredsError::NotifyUnhandled))
+    apply_with_listener(process, seccomp, precompiled, |_| {
+        Err(CredsError::NotifyUnhandled)
+    })
 }
 
 /// `apply`, handing the seccomp user-notification fd (if the profile makes one) to
@@ -98,6 +105,7 @@ pub fn apply(process: &Process, seccomp: Option<&LinuxSeccomp>) -> Result<(), Cr
 pub fn apply_with_listener(
     process: &Process,
     seccomp: Option<&LinuxSeccomp>,
+    precompiled: Option<&Program>,
     send_listener: impl FnOnce(OwnedFd) -> Result<(), CredsError>,
 ) -> Result<(), CredsError> {
     // A spec mistake is reported before anything changes.
@@ -108,7 +116,7 @@ pub fn apply_with_listener(
     let user = process.user();
     let mut send_listener = Some(send_listener);
     let mut load_seccomp = |spec: &LinuxSeccomp| -> Result<(), CredsError> {
-        if let Some(fd) = seccomp::load(spec)? {
+        if let Some(fd) = seccomp::load(spec, precompiled)? {
             send_listener.take().ok_or(CredsError::NotifyUnhandled)?(fd)?;
         }
         Ok(())

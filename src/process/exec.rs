@@ -11,6 +11,7 @@ use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal
 use nix::unistd::dup2;
 use oci_spec::runtime::Process;
 
+use super::seccomp::bpf::Program;
 use super::{creds, AppFds, ProcessError};
 use crate::spec::Spec;
 use crate::sys::{self, Errno};
@@ -38,12 +39,14 @@ pub fn resolve(process: &Process, from_fd: bool) -> Result<PathBuf, ProcessError
     resolve_program(&args[0], process.env().as_deref().unwrap_or_default())
 }
 
+/// `seccomp`: the profile's program as the caller compiled it (None: compiled here).
 pub fn exec(
     spec: &Spec,
     process: &Process,
     program: PathBuf,
     fds: AppFds,
     terminal: Option<OwnedFd>,
+    seccomp: Option<Program>,
 ) -> Result<Infallible, ProcessError> {
     let passed: Vec<i32> = fds.pass.iter().map(|m| m.app).collect();
     arrange_fds(fds.stdio, fds.pass)?;
@@ -60,8 +63,8 @@ pub fn exec(
     let env: Vec<String> = process.env().clone().unwrap_or_default();
     let argv = cstrings(args)?;
     let envp = cstrings(&env)?;
-    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-    creds::apply(process, seccomp)?;
+    let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    creds::apply(process, profile, seccomp.as_ref())?;
     let err = match &fds.exec {
         Some(fd) => nix::unistd::fexecve(fd.as_raw_fd(), &argv, &envp).unwrap_err(),
         None => {

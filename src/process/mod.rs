@@ -117,14 +117,13 @@ pub fn create(
     })? {
         Cloned::Child => {
             drop(sup);
-            seccomp::bpf::set_precompiled(program);
             let oom = spec.process().as_ref().and_then(|p| p.oom_score_adj());
             let err = match creds::set_oom_score_adj(oom)
                 .map_err(ProcessError::from)
                 .and_then(|()| {
                     // Until it execs, this process is nsboot: keep others from its /proc/PID/exe.
                     let _ = nix::sys::prctl::set_dumpable(false);
-                    app_main(spec, &app, fds)
+                    app_main(spec, &app, fds, program)
                 }) {
                 Ok(never) => match never {},
                 Err(e) => e,
@@ -167,7 +166,12 @@ impl App {
 }
 
 /// The application's side, up to exec; returns only on error.
-fn app_main(spec: &Spec, sock: &OwnedFd, mut fds: AppFds) -> Result<Infallible, ProcessError> {
+fn app_main(
+    spec: &Spec,
+    sock: &OwnedFd,
+    mut fds: AppFds,
+    seccomp: Option<seccomp::bpf::Program>,
+) -> Result<Infallible, ProcessError> {
     rootfs::setup_app_root(spec)?;
     let process = spec.process().as_ref().ok_or(ProcessError::NoProcess)?;
     // Resolve the program now, so that a missing one fails `create`, as with runc and crun.
@@ -187,5 +191,5 @@ fn app_main(spec: &Spec, sock: &OwnedFd, mut fds: AppFds) -> Result<Infallible, 
         // SAFETY: _exit in a forked child.
         unsafe { libc::_exit(125) }
     }
-    exec::exec(spec, process, program, fds, terminal)
+    exec::exec(spec, process, program, fds, terminal, seccomp)
 }

@@ -233,13 +233,16 @@ pub fn build(spec: &LinuxSeccomp) -> Result<ScmpFilterContext, SeccompError> {
 /// here; the TSYNC flag covers other cases). Returns the user-notification fd when the profile
 /// has NOTIFY rules: the caller hands it to linux.seccomp.listenerPath.
 ///
-/// A program the caller already compiled for this profile (`bpf::set_precompiled`, from the
-/// cache) is loaded as it is instead; should the kernel refuse it as invalid, the profile is
+/// `precompiled`, the program the caller compiled for this profile (from the cache), is
+/// loaded as it is instead; should the kernel refuse it as invalid, the profile is
 /// compiled here after all.
-pub fn load(spec: &LinuxSeccomp) -> Result<Option<OwnedFd>, SeccompError> {
-    if let Some(program) = bpf::take_precompiled().filter(|_| !uses_notify(spec)) {
+pub fn load(
+    spec: &LinuxSeccomp,
+    precompiled: Option<&bpf::Program>,
+) -> Result<Option<OwnedFd>, SeccompError> {
+    if let Some(program) = precompiled.filter(|_| !uses_notify(spec)) {
         match cache::key(spec) {
-            Ok(key) if key == program.key() => match bpf::load(&program, spec) {
+            Ok(key) if key == program.key() => match bpf::load(program, spec) {
                 Ok(()) => return Ok(None),
                 Err(nix::errno::Errno::EINVAL) => {
                     tracing::debug!("the kernel refused the precompiled seccomp program (EINVAL): compiling the profile")

@@ -173,7 +173,7 @@ fn root_app_gets_exactly_the_spec_caps_and_seccomp_without_nnp() {
     profile.set_syscalls(Some(vec![rule]));
     let p = process(0, 0, &["CAP_CHOWN", "CAP_KILL"], &["CAP_KILL"], &[], false);
     in_userns_child(single_map, || {
-        apply(&p, Some(&profile)).map_err(|e| e.to_string())?;
+        apply(&p, Some(&profile), None).map_err(|e| e.to_string())?;
         expect("CapEff", "0000000000000020")?;
         expect("CapPrm", "0000000000000020")?;
         expect("CapInh", "0000000000000000")?;
@@ -199,7 +199,7 @@ fn root_app_gets_exactly_the_spec_caps_and_seccomp_without_nnp() {
 #[test]
 fn unmapped_uid_is_refused_with_the_map() {
     let p = process(1000, 0, &[], &[], &[], true);
-    let err = in_userns_child(single_map, || match apply(&p, None) {
+    let err = in_userns_child(single_map, || match apply(&p, None, None) {
         Err(e @ CredsError::NotMapped { .. }) => Err(e.to_string()),
         other => Err(format!("unexpected: {other:?}")),
     })
@@ -216,10 +216,15 @@ fn unmapped_uid_is_refused_with_the_map() {
 fn additional_gids_need_setgroups() {
     let mut p = process(0, 0, &[], &[], &[], true);
     p.user_mut().set_additional_gids(Some(vec![0]));
-    in_userns_child(single_map, || apply(&p, None).map_err(|e| e.to_string())).unwrap();
+    in_userns_child(single_map, || {
+        apply(&p, None, None).map_err(|e| e.to_string())
+    })
+    .unwrap();
     p.user_mut().set_additional_gids(Some(vec![5]));
-    let err =
-        in_userns_child(single_map, || apply(&p, None).map_err(|e| e.to_string())).unwrap_err();
+    let err = in_userns_child(single_map, || {
+        apply(&p, None, None).map_err(|e| e.to_string())
+    })
+    .unwrap_err();
     assert!(
         err.contains("additionalGids [5] need a gid map written by newgidmap"),
         "{err}"
@@ -230,8 +235,10 @@ fn additional_gids_need_setgroups() {
 fn missing_cwd_is_named() {
     let mut p = process(0, 0, &[], &[], &[], true);
     p.set_cwd("/nonexistent/nsboot-test".into());
-    let err =
-        in_userns_child(single_map, || apply(&p, None).map_err(|e| e.to_string())).unwrap_err();
+    let err = in_userns_child(single_map, || {
+        apply(&p, None, None).map_err(|e| e.to_string())
+    })
+    .unwrap_err();
     assert!(
         err.starts_with("process.cwd /nonexistent/nsboot-test: cannot enter it as uid 0"),
         "{err}"
@@ -261,7 +268,7 @@ fn non_root_app_keeps_only_its_caps_across_execve() {
     p.user_mut().set_additional_gids(Some(vec![2000, 3000]));
     p.user_mut().set_umask(Some(0o027));
     in_userns_child(wide, || {
-        apply(&p, None).map_err(|e| e.to_string())?;
+        apply(&p, None, None).map_err(|e| e.to_string())?;
         expect("Uid", "1000\t1000\t1000\t1000")?;
         expect("Groups", "2000 3000")?;
         for set in ["CapEff", "CapPrm", "CapInh", "CapAmb"] {

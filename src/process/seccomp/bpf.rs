@@ -7,7 +7,6 @@
 //! also makes the listener fd).
 
 use std::io::{Read, Seek};
-use std::sync::Mutex;
 
 use libseccomp::ScmpFilterContext;
 use nix::errno::Errno;
@@ -141,20 +140,4 @@ pub fn load(program: &Program, spec: &LinuxSeccomp) -> Result<(), Errno> {
         // Without TSYNC_ESRCH the kernel names the thread that could not synchronise.
         _ => Err(Errno::ESRCH),
     }
-}
-
-/// The program the caller compiled (or found in the cache) for this application's profile;
-/// set by the application process right after it is cloned, taken by `seccomp::load`. A slot
-/// rather than an argument because the application is a clone, single-threaded, whose path
-/// to execve (`process::exec`, `creds`) carries the spec and nothing else of the caller's.
-static PRECOMPILED: Mutex<Option<Program>> = Mutex::new(None);
-
-pub fn set_precompiled(program: Option<Program>) {
-    if let Ok(mut slot) = PRECOMPILED.lock() {
-        *slot = program;
-    }
-}
-
-pub fn take_precompiled() -> Option<Program> {
-    PRECOMPILED.lock().ok().and_then(|mut slot| slot.take())
 }

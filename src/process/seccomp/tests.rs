@@ -180,7 +180,7 @@ fn default_profile_blocks_namespaces_and_io_uring_when_loaded() {
         |_| Ok(()),
         || {
             nix::sys::prctl::set_no_new_privs().map_err(|e| e.to_string())?;
-            load(&profile).map_err(|e| e.to_string())?;
+            load(&profile, None).map_err(|e| e.to_string())?;
             let check = |what: &str, got: E, want: E| {
                 (got == want).then_some(()).ok_or(format!("{what}: {got}"))
             };
@@ -216,7 +216,7 @@ fn notify_rules_hand_back_the_listener_fd() {
         |_| Ok(()),
         || {
             nix::sys::prctl::set_no_new_privs().map_err(|e| e.to_string())?;
-            let fd = load(&p)
+            let fd = load(&p, None)
                 .map_err(|e| e.to_string())?
                 .ok_or("no listener fd")?;
             nix::fcntl::fcntl(

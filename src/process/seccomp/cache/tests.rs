@@ -309,7 +309,7 @@ fn a_cached_program_filters_exactly_like_libseccomps_load() {
     let nnp = || nix::sys::prctl::set_no_new_privs().map_err(|e| e.to_string());
     let by_libseccomp = outcomes(|| {
         nnp()?;
-        sc::load(&spec).map(drop).map_err(|e| e.to_string())
+        sc::load(&spec, None).map(drop).map_err(|e| e.to_string())
     })
     .unwrap();
     assert!(
@@ -327,25 +327,27 @@ fn a_cached_program_filters_exactly_like_libseccomps_load() {
     // Through `seccomp::load`, as the application does with what the caller handed down.
     let handed = outcomes(|| {
         nnp()?;
-        bpf::set_precompiled(Some(cached.clone()));
-        sc::load(&spec).map(drop).map_err(|e| e.to_string())?;
-        bpf::take_precompiled().map_or(Ok(()), |_| Err("the program was not used".into()))
+        sc::load(&spec, Some(&cached))
+            .map(drop)
+            .map_err(|e| e.to_string())
     });
     assert_eq!(handed.unwrap(), by_libseccomp);
     // One the kernel refuses as invalid (EINVAL) gives way to a compile.
     let broken = Program::new(cached.key(), vec![0; 8]).unwrap();
     let refused = outcomes(|| {
         nnp()?;
-        bpf::set_precompiled(Some(broken));
-        sc::load(&spec).map(drop).map_err(|e| e.to_string())
+        sc::load(&spec, Some(&broken))
+            .map(drop)
+            .map_err(|e| e.to_string())
     });
     assert_eq!(refused.unwrap(), by_libseccomp);
     // A program that is not this profile's is not loaded: the profile is compiled instead.
     let other = compiled(&deny_mkdir(122));
     let mismatched = outcomes(|| {
         nnp()?;
-        bpf::set_precompiled(Some(other));
-        sc::load(&spec).map(drop).map_err(|e| e.to_string())
+        sc::load(&spec, Some(&other))
+            .map(drop)
+            .map_err(|e| e.to_string())
     });
     assert_eq!(mismatched.unwrap(), by_libseccomp);
 }
@@ -366,8 +368,7 @@ fn load_errors_read_as_libseccomps() {
                     caps::Capability::CAP_SYS_ADMIN,
                 )
                 .map_err(|e| e.to_string())?;
-                bpf::set_precompiled(precompiled);
-                match sc::load(spec) {
+                match sc::load(spec, precompiled.as_ref()) {
                     Err(e) => Err(e.to_string()),
                     Ok(_) => Ok(()),
                 }
