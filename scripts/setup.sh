@@ -11,7 +11,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 [ "$(id -u)" = 0 ] || { echo "setup.sh: run as root (sudo $0)" >&2; exit 1; }
 
 # uidmap: newuidmap/newgidmap (subordinate-range mappings); busybox-static: the test rootfs;
-# libseccomp-dev + pkg-config: the libseccomp crate links the system library;
+# libseccomp-dev + pkg-config: nsboot links the system's libseccomp.a (static build);
 # hyperfine + jq: benchmarks and bundle editing in scripts; fuse-overlayfs: rootless --overlay.
 pkgs="uidmap busybox-static libseccomp-dev pkg-config hyperfine jq fuse-overlayfs"
 install_missing setup.sh $pkgs

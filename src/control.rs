@@ -38,7 +38,17 @@ pub enum ControlError {
 
 /// Caller: asks the supervisor to start the application; the reply says whether it exec'd.
 pub fn send_start(sock: impl AsFd) -> Result<i32, ControlError> {
-    wire::send(&sock, &Request::Start)?;
+    request_start(&sock)?;
+    start_reply(sock)
+}
+
+/// Caller: queues the Start request; the supervisor reads it once its application is ready.
+pub fn request_start(sock: impl AsFd) -> Result<(), ControlError> {
+    Ok(wire::send(&sock, &Request::Start)?)
+}
+
+/// Caller: the reply to a Start request sent earlier: the application's pid once it exec'd.
+pub fn start_reply(sock: impl AsFd) -> Result<i32, ControlError> {
     match wire::expect::<Reply>(&sock, "the start reply from the sandbox")? {
         Reply::Started { pid } => Ok(pid),
         Reply::StartFailed(e) => Err(ControlError::Start(e)),
@@ -88,6 +98,15 @@ pub fn unix_socket(path: &std::path::Path, listening: bool) -> Result<OwnedFd, c
         SockFlag::SOCK_CLOEXEC,
         None,
     )?;
+    // sun_path holds 107 bytes: a longer path is reached through its directory's fd in /proc.
+    let (_dir, short);
+    let path = if path.as_os_str().len() >= 108 {
+        let (d, p) = via_proc_fd(path)?;
+        (_dir, short) = (d, p);
+        short.as_path()
+    } else {
+        path
+    };
     let addr = UnixAddr::new(path)?;
     if listening {
         bind(fd.as_raw_fd(), &addr)?;
@@ -96,6 +115,24 @@ pub fn unix_socket(path: &std::path::Path, listening: bool) -> Result<OwnedFd, c
         connect(fd.as_raw_fd(), &addr)?;
     }
     Ok(fd)
+}
+
+/// `path` as /proc/self/fd/N/NAME, N an O_PATH fd of its directory (kept open by the caller).
+fn via_proc_fd(path: &std::path::Path) -> Result<(OwnedFd, std::path::PathBuf), crate::sys::Errno> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(crate::sys::Errno(libc::ENAMETOOLONG));
+    };
+    let dir: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(parent)
+        .map_err(crate::sys::Errno::from)?
+        .into();
+    let short = std::path::Path::new("/proc/self/fd")
+        .join(dir.as_raw_fd().to_string())
+        .join(name);
+    Ok((dir, short))
 }
 
 /// The controller socket of a created container: `<state dir>/ctl.sock`, listening.
@@ -112,4 +149,25 @@ pub fn connect(path: &std::path::Path) -> Result<OwnedFd, WireError> {
         expected: format!("the sandbox's controller at {}", path.display()),
         errno,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockets_at_paths_longer_than_sun_path_still_listen_and_connect() {
+        let tmp = tempfile::tempdir().unwrap();
+        let deep = tmp.path().join("d".repeat(60)).join("e".repeat(60));
+        std::fs::create_dir_all(&deep).unwrap();
+        let path = deep.join("ctl.sock");
+        assert!(path.as_os_str().len() > 108);
+        let listener = unix_socket(&path, true).unwrap();
+        assert!(path.exists(), "the socket is bound at the long path itself");
+        let client = unix_socket(&path, false).unwrap();
+        wire::send(&client, &Request::Start).unwrap();
+        let conn = wait_for_start(listener).unwrap();
+        wire::send(&conn, &Reply::Started { pid: 7 }).unwrap();
+        assert_eq!(start_reply(&client).unwrap(), 7);
+    }
 }

@@ -90,6 +90,8 @@ pub struct Sandbox {
     pub pidfd: OwnedFd,
     /// Connected to the supervisor's controller (a foreground run only).
     pub control: Option<OwnedFd>,
+    /// The Start request is already queued on `control` ([`Spawning::start_early`]).
+    start_sent: bool,
 }
 
 /// The namespaces of the supervisor: always user, mount, pid, ipc, uts; net and cgroup per spec.
@@ -149,6 +151,9 @@ pub struct Spawning {
     pub pidfd: OwnedFd,
     control: Option<OwnedFd>,
     start_r: OwnedFd,
+    start_sent: bool,
+    /// The maps being written and the userns sync fd, until [`Spawning::release`].
+    userns: Option<(idmap::Pending, OwnedFd)>,
 }
 
 /// Clones the supervisor, writes its maps and releases it; does not wait for start-sync.
@@ -222,28 +227,64 @@ pub fn begin(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning, S
         let _ = sys::pidfd_wait(pidfd.as_fd());
         e
     };
-    if let Err(e) = idmap::write(pid, &plan.mapping) {
-        return Err(fail(e.into()));
-    }
-    // EOF on the sync fd releases the supervisor.
-    drop(userns_w);
-    crate::log::phase("map");
-    Ok(Spawning {
+    let maps = match idmap::start_writing(pid, &plan.mapping) {
+        Ok(p) => p,
+        Err(e) => return Err(fail(e.into())),
+    };
+    let mut spawning = Spawning {
         pid,
         pidfd,
         control: ctl,
         start_r,
-    })
+        start_sent: false,
+        userns: Some((maps, userns_w)),
+    };
+    if matches!(spawning.userns, Some((idmap::Pending::Done, _))) {
+        // Written already: release the supervisor now. Helpers still running are waited for
+        // in `ready`, after the caller's own work.
+        spawning.release()?;
+    }
+    Ok(spawning)
 }
 
 impl Spawning {
+    /// Queues the Start request on the controller socket now, while the supervisor still
+    /// builds the root: once ready it execs the application at once, without waiting for this
+    /// caller to wake up and ask (a foreground run with no hook between create and start).
+    /// A supervisor that already failed closed its end: the send fails and `ready` reports
+    /// the supervisor's own error; `start` would ask again.
+    pub fn start_early(&mut self) {
+        if let Some(c) = &self.control {
+            self.start_sent = control::request_start(c).is_ok();
+        }
+    }
+
+    /// Waits for the maps to be written, then releases the supervisor from the userns sync
+    /// (EOF on the sync fd). A failed map kills the supervisor.
+    fn release(&mut self) -> Result<(), SandboxError> {
+        let Some((maps, sync)) = self.userns.take() else {
+            return Ok(());
+        };
+        if let Err(e) = maps.finish() {
+            let _ = sys::pidfd_signal(self.pidfd.as_fd(), libc::SIGKILL);
+            let _ = sys::pidfd_wait(self.pidfd.as_fd());
+            return Err(e.into());
+        }
+        drop(sync);
+        crate::log::phase("map");
+        Ok(())
+    }
+
     /// Waits until the supervisor reports ready (start-sync), or its error.
-    pub fn ready(self) -> Result<Sandbox, SandboxError> {
+    pub fn ready(mut self) -> Result<Sandbox, SandboxError> {
+        self.release()?;
         let Spawning {
             pid,
             pidfd,
             control,
             start_r,
+            start_sent,
+            userns: _,
         } = self;
         match read_start_sync(&start_r) {
             Ok(true) => {
@@ -252,6 +293,7 @@ impl Spawning {
                     pid,
                     pidfd,
                     control,
+                    start_sent,
                 })
             }
             Ok(false) => {
@@ -269,10 +311,13 @@ impl Spawning {
         }
     }
 
-    /// Kills the supervisor (and so the sandbox) and reaps it.
+    /// Kills the supervisor (and so the sandbox) and reaps it, and any helper still running.
     pub fn kill(self) {
         let _ = sys::pidfd_signal(self.pidfd.as_fd(), libc::SIGKILL);
         let _ = sys::pidfd_wait(self.pidfd.as_fd());
+        if let Some((maps, _)) = self.userns {
+            let _ = maps.finish();
+        }
     }
 }
 
@@ -314,6 +359,7 @@ impl Sandbox {
     /// Starts the application; Ok once it has exec'd.
     pub fn start(&self) -> Result<i32, SandboxError> {
         match &self.control {
+            Some(c) if self.start_sent => Ok(control::start_reply(c)?),
             Some(c) => Ok(control::send_start(c)?),
             None => Err(SandboxError::Step {
                 step: "starting: no controller connection".into(),

@@ -96,30 +96,44 @@ pub fn run(args: CreateArgs, global: &Global) -> i32 {
         console,
         caller_only: vec![entry.lock_fd()],
     };
-    let sb = match sandbox::spawn(plan, seccomp) {
-        Ok(sb) => sb,
+    let spawning = match sandbox::begin(plan, seccomp) {
+        Ok(s) => s,
         Err(e) => {
             entry.remove();
             crate::log::fatal(&e.to_string());
             return e.exit_code();
         }
     };
+    // Written while the supervisor builds the root (and the uidmap helpers run): the pid is
+    // the supervisor's from here on; engines read the state once create returns, and a failed
+    // start removes it.
     let st = state::State::new(
         &args.id,
         "created",
-        sb.pid.as_raw(),
+        spawning.pid.as_raw(),
         bundle,
         rootfs,
         annotations,
     );
     let saved = entry.save(&st).and_then(|()| match &args.pid_file {
-        Some(p) => std::fs::write(p, sb.pid.to_string()).map_err(|e| state::StateError::Io {
+        Some(p) => std::fs::write(p, spawning.pid.to_string()).map_err(|e| state::StateError::Io {
             path: p.clone(),
             errno: e.into(),
             hint: String::new(),
         }),
         None => Ok(()),
     });
+    let sb = match spawning.ready() {
+        Ok(sb) => sb,
+        Err(e) => {
+            entry.remove();
+            if let Some(p) = &args.pid_file {
+                let _ = std::fs::remove_file(p);
+            }
+            crate::log::fatal(&e.to_string());
+            return e.exit_code();
+        }
+    };
     // prestart and createRuntime run in the runtime's namespaces once the sandbox exists;
     // createContainer runs here too (nsboot does not enter the container for it).
     let created_hooks = [

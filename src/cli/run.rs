@@ -210,13 +210,18 @@ fn run_in(
         console,
         caller_only: Vec::new(),
     };
-    let spawning = match sandbox::begin(plan, seccomp) {
+    let mut spawning = match sandbox::begin(plan, seccomp) {
         Ok(s) => s,
         Err(e) => {
             crate::log::fatal(&e.to_string());
             return e.exit_code();
         }
     };
+    // Without a hook to run between create and start, nothing of ours has to happen before
+    // the application execs: the supervisor gets the Start request now and goes on alone.
+    if !has_start_hooks(hooks.as_ref()) {
+        spawning.start_early();
+    }
     // The state comes after the spawn, so that from its first instant a supervisor exists to
     // remove it should this caller be killed. The supervisor is told before the state appears
     // (it removes it only while nobody holds its lock: never another run's). It is written
@@ -251,6 +256,20 @@ fn run_in(
     let code = run_started(&sb, root, st, hooks, console_caller);
     entry.remove();
     code
+}
+
+/// Hooks that run after the sandbox is created and before its application starts.
+fn has_start_hooks(hooks: Option<&oci_spec::runtime::Hooks>) -> bool {
+    hooks.is_some_and(|h| {
+        [
+            h.prestart(),
+            h.create_runtime(),
+            h.create_container(),
+            h.start_container(),
+        ]
+        .iter()
+        .any(|l| l.as_ref().is_some_and(|v| !v.is_empty()))
+    })
 }
 
 fn run_started(
