@@ -82,6 +82,25 @@ pub fn wait_for_start(sock: OwnedFd) -> Result<OwnedFd, ControlError> {
     }
 }
 
+/// Supervisor: takes a Start request the caller already queued on a connected controller
+/// (a foreground run with no hook before start), without waiting. True: the application may
+/// exec as soon as its root is ready.
+pub fn take_queued_start(sock: &OwnedFd) -> bool {
+    use nix::sys::socket::{recv, MsgFlags};
+    if is_listening(sock) {
+        return false;
+    }
+    let Ok(frame) = wire::encode(&Request::Start) else {
+        return false;
+    };
+    let mut buf = vec![0u8; frame.len()];
+    let peek = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
+    if recv(sock.as_raw_fd(), &mut buf, peek) != Ok(frame.len()) || buf != frame {
+        return false;
+    }
+    recv(sock.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) == Ok(frame.len())
+}
+
 fn is_listening(sock: &OwnedFd) -> bool {
     nix::sys::socket::getsockopt(sock, nix::sys::socket::sockopt::AcceptConn).unwrap_or(false)
 }

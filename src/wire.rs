@@ -58,9 +58,8 @@ impl FdIo<'_> {
     }
 }
 
-/// Sends one frame. A single write, so a frame on a pipe or a seqpacket socket is atomic
-/// for small messages.
-pub fn send<T: Serialize>(fd: impl AsFd, msg: &T) -> Result<(), WireError> {
+/// One frame: the body's length (u32, little-endian), then the body (JSON).
+pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, WireError> {
     let body = serde_json::to_vec(msg).map_err(|e| WireError::Malformed {
         expected: "a message to send".into(),
         msg: e.to_string(),
@@ -68,6 +67,13 @@ pub fn send<T: Serialize>(fd: impl AsFd, msg: &T) -> Result<(), WireError> {
     let mut buf = Vec::with_capacity(body.len() + 4);
     buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
     buf.extend_from_slice(&body);
+    Ok(buf)
+}
+
+/// Sends one frame. A single write, so a frame on a pipe or a seqpacket socket is atomic
+/// for small messages.
+pub fn send<T: Serialize>(fd: impl AsFd, msg: &T) -> Result<(), WireError> {
+    let buf = encode(msg)?;
     FdIo(fd.as_fd()).write_all(&buf).map_err(|e| WireError::Io {
         expected: "the peer to take a message".into(),
         errno: e.into(),

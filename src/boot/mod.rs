@@ -250,7 +250,10 @@ fn supervise_app(
         // A new network namespace starts with lo down; we are its root now.
         crate::net::setup(&spec)?;
         phase("rootfs", || rootfs::setup_supervisor_root(&spec, &rootfs))?;
-        let app = phase("app", || process::create(&spec, app, seccomp))?;
+        // A Start already queued (a foreground run): the application execs as soon as its
+        // root is ready, while this supervisor drops its /proc and seals itself.
+        let autostart = controller.as_ref().is_some_and(control::take_queued_start);
+        let app = phase("app", || process::create(&spec, app, seccomp, autostart))?;
         // The application has its own /proc now; ours would only reveal the sandbox.
         rootfs::drop_supervisor_proc()?;
         seal(&spec)?;
@@ -276,6 +279,9 @@ fn supervise_app(
     let Some(controller) = controller else {
         return start_and_serve(&app, None, janitor);
     };
+    if app.autostart {
+        return start_and_serve(&app, Some(controller), janitor);
+    }
     let conn = match control::wait_for_start(controller) {
         Ok(c) => c,
         Err(e) => {

@@ -90,15 +90,18 @@ pub struct App {
     pub pid: Pid,
     pub pidfd: OwnedFd,
     sock: OwnedFd,
+    /// Created to exec without a start signal, as soon as its root is ready.
+    pub autostart: bool,
 }
 
 /// Supervisor: clones the application into new pid and mount namespaces and waits until its
 /// root is set up. `program`: the seccomp profile's program, compiled by the caller (None: the
-/// application compiles it).
+/// application compiles it). `autostart`: it goes on to exec without waiting for `start`.
 pub fn create(
     spec: &Spec,
     fds: AppFds,
     program: Option<seccomp::bpf::Program>,
+    autostart: bool,
 ) -> Result<App, ProcessError> {
     let (sup, app) = socketpair(
         AddressFamily::Unix,
@@ -123,7 +126,7 @@ pub fn create(
                 .and_then(|()| {
                     // Until it execs, this process is nsboot: keep others from its /proc/PID/exe.
                     let _ = nix::sys::prctl::set_dumpable(false);
-                    app_main(spec, &app, fds, program)
+                    app_main(spec, &app, fds, program, autostart)
                 }) {
                 Ok(never) => match never {},
                 Err(e) => e,
@@ -140,6 +143,7 @@ pub fn create(
                     pid,
                     pidfd,
                     sock: sup,
+                    autostart,
                 }),
                 AppMsg::Failed(e) => {
                     let _ = sys::pidfd_wait(pidfd.as_fd());
@@ -153,7 +157,9 @@ pub fn create(
 impl App {
     /// Releases the application: it execs, or reports why it could not (then it has exited).
     pub fn start(&self) -> Result<(), ProcessError> {
-        wire::send(&self.sock, &())?;
+        if !self.autostart {
+            wire::send(&self.sock, &())?;
+        }
         match wire::recv::<AppMsg>(&self.sock, "the application to exec")? {
             None => Ok(()),
             Some(AppMsg::Failed(e)) => Err(e),
@@ -171,6 +177,7 @@ fn app_main(
     sock: &OwnedFd,
     mut fds: AppFds,
     seccomp: Option<seccomp::bpf::Program>,
+    autostart: bool,
 ) -> Result<Infallible, ProcessError> {
     rootfs::setup_app_root(spec)?;
     let process = spec.process().as_ref().ok_or(ProcessError::NoProcess)?;
@@ -186,7 +193,7 @@ fn app_main(
         None => None,
     };
     wire::send(sock, &AppMsg::Ready)?;
-    if wire::recv::<()>(sock, "the start signal")?.is_none() {
+    if !autostart && wire::recv::<()>(sock, "the start signal")?.is_none() {
         // The supervisor went away before starting us: nothing to report to.
         // SAFETY: _exit in a forked child.
         unsafe { libc::_exit(125) }

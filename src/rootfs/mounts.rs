@@ -121,12 +121,17 @@ impl Ctx<'_> {
 
     /// Flags and propagation that can only be set once the mount exists.
     pub fn finish_bind(&self, what: &str, o: &MountOptions) -> Result<(), MountError> {
+        let ro_rec = o.recursive && o.flags.contains(MsFlags::MS_RDONLY);
+        if o.flags.is_empty() && !o.atime && !ro_rec && o.propagation.is_empty() {
+            // A plain bind: nothing to set, no need to resolve the new mount again.
+            return Ok(());
+        }
         let top = self.mounted()?;
         if !o.flags.is_empty() || o.atime {
             resolve::remount_bind(top.as_fd(), o.flags, !o.atime)
                 .map_err(|e| self.mount_err(what, e))?;
         }
-        if o.recursive && o.flags.contains(MsFlags::MS_RDONLY) {
+        if ro_rec {
             // Read-only must reach the submounts of an rbind too, or they stay writable.
             if let Err(e) = resolve::set_readonly_recursive(top.as_fd()) {
                 tracing::debug!(

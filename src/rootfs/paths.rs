@@ -4,7 +4,7 @@
 //! before its pivot_root: the paths are resolved inside the container root, so a symlink in
 //! the rootfs can only ever point at something else of the container's.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use nix::mount::MsFlags;
@@ -33,13 +33,14 @@ pub fn apply(spec: &Spec, newroot: &Path) -> Result<(), MountError> {
     let readonly = linux
         .and_then(|l| l.readonly_paths().clone())
         .unwrap_or_default();
+    let mut masks = Masks::default();
     for (i, p) in masked.iter().enumerate() {
         let ctx = Ctx {
             at: format!("linux.maskedPaths[{i}]"),
             dest: Path::new(p),
             root: root.as_fd(),
         };
-        mask(&ctx)?;
+        masks.mask(&ctx)?;
     }
     for (i, p) in readonly.iter().enumerate() {
         let ctx = Ctx {
@@ -52,31 +53,52 @@ pub fn apply(spec: &Spec, newroot: &Path) -> Result<(), MountError> {
     Ok(())
 }
 
-/// A directory disappears under an empty read-only tmpfs; anything else under /dev/null.
-fn mask(ctx: &Ctx) -> Result<(), MountError> {
-    let Some(target) = existing(ctx)? else {
-        return Ok(());
-    };
-    let is_dir = resolve::is_dir(target.fd.as_fd()).map_err(|e| ctx.mount_err("a mask", e))?;
-    if is_dir {
-        let flags =
-            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-        resolve::mount_fs(
-            target.fd.as_fd(),
-            "tmpfs",
-            "tmpfs",
-            flags,
-            "size=4k,nr_inodes=1",
-        )
-        .map_err(|e| ctx.mount_err("an empty read-only tmpfs", e))?;
-    } else {
-        let null = resolve::resolve(ctx.root, Path::new("/dev/null"), Create::No).map_err(|e| {
-            ctx.mount_err("/dev/null (the container has none to mask files with)", e)
-        })?;
-        resolve::bind(null.fd.as_fd(), target.fd.as_fd(), false)
-            .map_err(|e| ctx.mount_err("/dev/null", e))?;
+/// What the masks are bound from, opened once: the first masked directory's empty tmpfs and
+/// the container's /dev/null.
+#[derive(Default)]
+struct Masks {
+    empty: Option<OwnedFd>,
+    null: Option<OwnedFd>,
+}
+
+impl Masks {
+    /// A directory disappears under an empty read-only tmpfs (one for all of them: the first
+    /// is bound onto the others, with its flags); anything else under /dev/null.
+    fn mask(&mut self, ctx: &Ctx) -> Result<(), MountError> {
+        let Some(target) = existing(ctx)? else {
+            return Ok(());
+        };
+        let is_dir = resolve::is_dir(target.fd.as_fd()).map_err(|e| ctx.mount_err("a mask", e))?;
+        if is_dir {
+            if let Some(empty) = &self.empty {
+                return resolve::bind(empty.as_fd(), target.fd.as_fd(), false)
+                    .map_err(|e| ctx.mount_err("an empty read-only tmpfs", e));
+            }
+            let flags =
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            resolve::mount_fs(
+                target.fd.as_fd(),
+                "tmpfs",
+                "tmpfs",
+                flags,
+                "size=4k,nr_inodes=1",
+            )
+            .map_err(|e| ctx.mount_err("an empty read-only tmpfs", e))?;
+            self.empty = Some(ctx.mounted()?);
+        } else {
+            if self.null.is_none() {
+                let null = resolve::resolve(ctx.root, Path::new("/dev/null"), Create::No).map_err(
+                    |e| ctx.mount_err("/dev/null (the container has none to mask files with)", e),
+                )?;
+                self.null = Some(null.fd);
+            }
+            if let Some(null) = &self.null {
+                resolve::bind(null.as_fd(), target.fd.as_fd(), false)
+                    .map_err(|e| ctx.mount_err("/dev/null", e))?;
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Bound onto itself, then made read-only (the submounts too), keeping locked flags.
