@@ -4,7 +4,7 @@ use std::fs;
 
 use serde_json::json;
 
-use crate::common::{self};
+use crate::common::{self, Bundle};
 use crate::support::*;
 use crate::{create_and_start, delete_and_check, sleeper};
 
@@ -56,6 +56,37 @@ fn a_failing_create_runtime_hook_fails_create_and_leaves_nothing() {
             c.stderr
         );
         assert!(!c.stderr.contains("started"), "{mode:?}: the app ran");
+        common::assert_nothing_left(mode, b.state_dir());
+    }
+}
+
+/// A foreground run with hooks between create and start keeps the application waiting until
+/// they ran (without such hooks the application execs as soon as its root is ready).
+#[test]
+fn a_foreground_run_starts_its_application_after_the_start_hooks() {
+    for mode in common::modes() {
+        let b = Bundle::new(mode);
+        let shared = top(&b).join("shared");
+        fs::create_dir(&shared).unwrap();
+        common::give_to(mode, &shared);
+        let order = shared.join("order");
+        // Slow hooks: an application started too early would write first.
+        let hook = |name: &str| {
+            let script = format!("sleep 0.2; echo {name} >> {}", order.display());
+            json!({"path": "/bin/sh", "args": ["sh", "-c", script]})
+        };
+        let hooks =
+            json!({"prestart": [hook("prestart")], "startContainer": [hook("startContainer")]});
+        let b = b.args(&["/bin/sh", "-c", "echo app >> /tmp/shared/order"]);
+        let b = common::add_tmp_and(
+            b,
+            vec![common::bind(&shared, "/tmp/shared", &["rbind", "rw"])],
+        )
+        .edit(|c| c["hooks"] = hooks);
+        let out = b.run("hkrun");
+        assert_eq!(out.status, 0, "{mode:?}: {out:?}");
+        let text = fs::read_to_string(&order).unwrap_or_default();
+        assert_eq!(text, "prestart\nstartContainer\napp\n", "{mode:?}");
         common::assert_nothing_left(mode, b.state_dir());
     }
 }
