@@ -217,11 +217,6 @@ fn run_in(
             return e.exit_code();
         }
     };
-    // Without a hook to run between create and start, nothing of ours has to happen before
-    // the application execs: the supervisor gets the Start request now and goes on alone.
-    if !has_start_hooks(hooks.as_ref()) {
-        spawning.start_early();
-    }
     // The state comes after the spawn, so that from its first instant a supervisor exists to
     // remove it should this caller be killed. The supervisor is told before the state appears
     // (it removes it only while nobody holds its lock: never another run's). It is written
@@ -240,6 +235,13 @@ fn run_in(
     let _ = entry.save(&st);
     if let Some(p) = pid_file {
         let _ = std::fs::write(p, pid.to_string());
+    }
+    // Without a hook to run between create and start, nothing else of ours has to happen
+    // before the application execs: the supervisor gets the Start request now, while it still
+    // builds the root, and goes on alone. Not before the state exists: a run that loses its id
+    // to another must never start its application.
+    if !has_start_hooks(hooks.as_ref()) {
+        spawning.start_early();
     }
     crate::log::phase("state");
     let sb = match spawning.ready() {
