@@ -229,20 +229,20 @@ fn run_in(
             return fail(&e);
         }
     };
-    // One write: the app starts right away (a foreground run is never seen "created").
     let pid = spawning.pid.as_raw();
-    let st = state::State::new(id, "running", pid, bundle, rootfs, annotations);
-    let _ = entry.save(&st);
     if let Some(p) = pid_file {
         let _ = std::fs::write(p, pid.to_string());
     }
     // Without a hook to run between create and start, nothing else of ours has to happen
     // before the application execs: the supervisor gets the Start request now, while it still
-    // builds the root, and goes on alone. Not before the state exists: a run that loses its id
+    // builds the root, and goes on alone. Not before the id is ours: a run that loses its id
     // to another must never start its application.
     if !has_start_hooks(hooks.as_ref()) {
         spawning.start_early();
     }
+    // One write: the app starts right away (a foreground run is never seen "created").
+    let st = state::State::new(id, "running", pid, bundle, rootfs, annotations);
+    let _ = entry.save(&st);
     crate::log::phase("state");
     let sb = match spawning.ready() {
         Ok(sb) => sb,
