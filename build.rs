@@ -15,18 +15,19 @@ fn main() {
     let order = std::path::Path::new(&dir).join("link/startup.order");
     let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
     let target = std::env::var("TARGET").unwrap_or_default();
-    if release && order.is_file() && links_with_lld(&target) {
+    if !release || !links_with_lld(&target) {
+        return;
+    }
+    if order.is_file() {
         println!(
             "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
             order.display()
         );
         println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
     }
-    if release && links_with_lld(&target) {
-        // Relative relocations packed (DT_RELR, glibc >= 2.36): the start-up reads a few KiB of
-        // them instead of 230 KiB of .rela.dyn.
-        println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
-    }
+    // Relative relocations packed (DT_RELR, glibc >= 2.36): the start-up reads a few KiB of
+    // them instead of 230 KiB of .rela.dyn.
+    println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
 }
 
 /// rust-lld links x86_64-unknown-linux-gnu by default since Rust 1.90, unless turned off;

@@ -222,14 +222,12 @@ pub fn begin(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning, S
     };
     crate::log::phase("spawn");
     drop((userns_r, start_w, ctl_boot, plan.console.take()));
-    let fail = |e: SandboxError| {
-        let _ = sys::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
-        let _ = sys::pidfd_wait(pidfd.as_fd());
-        e
-    };
     let maps = match idmap::start_writing(pid, &plan.mapping) {
         Ok(p) => p,
-        Err(e) => return Err(fail(e.into())),
+        Err(e) => {
+            kill_and_reap(&pidfd);
+            return Err(e.into());
+        }
     };
     let mut spawning = Spawning {
         pid,
@@ -239,7 +237,7 @@ pub fn begin(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning, S
         start_sent: false,
         userns: Some((maps, userns_w)),
     };
-    if matches!(spawning.userns, Some((idmap::Pending::Done, _))) {
+    if spawning.userns.as_ref().is_some_and(|(m, _)| m.is_done()) {
         // Written already: release the supervisor now. Helpers still running are waited for
         // in `ready`, after the caller's own work.
         spawning.release()?;
@@ -266,8 +264,7 @@ impl Spawning {
             return Ok(());
         };
         if let Err(e) = maps.finish() {
-            let _ = sys::pidfd_signal(self.pidfd.as_fd(), libc::SIGKILL);
-            let _ = sys::pidfd_wait(self.pidfd.as_fd());
+            kill_and_reap(&self.pidfd);
             return Err(e.into());
         }
         drop(sync);
@@ -313,12 +310,17 @@ impl Spawning {
 
     /// Kills the supervisor (and so the sandbox) and reaps it, and any helper still running.
     pub fn kill(self) {
-        let _ = sys::pidfd_signal(self.pidfd.as_fd(), libc::SIGKILL);
-        let _ = sys::pidfd_wait(self.pidfd.as_fd());
+        kill_and_reap(&self.pidfd);
         if let Some((maps, _)) = self.userns {
             let _ = maps.finish();
         }
     }
+}
+
+/// SIGKILL for the supervisor (and so the sandbox), then its exit status collected.
+fn kill_and_reap(pidfd: &OwnedFd) {
+    let _ = sys::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
+    let _ = sys::pidfd_wait(pidfd.as_fd());
 }
 
 /// --preserve-fds: the caller's fds 3 .. 3+n, each passed at its own number.
@@ -356,6 +358,11 @@ fn read_start_sync(fd: &OwnedFd) -> Result<bool, SandboxError> {
 }
 
 impl Sandbox {
+    /// Kills the supervisor (and so the sandbox) and reaps it.
+    pub fn kill(&self) {
+        kill_and_reap(&self.pidfd);
+    }
+
     /// Starts the application; Ok once it has exec'd.
     pub fn start(&self) -> Result<i32, SandboxError> {
         match &self.control {

@@ -1,6 +1,7 @@
 //! The user-namespace sync (runsc's --sync-userns-fd), the child's half: block until the
 //! caller has written our id maps and closed its end, then become root inside the namespace.
-//! The caller's half is `idmap::write` followed by dropping the write end (`sandbox`).
+//! The caller's half is `idmap::start_writing`, `Pending::finish`, then dropping the write end
+//! (`sandbox::Spawning`).
 
 use std::os::fd::{AsRawFd, OwnedFd};
 

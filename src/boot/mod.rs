@@ -279,10 +279,13 @@ fn supervise_app(
     let Some(controller) = controller else {
         return start_and_serve(&app, None, janitor);
     };
-    if app.autostart {
-        return start_and_serve(&app, Some(controller), janitor);
-    }
-    let conn = match control::wait_for_start(controller) {
+    // Autostart: the Start request was taken already, on this connected socket.
+    let conn = if app.autostart {
+        Ok(controller)
+    } else {
+        control::wait_for_start(controller)
+    };
+    let conn = match conn {
         Ok(c) => c,
         Err(e) => {
             // The caller gave up (or died) before starting us.

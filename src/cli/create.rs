@@ -144,8 +144,7 @@ pub fn run(args: CreateArgs, global: &Global) -> i32 {
     .into_iter()
     .try_for_each(|k| hooks::run(k, hooks.as_ref(), &st).map_err(|e| e.to_string()));
     if let Err(e) = saved.map_err(|e| e.to_string()).and(created_hooks) {
-        let _ = crate::sys::pidfd_signal(std::os::fd::AsFd::as_fd(&sb.pidfd), libc::SIGKILL);
-        let _ = crate::sys::pidfd_wait(std::os::fd::AsFd::as_fd(&sb.pidfd));
+        sb.kill();
         entry.remove();
         return fail(&e);
     }

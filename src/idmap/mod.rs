@@ -15,7 +15,7 @@ use crate::sys::Errno;
 
 mod writers;
 
-pub use writers::{helpers, start as start_writing, write, Pending};
+pub use writers::{helpers, start_writing, Pending};
 
 /// The inode of the initial user namespace (PROC_USER_INIT_INO in the kernel).
 const INITIAL_USERNS_INODE: u64 = 0xEFFF_FFFD;

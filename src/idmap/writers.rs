@@ -55,24 +55,26 @@ pub fn helpers() -> Option<Writer> {
     })
 }
 
-/// Writes the maps of process `pid` (blocked on its sync fd in a new user namespace).
-pub fn write(pid: Pid, m: &Mapping) -> Result<(), IdmapError> {
-    start(pid, m)?.finish()
-}
-
-/// Maps being written by the uidmap helpers, still running; [`Pending::finish`] waits.
+/// Maps being written: done, or the uidmap helpers still running ([`Pending::finish`] waits).
 pub enum Pending {
     Done,
-    Helpers {
-        pid: Pid,
-        uid: (std::process::Child, String, PathBuf),
-        gid: (std::process::Child, String, PathBuf),
-    },
+    Helpers { uid: Helper, gid: Helper },
 }
 
-/// Writes the maps of `pid` directly, or starts the helpers and returns without waiting for
-/// them: their exec (setuid, ~1.6 ms each) overlaps with the caller's own work.
-pub fn start(pid: Pid, m: &Mapping) -> Result<Pending, IdmapError> {
+/// A running newuidmap/newgidmap, with what its error needs.
+pub struct Helper {
+    child: std::process::Child,
+    args: String,
+    tool: PathBuf,
+    pid: Pid,
+    /// The subordinate-id file its ranges come from, named in the fix.
+    file: &'static str,
+}
+
+/// Writes the maps of `pid` (blocked on its sync fd in a new user namespace) directly, or
+/// starts the helpers and returns without waiting for them: their exec (setuid, ~1.6 ms each)
+/// overlaps with the caller's own work.
+pub fn start_writing(pid: Pid, m: &Mapping) -> Result<Pending, IdmapError> {
     match &m.writer {
         Writer::Direct { deny_setgroups } => {
             let proc = PathBuf::from(format!("/proc/{pid}"));
@@ -89,32 +91,31 @@ pub fn start(pid: Pid, m: &Mapping) -> Result<Pending, IdmapError> {
         } => {
             // Both helpers at once: each is an exec of a setuid binary, the slowest step of a
             // launch with ranges; they write different files of the same process.
-            let (uid, uid_args) = start_helper(newuidmap, pid, &m.uids)?;
-            let (gid, gid_args) = match start_helper(newgidmap, pid, &m.gids) {
+            let uid = start_helper(newuidmap, pid, &m.uids, "/etc/subuid")?;
+            let gid = match start_helper(newgidmap, pid, &m.gids, "/etc/subgid") {
                 Ok(g) => g,
                 Err(e) => {
-                    let _ = finish_helper((uid, uid_args), newuidmap, pid, "/etc/subuid");
+                    let _ = uid.finish();
                     return Err(e);
                 }
             };
-            Ok(Pending::Helpers {
-                pid,
-                uid: (uid, uid_args, newuidmap.clone()),
-                gid: (gid, gid_args, newgidmap.clone()),
-            })
+            Ok(Pending::Helpers { uid, gid })
         }
     }
 }
 
 impl Pending {
+    pub fn is_done(&self) -> bool {
+        matches!(self, Pending::Done)
+    }
+
     /// Waits for the helpers; their exit statuses and stderr are checked.
     pub fn finish(self) -> Result<(), IdmapError> {
         match self {
             Pending::Done => Ok(()),
-            Pending::Helpers { pid, uid, gid } => {
-                let u = finish_helper((uid.0, uid.1), &uid.2, pid, "/etc/subuid");
-                let g = finish_helper((gid.0, gid.1), &gid.2, pid, "/etc/subgid");
-                u.and(g)
+            Pending::Helpers { uid, gid } => {
+                let u = uid.finish();
+                u.and(gid.finish())
             }
         }
     }
@@ -137,7 +138,8 @@ fn start_helper(
     tool: &Path,
     pid: Pid,
     ranges: &[IdRange],
-) -> Result<(std::process::Child, String), IdmapError> {
+    file: &'static str,
+) -> Result<Helper, IdmapError> {
     let args: Vec<String> = ranges
         .iter()
         .flat_map(|r| [r.container, r.host, r.size])
@@ -155,36 +157,45 @@ fn start_helper(
             tool: tool.display().to_string(),
             errno: e.into(),
         })?;
-    Ok((child, args.join(" ")))
+    Ok(Helper {
+        child,
+        args: args.join(" "),
+        tool: tool.into(),
+        pid,
+        file,
+    })
 }
 
-/// Waits for a helper; its exit status and stderr are checked.
-fn finish_helper(
-    started: (std::process::Child, String),
-    tool: &Path,
-    pid: Pid,
-    file: &str,
-) -> Result<(), IdmapError> {
-    let (child, args) = started;
-    let out = child
-        .wait_with_output()
-        .map_err(|e| IdmapError::HelperSpawn {
+impl Helper {
+    /// Waits for the helper; its exit status and stderr are checked.
+    fn finish(self) -> Result<(), IdmapError> {
+        let Helper {
+            child,
+            args,
+            tool,
+            pid,
+            file,
+        } = self;
+        let out = child
+            .wait_with_output()
+            .map_err(|e| IdmapError::HelperSpawn {
+                tool: tool.display().to_string(),
+                errno: e.into(),
+            })?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        Err(IdmapError::HelperFailed {
             tool: tool.display().to_string(),
-            errno: e.into(),
-        })?;
-    if out.status.success() {
-        return Ok(());
+            pid: pid.as_raw(),
+            args,
+            stderr: stderr.trim().replace('\n', "; "),
+            fix: if privileged(&tool) {
+                format!("check your ranges in {file}; they must cover the spec's uid/gid mappings")
+            } else {
+                format!("{} is neither setuid root nor has file capabilities: chmod u+s it, or reinstall the uidmap package", tool.display())
+            },
+        })
     }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    Err(IdmapError::HelperFailed {
-        tool: tool.display().to_string(),
-        pid: pid.as_raw(),
-        args,
-        stderr: stderr.trim().replace('\n', "; "),
-        fix: if privileged(tool) {
-            format!("check your ranges in {file}; they must cover the spec's uid/gid mappings")
-        } else {
-            format!("{} is neither setuid root nor has file capabilities: chmod u+s it, or reinstall the uidmap package", tool.display())
-        },
-    })
 }

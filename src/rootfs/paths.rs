@@ -86,16 +86,22 @@ impl Masks {
             .map_err(|e| ctx.mount_err("an empty read-only tmpfs", e))?;
             self.empty = Some(ctx.mounted()?);
         } else {
-            if self.null.is_none() {
-                let null = resolve::resolve(ctx.root, Path::new("/dev/null"), Create::No).map_err(
-                    |e| ctx.mount_err("/dev/null (the container has none to mask files with)", e),
-                )?;
-                self.null = Some(null.fd);
-            }
-            if let Some(null) = &self.null {
-                resolve::bind(null.as_fd(), target.fd.as_fd(), false)
-                    .map_err(|e| ctx.mount_err("/dev/null", e))?;
-            }
+            let null = match self.null.take() {
+                Some(fd) => fd,
+                None => {
+                    resolve::resolve(ctx.root, Path::new("/dev/null"), Create::No)
+                        .map_err(|e| {
+                            ctx.mount_err(
+                                "/dev/null (the container has none to mask files with)",
+                                e,
+                            )
+                        })?
+                        .fd
+                }
+            };
+            let bound = resolve::bind(null.as_fd(), target.fd.as_fd(), false);
+            self.null = Some(null);
+            bound.map_err(|e| ctx.mount_err("/dev/null", e))?;
         }
         Ok(())
     }

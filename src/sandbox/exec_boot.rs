@@ -1,5 +1,5 @@
-//! The exec'd supervisor of `create`: the spec in a memfd and `nsboot boot` with the fd
-//! contract, in the cloned child.
+//! The exec'd supervisor (NSBOOT_EXEC_BOOT=1): the spec in a memfd and `nsboot boot` with the
+//! fd contract, in the cloned child.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
