@@ -9,6 +9,11 @@
 //! stack of open directories, so it stops at the root exactly like RESOLVE_IN_ROOT does.
 //! A container's `/proc -> /` therefore lands on the container root, never on the host.
 //!
+//! Most paths have no symlink in them: one openat2(RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS)
+//! resolves those in a single call. It fails (ELOOP) at the first symlink, and then the walk
+//! takes over; so does it for anything missing that is to be created, or on kernels without
+//! openat2.
+//!
 //! Mounting then goes through `/proc/self/fd/N` (a proc is visible at /proc on both the
 //! supervisor and the application side when these run): mount(2) follows that magic link to
 //! the very object we opened, so no path is walked a second time by the kernel.
@@ -101,9 +106,77 @@ fn create_at(dir: BorrowedFd<'_>, name: &OsStr, what: Create) -> Result<(), Errn
     }
 }
 
+/// Where `path` is inside the root when it holds no symlink: `..` pops a component and stops at
+/// the root, as in the walk.
+fn lexical(path: &Path) -> PathBuf {
+    let mut names: Vec<OsString> = Vec::new();
+    for c in components(path) {
+        if c == ".." {
+            names.pop();
+        } else {
+            names.push(c);
+        }
+    }
+    std::iter::once(OsStr::new("/").to_os_string())
+        .chain(names)
+        .collect()
+}
+
+/// One openat2 for a path without symlinks. `None`: walk instead (a symlink on the way, a
+/// missing component, no openat2...); `Some(Err(ENOENT))` only when nothing is to be created.
+fn resolve_fast(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    create: Create,
+) -> Option<Result<Resolved, Errno>> {
+    // The path as given, `..` included: the kernel looks every component up (and refuses
+    // symlinks), so `a/..` is only taken lexically once `a` is known to be no symlink.
+    let rel: PathBuf = components(path).collect();
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel.as_path()
+    };
+    let c_rel = std::ffi::CString::new(rel.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: open_how is plain data; all-zero is its valid "no flags" value.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: openat2 reads a NUL-terminated path and `size_of::<open_how>()` bytes from `how`,
+    // both alive for the call; it returns a new fd or -1.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root.as_raw_fd(),
+            c_rel.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd >= 0 {
+        return Some(Ok(Resolved {
+            fd: own(fd as RawFd),
+            path: lexical(path),
+        }));
+    }
+    match Errno::last() {
+        // No symlink came before the missing component, so the walk would stop there too.
+        Errno(libc::ENOENT) if create == Create::No => Some(Err(Errno(libc::ENOENT))),
+        _ => None,
+    }
+}
+
 /// Resolves `path` (absolute or not, it is taken from `root`) inside `root`, following
 /// symlinks as if `root` were `/`, creating what is missing according to `create`.
 pub fn resolve(root: BorrowedFd<'_>, path: &Path, create: Create) -> Result<Resolved, Errno> {
+    if let Some(r) = resolve_fast(root, path, create) {
+        return r;
+    }
+    walk(root, path, create)
+}
+
+/// The component-by-component walk behind [`resolve`].
+fn walk(root: BorrowedFd<'_>, path: &Path, create: Create) -> Result<Resolved, Errno> {
     let mut stack: Vec<(OwnedFd, OsString)> = Vec::new();
     let mut todo: VecDeque<OsString> = components(path).collect();
     let mut links = 0;
@@ -360,6 +433,33 @@ mod tests {
         symlink("/made/here", t.path().join("root/dangling")).unwrap();
         resolve(root.as_fd(), Path::new("/dangling"), Create::Dir).unwrap();
         assert!(t.path().join("root/made/here").is_dir());
+    }
+
+    #[test]
+    fn the_single_call_and_the_walk_agree_and_symlinks_go_to_the_walk() {
+        let (t, root) = tree();
+        for p in ["/etc/hosts", "etc", "/", "/../etc/./hosts", "/etc/../etc"] {
+            let fast = resolve_fast(root.as_fd(), Path::new(p), Create::No)
+                .expect("no symlink: one call")
+                .unwrap();
+            let slow = walk(root.as_fd(), Path::new(p), Create::No).unwrap();
+            let (a, b) = (
+                fstat(fast.fd.as_raw_fd()).unwrap(),
+                fstat(slow.fd.as_raw_fd()).unwrap(),
+            );
+            assert_eq!(
+                (a.st_ino, a.st_dev, &fast.path),
+                (b.st_ino, b.st_dev, &slow.path),
+                "{p}"
+            );
+        }
+        symlink("/etc", t.path().join("root/link")).unwrap();
+        assert!(resolve_fast(root.as_fd(), Path::new("/link/hosts"), Create::No).is_none());
+        // `link/..` is the parent of what link names (the root here), never taken lexically.
+        assert!(resolve_fast(root.as_fd(), Path::new("/link/../etc"), Create::No).is_none());
+        assert!(resolve_fast(root.as_fd(), Path::new("/new"), Create::Dir).is_none());
+        let missing = resolve_fast(root.as_fd(), Path::new("/nope/x"), Create::No);
+        assert_eq!(missing.unwrap().unwrap_err(), Errno(libc::ENOENT));
     }
 
     #[test]
