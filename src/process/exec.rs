@@ -119,16 +119,11 @@ fn arrange_fds(stdio: Vec<OwnedFd>, pass: Vec<super::FdMapping>) -> Result<(), P
 
 /// runsc's validateOpenFDs, for the fds that survive exec: a directory fd other than a
 /// --pass-fd target is a way out of the root (the runc CVE-2024-21626 class): refuse to start.
+/// After `arrange_fds` only stdio and the --pass-fd targets survive (every other fd is
+/// close-on-exec), so those are all there is to look at: no walk of /proc/self/fd.
 fn refuse_leaked_dirs(passed: &[i32]) -> Result<(), ProcessError> {
     use nix::fcntl::FdFlag;
-    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
-        return Ok(());
-    };
-    let fds: Vec<i32> = dir
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect();
-    for fd in fds {
+    for fd in (0..3).chain(passed.iter().copied()) {
         let survives = fcntl(fd, FcntlArg::F_GETFD)
             .is_ok_and(|f| !FdFlag::from_bits_truncate(f).contains(FdFlag::FD_CLOEXEC));
         let is_dir =
@@ -236,19 +231,23 @@ mod tests {
     #[test]
     fn leaked_dir_fd_is_refused_and_a_passed_one_allowed() {
         let dir = std::fs::File::open("/").unwrap();
-        // A directory fd without close-on-exec, as a careless caller would leak it.
-        let fd = nix::unistd::dup(dir.as_raw_fd()).unwrap();
-        match refuse_leaked_dirs(&[]) {
-            Err(ProcessError::LeakedDir { fd: got, target }) => {
-                assert_eq!((got, target.as_str()), (fd, "/"));
-            }
+        // A directory as stdin, as a careless caller would leak it (fds from 3 up are
+        // close-on-exec by then, unless passed).
+        let saved = nix::unistd::dup(0).unwrap();
+        nix::unistd::dup2(dir.as_raw_fd(), 0).unwrap();
+        let refused = refuse_leaked_dirs(&[]);
+        nix::unistd::dup2(saved, 0).unwrap();
+        nix::unistd::close(saved).unwrap();
+        match refused {
+            Err(ProcessError::LeakedDir { fd: 0, target }) => assert_eq!(target, "/"),
             other => panic!("a leaked directory fd must be refused: {other:?}"),
         }
+        let passed = nix::unistd::dup(dir.as_raw_fd()).unwrap();
         assert!(
-            refuse_leaked_dirs(&[fd]).is_ok(),
+            refuse_leaked_dirs(&[passed]).is_ok(),
             "a --pass-fd directory is the caller's choice"
         );
-        nix::unistd::close(fd).unwrap();
+        nix::unistd::close(passed).unwrap();
         assert!(refuse_leaked_dirs(&[]).is_ok());
     }
 }
