@@ -276,9 +276,35 @@ fn devpts(ctx: &Ctx, source: &str, o: &MountOptions) -> Result<(), MountError> {
 /// fail the container over it.
 fn cgroup(ctx: &Ctx, host: BorrowedFd) {
     let ro = MountOptions::parse(&["rbind", "ro", "nosuid", "nodev", "noexec"]);
+    if let Some(there) = host_cgroups_already_there(ctx, host) {
+        // The host's /sys was bound recursively (no sysfs of our own), so its cgroup hierarchy
+        // is here already: give that mount the flags a bind would get (its submounts are
+        // read-only with the rest of /sys) rather than stack a second copy of it.
+        if resolve::remount_bind(there.as_fd(), ro.flags, true).is_ok() {
+            return;
+        }
+    }
     if let Err(e) = bind_from_host(ctx, host, Path::new("/sys/fs/cgroup"), &ro) {
         tracing::warn!("cgroup mount on {} skipped: {e}", ctx.dest.display());
     }
+}
+
+/// The destination when it is, already, the root of the host's /sys/fs/cgroup mount (same
+/// file system and inode, read-only): what the rbind of the host's /sys brought.
+fn host_cgroups_already_there(ctx: &Ctx, host: BorrowedFd) -> Option<OwnedFd> {
+    use nix::sys::stat::fstat;
+    use nix::sys::statvfs::{fstatvfs, FsFlags};
+    use std::os::fd::AsRawFd;
+    let there = resolve::resolve(ctx.root, ctx.dest, Create::No).ok()?.fd;
+    let theirs = resolve::resolve(host, Path::new("/sys/fs/cgroup"), Create::No)
+        .ok()?
+        .fd;
+    let (a, b) = (
+        fstat(there.as_raw_fd()).ok()?,
+        fstat(theirs.as_raw_fd()).ok()?,
+    );
+    let readonly = fstatvfs(&there).is_ok_and(|v| v.flags().contains(FsFlags::ST_RDONLY));
+    ((a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) && readonly).then_some(there)
 }
 
 /// Application side, in its own pid and mount namespaces, before its pivot_root: a fresh
