@@ -1,8 +1,13 @@
 //! The sandbox's own network namespace: only a loopback device, which the kernel creates
 //! down. The supervisor brings it up (runc and runsc do the same), so that servers and
 //! tests listening on 127.0.0.1 work inside `--network none`.
+//!
+//! Creating a network namespace is one of the dearest steps of a launch (about half a
+//! millisecond). So the supervisor does not clone into one: a helper process makes it and
+//! brings lo up ([`Pending::start`]) while the supervisor waits for its maps and builds the
+//! root, and the supervisor joins it ([`Pending::join`]) before anything depends on it.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
 use oci_spec::runtime::LinuxNamespaceType;
@@ -17,6 +22,90 @@ const LOOPBACK: &[u8] = b"lo";
 pub enum NetError {
     #[error("bringing up the loopback device in the sandbox's network namespace: {what}: {errno}: the supervisor should hold CAP_NET_ADMIN there (a bug in nsboot), or use --network host")]
     Loopback { what: String, errno: Errno },
+    #[error("creating the sandbox's network namespace: {step}: {errno}: check user.max_net_namespaces (sysctl), or use --network host")]
+    Create { step: String, errno: Errno },
+}
+
+/// The sandbox's network namespace, being made by a helper (or none to make).
+pub struct Pending {
+    helper: Option<Helper>,
+}
+
+struct Helper {
+    pidfd: OwnedFd,
+    /// The helper's one report: `Result<(), NetError>`.
+    report: OwnedFd,
+}
+
+impl Pending {
+    /// Nothing to make: the supervisor keeps the network namespace it was cloned into.
+    pub fn none() -> Pending {
+        Pending { helper: None }
+    }
+
+    /// Supervisor, in the sandbox's user namespace (all capabilities there, even before its
+    /// maps are written): forks the helper that unshares a network namespace and brings lo
+    /// up, then waits to be joined and killed. It is pid 2 of the supervisor's pid namespace,
+    /// so it cannot outlive the supervisor.
+    pub fn start() -> Result<Pending, NetError> {
+        let err = |step: &str, errno: Errno| NetError::Create {
+            step: step.into(),
+            errno,
+        };
+        let (report, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| err("creating the helper's pipe", e.into()))?;
+        let cloned = crate::sys::clone_process(nix::sched::CloneFlags::empty())
+            .map_err(|e| err("starting the helper", e))?;
+        match cloned {
+            crate::sys::Cloned::Child => {
+                drop(report);
+                let made = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| err("unshare", e.into()))
+                    .and_then(|()| loopback_up());
+                let _ = crate::wire::send(&w, &made);
+                loop {
+                    nix::unistd::pause();
+                }
+            }
+            crate::sys::Cloned::Parent { pidfd, .. } => Ok(Pending {
+                helper: Some(Helper { pidfd, report }),
+            }),
+        }
+    }
+
+    /// Joins the helper's network namespace and lets the helper go; the helper's own error if
+    /// it failed. Does nothing the second time, or when there is nothing to join.
+    pub fn join(&mut self) -> Result<(), NetError> {
+        let Some(h) = self.helper.take() else {
+            return Ok(());
+        };
+        let report =
+            crate::wire::expect::<Result<(), NetError>>(&h.report, "the network namespace helper");
+        let joined = match report {
+            Ok(Ok(())) => nix::sched::setns(h.pidfd.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| NetError::Create {
+                    step: "joining it (setns)".into(),
+                    errno: e.into(),
+                }),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(NetError::Create {
+                step: e.to_string(),
+                errno: Errno(libc::EPIPE),
+            }),
+        };
+        // Reaped with the supervisor's other children (or with its pid namespace).
+        let _ = crate::sys::pidfd_signal(h.pidfd.as_fd(), libc::SIGKILL);
+        joined
+    }
+}
+
+impl Drop for Pending {
+    /// A helper never joined (the boot failed first) is killed at once.
+    fn drop(&mut self) {
+        if let Some(h) = &self.helper {
+            let _ = crate::sys::pidfd_signal(h.pidfd.as_fd(), libc::SIGKILL);
+        }
+    }
 }
 
 /// Whether the spec has the supervisor create a network namespace (rather than keep the

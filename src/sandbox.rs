@@ -94,8 +94,9 @@ pub struct Sandbox {
     start_sent: bool,
 }
 
-/// The namespaces of the supervisor: always user, mount, pid, ipc, uts; net and cgroup per spec.
-fn clone_flags(spec: &Spec) -> CloneFlags {
+/// The namespaces of the supervisor: always user, mount, pid, ipc, uts; net and cgroup per spec
+/// (a new net only with `net`: otherwise the supervisor makes it, see [`crate::net::Pending`]).
+fn clone_flags(spec: &Spec, net: bool) -> CloneFlags {
     let mut f = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
@@ -108,7 +109,7 @@ fn clone_flags(spec: &Spec) -> CloneFlags {
         .unwrap_or_default();
     for ns in nss.iter().filter(|n| n.path().is_none()) {
         match ns.typ() {
-            LinuxNamespaceType::Network => f |= CloneFlags::CLONE_NEWNET,
+            LinuxNamespaceType::Network if net => f |= CloneFlags::CLONE_NEWNET,
             LinuxNamespaceType::Cgroup => f |= CloneFlags::CLONE_NEWCGROUP,
             _ => {}
         }
@@ -183,7 +184,9 @@ pub fn begin(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning, S
     } else {
         None
     };
-    let flags = clone_flags(&plan.spec);
+    // An exec'd `nsboot boot` keeps runsc's contract: it is cloned into every namespace.
+    let make_netns = !plan.exec_boot && crate::net::creates_netns(&plan.spec);
+    let flags = clone_flags(&plan.spec, !make_netns);
     let cloned = sys::clone_process(flags).map_err(|errno| SandboxError::Clone {
         errno,
         hint: clone_hint(errno),
@@ -214,6 +217,7 @@ pub fn begin(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning, S
                 attached: plan.attached,
                 janitor: plan.janitor,
                 seccomp,
+                make_netns,
             });
             // SAFETY: _exit ends the cloned child without running the caller's destructors.
             unsafe { libc::_exit(code) }

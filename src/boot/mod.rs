@@ -46,6 +46,9 @@ pub struct BootInput {
     pub janitor: Option<Janitor>,
     /// The seccomp program the caller compiled for the spec (None: the application compiles it).
     pub seccomp: Option<process::seccomp::bpf::Program>,
+    /// The spec's new network namespace is the supervisor's to make (the caller did not clone
+    /// into it): a helper makes it while the root is built ([`crate::net::Pending`]).
+    pub make_netns: bool,
 }
 
 /// For a foreground run: the caller's pidfd and its state directory. If the caller is killed,
@@ -155,6 +158,8 @@ pub fn main_from_fds(fds: BootFds, bundle: &Path, id: &str, attached: bool) -> i
         attached,
         janitor: None,
         seccomp: None,
+        // `nsboot boot` is started in every namespace of the spec by its caller.
+        make_netns: false,
     })
 }
 
@@ -199,6 +204,7 @@ pub fn supervise(input: BootInput) -> i32 {
         input.attached && janitor.is_none(),
         janitor.as_ref(),
         input.seccomp,
+        input.make_netns,
     );
     if let Some(j) = &janitor {
         j.clean_if_orphaned(code == CALLER_GONE);
@@ -225,6 +231,7 @@ fn supervise_app(
     attached: bool,
     janitor: Option<&Janitor>,
     seccomp: Option<process::seccomp::bpf::Program>,
+    make_netns: bool,
 ) -> i32 {
     let _span = tracing::debug_span!("boot", id = %id).entered();
     // SIGCHLD and the forwarded signals stay pending until `serve` reads them from a signalfd.
@@ -242,14 +249,24 @@ fn supervise_app(
                 }
             })?;
         }
+        // Started first: it works while we wait for the maps.
+        let mut net = if make_netns {
+            crate::net::Pending::start()?
+        } else {
+            crate::net::Pending::none()
+        };
         match sync_userns {
             Some(fd) => phase("userns", || userns::wait_for_maps_and_become_root(fd))?,
             None => userns::become_root()?,
         }
         set_names(&spec)?;
-        // A new network namespace starts with lo down; we are its root now.
-        crate::net::setup(&spec)?;
-        phase("rootfs", || rootfs::setup_supervisor_root(&spec, &rootfs))?;
+        if !make_netns {
+            // A network namespace we were cloned into starts with lo down; we are its root now.
+            crate::net::setup(&spec)?;
+        }
+        phase("rootfs", || {
+            rootfs::setup_supervisor_root(&spec, &rootfs, &mut net)
+        })?;
         // A Start already queued (a foreground run): the application execs as soon as its
         // root is ready, while this supervisor drops its /proc and seals itself.
         let autostart = controller.as_ref().is_some_and(control::take_queued_start);

@@ -38,6 +38,8 @@ pub enum RootfsError {
     OpenRootfs { path: String, errno: Errno },
     #[error(transparent)]
     Mount(#[from] MountError),
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
 }
 
 fn step<T>(what: impl Into<String>, r: nix::Result<T>) -> Result<T, RootfsError> {
@@ -67,7 +69,13 @@ fn root_propagation(spec: &Spec) -> MsFlags {
 
 /// Supervisor: from the host's mount namespace copy to an empty root holding /proc and the
 /// assembled container root at /newroot.
-pub fn setup_supervisor_root(spec: &Spec, rootfs: &Path) -> Result<(), RootfsError> {
+/// `net`: the sandbox's network namespace, joined before the first sysfs (which shows the
+/// network namespace of whoever mounts it) and at the latest when the root is done.
+pub fn setup_supervisor_root(
+    spec: &Spec,
+    rootfs: &Path,
+    net: &mut crate::net::Pending,
+) -> Result<(), RootfsError> {
     let none = None::<&str>;
     // Nothing we mount may propagate back to the host.
     step(
@@ -136,8 +144,9 @@ pub fn setup_supervisor_root(spec: &Spec, rootfs: &Path) -> Result<(), RootfsErr
     // Before the spec's mounts, so that cwd, volumes, /proc, /tmp... land on top of it.
     overlay::apply(spec, Path::new(NEWROOT))?;
     let host = Path::new(OLDROOT);
-    mounts::mount_all(spec, host, Path::new(NEWROOT))?;
+    mounts::mount_all(spec, host, Path::new(NEWROOT), net)?;
     dev::setup(spec, host, Path::new(NEWROOT))?;
+    net.join()?;
     step(
         "detaching the old root",
         umount2(OLDROOT, MntFlags::MNT_DETACH),

@@ -53,6 +53,8 @@ pub enum MountError {
     DeviceMissing { at: String, path: PathBuf },
     #[error("opening {path}: {errno}: the supervisor's root is not set up as expected (a bug in nsboot)")]
     Root { path: PathBuf, errno: Errno },
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
 }
 
 /// The fix to suggest for a failed mount, by errno.
@@ -192,7 +194,12 @@ pub(super) fn bind_from_host(
 
 /// Supervisor side, after the first pivot_root: host paths are under `host`, the container
 /// root is `newroot`. Every spec mount except type proc, in order.
-pub fn mount_all(spec: &Spec, host: &Path, newroot: &Path) -> Result<(), MountError> {
+pub fn mount_all(
+    spec: &Spec,
+    host: &Path,
+    newroot: &Path,
+    net: &mut crate::net::Pending,
+) -> Result<(), MountError> {
     let host_fd = open_root(host)?;
     let root = open_root(newroot)?;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
@@ -215,7 +222,11 @@ pub fn mount_all(spec: &Spec, host: &Path, newroot: &Path) -> Result<(), MountEr
                 bind_from_host(&ctx, host_fd.as_fd(), Path::new(&source), &o)?;
             }
             "cgroup" | "cgroup2" => cgroup(&ctx, host_fd.as_fd()),
-            "sysfs" => sysfs(&ctx, host_fd.as_fd(), &source, &o)?,
+            "sysfs" => {
+                // A new sysfs shows the network namespace it is mounted in.
+                net.join()?;
+                sysfs(&ctx, host_fd.as_fd(), &source, &o)?
+            }
             "devpts" => devpts(&ctx, &source, &o)?,
             _ => new_fs(&ctx, &source, typ, &o)?,
         }
@@ -352,7 +363,8 @@ mod tests {
         let json = r#"{"ociVersion": "1.0.2", "mounts": [{"destination": "/proc", "type": "proc"},
             {"destination": "/data", "type": "none", "source": "/nonexistent/x", "options": ["rbind"]}]}"#;
         let spec: Spec = serde_json::from_str(json).unwrap();
-        let e = mount_all(&spec, Path::new("/"), t.path()).unwrap_err();
+        let none = &mut crate::net::Pending::none();
+        let e = mount_all(&spec, Path::new("/"), t.path(), none).unwrap_err();
         let want = "mount source /nonexistent/x for /data does not exist: create it or fix mounts[1].source in config.json";
         assert_eq!(e.to_string(), want);
     }

@@ -223,7 +223,13 @@ mod tests {
         let spec = spec(t.path());
         let code = in_child(&report, || {
             enter_namespaces()?;
-            mounts::mount_all(&spec, Path::new("/"), &root).map_err(|e| e.to_string())?;
+            mounts::mount_all(
+                &spec,
+                Path::new("/"),
+                &root,
+                &mut crate::net::Pending::none(),
+            )
+            .map_err(|e| e.to_string())?;
             dev::setup(&spec, Path::new("/"), &root).map_err(|e| e.to_string())?;
             // As pid 1 of the new pid namespace, like the application.
             let code = in_child(&t.path().join("report2"), || {
