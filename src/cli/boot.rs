@@ -8,12 +8,12 @@ use std::path::PathBuf;
 
 use crate::boot::{self, BootFds, FdMapping};
 
-/// INTERNAL: the sandbox supervisor. nsboot starts it; do not call it directly.
-///
-/// It is started in new user, mount, pid, ipc and uts namespaces, waits on --sync-userns-fd
-/// until EOF (the caller has written its id maps), becomes root inside the user namespace,
-/// sets up an empty root, writes one byte to --start-sync-fd, waits for the start signal on
-/// --controller-fd, starts the application and exits with its status.
+// INTERNAL: the sandbox supervisor. nsboot starts it; do not call it directly.
+//
+// It is started in new user, mount, pid, ipc and uts namespaces, waits on --sync-userns-fd
+// until EOF (the caller has written its id maps), becomes root inside the user namespace,
+// sets up an empty root, writes one byte to --start-sync-fd, waits for the start signal on
+// --controller-fd, starts the application and exits with its status.
 #[derive(Debug, clap::Args)]
 pub struct BootArgs {
     /// Path to the bundle directory (for relative root.path).

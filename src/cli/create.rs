@@ -9,7 +9,7 @@ use crate::hooks::{self, HookKind};
 use crate::sandbox::{self, Plan};
 use crate::{control, spec, state};
 
-/// Create a container: boot it and leave it waiting for `start`.
+// Create a container: boot it and leave it waiting for `start`.
 #[derive(Debug, clap::Args)]
 pub struct CreateArgs {
     /// The bundle directory (holding config.json).

@@ -11,7 +11,7 @@ use crate::hooks::{self, HookKind};
 use crate::lifecycle::{self, LifecycleError, Status};
 use crate::state::StateError;
 
-/// Delete a container (kill it first with --force, or when it was never started).
+// Delete a container (kill it first with --force, or when it was never started).
 #[derive(Debug, clap::Args)]
 pub struct DeleteArgs {
     /// Kill a running container; succeed when the id does not exist.

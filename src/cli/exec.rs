@@ -20,7 +20,7 @@ use crate::wire;
 
 mod process_spec;
 
-/// Run a process in a running container.
+// Run a process in a running container.
 #[derive(Debug, clap::Args)]
 pub struct ExecArgs {
     /// A JSON file holding the OCI process to run (instead of ARGS and the flags below).

@@ -1,7 +1,7 @@
 //! `nsboot features`: the runtime-spec features document (what this runtime implements), so
 //! that engines can probe nsboot instead of guessing.
 
-/// Print the features nsboot implements (runtime-spec features.md, JSON).
+// Print the features nsboot implements (runtime-spec features.md, JSON).
 #[derive(Debug, clap::Args)]
 pub struct FeaturesArgs {}
 

@@ -7,7 +7,7 @@
 use crate::cli::Global;
 use crate::lifecycle::{self, LifecycleError, Status};
 
-/// Send a signal to a container's application.
+// Send a signal to a container's application.
 #[derive(Debug, clap::Args)]
 pub struct KillArgs {
     /// Signal every process of the sandbox, not only the application.

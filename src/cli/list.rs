@@ -3,7 +3,7 @@
 use crate::cli::Global;
 use crate::lifecycle;
 
-/// List the containers in the state root.
+// List the containers in the state root.
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
     /// Output format.

@@ -94,7 +94,9 @@ pub enum Rootless {
 
 #[derive(Debug, Subcommand)]
 // Each subcommand's arguments are built only when it is the one being parsed (or its help is
-// shown): building all fourteen costs a launch about a tenth of `nsboot --version`.
+// shown): building all fourteen costs a launch about a tenth of `nsboot --version`. The *Args
+// structs carry plain comments, not doc comments: deferred, theirs would replace the help text
+// below (and turn `--help` into its long form).
 #[command(defer = true)]
 pub enum Command {
     /// Run a container from an OCI bundle and wait for it.

@@ -3,7 +3,7 @@
 use crate::cli::Global;
 use crate::lifecycle;
 
-/// List the processes of a container (host pids).
+// List the processes of a container (host pids).
 #[derive(Debug, clap::Args)]
 pub struct PsArgs {
     /// Output format: json is an array of host pids.

@@ -8,7 +8,7 @@ use crate::sandbox::{self, Plan};
 use crate::spec::{self, Spec};
 use crate::state;
 
-/// Run a container from an OCI bundle and wait for it; exits with its status.
+// Run a container from an OCI bundle and wait for it; exits with its status.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// The bundle directory (holding config.json).

@@ -5,7 +5,7 @@ use crate::cli::Global;
 use crate::hooks::HookKind;
 use crate::{control, state};
 
-/// Start a created container.
+// Start a created container.
 #[derive(Debug, clap::Args)]
 pub struct StartArgs {
     /// The container id.

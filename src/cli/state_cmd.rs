@@ -3,7 +3,7 @@
 use crate::cli::Global;
 use crate::lifecycle;
 
-/// Print the OCI state of a container (JSON).
+// Print the OCI state of a container (JSON).
 #[derive(Debug, clap::Args)]
 pub struct StateArgs {
     /// The container id.
