@@ -20,7 +20,13 @@ pub enum Request {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Reply {
-    Started { pid: i32 },
+    Started {
+        pid: i32,
+    },
+    /// The application exited with this status (the supervisor's own exit follows).
+    Exited {
+        status: i32,
+    },
     StartFailed(ProcessError),
     Signalled,
     Failed(String),

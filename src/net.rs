@@ -33,8 +33,8 @@ pub struct Pending {
 
 struct Helper {
     pidfd: OwnedFd,
-    /// The helper's one report: `Result<(), NetError>`.
-    report: OwnedFd,
+    /// The helper's one report, `Result<(), NetError>`; None once joined (the helper killed).
+    report: Option<OwnedFd>,
 }
 
 impl Pending {
@@ -68,19 +68,25 @@ impl Pending {
                 }
             }
             crate::sys::Cloned::Parent { pidfd, .. } => Ok(Pending {
-                helper: Some(Helper { pidfd, report }),
+                helper: Some(Helper {
+                    pidfd,
+                    report: Some(report),
+                }),
             }),
         }
     }
 
-    /// Joins the helper's network namespace and lets the helper go; the helper's own error if
+    /// Joins the helper's network namespace and kills the helper; the helper's own error if
     /// it failed. Does nothing the second time, or when there is nothing to join.
     pub fn join(&mut self) -> Result<(), NetError> {
-        let Some(h) = self.helper.take() else {
+        let Some(h) = self.helper.as_mut() else {
+            return Ok(());
+        };
+        let Some(report) = h.report.take() else {
             return Ok(());
         };
         let report =
-            crate::wire::expect::<Result<(), NetError>>(&h.report, "the network namespace helper");
+            crate::wire::expect::<Result<(), NetError>>(&report, "the network namespace helper");
         let joined = match report {
             Ok(Ok(())) => nix::sched::setns(h.pidfd.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
                 .map_err(|e| NetError::Create {
@@ -93,8 +99,17 @@ impl Pending {
                 errno: Errno(libc::EPIPE),
             }),
         };
-        // Reaped with the supervisor's other children (or with its pid namespace).
         let _ = crate::sys::pidfd_signal(h.pidfd.as_fd(), libc::SIGKILL);
+        joined
+    }
+
+    /// Joins (if not done yet) and reaps the helper, killed at the join: it is no child of
+    /// ours by the time the application starts.
+    pub fn finish(&mut self) -> Result<(), NetError> {
+        let joined = self.join();
+        if let Some(h) = self.helper.take() {
+            let _ = crate::sys::pidfd_wait(h.pidfd.as_fd());
+        }
         joined
     }
 }

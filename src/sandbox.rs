@@ -382,17 +382,26 @@ impl Sandbox {
     /// Waits for the supervisor to exit, forwarding the usual signals to it meanwhile; returns
     /// its exit status (the application's, 128+N for a signal).
     /// With a pty `relay`, the terminal is relayed too and a window change resizes the pty.
+    /// `exited` runs once the supervisor reports the application's exit, while the supervisor
+    /// itself still exits (or, without that report, once it has).
     pub fn wait_forwarding(
         &self,
         signals: &SignalFd,
         mut relay: Option<&mut crate::pty::Relay>,
+        exited: impl FnOnce(),
     ) -> i32 {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        // The controller connection, until it reports the exit or closes.
+        let mut control = self.control.as_ref().map(|c| c.as_fd());
         loop {
             let mut fds = vec![
                 PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN),
                 PollFd::new(signals.as_fd(), PollFlags::POLLIN),
             ];
+            if let Some(c) = control {
+                fds.push(PollFd::new(c, PollFlags::POLLIN));
+            }
+            let relay_at = fds.len();
             if let Some(r) = relay.as_deref() {
                 fds.extend(
                     r.poll_fds()
@@ -422,15 +431,23 @@ impl Sandbox {
                 }
             }
             if let Some(r) = relay.as_deref_mut() {
-                r.pump(&ready[2..]);
+                r.pump(&ready[relay_at..]);
             }
             if ready[0] {
                 break;
+            }
+            if relay_at == 3 && ready[2] {
+                match control.map(|c| wire::recv::<control::Reply>(c, "the exit status")) {
+                    Some(Ok(Some(control::Reply::Exited { .. }))) => break,
+                    // Closed, or not what we wait for: the supervisor's exit will tell.
+                    _ => control = None,
+                }
             }
         }
         if let Some(r) = relay {
             r.drain_master();
         }
+        exited();
         sys::pidfd_wait(self.pidfd.as_fd()).unwrap_or(125)
     }
 }

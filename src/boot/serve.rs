@@ -34,7 +34,9 @@ pub fn forwarded_set() -> SigSet {
 
 /// Serves until the application exits; returns its status. With `caller` (a foreground run),
 /// the caller's death kills the application (the caller can no longer report its status).
-pub fn serve(app: &App, _controller: Option<OwnedFd>, caller: Option<BorrowedFd<'_>>) -> i32 {
+/// The status also goes to `controller`, if still connected (a foreground run), ahead of the
+/// supervisor's own exit: the caller can clean up meanwhile.
+pub fn serve(app: &App, controller: Option<OwnedFd>, caller: Option<BorrowedFd<'_>>) -> i32 {
     let mut set = forwarded_set();
     set.add(Signal::SIGCHLD);
     // Blocked signals are delivered to pid 1 of a pid namespace even from outside it; read them
@@ -66,6 +68,9 @@ pub fn serve(app: &App, _controller: Option<OwnedFd>, caller: Option<BorrowedFd<
             if signo != libc::SIGCHLD {
                 let _ = sys::pidfd_signal(app.pidfd.as_fd(), signo);
             } else if let Some(status) = reap(app) {
+                if let Some(c) = &controller {
+                    let _ = crate::wire::send(c, &crate::control::Reply::Exited { status });
+                }
                 return status;
             }
         }

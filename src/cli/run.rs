@@ -255,9 +255,7 @@ fn run_in(
             return e.exit_code();
         }
     };
-    let code = run_started(&sb, root, st, hooks, console_caller);
-    entry.remove();
-    code
+    run_started(&sb, root, entry, st, hooks, console_caller)
 }
 
 /// Hooks that run after the sandbox is created and before its application starts.
@@ -274,34 +272,51 @@ fn has_start_hooks(hooks: Option<&oci_spec::runtime::Hooks>) -> bool {
     })
 }
 
+/// From start-sync to the end; the state goes once the application has exited (while the
+/// supervisor exits), at the latest before returning.
 fn run_started(
     sb: &sandbox::Sandbox,
     root: &Path,
+    entry: state::Entry,
     mut st: state::State,
     hooks: Option<oci_spec::runtime::Hooks>,
     console_caller: Option<std::os::fd::OwnedFd>,
 ) -> i32 {
     // The app sent its pty master while it was being created (before start-sync).
+    let mut entry = Some(entry);
+    let mut remove = || {
+        if let Some(e) = entry.take() {
+            e.remove();
+        }
+    };
     let mut relay = match console_caller.as_ref().map(crate::pty::receive).transpose() {
         Ok(r) => r,
-        Err(e) => return fail(&e),
+        Err(e) => {
+            sb.kill();
+            remove();
+            return fail(&e);
+        }
     };
     let signals = match sandbox::forwarded_signalfd() {
         Ok(s) => s,
-        Err(e) => return fail(&e),
+        Err(e) => {
+            sb.kill();
+            remove();
+            return fail(&e);
+        }
     };
     use crate::hooks::{run as hook, HookKind::*};
     let hooks = hooks.as_ref();
     let before = [Prestart, CreateRuntime, CreateContainer, StartContainer];
     if let Err(e) = before.into_iter().try_for_each(|k| hook(k, hooks, &st)) {
         let _ = crate::sys::pidfd_signal(std::os::fd::AsFd::as_fd(&sb.pidfd), libc::SIGKILL);
-        let _ = sb.wait_forwarding(&signals, None);
+        let _ = sb.wait_forwarding(&signals, None, &mut remove);
         return fail(&e);
     }
     let code = match sb.start() {
         Err(e) => {
             crate::log::fatal(&e.to_string());
-            let _ = sb.wait_forwarding(&signals, relay.as_mut());
+            let _ = sb.wait_forwarding(&signals, relay.as_mut(), &mut remove);
             e.exit_code()
         }
         Ok(_) => {
@@ -310,9 +325,10 @@ fn run_started(
             // Housekeeping while the application runs, off the start-up path: the state of
             // runs killed together with their supervisor.
             state::sweep(root);
-            sb.wait_forwarding(&signals, relay.as_mut())
+            sb.wait_forwarding(&signals, relay.as_mut(), &mut remove)
         }
     };
+    remove();
     if hooks.is_some() {
         st.status = "stopped".into();
         let _ = hook(Poststop, hooks, &st);

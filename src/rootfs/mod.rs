@@ -146,7 +146,7 @@ pub fn setup_supervisor_root(
     let host = Path::new(OLDROOT);
     mounts::mount_all(spec, host, Path::new(NEWROOT), net)?;
     dev::setup(spec, host, Path::new(NEWROOT))?;
-    net.join()?;
+    net.finish()?;
     step(
         "detaching the old root",
         umount2(OLDROOT, MntFlags::MNT_DETACH),
