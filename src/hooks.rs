@@ -241,6 +241,7 @@ mod tests {
             created: String::new(),
             owner: "0".into(),
             annotations: None,
+            foreground: false,
         }
     }
 

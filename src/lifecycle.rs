@@ -96,6 +96,7 @@ impl Container {
         if self.status == Status::Stopped {
             st.pid = 0;
         }
+        st.foreground = false;
         let mut v = serde_json::to_value(&st).unwrap_or_default();
         if v.get("annotations").is_none() {
             v["annotations"] = serde_json::json!({});

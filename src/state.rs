@@ -55,6 +55,10 @@ pub struct State {
     pub owner: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<std::collections::HashMap<String, String>>,
+    /// A foreground run's (`run`, `do`): removed by a later run should its caller and
+    /// supervisor both be killed (`sweep`). Not part of the OCI state shown.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub foreground: bool,
 }
 
 impl State {
@@ -77,6 +81,7 @@ impl State {
             created: crate::log::now_rfc3339(),
             owner: nix::unistd::geteuid().to_string(),
             annotations,
+            foreground: false,
         }
     }
 }
@@ -123,16 +128,21 @@ pub struct Entry {
 /// with its lock held under a private name and renamed into place (RENAME_NOREPLACE), so that
 /// nobody ever sees the id without its lock: of two commands racing for one id, one wins.
 pub fn create(root: &Path, id: &str) -> Result<Entry, StateError> {
-    create_with(root, id, false)
+    create_with(root, id, None)
 }
 
-/// `create` for a foreground run: the directory carries the marker that lets later runs
-/// remove it should this run's caller and supervisor both be killed (`sweep`).
-pub fn create_foreground(root: &Path, id: &str) -> Result<Entry, StateError> {
-    create_with(root, id, true)
+/// `create` for a foreground run, its state.json (marked `foreground`, which lets later runs
+/// remove it should this run's caller and supervisor both be killed) written in the private
+/// directory: it appears with the directory, whole, and no rewrite is needed.
+pub fn create_foreground(root: &Path, id: &str, state: &State) -> Result<Entry, StateError> {
+    let state = State {
+        foreground: true,
+        ..state.clone()
+    };
+    create_with(root, id, Some(&state))
 }
 
-fn create_with(root: &Path, id: &str, foreground: bool) -> Result<Entry, StateError> {
+fn create_with(root: &Path, id: &str, state: Option<&State>) -> Result<Entry, StateError> {
     fs::create_dir_all(root).map_err(|e| io(root, e))?;
     let dir = root.join(id);
     // A stale directory goes first, so that the private one below lives only for an instant.
@@ -145,10 +155,12 @@ fn create_with(root: &Path, id: &str, foreground: bool) -> Result<Entry, StateEr
     let tmp = root.join(private_name(id, std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir(&tmp).map_err(|e| io(&tmp, e))?;
-    let marked = if foreground {
-        File::create(tmp.join(sweep::FOREGROUND)).map(drop)
-    } else {
-        Ok(())
+    let marked = match state {
+        Some(st) => fs::write(
+            tmp.join("state.json"),
+            serde_json::to_vec(st).unwrap_or_default(),
+        ),
+        None => Ok(()),
     };
     let lock = match marked.map_err(|e| io(&tmp, e)).and_then(|()| lock(&tmp)) {
         Ok(l) => l,

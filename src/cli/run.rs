@@ -222,14 +222,16 @@ fn run_in(
     // (it removes it only while nobody holds its lock: never another run's). It is written
     // while the supervisor builds the root, off the start-up's critical path.
     let _ = nix::unistd::write(&created_w, &[1]);
-    let entry = match state::create_foreground(root, id) {
+    let pid = spawning.pid.as_raw();
+    // One write: the app starts right away (a foreground run is never seen "created").
+    let st = state::State::new(id, "running", pid, bundle, rootfs, annotations);
+    let entry = match state::create_foreground(root, id, &st) {
         Ok(e) => e,
         Err(e) => {
             spawning.kill();
             return fail(&e);
         }
     };
-    let pid = spawning.pid.as_raw();
     if let Some(p) = pid_file {
         let _ = std::fs::write(p, pid.to_string());
     }
@@ -240,9 +242,6 @@ fn run_in(
     if !has_start_hooks(hooks.as_ref()) {
         spawning.start_early();
     }
-    // One write: the app starts right away (a foreground run is never seen "created").
-    let st = state::State::new(id, "running", pid, bundle, rootfs, annotations);
-    let _ = entry.save(&st);
     crate::log::phase("state");
     let sb = match spawning.ready() {
         Ok(sb) => sb,

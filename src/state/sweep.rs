@@ -2,17 +2,15 @@
 //!
 //! A foreground run's state goes with its caller, or with its supervisor when the caller is
 //! killed. When both die at once (`pkill -9 nsboot`), nobody is left to remove it. Such
-//! entries carry a `foreground` marker: a later `run` or `do` removes them once nobody holds
-//! their lock and their supervisor is gone. A detached container (`create`) has no marker: a
+//! entries are marked `"foreground": true` in their state.json: a later `run` or `do` removes
+//! them once nobody holds their lock and their supervisor is gone. A detached container
+//! (`create`) has no mark: a
 //! stopped one stays until `nsboot delete`, as with runc. Private names of killed writers go
 //! too: `.ID.PID.new` (a state directory being created), `.stale.PID.NAME` (one being
 //! removed) and `.seccomp/.KEY.PID.tmp` (a cache file being written), once PID is gone.
 
 use std::fs;
 use std::path::Path;
-
-/// The marker of a foreground run's state directory.
-pub const FOREGROUND: &str = "foreground";
 
 /// Removes the leftovers of killed runs under `root`. Never fails: this is housekeeping.
 pub fn sweep(root: &Path) {
@@ -30,10 +28,18 @@ pub fn sweep(root: &Path) {
                 tracing::debug!("removing {}, left by a killed nsboot", path.display());
                 let _ = fs::remove_dir_all(&path);
             }
-        } else if !name.starts_with('.') && path.join(FOREGROUND).exists() {
+        } else if !name.starts_with('.') && is_foreground(&path) {
             remove_if_stale(root, &path);
         }
     }
+}
+
+/// Whether the state directory is a foreground run's (its state.json says so).
+fn is_foreground(dir: &Path) -> bool {
+    fs::read(dir.join("state.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<super::State>(&b).ok())
+        .is_some_and(|s| s.foreground)
 }
 
 /// Removes a state directory left by a sandbox killed with SIGKILL: nobody holds its lock and
@@ -153,6 +159,16 @@ mod tests {
         ] {
             fs::create_dir(root.path().join(d)).unwrap();
         }
+        // Foreground runs' states: one whose supervisor is gone, one whose is alive (us).
+        for (name, pid) in [("fg-dead", dead), ("fg-alive", me as i32)] {
+            let mut st =
+                super::super::State::new(name, "running", pid, "/b".into(), "/r".into(), None);
+            st.foreground = true;
+            let dir = root.path().join(name);
+            fs::create_dir(&dir).unwrap();
+            fs::write(dir.join("state.json"), serde_json::to_vec(&st).unwrap()).unwrap();
+            fs::write(dir.join("lock"), "").unwrap();
+        }
         let cache = root.path().join(".seccomp");
         fs::write(cache.join(format!(".k.{dead}.tmp")), "").unwrap();
         fs::write(cache.join(format!(".k.{me}.tmp")), "").unwrap();
@@ -166,7 +182,12 @@ mod tests {
             v.sort();
             v
         };
-        let want = [format!(".c.{me}.new"), ".seccomp".into(), "detached".into()];
+        let want = [
+            format!(".c.{me}.new"),
+            ".seccomp".into(),
+            "detached".into(),
+            "fg-alive".into(),
+        ];
         assert_eq!(names(root.path()), want);
         assert_eq!(names(&cache), [format!(".k.{me}.tmp"), "k.bpf".into()]);
     }
