@@ -76,6 +76,11 @@ impl Pending {
         }
     }
 
+    /// Whether a helper is still making the namespace (not joined yet).
+    pub fn is_pending(&self) -> bool {
+        self.helper.as_ref().is_some_and(|h| h.report.is_some())
+    }
+
     /// Joins the helper's network namespace and kills the helper; the helper's own error if
     /// it failed. Does nothing the second time, or when there is nothing to join.
     pub fn join(&mut self) -> Result<(), NetError> {

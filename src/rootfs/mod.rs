@@ -144,9 +144,10 @@ pub fn setup_supervisor_root(
     // Before the spec's mounts, so that cwd, volumes, /proc, /tmp... land on top of it.
     overlay::apply(spec, Path::new(NEWROOT))?;
     let host = Path::new(OLDROOT);
-    mounts::mount_all(spec, host, Path::new(NEWROOT), net)?;
+    let later = mounts::mount_all(spec, host, Path::new(NEWROOT), net)?;
     dev::setup(spec, host, Path::new(NEWROOT))?;
     net.finish()?;
+    mounts::mount_deferred(spec, host, Path::new(NEWROOT), &later)?;
     step(
         "detaching the old root",
         umount2(OLDROOT, MntFlags::MNT_DETACH),

@@ -5,7 +5,7 @@
 //! resolved inside the container root and never leave it (see `resolve`).
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use nix::mount::MsFlags;
 use serde::{Deserialize, Serialize};
@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::resolve::{self, Create, Resolved};
 use crate::spec::Spec;
 use crate::sys::Errno;
+use oci_spec::runtime::Mount;
 
 mod options;
 pub use options::MountOptions;
@@ -193,16 +194,75 @@ pub(super) fn bind_from_host(
 }
 
 /// Supervisor side, after the first pivot_root: host paths are under `host`, the container
-/// root is `newroot`. Every spec mount except type proc, in order.
+/// root is `newroot`. Every spec mount except type proc, in order; but a sysfs while the
+/// network namespace it must show is still being made ([`crate::net::Pending`]) is left for
+/// [`mount_deferred`], with the entries beneath it, so that the devices go in meanwhile.
+/// Returns those entries.
 pub fn mount_all(
     spec: &Spec,
     host: &Path,
     newroot: &Path,
     net: &mut crate::net::Pending,
+) -> Result<Vec<usize>, MountError> {
+    let mounts: Vec<&Mount> = spec.mounts().iter().flatten().collect();
+    let mut deferred: Vec<usize> = Vec::new();
+    let mut now: Vec<usize> = Vec::new();
+    for (i, m) in mounts.iter().enumerate() {
+        let beneath_deferred = deferred
+            .iter()
+            .any(|&d| m.destination().starts_with(mounts[d].destination()));
+        let sysfs = m.typ().as_deref() == Some("sysfs");
+        if beneath_deferred || (sysfs && net.is_pending() && may_defer(&mounts, i)) {
+            deferred.push(i);
+        } else {
+            now.push(i);
+        }
+    }
+    mount_entries(spec, host, newroot, &now, net)?;
+    Ok(deferred)
+}
+
+/// The entries [`mount_all`] left, in order, once the network namespace is joined.
+pub fn mount_deferred(
+    spec: &Spec,
+    host: &Path,
+    newroot: &Path,
+    which: &[usize],
 ) -> Result<(), MountError> {
+    mount_entries(spec, host, newroot, which, &mut crate::net::Pending::none())
+}
+
+/// Entry `i` may be mounted after the others when no later entry is above it (at one of its
+/// parents, which it would then cover instead of being covered by) and its path is plain.
+fn may_defer(mounts: &[&Mount], i: usize) -> bool {
+    let dest = mounts[i].destination();
+    let plain = |p: &Path| {
+        p.is_absolute()
+            && p.components()
+                .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+    };
+    plain(dest)
+        && mounts[i + 1..].iter().all(|m| {
+            let d = m.destination();
+            plain(d) && (d.starts_with(dest) || !dest.starts_with(d))
+        })
+}
+
+fn mount_entries(
+    spec: &Spec,
+    host: &Path,
+    newroot: &Path,
+    which: &[usize],
+    net: &mut crate::net::Pending,
+) -> Result<(), MountError> {
+    if which.is_empty() {
+        return Ok(());
+    }
     let host_fd = open_root(host)?;
     let root = open_root(newroot)?;
-    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+    let mounts: Vec<&Mount> = spec.mounts().iter().flatten().collect();
+    for &i in which {
+        let m = mounts[i];
         let typ = m.typ().as_deref().unwrap_or("");
         let ctx = Ctx {
             at: format!("mounts[{i}]"),
@@ -356,6 +416,31 @@ pub fn mount_procs(spec: &Spec, newroot: &Path) -> Result<(), MountError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mounts(dests: &[&str]) -> Vec<Mount> {
+        let list: Vec<serde_json::Value> = dests
+            .iter()
+            .map(|d| serde_json::json!({"destination": d, "type": "tmpfs"}))
+            .collect();
+        serde_json::from_value(serde_json::Value::Array(list)).unwrap()
+    }
+
+    #[test]
+    fn a_sysfs_waits_only_where_nothing_later_sits_above_it() {
+        let defer = |dests: &[&str]| {
+            let owned = mounts(dests);
+            let refs: Vec<&Mount> = owned.iter().collect();
+            may_defer(&refs, 0)
+        };
+        // Later entries beneath it (they wait with it) or elsewhere: fine.
+        assert!(defer(&["/sys", "/sys/fs/cgroup", "/tmp", "/home/me"]));
+        assert!(defer(&["/sys"]));
+        // A later mount above it would end up beneath it instead of covering it.
+        assert!(!defer(&["/sys", "/tmp", "/"]));
+        // Paths that are not plain are not reasoned about.
+        assert!(!defer(&["/sys", "/a/../sys/x"]));
+        assert!(!defer(&["sys", "/tmp"]));
+    }
 
     #[test]
     fn missing_bind_source_names_the_entry() {
