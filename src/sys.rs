@@ -140,6 +140,18 @@ pub fn pivot_root(new_root: &std::path::Path, put_old: &std::path::Path) -> Resu
     nix::unistd::pivot_root(new_root, put_old).map_err(Errno::from)
 }
 
+/// prctl(PR_CAPBSET_DROP, cap): removes `cap` from the bounding set (EINVAL: a capability
+/// this kernel does not know).
+pub fn capbset_drop(cap: u8) -> Result<(), Errno> {
+    // SAFETY: PR_CAPBSET_DROP takes an integer argument and touches no memory of ours.
+    let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
+    if r == -1 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
 /// close_range(first, ~0, CLOSE_RANGE_CLOEXEC): every fd from `first` up is closed at exec.
 pub fn cloexec_from(first: u32) -> Result<(), Errno> {
     // SAFETY: close_range only changes fd flags; CLOSE_RANGE_CLOEXEC (4) closes nothing now.

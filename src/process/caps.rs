@@ -132,12 +132,16 @@ fn first_sorted<'a>(it: impl Iterator<Item = &'a Capability>) -> Option<Capabili
 pub fn drop_bounding(keep: &CapsHashSet) -> Result<(), CapsError> {
     // caps::all() stops at CAP_CHECKPOINT_RESTORE (40), the last capability of Linux 6.x;
     // capabilities this kernel does not know read back as an error and are skipped.
+    // One prctl per capability (no read first): dropping one not in the set is a no-op.
     for cap in caps::all().difference(keep) {
-        if caps::has_cap(None, CapSet::Bounding, *cap).unwrap_or(false) {
-            caps::drop(None, CapSet::Bounding, *cap).map_err(|e| CapsError::DropBounding {
-                cap: cap.to_string(),
-                reason: e.to_string(),
-            })?;
+        match crate::sys::capbset_drop(cap.index()) {
+            Ok(()) | Err(crate::sys::Errno(libc::EINVAL)) => {}
+            Err(e) => {
+                return Err(CapsError::DropBounding {
+                    cap: cap.to_string(),
+                    reason: e.to_string(),
+                })
+            }
         }
     }
     Ok(())
