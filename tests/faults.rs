@@ -158,7 +158,10 @@ fn caller_and_supervisor_killed_together_are_swept_by_the_next_run() {
         let id = id("both", mode);
         let bundle = Bundle::new(mode).args(&SLEEPER);
         let (mut run, sup) = running_sleeper(&bundle, &id, &ctx);
-        let pids = [run.pid(), Pid::from_raw(sup)];
+        // The supervisor first: killing the caller first orphans the supervisor's process group
+        // while it is stopped, and the kernel then sends it SIGCONT (with SIGHUP), which would
+        // let it clean up after its dead caller before its own SIGKILL lands.
+        let pids = [Pid::from_raw(sup), run.pid()];
         for sig in [Signal::SIGSTOP, Signal::SIGKILL] {
             for pid in pids {
                 kill(pid, sig).unwrap();

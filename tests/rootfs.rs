@@ -124,7 +124,7 @@ fn while_running<T>(bundle: &Bundle, test: &str, during: impl FnOnce() -> T) -> 
     let stdin = child.stdin.take();
     let (tx, rx) = mpsc::channel();
     let stdout = BufReader::new(child.stdout.take().unwrap());
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         for line in stdout.lines().map_while(Result::ok) {
             let _ = tx.send(line);
         }
@@ -142,6 +142,9 @@ fn while_running<T>(bundle: &Bundle, test: &str, during: impl FnOnce() -> T) -> 
         wrx.recv().unwrap()
     });
     let done = done.expect("wait for nsboot run");
+    // Every line the sandbox wrote, not just those the reader had passed on by now: it ends at
+    // EOF, once nsboot and everything it started are gone.
+    let _ = reader.join();
     let mut stdout: Vec<String> = first.into_iter().collect();
     stdout.extend(rx.try_iter());
     let out = Output {
