@@ -1,0 +1,118 @@
+//! The caller's side once the sandbox runs: start it, forward signals, wait for its exit.
+
+use std::os::fd::AsFd;
+
+use nix::sys::signal::SigSet;
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+use super::{kill_and_reap, step, Sandbox, SandboxError};
+use crate::boot;
+use crate::control;
+use crate::sys::{self, Errno};
+use crate::wire;
+
+impl Sandbox {
+    /// Kills the supervisor (and so the sandbox) and reaps it.
+    pub fn kill(&self) {
+        kill_and_reap(&self.pidfd);
+    }
+
+    /// Starts the application; Ok once it has exec'd.
+    pub fn start(&self) -> Result<i32, SandboxError> {
+        match &self.control {
+            Some(c) if self.start_sent => Ok(control::start_reply(c)?),
+            Some(c) => Ok(control::send_start(c)?),
+            None => Err(SandboxError::Step {
+                step: "starting: no controller connection".into(),
+                errno: Errno(libc::ENOTCONN),
+            }),
+        }
+    }
+
+    /// Waits for the supervisor to exit, forwarding the usual signals to it meanwhile; returns
+    /// its exit status (the application's, 128+N for a signal).
+    /// With a pty `relay`, the terminal is relayed too and a window change resizes the pty.
+    /// `exited` runs once the supervisor reports the application's exit, while the supervisor
+    /// itself still exits (or, without that report, once it has).
+    pub fn wait_forwarding(
+        &self,
+        signals: &SignalFd,
+        mut relay: Option<&mut crate::pty::Relay>,
+        exited: impl FnOnce(),
+    ) -> i32 {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        // The controller connection, until it reports the exit or closes.
+        let mut control = self.control.as_ref().map(|c| c.as_fd());
+        loop {
+            let mut fds = vec![
+                PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN),
+                PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+            ];
+            if let Some(c) = control {
+                fds.push(PollFd::new(c, PollFlags::POLLIN));
+            }
+            let relay_at = fds.len();
+            if let Some(r) = relay.as_deref() {
+                fds.extend(
+                    r.poll_fds()
+                        .into_iter()
+                        .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
+                );
+            }
+            match poll(&mut fds, PollTimeout::NONE) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => break,
+                Ok(_) => {}
+            }
+            let ready: Vec<bool> = fds
+                .iter()
+                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                .collect();
+            drop(fds);
+            if ready[1] {
+                if let Ok(Some(info)) = signals.read_signal() {
+                    let signo = info.ssi_signo as i32;
+                    match relay.as_deref() {
+                        Some(r) if signo == libc::SIGWINCH => r.resize(),
+                        _ => {
+                            let _ = sys::pidfd_signal(self.pidfd.as_fd(), signo);
+                        }
+                    }
+                }
+            }
+            if let Some(r) = relay.as_deref_mut() {
+                r.pump(&ready[relay_at..]);
+            }
+            if ready[0] {
+                break;
+            }
+            if relay_at == 3 && ready[2] {
+                match control.map(|c| wire::recv::<control::Reply>(c, "the exit status")) {
+                    Some(Ok(Some(control::Reply::Exited { .. }))) => break,
+                    // Closed, or not what we wait for: the supervisor's exit will tell.
+                    _ => control = None,
+                }
+            }
+        }
+        if let Some(r) = relay {
+            r.drain_master();
+        }
+        exited();
+        sys::pidfd_wait(self.pidfd.as_fd()).unwrap_or(125)
+    }
+}
+
+/// Blocks the forwarded signals before spawning, so that none is lost (the supervisor inherits
+/// the mask and reads them from its own signalfd).
+pub fn block_forwarded_signals() -> Result<(), SandboxError> {
+    step("blocking signals", boot::forwarded_signals().thread_block())
+}
+
+/// The caller's signalfd for the forwarded signals (after spawning: the supervisor needs none).
+pub fn forwarded_signalfd() -> Result<SignalFd, SandboxError> {
+    let set: SigSet = boot::forwarded_signals();
+    step(
+        "creating a signalfd",
+        SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC),
+    )
+}
