@@ -41,6 +41,33 @@ fn network_none_has_only_loopback_and_it_is_up() {
     }
 }
 
+/// The network namespace comes from a helper of the supervisor. When the kernel refuses it
+/// (here user.max_net_namespaces is 0 in an outer user namespace), `do` fails with one line
+/// that names the limit, exit 125, and leaves nothing behind.
+#[test]
+fn refused_network_namespace_is_one_line_125_and_leaves_nothing() {
+    for mode in common::modes() {
+        let bundle = Bundle::new(mode);
+        let script = r#"echo 0 > /proc/sys/user/max_net_namespaces && exec "$0" --root "$1" do -- /bin/true"#;
+        let mut cmd = common::as_user(mode, "unshare");
+        cmd.args(["-Ur", "sh", "-c", script])
+            .arg(common::nsboot_bin())
+            .arg(bundle.state_dir());
+        let out = common::output(&mut cmd);
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert_eq!(out.status, 125, "{mode:?}: {out:?}");
+        assert!(
+            lines.len() == 1
+                && lines[0].starts_with("nsboot: creating the sandbox's network namespace")
+                // The kernel's own refusal, as the helper reported it.
+                && lines[0].contains("unshare: No space left on device")
+                && lines[0].contains("user.max_net_namespaces"),
+            "{mode:?}: not one line naming the limit: {out:?}"
+        );
+        common::assert_nothing_left(mode, bundle.state_dir());
+    }
+}
+
 #[test]
 fn network_host_sees_the_host_interfaces() {
     let mut host: Vec<String> = fs::read_dir("/sys/class/net")
