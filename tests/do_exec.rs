@@ -50,7 +50,9 @@ fn refused_network_namespace_is_one_line_125_and_leaves_nothing() {
         let bundle = Bundle::new(mode);
         let script = r#"echo 0 > /proc/sys/user/max_net_namespaces && exec "$0" --root "$1" do -- /bin/true"#;
         let mut cmd = common::as_user(mode, "unshare");
-        cmd.args(["-Ur", "sh", "-c", script])
+        // `do` keeps the caller's working directory: one the mode's user may enter.
+        cmd.current_dir(bundle.dir())
+            .args(["-Ur", "sh", "-c", script])
             .arg(common::nsboot_bin())
             .arg(bundle.state_dir());
         let out = common::output(&mut cmd);
