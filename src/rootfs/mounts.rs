@@ -228,8 +228,9 @@ pub fn mount_deferred(
     host: &Path,
     newroot: &Path,
     which: &[usize],
+    net: &mut crate::net::Pending,
 ) -> Result<(), MountError> {
-    mount_entries(spec, host, newroot, which, &mut crate::net::Pending::none())
+    mount_entries(spec, host, newroot, which, net)
 }
 
 /// Entry `i` may be mounted after the others when no later entry is above it (at one of its

@@ -48,9 +48,10 @@ impl Sandbox {
                 PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN),
                 PollFd::new(signals.as_fd(), PollFlags::POLLIN),
             ];
-            if let Some(c) = control {
+            let control_at = control.map(|c| {
                 fds.push(PollFd::new(c, PollFlags::POLLIN));
-            }
+                fds.len() - 1
+            });
             let relay_at = fds.len();
             if let Some(r) = relay.as_deref() {
                 fds.extend(
@@ -86,11 +87,13 @@ impl Sandbox {
             if ready[0] {
                 break;
             }
-            if relay_at == 3 && ready[2] {
-                match control.map(|c| wire::recv::<control::Reply>(c, "the exit status")) {
-                    Some(Ok(Some(control::Reply::Exited { .. }))) => break,
-                    // Closed, or not what we wait for: the supervisor's exit will tell.
-                    _ => control = None,
+            if let (Some(c), Some(i)) = (control, control_at) {
+                if ready[i] {
+                    match wire::recv::<control::Reply>(c, "the exit status") {
+                        Ok(Some(control::Reply::Exited { .. })) => break,
+                        // Closed, or not what we wait for: the supervisor's exit will tell.
+                        _ => control = None,
+                    }
                 }
             }
         }

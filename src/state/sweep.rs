@@ -4,10 +4,10 @@
 //! killed. When both die at once (`pkill -9 nsboot`), nobody is left to remove it. Such
 //! entries are marked `"foreground": true` in their state.json: a later `run` or `do` removes
 //! them once nobody holds their lock and their supervisor is gone. A detached container
-//! (`create`) has no mark: a
-//! stopped one stays until `nsboot delete`, as with runc. Private names of killed writers go
-//! too: `.ID.PID.new` (a state directory being created), `.stale.PID.NAME` (one being
-//! removed) and `.seccomp/.KEY.PID.tmp` (a cache file being written), once PID is gone.
+//! (`create`) has no mark: a stopped one stays until `nsboot delete`, as with runc. Private
+//! names of killed writers go too: `.ID.PID.new` (a state directory being created),
+//! `.stale.PID.NAME` (one being removed) and `.seccomp/.KEY.PID.tmp` (a cache file being
+//! written), once PID is gone.
 
 use std::fs;
 use std::path::Path;
