@@ -116,8 +116,20 @@ fn caller_sigkill_after_short_delays_leaves_nothing() {
 
 /// Starts the sleeper, waits until it runs, and returns the run with the supervisor's pid.
 fn running_sleeper(bundle: &Bundle, id: &str, ctx: &str) -> (Running, i32) {
-    let mut run = Running::start(bundle, id);
-    run.wait_for("ready", PHASE_TIMEOUT, ctx);
+    sleeper(Running::start(bundle, id), &["ready"], ctx)
+}
+
+/// Like [`running_sleeper`], once the caller has the supervisor's start reply too (`--debug`'s
+/// start phase): the application execs (and may print) before its supervisor has reported the
+/// start, and a supervisor killed in between is a start-up failure (125), not the killed
+/// sandbox (137) that a test of the running sandbox is about.
+fn started_sleeper(bundle: &Bundle, id: &str, ctx: &str) -> (Running, i32) {
+    let run = Running::start_debug(bundle, id);
+    sleeper(run, &["ready", "phase=\"start\""], ctx)
+}
+
+fn sleeper(mut run: Running, lines: &[&str], ctx: &str) -> (Running, i32) {
+    run.wait_for_all(lines, PHASE_TIMEOUT, ctx);
     let sup = children(run.pid().as_raw());
     assert_eq!(sup.len(), 1, "{ctx}: children of the caller: {sup:?}");
     (run, sup[0])
@@ -129,7 +141,7 @@ fn supervisor_sigkill_exits_137_and_leaves_nothing() {
         let ctx = format!("{mode:?}");
         let id = id("sup", mode);
         let bundle = Bundle::new(mode).args(&SLEEPER);
-        let (mut run, sup) = running_sleeper(&bundle, &id, &ctx);
+        let (mut run, sup) = started_sleeper(&bundle, &id, &ctx);
         let app = children(sup);
         kill(Pid::from_raw(sup), Signal::SIGKILL).unwrap();
         let out = run.finish(Duration::from_secs(20));

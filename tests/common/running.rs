@@ -91,6 +91,22 @@ impl Running {
         }
     }
 
+    /// Waits until a line containing each of `wants` has been seen, in any order (lines seen
+    /// before the call count); panics after `timeout`.
+    pub fn wait_for_all(&mut self, wants: &[&str], timeout: Duration, ctx: &str) {
+        let deadline = Instant::now() + timeout;
+        while let Some(want) = wants
+            .iter()
+            .find(|w| !self.seen.iter().any(|(_, l)| l.contains(**w)))
+        {
+            self.wait_for(
+                want,
+                deadline.saturating_duration_since(Instant::now()),
+                ctx,
+            );
+        }
+    }
+
     /// Records lines until one matches `hit` (true) or `timeout` passes (false).
     fn wait_until(&mut self, timeout: Duration, hit: impl Fn(&(bool, String)) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
