@@ -147,7 +147,7 @@ pub fn setup_supervisor_root(
     let later = mounts::mount_all(spec, host, Path::new(NEWROOT), net)?;
     dev::setup(spec, host, Path::new(NEWROOT))?;
     net.finish()?;
-    mounts::mount_deferred(spec, host, Path::new(NEWROOT), &later, net)?;
+    mounts::mount_entries(spec, host, Path::new(NEWROOT), &later, net)?;
     step(
         "detaching the old root",
         umount2(OLDROOT, MntFlags::MNT_DETACH),

@@ -196,7 +196,7 @@ pub(super) fn bind_from_host(
 /// Supervisor side, after the first pivot_root: host paths are under `host`, the container
 /// root is `newroot`. Every spec mount except type proc, in order; but a sysfs while the
 /// network namespace it must show is still being made ([`crate::net::Pending`]) is left for
-/// [`mount_deferred`], with the entries beneath it, so that the devices go in meanwhile.
+/// later ([`mount_entries`]), with the entries beneath it, so that the devices go in meanwhile.
 /// Returns those entries.
 pub fn mount_all(
     spec: &Spec,
@@ -222,17 +222,6 @@ pub fn mount_all(
     Ok(deferred)
 }
 
-/// The entries [`mount_all`] left, in order, once the network namespace is joined.
-pub fn mount_deferred(
-    spec: &Spec,
-    host: &Path,
-    newroot: &Path,
-    which: &[usize],
-    net: &mut crate::net::Pending,
-) -> Result<(), MountError> {
-    mount_entries(spec, host, newroot, which, net)
-}
-
 /// Entry `i` may be mounted after the others when no later entry is above it (at one of its
 /// parents, which it would then cover instead of being covered by) and its path is plain.
 fn may_defer(mounts: &[&Mount], i: usize) -> bool {
@@ -249,7 +238,9 @@ fn may_defer(mounts: &[&Mount], i: usize) -> bool {
         })
 }
 
-fn mount_entries(
+/// The spec's entries `which` (indices into its mounts), in order: what [`mount_all`] mounts
+/// at once, and what it left for after the network namespace is joined.
+pub fn mount_entries(
     spec: &Spec,
     host: &Path,
     newroot: &Path,
