@@ -99,9 +99,9 @@ impl Masks {
                         .fd
                 }
             };
-            let bound = resolve::bind(null.as_fd(), target.fd.as_fd(), false);
-            self.null = Some(null);
-            bound.map_err(|e| ctx.mount_err("/dev/null", e))?;
+            let null = self.null.insert(null);
+            resolve::bind(null.as_fd(), target.fd.as_fd(), false)
+                .map_err(|e| ctx.mount_err("/dev/null", e))?;
         }
         Ok(())
     }
