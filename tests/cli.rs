@@ -353,7 +353,7 @@ fn default_state_dir_is_xdg_runtime_dir_when_rootless_and_run_nsboot_as_root() {
         let mut cmd = bundle.nsboot();
         cmd.args(["run", "--bundle"]).arg(bundle.dir()).arg(&id);
         let (out, appeared) = run_while(cmd, |_, ended| {
-            poll(|| dir.is_dir() || ended()) && dir.is_dir()
+            poll(|| dir.exists() || ended()) && dir.exists()
         });
         let shown = dir.display();
         assert!(appeared, "{mode:?}: {shown} never appeared: {}", out.stderr);

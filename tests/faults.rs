@@ -183,7 +183,7 @@ fn caller_and_supervisor_killed_together_are_swept_by_the_next_run() {
         assert_eq!(out.status, 137, "{ctx}: {out:?}");
         let left = bundle.state_dir().join(&id);
         assert!(
-            left.is_dir(),
+            left.exists(),
             "{ctx}: nobody was left to remove {}",
             left.display()
         );

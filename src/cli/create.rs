@@ -55,7 +55,7 @@ pub fn run(args: CreateArgs, global: &Global) -> i32 {
         Ok(e) => e,
         Err(e) => return fail(&e),
     };
-    let listener = match control::listen(&entry.dir.join("ctl.sock")) {
+    let listener = match control::listen(&entry.path.join("ctl.sock")) {
         Ok(l) => l,
         Err(e) => {
             entry.remove();

@@ -89,7 +89,7 @@ fn remove_leftover(root: &std::path::Path, id: &str) -> Result<bool, LifecycleEr
     if _lock.is_some() && crate::state::load(root, id).is_ok() {
         return Ok(true);
     }
-    match std::fs::remove_dir_all(&dir) {
+    match crate::state::remove_path(&dir) {
         Ok(()) => Ok(false),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(StateError::Io {

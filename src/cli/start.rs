@@ -28,7 +28,7 @@ pub fn run(args: StartArgs, global: &Global) -> i32 {
             args.id, st.status
         ));
     }
-    let conn = match control::connect(&entry.dir.join("ctl.sock")) {
+    let conn = match control::connect(&entry.path.join("ctl.sock")) {
         Ok(c) => c,
         Err(e) => {
             return fail(&format!(

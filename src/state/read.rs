@@ -4,13 +4,13 @@
 use std::fs;
 use std::path::Path;
 
-use super::{io, validate_id, State, StateError};
+use super::{files, io, validate_id, State, StateError};
 
 /// Reads `id`'s state.json without taking its lock: readers (state, list, kill, exec) never
 /// wait for a foreground `run`, which holds the lock for the container's whole life.
 pub fn load(root: &Path, id: &str) -> Result<State, StateError> {
     validate_id(id)?;
-    let path = root.join(id).join("state.json");
+    let (path, _) = files(&root.join(id));
     let bytes = match fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -40,7 +40,8 @@ pub(super) fn with_started(dir: &Path, mut st: State) -> State {
     st
 }
 
-/// The ids in the state root that have a state.json, sorted.
+/// The ids in the state root that have a state: a foreground run's file or a directory with
+/// a state.json. Sorted.
 pub fn list(root: &Path) -> Result<Vec<String>, StateError> {
     let entries = match fs::read_dir(root) {
         Ok(e) => e,
@@ -49,7 +50,9 @@ pub fn list(root: &Path) -> Result<Vec<String>, StateError> {
     };
     let mut ids: Vec<String> = entries
         .flatten()
-        .filter(|e| e.path().join("state.json").is_file())
+        .filter(|e| {
+            e.file_type().is_ok_and(|t| t.is_file()) || e.path().join("state.json").is_file()
+        })
         .filter_map(|e| e.file_name().into_string().ok())
         .filter(|name| !name.starts_with('.'))
         .collect();

@@ -5,7 +5,7 @@
 //! entries are marked `"foreground": true` in their state.json: a later `run` or `do` removes
 //! them once nobody holds their lock and their supervisor is gone. A detached container
 //! (`create`) has no mark: a stopped one stays until `nsboot delete`, as with runc. Private
-//! names of killed writers go too: `.ID.PID.new` (a state directory being created),
+//! names of killed writers go too: `.ID.PID.new` (an entry being created),
 //! `.stale.PID.NAME` (one being removed) and `.seccomp/.KEY.PID.tmp` (a cache file being
 //! written), once PID is gone.
 
@@ -26,7 +26,7 @@ pub fn sweep(root: &Path) {
         } else if let Some(pid) = writer_pid(name) {
             if !alive(pid) {
                 tracing::debug!("removing {}, left by a killed nsboot", path.display());
-                let _ = fs::remove_dir_all(&path);
+                let _ = super::remove_path(&path);
             }
         } else if !name.starts_with('.') && is_foreground(&path) {
             remove_if_stale(root, &path);
@@ -34,48 +34,49 @@ pub fn sweep(root: &Path) {
     }
 }
 
-/// Whether the state directory is a foreground run's (its state.json says so).
-fn is_foreground(dir: &Path) -> bool {
-    fs::read(dir.join("state.json"))
+/// Whether the entry is a foreground run's (its state.json says so).
+fn is_foreground(entry: &Path) -> bool {
+    fs::read(super::files(entry).0)
         .ok()
         .and_then(|b| serde_json::from_slice::<super::State>(&b).ok())
         .is_some_and(|s| s.foreground)
 }
 
-/// Removes a state directory left by a sandbox killed with SIGKILL: nobody holds its lock and
-/// its supervisor is gone. It is first renamed away while its lock is held, so that a
-/// concurrent command never removes a fresh directory.
-pub(super) fn remove_if_stale(root: &Path, dir: &Path) -> bool {
+/// Removes an entry left by a sandbox killed with SIGKILL: nobody holds its lock and its
+/// supervisor is gone. It is first renamed away while its lock is held, so that a concurrent
+/// command never removes a fresh one.
+pub(super) fn remove_if_stale(root: &Path, entry: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    let Ok(f) = fs::File::open(dir.join("lock")) else {
+    let (state, lock) = super::files(entry);
+    let Ok(f) = fs::File::open(&lock) else {
         return false;
     };
     let Ok(held) = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) else {
         return false;
     };
-    let pid = fs::read(dir.join("state.json"))
+    let pid = fs::read(&state)
         .ok()
         .and_then(|b| serde_json::from_slice::<super::State>(&b).ok())
         .map(|s| s.pid);
     let alive = pid.is_some_and(alive);
-    // Still the same directory whose lock we hold?
-    let same = match (held.metadata(), fs::metadata(dir.join("lock"))) {
+    // Still the same entry whose lock we hold?
+    let same = match (held.metadata(), fs::metadata(&lock)) {
         (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
         _ => false,
     };
     if alive || !same {
         return false;
     }
-    tracing::info!("removing the stale state in {}", dir.display());
+    tracing::info!("removing the stale state in {}", entry.display());
     let trash = root.join(format!(
         ".stale.{}.{}",
         std::process::id(),
-        dir.file_name().and_then(|n| n.to_str()).unwrap_or("x")
+        entry.file_name().and_then(|n| n.to_str()).unwrap_or("x")
     ));
-    if fs::rename(dir, &trash).is_err() {
+    if fs::rename(entry, &trash).is_err() {
         return false;
     }
-    let _ = fs::remove_dir_all(&trash);
+    let _ = super::remove_path(&trash);
     true
 }
 
@@ -159,15 +160,26 @@ mod tests {
         ] {
             fs::create_dir(root.path().join(d)).unwrap();
         }
-        // Foreground runs' states: one whose supervisor is gone, one whose is alive (us).
-        for (name, pid) in [("fg-dead", dead), ("fg-alive", me as i32)] {
+        fs::write(root.path().join(format!(".f.{dead}.new")), "{}").unwrap();
+        // Foreground runs' states, one file each (and one directory, as older nsboot wrote
+        // them): those whose supervisor is gone, and one whose is alive (us).
+        for (name, pid) in [
+            ("fg-dead", dead),
+            ("fg-alive", me as i32),
+            ("dir-dead", dead),
+        ] {
             let mut st =
                 super::super::State::new(name, "running", pid, "/b".into(), "/r".into(), None);
             st.foreground = true;
-            let dir = root.path().join(name);
-            fs::create_dir(&dir).unwrap();
-            fs::write(dir.join("state.json"), serde_json::to_vec(&st).unwrap()).unwrap();
-            fs::write(dir.join("lock"), "").unwrap();
+            let body = serde_json::to_vec(&st).unwrap();
+            let path = root.path().join(name);
+            if name.starts_with("dir") {
+                fs::create_dir(&path).unwrap();
+                fs::write(path.join("state.json"), body).unwrap();
+                fs::write(path.join("lock"), "").unwrap();
+            } else {
+                fs::write(path, body).unwrap();
+            }
         }
         let cache = root.path().join(".seccomp");
         fs::write(cache.join(format!(".k.{dead}.tmp")), "").unwrap();
