@@ -133,6 +133,18 @@ pub fn validate_id(id: &str) -> Result<(), StateError> {
     })
 }
 
+/// `id`'s NotFound when `e` says `path` does not exist, else the I/O error on `path`.
+fn missing_or_io(root: &Path, id: &str, path: &Path, e: std::io::Error) -> StateError {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        StateError::NotFound {
+            id: id.into(),
+            root: root.into(),
+        }
+    } else {
+        io(path, e)
+    }
+}
+
 /// The files of the entry at `path`: its state.json and its lock. A foreground run's entry is
 /// one file, both at once.
 fn files(path: &Path) -> (PathBuf, PathBuf) {

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
 
-use super::{files, io, remove_path, sweep, validate_id, with_started, State, StateError};
+use super::{
+    files, io, missing_or_io, remove_path, sweep, validate_id, with_started, State, StateError,
+};
 use crate::sys::Errno;
 
 /// A container's entry, locked for as long as this value lives.
@@ -270,18 +272,11 @@ pub fn lock_existing(
     validate_id(id)?;
     let path = root.join(id);
     let (_, lock) = files(&path);
-    let f = match File::options().write(true).open(&lock) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(StateError::NotFound {
-                id: id.into(),
-                root: root.into(),
-            })
-        }
-        Err(e) => return Err(io(&path, e)),
-    };
+    let mut f = File::options()
+        .write(true)
+        .open(&lock)
+        .map_err(|e| missing_or_io(root, id, &path, e))?;
     let deadline = std::time::Instant::now() + timeout;
-    let mut f = f;
     loop {
         match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => {

@@ -4,23 +4,14 @@
 use std::fs;
 use std::path::Path;
 
-use super::{files, io, validate_id, State, StateError};
+use super::{files, io, missing_or_io, validate_id, State, StateError};
 
 /// Reads `id`'s state.json without taking its lock: readers (state, list, kill, exec) never
 /// wait for a foreground `run`, which holds the lock for the container's whole life.
 pub fn load(root: &Path, id: &str) -> Result<State, StateError> {
     validate_id(id)?;
     let (path, _) = files(&root.join(id));
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(StateError::NotFound {
-                id: id.into(),
-                root: root.into(),
-            })
-        }
-        Err(e) => return Err(io(&path, e)),
-    };
+    let bytes = fs::read(&path).map_err(|e| missing_or_io(root, id, &path, e))?;
     let st = serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
         id: id.into(),
         path,
