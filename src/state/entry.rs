@@ -25,9 +25,7 @@ pub struct Entry {
 /// (RENAME_NOREPLACE), so that nobody ever sees the id without its lock: of two commands
 /// racing for one id, one wins.
 pub fn create(root: &Path, id: &str) -> Result<Entry, StateError> {
-    let path = claim(root, id)?;
-    let tmp = root.join(private_name(id, std::process::id()));
-    let _ = remove_path(&tmp);
+    let (path, tmp) = claim(root, id)?;
     fs::create_dir(&tmp).map_err(|e| io(&tmp, e))?;
     match lock(&tmp) {
         Ok(lock) => place(root, id, &tmp, path, lock),
@@ -47,9 +45,7 @@ pub fn create_foreground(root: &Path, id: &str, state: &State) -> Result<Entry, 
         foreground: true,
         ..state.clone()
     };
-    let path = claim(root, id)?;
-    let tmp = root.join(private_name(id, std::process::id()));
-    let _ = remove_path(&tmp);
+    let (path, tmp) = claim(root, id)?;
     let written = File::options()
         .write(true)
         .create_new(true)
@@ -69,9 +65,10 @@ pub fn create_foreground(root: &Path, id: &str, state: &State) -> Result<Entry, 
     }
 }
 
-/// The path of `id`'s new entry, after creating the root and removing a stale entry there (so
-/// that the private one lives only for an instant); fails if the id is taken.
-fn claim(root: &Path, id: &str) -> Result<PathBuf, StateError> {
+/// The path of `id`'s new entry and the private name to build it under, after creating the
+/// root and removing a stale entry there (so that the private one lives only for an instant)
+/// and a leftover under the private name; fails if the id is taken.
+fn claim(root: &Path, id: &str) -> Result<(PathBuf, PathBuf), StateError> {
     fs::create_dir_all(root).map_err(|e| io(root, e))?;
     let path = root.join(id);
     if fs::symlink_metadata(&path).is_ok() && !sweep::remove_if_stale(root, &path) {
@@ -80,7 +77,9 @@ fn claim(root: &Path, id: &str) -> Result<PathBuf, StateError> {
             root: root.into(),
         });
     }
-    Ok(path)
+    let tmp = root.join(private_name(id, std::process::id()));
+    let _ = remove_path(&tmp);
+    Ok((path, tmp))
 }
 
 /// Renames the private `tmp`, locked, to `path` unless the id was taken meanwhile.
@@ -196,7 +195,7 @@ pub fn remove_at(root: std::os::fd::BorrowedFd<'_>, id: &str) {
     use nix::fcntl::{openat, OFlag};
     use nix::sys::stat::{fstat, fstatat, Mode, SFlag};
     use nix::unistd::{unlinkat, UnlinkatFlags};
-    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
     let nofollow = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK;
     let fd = match openat(Some(root.as_raw_fd()), id, nofollow, Mode::empty()) {
         Ok(fd) => fd,
@@ -229,8 +228,11 @@ pub fn remove_at(root: std::os::fd::BorrowedFd<'_>, id: &str) {
         }
         return;
     }
+    let Ok(mut dir) = nix::dir::Dir::from_fd(entry.into_raw_fd()) else {
+        return;
+    };
     // A lock somebody holds is a live command's: not a dead caller's leftover.
-    let lock = openat(Some(entry.as_raw_fd()), "lock", nofollow, Mode::empty());
+    let lock = openat(Some(dir.as_raw_fd()), "lock", nofollow, Mode::empty());
     let _held = match lock {
         // SAFETY: openat just returned this fd; the File owns it from here on.
         Ok(lock) => match Flock::lock(
@@ -242,21 +244,18 @@ pub fn remove_at(root: std::os::fd::BorrowedFd<'_>, id: &str) {
         },
         Err(_) => None,
     };
-    // Read through a copy of the fd, which Dir owns (no /proc here).
-    if let Ok(mut dir) = nix::unistd::dup(entry.as_raw_fd()).and_then(nix::dir::Dir::from_fd) {
-        let names: Vec<std::ffi::CString> = dir
-            .iter()
-            .flatten()
-            .map(|e| e.file_name().to_owned())
-            .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
-            .collect();
-        for n in names {
-            let _ = unlinkat(
-                Some(entry.as_raw_fd()),
-                n.as_c_str(),
-                UnlinkatFlags::NoRemoveDir,
-            );
-        }
+    let names: Vec<std::ffi::CString> = dir
+        .iter()
+        .flatten()
+        .map(|e| e.file_name().to_owned())
+        .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
+        .collect();
+    for n in names {
+        let _ = unlinkat(
+            Some(dir.as_raw_fd()),
+            n.as_c_str(),
+            UnlinkatFlags::NoRemoveDir,
+        );
     }
     if let Err(e) = unlinkat(Some(root.as_raw_fd()), id, UnlinkatFlags::RemoveDir) {
         tracing::debug!("removing the state of {id}: {e}");
