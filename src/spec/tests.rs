@@ -332,3 +332,26 @@ fn empty_file_says_so() {
     let e = parse_str(" \n").unwrap_err().to_string();
     assert!(e.contains(": the file is empty: "), "{e}");
 }
+
+/// oci-spec checks execCPUAffinity with a regex, served by shim/regex (regex-lite): lists
+/// and ranges pass, anything else is refused while decoding.
+#[test]
+fn exec_cpu_affinity_is_checked_through_the_regex_shim() {
+    let with = |list: &str| {
+        let mut v = valid_json();
+        // oci-spec 0.7 spells these execCpuAffinity and cpu_affinity_initial/_final.
+        v["process"]["execCpuAffinity"] =
+            json!({"cpu_affinity_initial": list, "cpu_affinity_final": "0"});
+        parse_str(&v.to_string())
+    };
+    for good in ["0", "0-3", "0-1,3,5-7"] {
+        with(good).unwrap_or_else(|e| panic!("{good:?} refused: {e}"));
+    }
+    for bad in ["", "x", "0-", "1,,2", "٣"] {
+        let err = with(bad).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            err.contains("Invalid execCPUAffinity format"),
+            "{bad:?} must be refused, got {err:?}"
+        );
+    }
+}
