@@ -49,6 +49,41 @@ fn dev_has_the_standard_nodes_and_symlinks() {
     }
 }
 
+/// A /dev the spec binds from a host dir: a node's name that is there already is bound onto
+/// as it is (the file keeps its content on the host), the missing ones are made in it.
+#[test]
+fn nodes_go_onto_the_files_a_bound_dev_already_has() {
+    for mode in common::modes() {
+        let ctx = format!("{mode:?}");
+        let script = "stat -c '%n %F %t %T' /dev/null /dev/zero; \
+                      echo discarded > /dev/null; wc -c < /dev/null";
+        let bundle = Bundle::new(mode).args(&["/bin/sh", "-c", script]);
+        let dev = common::top(&bundle).join("dev");
+        std::fs::create_dir(&dev).unwrap();
+        std::fs::write(dev.join("null"), "the host's file\n").unwrap();
+        for p in [dev.clone(), dev.join("null")] {
+            common::give_to(mode, &p);
+        }
+        let bundle = bundle.edit(|c| {
+            let mounts = c["mounts"].as_array_mut().unwrap();
+            let at = mounts
+                .iter()
+                .position(|m| m["destination"] == "/dev")
+                .unwrap();
+            mounts[at] = common::bind(&dev, "/dev", &["rbind"]);
+        });
+        let out = run_ok(&bundle, "bound-dev");
+        assert_eq!(
+            out.stdout,
+            "/dev/null character special file 1 3\n\
+             /dev/zero character special file 1 5\n0\n",
+            "{ctx}: {out:?}"
+        );
+        let null = std::fs::read_to_string(dev.join("null")).unwrap();
+        assert_eq!(null, "the host's file\n", "{ctx}");
+    }
+}
+
 #[test]
 fn devpts_is_a_new_instance_with_ptmxmode_mode_and_gid() {
     for mode in common::modes() {
