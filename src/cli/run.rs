@@ -323,7 +323,7 @@ fn run_started(
             let _ = hook(Poststart, hooks, &st);
             // Housekeeping while the application runs, off the start-up path: the state of
             // runs killed together with their supervisor.
-            state::sweep(root);
+            state::sweep(root, &st.id);
             sb.wait_forwarding(&signals, relay.as_mut(), &mut remove)
         }
     };

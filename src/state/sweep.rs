@@ -12,14 +12,17 @@
 use std::fs;
 use std::path::Path;
 
-/// Removes the leftovers of killed runs under `root`. Never fails: this is housekeeping.
-pub fn sweep(root: &Path) {
+/// Removes the leftovers of killed runs under `root`; the entry `own` (the caller's run, live
+/// by definition) is not even read. Never fails: this is housekeeping.
+pub fn sweep(root: &Path, own: &str) {
     let Ok(entries) = fs::read_dir(root) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
+        let Some(name) = name.to_str().filter(|n| *n != own) else {
+            continue;
+        };
         let path = entry.path();
         if name == ".seccomp" {
             sweep_temp_files(&path);
@@ -162,9 +165,11 @@ mod tests {
         }
         fs::write(root.path().join(format!(".f.{dead}.new")), "{}").unwrap();
         // Foreground runs' states, one file each (and one directory, as older nsboot wrote
-        // them): those whose supervisor is gone, and one whose is alive (us).
+        // them): those whose supervisor is gone, one whose is alive (us), and the sweeping
+        // run's own (kept unread, whatever its state says).
         for (name, pid) in [
             ("fg-dead", dead),
+            ("fg-own", dead),
             ("fg-alive", me as i32),
             ("dir-dead", dead),
         ] {
@@ -185,7 +190,7 @@ mod tests {
         fs::write(cache.join(format!(".k.{dead}.tmp")), "").unwrap();
         fs::write(cache.join(format!(".k.{me}.tmp")), "").unwrap();
         fs::write(cache.join("k.bpf"), "").unwrap();
-        sweep(root.path());
+        sweep(root.path(), "fg-own");
         let names = |dir: &Path| {
             let mut v: Vec<String> = fs::read_dir(dir)
                 .unwrap()
@@ -199,6 +204,7 @@ mod tests {
             ".seccomp".into(),
             "detached".into(),
             "fg-alive".into(),
+            "fg-own".into(),
         ];
         assert_eq!(names(root.path()), want);
         assert_eq!(names(&cache), [format!(".k.{me}.tmp"), "k.bpf".into()]);
