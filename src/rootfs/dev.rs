@@ -166,9 +166,12 @@ fn bind_new_node(dev: BorrowedFd, host: BorrowedFd, path: &Path, name: &str) -> 
     let flags =
         OFlag::O_RDONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let mode = nix::sys::stat::Mode::from_bits_truncate(0o644);
-    let target = nix::fcntl::openat(Some(dev.as_raw_fd()), name, flags, mode)?;
-    // SAFETY: openat just returned this fd and nothing else owns it.
-    let target = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(target) };
+    let target = resolve::own(nix::fcntl::openat(
+        Some(dev.as_raw_fd()),
+        name,
+        flags,
+        mode,
+    )?);
     resolve::bind(source.fd.as_fd(), target.as_fd(), false)
 }
 

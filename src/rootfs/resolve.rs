@@ -49,7 +49,7 @@ pub struct Resolved {
     pub path: PathBuf,
 }
 
-fn own(fd: RawFd) -> OwnedFd {
+pub(super) fn own(fd: RawFd) -> OwnedFd {
     // SAFETY: `fd` was just returned by a successful open call and nothing else owns it.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
