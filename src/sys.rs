@@ -82,6 +82,91 @@ pub fn clone_process(flags: nix::sched::CloneFlags) -> Result<Cloned, Errno> {
     }
 }
 
+/// The stack a vfork'd child runs on: 1 MiB, allocated lazily, over a guard page that turns an
+/// overflow into SIGSEGV instead of a write into whatever lies below.
+const VFORK_STACK: usize = 1 << 20;
+const GUARD: usize = 4096;
+
+/// clone(2) with vfork semantics into the namespaces in `flags`: the child runs `child` on a
+/// stack of its own, in this address space, while this process is suspended until the child
+/// execs or exits (CLONE_VM | CLONE_VFORK, as posix_spawn does). No copy of the address space
+/// is made, and the exec drops a reference instead of tearing a copy down. Returns the pid and
+/// a pidfd (CLONE_PIDFD).
+///
+/// `child` must end in a successful execve or by returning its exit status (`_exit`ed here,
+/// with no atexit handler or destructor of ours run). Until then it shares our memory: what it
+/// frees, allocates or leaves behind is ours; it must not drop what we will use after it. Only
+/// call while single-threaded: nobody else may touch this memory meanwhile.
+pub fn clone_vfork(
+    flags: nix::sched::CloneFlags,
+    child: &mut dyn FnMut() -> i32,
+) -> Result<(nix::unistd::Pid, std::os::fd::OwnedFd), Errno> {
+    use std::os::fd::FromRawFd;
+    extern "C" fn trampoline(arg: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `arg` is the `&mut dyn FnMut` below, alive for the whole clone call: the
+        // parent is suspended until this child execs or exits.
+        let child = unsafe { &mut *(arg as *mut &mut dyn FnMut() -> i32) };
+        let code = child();
+        // SAFETY: _exit ends the child without running the parent's atexit handlers or
+        // destructors, which would act on the memory it shares with the parent.
+        unsafe { libc::_exit(code) }
+    }
+    let size = VFORK_STACK + GUARD;
+    // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
+    let stack = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            size,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if stack == libc::MAP_FAILED {
+        return Err(Errno::last());
+    }
+    // SAFETY: the range lies within the mapping just made; the lowest page stays PROT_NONE.
+    let rw = unsafe {
+        libc::mprotect(
+            stack.cast::<u8>().add(GUARD).cast(),
+            VFORK_STACK,
+            libc::PROT_READ | libc::PROT_WRITE,
+        )
+    };
+    let mut pidfd: libc::c_int = -1;
+    let mut arg: &mut dyn FnMut() -> i32 = child;
+    let all = flags.bits() | libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD;
+    let pid = if rw == 0 {
+        // SAFETY: the stack's top is the end of the mapping (the stack grows down, 16-byte
+        // aligned as a page end is); `arg` outlives the call, which returns only once the child
+        // has execed or exited; parent_tid points at a live c_int for the pidfd (CLONE_PIDFD).
+        unsafe {
+            libc::clone(
+                trampoline,
+                stack.cast::<u8>().add(size).cast(),
+                all,
+                (&mut arg as *mut &mut dyn FnMut() -> i32).cast(),
+                &mut pidfd as *mut libc::c_int,
+            )
+        }
+    } else {
+        -1
+    };
+    let err = Errno::last();
+    // SAFETY: the child no longer runs on this stack: it has execed (its own address space now)
+    // or exited; the mapping is ours alone.
+    unsafe { libc::munmap(stack, size) };
+    if pid < 0 {
+        return Err(err);
+    }
+    Ok((
+        nix::unistd::Pid::from_raw(pid),
+        // SAFETY: the kernel just created this fd for us (CLONE_PIDFD); we own it alone.
+        unsafe { std::os::fd::OwnedFd::from_raw_fd(pidfd) },
+    ))
+}
+
 /// pidfd_send_signal(2).
 pub fn pidfd_signal(pidfd: std::os::fd::BorrowedFd<'_>, sig: i32) -> Result<(), Errno> {
     use std::os::fd::AsRawFd;

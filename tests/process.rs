@@ -315,6 +315,37 @@ fn oom_score_adj_is_the_specs() {
     }
 }
 
+/// A foreground run's application runs in the supervisor's address space until its exec (it is
+/// vforked): its oomScoreAdj must stay its own, not become the supervisor's as well.
+#[test]
+fn oom_score_adj_stays_the_applications() {
+    let own = std::fs::read_to_string("/proc/self/oom_score_adj").unwrap();
+    for mode in common::modes() {
+        let bundle = sh(mode, "cat /proc/self/oom_score_adj; read x; exit 0", |c| {
+            c["process"]["oomScoreAdj"] = json!(500)
+        });
+        let mut run = common::Running::start_with_stdin(&bundle, &id("oom-own", mode));
+        let timeout = std::time::Duration::from_secs(20);
+        run.expect_line("500", timeout, &format!("{mode:?}"));
+        let caller = run.pid();
+        let children = std::fs::read_to_string(format!("/proc/{caller}/task/{caller}/children"));
+        let supervisor = children.unwrap_or_default();
+        let supervisor = supervisor
+            .split_whitespace()
+            .next()
+            .unwrap_or("0")
+            .to_string();
+        let adj = std::fs::read_to_string(format!("/proc/{supervisor}/oom_score_adj"));
+        let out = run.finish(timeout);
+        assert_eq!(out.status, 0, "{mode:?}: {out:?}");
+        assert_eq!(
+            adj.ok().as_deref(),
+            Some(own.as_str()),
+            "{mode:?}: the supervisor {supervisor} took the application's oomScoreAdj"
+        );
+    }
+}
+
 #[test]
 fn app_is_pid1_and_cannot_see_the_supervisor() {
     let script = r#"echo $$; tr '\0' ' ' </proc/1/cmdline; echo; ls /proc; exit 0"#;

@@ -13,7 +13,7 @@ pub mod rlimits;
 pub mod seccomp;
 
 use std::convert::Infallible;
-use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use nix::sched::CloneFlags;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
@@ -114,44 +114,118 @@ pub fn create(
         errno: e.into(),
     })?;
     let flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS;
-    match sys::clone_process(flags).map_err(|errno| ProcessError::Step {
+    let started = if autostart {
+        start_vforked(spec, &sup, app, fds, program, flags)
+    } else {
+        start_forked(spec, &sup, app, fds, program, flags)
+    };
+    let (pid, pidfd) = started.map_err(|errno| ProcessError::Step {
         step: "starting the application".into(),
         errno,
-    })? {
+    })?;
+    match wire::expect::<AppMsg>(&sup, "the application's root to be ready")? {
+        AppMsg::Ready => Ok(App {
+            pid,
+            pidfd,
+            sock: sup,
+            autostart,
+        }),
+        AppMsg::Failed(e) => {
+            let _ = sys::pidfd_wait(pidfd.as_fd());
+            Err(e)
+        }
+    }
+}
+
+/// An application that waits for the start signal (`create`, a run with hooks before start):
+/// a forked copy of the supervisor, which goes on meanwhile.
+fn start_forked(
+    spec: &Spec,
+    sup: &OwnedFd,
+    app: OwnedFd,
+    fds: AppFds,
+    program: Option<seccomp::bpf::Program>,
+    flags: CloneFlags,
+) -> Result<(Pid, OwnedFd), Errno> {
+    match sys::clone_process(flags)? {
         Cloned::Child => {
-            drop(sup);
-            let oom = spec.process().as_ref().and_then(|p| p.oom_score_adj());
-            let err = match creds::set_oom_score_adj(oom)
-                .map_err(ProcessError::from)
-                .and_then(|()| {
-                    // Until it execs, this process is nsboot: keep others from its /proc/PID/exe.
-                    let _ = nix::sys::prctl::set_dumpable(false);
-                    app_main(spec, &app, fds, program, autostart)
-                }) {
-                Ok(never) => match never {},
-                Err(e) => e,
-            };
-            let code = err.exit_code();
-            let _ = wire::send(&app, &AppMsg::Failed(err));
+            // The copy in this process: the application must see EOF when the supervisor goes.
+            let _ = nix::unistd::close(sup.as_raw_fd());
+            let code = app_child(spec, &app, fds, program, false);
             // SAFETY: _exit in a forked child: no destructors or atexit handlers of the parent's run.
             unsafe { libc::_exit(code) }
         }
         Cloned::Parent { pid, pidfd } => {
             drop(app);
-            match wire::expect::<AppMsg>(&sup, "the application's root to be ready")? {
-                AppMsg::Ready => Ok(App {
-                    pid,
-                    pidfd,
-                    sock: sup,
-                    autostart,
-                }),
-                AppMsg::Failed(e) => {
-                    let _ = sys::pidfd_wait(pidfd.as_fd());
-                    Err(e)
-                }
+            Ok((pid, pidfd))
+        }
+    }
+}
+
+/// A foreground run's application (autostart): nothing happens between its creation and its
+/// exec, so the supervisor stays suspended meanwhile and the application runs in its address
+/// space (`sys::clone_vfork`): no copy of it is made or torn down.
+fn start_vforked(
+    spec: &Spec,
+    sup: &OwnedFd,
+    app: OwnedFd,
+    fds: AppFds,
+    program: Option<seccomp::bpf::Program>,
+    flags: CloneFlags,
+) -> Result<(Pid, OwnedFd), Errno> {
+    // The child's fd table is a copy: ours of what it takes stay open here, to be closed once
+    // it has execed or exited.
+    let mut ours: Vec<RawFd> = vec![app.as_raw_fd()];
+    ours.extend(fds.stdio.iter().map(|f| f.as_raw_fd()));
+    ours.extend(fds.pass.iter().map(|m| m.host.as_raw_fd()));
+    ours.extend(fds.exec.iter().chain(&fds.console).map(|f| f.as_raw_fd()));
+    let sup_fd = sup.as_raw_fd();
+    let mut given = Some((app, fds, program));
+    let started = sys::clone_vfork(flags, &mut || {
+        let Some((app, fds, program)) = given.take() else {
+            return 125;
+        };
+        // The copy in the child's fd table: the application must see EOF when the supervisor goes.
+        let _ = nix::unistd::close(sup_fd);
+        app_child(spec, &app, fds, program, true)
+    });
+    match given.take() {
+        // The child never ran: all of it is still ours.
+        Some(unused) => drop(unused),
+        // The child took them: it execed (their memory stays with us, unused) or dropped them.
+        None => {
+            for fd in ours {
+                let _ = nix::unistd::close(fd);
             }
         }
     }
+    started
+}
+
+/// The application from its first instant: its oom_score_adj, no dumping, its root, exec
+/// (`app_main`). Returns only on failure, with the exit status, after reporting the error.
+fn app_child(
+    spec: &Spec,
+    sock: &OwnedFd,
+    fds: AppFds,
+    program: Option<seccomp::bpf::Program>,
+    autostart: bool,
+) -> i32 {
+    let oom = spec.process().as_ref().and_then(|p| p.oom_score_adj());
+    let err = match creds::set_oom_score_adj(oom)
+        .map_err(ProcessError::from)
+        .and_then(|()| {
+            // Until it execs, this process is nsboot: keep others from its /proc/PID/exe. (A
+            // vforked one shares the supervisor's mm, which `seal` makes undumpable anyway.)
+            let _ = nix::sys::prctl::set_dumpable(false);
+            app_main(spec, sock, fds, program, autostart)
+        }) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let code = err.exit_code();
+    let _ = wire::send(sock, &AppMsg::Failed(err));
+    code
 }
 
 impl App {
