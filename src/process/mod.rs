@@ -114,10 +114,11 @@ pub fn create(
         errno: e.into(),
     })?;
     let flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS;
+    let given = Given { app, fds, program };
     let started = if autostart {
-        start_vforked(spec, &sup, app, fds, program, flags)
+        start_vforked(spec, &sup, given, flags)
     } else {
-        start_forked(spec, &sup, app, fds, program, flags)
+        start_forked(spec, &sup, given, flags)
     };
     let (pid, pidfd) = started.map_err(|errno| ProcessError::Step {
         step: "starting the application".into(),
@@ -137,16 +138,23 @@ pub fn create(
     }
 }
 
+/// What the supervisor hands the application: its end of the socket, its fds, its seccomp
+/// program.
+struct Given {
+    app: OwnedFd,
+    fds: AppFds,
+    program: Option<seccomp::bpf::Program>,
+}
+
 /// An application that waits for the start signal (`create`, a run with hooks before start):
 /// a forked copy of the supervisor, which goes on meanwhile.
 fn start_forked(
     spec: &Spec,
     sup: &OwnedFd,
-    app: OwnedFd,
-    fds: AppFds,
-    program: Option<seccomp::bpf::Program>,
+    given: Given,
     flags: CloneFlags,
 ) -> Result<(Pid, OwnedFd), Errno> {
+    let Given { app, fds, program } = given;
     match sys::clone_process(flags)? {
         Cloned::Child => {
             // The copy in this process: the application must see EOF when the supervisor goes.
@@ -168,21 +176,20 @@ fn start_forked(
 fn start_vforked(
     spec: &Spec,
     sup: &OwnedFd,
-    app: OwnedFd,
-    fds: AppFds,
-    program: Option<seccomp::bpf::Program>,
+    given: Given,
     flags: CloneFlags,
 ) -> Result<(Pid, OwnedFd), Errno> {
     // The child's fd table is a copy: ours of what it takes stay open here, to be closed once
     // it has execed or exited.
-    let mut ours: Vec<RawFd> = vec![app.as_raw_fd()];
+    let fds = &given.fds;
+    let mut ours: Vec<RawFd> = vec![given.app.as_raw_fd()];
     ours.extend(fds.stdio.iter().map(|f| f.as_raw_fd()));
     ours.extend(fds.pass.iter().map(|m| m.host.as_raw_fd()));
     ours.extend(fds.exec.iter().chain(&fds.console).map(|f| f.as_raw_fd()));
     let sup_fd = sup.as_raw_fd();
-    let mut given = Some((app, fds, program));
+    let mut given = Some(given);
     let started = sys::clone_vfork(flags, &mut || {
-        let Some((app, fds, program)) = given.take() else {
+        let Some(Given { app, fds, program }) = given.take() else {
             return 125;
         };
         // The copy in the child's fd table: the application must see EOF when the supervisor goes.
