@@ -154,17 +154,14 @@ fn start_forked(
     given: Given,
     flags: CloneFlags,
 ) -> Result<(Pid, OwnedFd), Errno> {
-    let Given { app, fds, program } = given;
     match sys::clone_process(flags)? {
         Cloned::Child => {
-            // The copy in this process: the application must see EOF when the supervisor goes.
-            let _ = nix::unistd::close(sup.as_raw_fd());
-            let code = app_child(spec, &app, fds, program, false);
+            let code = app_child(spec, sup.as_raw_fd(), given, false);
             // SAFETY: _exit in a forked child: no destructors or atexit handlers of the parent's run.
             unsafe { libc::_exit(code) }
         }
         Cloned::Parent { pid, pidfd } => {
-            drop(app);
+            drop(given);
             Ok((pid, pidfd))
         }
     }
@@ -188,13 +185,9 @@ fn start_vforked(
     ours.extend(fds.exec.iter().chain(&fds.console).map(|f| f.as_raw_fd()));
     let sup_fd = sup.as_raw_fd();
     let mut given = Some(given);
-    let started = sys::clone_vfork(flags, &mut || {
-        let Some(Given { app, fds, program }) = given.take() else {
-            return 125;
-        };
-        // The copy in the child's fd table: the application must see EOF when the supervisor goes.
-        let _ = nix::unistd::close(sup_fd);
-        app_child(spec, &app, fds, program, true)
+    let started = sys::clone_vfork(flags, &mut || match given.take() {
+        Some(given) => app_child(spec, sup_fd, given, true),
+        None => 125,
     });
     match given.take() {
         // The child never ran: all of it is still ours.
@@ -209,15 +202,13 @@ fn start_vforked(
     started
 }
 
-/// The application from its first instant: its oom_score_adj, no dumping, its root, exec
-/// (`app_main`). Returns only on failure, with the exit status, after reporting the error.
-fn app_child(
-    spec: &Spec,
-    sock: &OwnedFd,
-    fds: AppFds,
-    program: Option<seccomp::bpf::Program>,
-    autostart: bool,
-) -> i32 {
+/// The application from its first instant: its copy of the supervisor's end `sup` closed, its
+/// oom_score_adj, no dumping, its root, exec (`app_main`). Returns only on failure, with the
+/// exit status, after reporting the error.
+fn app_child(spec: &Spec, sup: RawFd, given: Given, autostart: bool) -> i32 {
+    // The application must see EOF when the supervisor goes.
+    let _ = nix::unistd::close(sup);
+    let Given { app, fds, program } = given;
     let oom = spec.process().as_ref().and_then(|p| p.oom_score_adj());
     let err = match creds::set_oom_score_adj(oom)
         .map_err(ProcessError::from)
@@ -225,13 +216,13 @@ fn app_child(
             // Until it execs, this process is nsboot: keep others from its /proc/PID/exe. (A
             // vforked one shares the supervisor's mm, which `seal` makes undumpable anyway.)
             let _ = nix::sys::prctl::set_dumpable(false);
-            app_main(spec, sock, fds, program, autostart)
+            app_main(spec, &app, fds, program, autostart)
         }) {
         Ok(never) => match never {},
         Err(e) => e,
     };
     let code = err.exit_code();
-    let _ = wire::send(sock, &AppMsg::Failed(err));
+    let _ = wire::send(&app, &AppMsg::Failed(err));
     code
 }
 

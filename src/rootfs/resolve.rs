@@ -254,8 +254,7 @@ pub fn bind(source: BorrowedFd<'_>, target: BorrowedFd<'_>, recursive: bool) -> 
     if tree < 0 {
         return Err(Errno::last());
     }
-    // SAFETY: the kernel just returned this fd: it is ours to own, and closes with `tree`.
-    let tree = unsafe { OwnedFd::from_raw_fd(tree as RawFd) };
+    let tree = own(tree as RawFd);
     let both = libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH;
     // SAFETY: move_mount reads the two static "" paths; both fds are open.
     let rc = unsafe {
