@@ -45,6 +45,7 @@ fn run() -> i32 {
         Command::Spec(args) => cli::spec::run_with(args, &cli.global),
         Command::Do(args) => cli::do_cmd::run(args, &cli.global),
         Command::Check(args) => cli::check::run(args, &cli.global),
+        Command::Setup(args) => cli::setup::run(args),
         Command::Create(args) => cli::create::run(args, &cli.global),
         Command::Start(args) => cli::start::run(args, &cli.global),
         Command::State(args) => cli::state_cmd::run(args, &cli.global),

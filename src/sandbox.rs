@@ -22,7 +22,7 @@ use crate::sys::{self, Cloned, Errno};
 use crate::wire::{self, WireError};
 
 mod exec_boot;
-mod hint;
+pub mod hint;
 mod wait;
 use exec_boot::{exec_boot, spec_memfd};
 use hint::clone_hint;
@@ -44,12 +44,33 @@ pub enum SandboxError {
     Wire(#[from] WireError),
     #[error("the sandbox supervisor died during start-up ({how}) without reporting an error")]
     Died { how: String },
+    /// A step refused by a security layer whose cause is known (`hint::step_refused`).
+    #[error("{error}: {cause}")]
+    Refused {
+        error: Box<SandboxError>,
+        cause: String,
+    },
 }
 
 impl SandboxError {
+    /// The error, with its cause and fix when a security layer refused the step.
+    fn explained(self) -> SandboxError {
+        if matches!(self, SandboxError::Clone { .. }) {
+            return self;
+        }
+        match hint::step_refused(&self.to_string()) {
+            Some(cause) => SandboxError::Refused {
+                error: Box::new(self),
+                cause,
+            },
+            None => self,
+        }
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self {
             SandboxError::Boot(e) => e.exit_code(),
+            SandboxError::Refused { error, .. } => error.exit_code(),
             SandboxError::Control(ControlError::Start(e)) => e.exit_code(),
             _ => 125,
         }
@@ -158,10 +179,14 @@ pub struct Spawning {
 }
 
 /// Clones the supervisor, writes its maps and releases it; does not wait for start-sync.
-pub fn begin(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning, SandboxError> {
+pub fn begin(plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning, SandboxError> {
     if let Some(n) = &plan.mapping.notice {
         tracing::info!("{n}");
     }
+    begin_mapped(plan, seccomp).map_err(SandboxError::explained)
+}
+
+fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning, SandboxError> {
     let (userns_r, userns_w) = step("creating the userns sync pipe", pipe2(OFlag::O_CLOEXEC))?;
     let (start_r, start_w) = step("creating the start-sync pipe", pipe2(OFlag::O_CLOEXEC))?;
     let (ctl, ctl_boot) = match plan.listener.take() {
@@ -277,7 +302,11 @@ impl Spawning {
     }
 
     /// Waits until the supervisor reports ready (start-sync), or its error.
-    pub fn ready(mut self) -> Result<Sandbox, SandboxError> {
+    pub fn ready(self) -> Result<Sandbox, SandboxError> {
+        self.ready_or_error().map_err(SandboxError::explained)
+    }
+
+    fn ready_or_error(mut self) -> Result<Sandbox, SandboxError> {
         self.release()?;
         let Spawning {
             pid,

@@ -16,10 +16,20 @@ pub enum UsernsError {
     Sync(Errno),
     #[error("the caller sent data on the sync fd instead of closing it")]
     UnexpectedData,
-    #[error("becoming root in the user namespace: setresgid(0): {0} (is gid 0 mapped? check gidMappings)")]
+    #[error("becoming root in the user namespace: setresgid(0): {0}{hint}", hint = unmapped(*.0, "gid"))]
     Setgid(Errno),
-    #[error("becoming root in the user namespace: setresuid(0): {0} (is uid 0 mapped? check uidMappings)")]
+    #[error("becoming root in the user namespace: setresuid(0): {0}{hint}", hint = unmapped(*.0, "uid"))]
     Setuid(Errno),
+}
+
+/// EINVAL: the id is not mapped. EPERM is no mapping's fault (no capability in the namespace:
+/// the caller names the cause).
+fn unmapped(errno: Errno, what: &str) -> String {
+    if errno.0 == libc::EINVAL {
+        format!(" ({what} 0 is not mapped: check {what}Mappings)")
+    } else {
+        String::new()
+    }
 }
 
 /// Blocks on `sync` until EOF (the maps are written), then setresgid/setresuid to 0.

@@ -196,7 +196,7 @@ pub fn judge_state(
         )
     };
     let other = "or pass --root DIR with a directory of yours";
-    match (usable, caller.rootless && !xdg_set) {
+    match (usable, caller.rootless() && !xdg_set) {
         (Ok(how), false) => Item::ok(STATE, how),
         (Ok(how), true) => Item::warn(
             STATE,
@@ -208,7 +208,7 @@ pub fn judge_state(
             format!("XDG_RUNTIME_DIR is unset and the fallback {why}"),
             format!("{export}, {other}"),
         ),
-        (Err(why), false) if caller.rootless => Item::fail(
+        (Err(why), false) if caller.rootless() => Item::fail(
             STATE,
             format!("{why} (XDG_RUNTIME_DIR is not your runtime dir)"),
             format!("{export}, {other}"),
@@ -228,7 +228,7 @@ fn state(caller: &Caller) -> Item {
         .filter(|x| !x.is_empty());
     let dir = match STATE_ROOT.get() {
         Some(root) => root.clone(),
-        None => state_dir(caller.rootless, xdg.as_deref(), caller.uid),
+        None => state_dir(caller.rootless(), xdg.as_deref(), caller.uid),
     };
     let run_user = Path::new("/run/user").join(caller.uid.to_string());
     judge_state(
@@ -244,7 +244,7 @@ fn state(caller: &Caller) -> Item {
 /// only writes below host root's directories are refused).
 fn fuse(caller: &Caller) -> Item {
     use crate::rootfs::overlay::fuse;
-    if !caller.rootless {
+    if !caller.rootless() {
         return Item::ok(FUSE, "real root: --overlay uses the kernel's overlayfs");
     }
     match fuse::find(Path::new("/"), std::env::var_os("PATH")) {
@@ -307,7 +307,8 @@ mod tests {
             uid: 1000,
             gid: 1000,
             name: Some("alice".into()),
-            rootless: true,
+            real_root: false,
+            root_in_userns: false,
         };
         let fallback = judge_state(
             &user,
@@ -340,7 +341,8 @@ mod tests {
             uid: 0,
             gid: 0,
             name: None,
-            rootless: false,
+            real_root: true,
+            root_in_userns: false,
         };
         assert_eq!(
             judge_state(&root, false, Ok("/run/nsboot".into()), false).status,

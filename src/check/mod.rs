@@ -3,13 +3,15 @@
 //! problem the exact fix. The user-namespace, /proc and overlay items are real probes run in
 //! forked children, so the answer is what the kernel does, not what the sysctls suggest.
 //!
-//! Environment: `NSBOOT_NEWUIDMAP` / `NSBOOT_NEWGIDMAP` override where the uidmap helpers are
-//! looked for (as in `idmap`); tests point them at a missing file to hide the helpers.
+//! Every host fact a launch decides on (the caller, its subordinate ranges, the uidmap helpers,
+//! the id mapping, why a namespace is refused) comes from the launch's own code (`idmap`,
+//! `sandbox::hint`), so that `check` and `run`/`do` cannot disagree.
 
 mod host;
 pub use host::STATE_ROOT;
 mod idtools;
 mod probe;
+pub use probe::hostname_allowed;
 mod subid;
 mod sysctl;
 
@@ -73,56 +75,13 @@ impl Item {
     }
 }
 
-/// Who runs the check: the effective ids (what nsboot maps) and whether nsboot would run
-/// rootless (euid != 0, or root inside a user namespace that is not the initial identity).
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub uid: u32,
-    pub gid: u32,
-    pub name: Option<String>,
-    pub rootless: bool,
-}
+/// Who runs the check: the same caller a launch maps (one implementation, in `idmap`).
+pub use crate::idmap::Caller;
 
-impl Caller {
-    pub fn current() -> Caller {
-        let uid = nix::unistd::geteuid();
-        let uid_map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
-        Caller {
-            uid: uid.as_raw(),
-            gid: nix::unistd::getegid().as_raw(),
-            name: nix::unistd::User::from_uid(uid)
-                .ok()
-                .flatten()
-                .map(|u| u.name),
-            rootless: is_rootless(uid.as_raw(), &uid_map),
-        }
-    }
-
-    /// The name for messages and usermod: the user name, else the numeric uid.
-    pub fn user(&self) -> String {
-        self.name.clone().unwrap_or_else(|| self.uid.to_string())
-    }
-
-    /// "sudo " when the caller is not root, so fixes can be pasted as they are.
-    pub fn sudo(&self) -> &'static str {
-        if self.uid == 0 {
-            ""
-        } else {
-            "sudo "
-        }
-    }
-}
-
-/// Rootless unless euid 0 with the initial user namespace's identity map.
-pub fn is_rootless(euid: u32, uid_map: &str) -> bool {
-    let identity = uid_map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"];
-    euid != 0 || !identity
-}
-
-/// Runs every check, in the order a user would fix them.
+/// Runs every check: the probes first (what the kernel does), then what explains them.
 pub fn items() -> Vec<Item> {
     let caller = Caller::current();
-    let mode = match (caller.rootless, caller.uid) {
+    let mode = match (caller.rootless(), caller.uid) {
         (false, _) => "root",
         (true, 0) => "rootless (root in a user namespace)",
         (true, _) => "rootless",
@@ -136,8 +95,9 @@ pub fn items() -> Vec<Item> {
             caller.user()
         ),
     )];
-    items.extend(sysctl::items(&caller));
     items.extend(probe::items(&caller));
+    items.extend(sysctl::items(&caller));
+    items.push(idtools::mapping(&caller));
     items.extend(idtools::items(&caller));
     items.extend(subid::items(&caller));
     items.extend(host::items(&caller));
@@ -243,12 +203,5 @@ mod tests {
         let ok: serde_json::Value =
             serde_json::from_str(&format_json(&[Item::ok("a", "b")])).unwrap();
         assert!(ok["items"][0]["fix"].is_null());
-    }
-
-    #[test]
-    fn rootless_unless_root_with_identity_map() {
-        assert!(!is_rootless(0, "         0          0 4294967295\n"));
-        assert!(is_rootless(0, "         0       1000          1\n"));
-        assert!(is_rootless(1000, "         0          0 4294967295\n"));
     }
 }

@@ -1,23 +1,25 @@
 //! The sysctls that gate unprivileged user namespaces. Only an unprivileged caller is bound
 //! by them (root has CAP_SYS_ADMIN), so for root a restriction is reported but not a failure.
+//! A switch this kernel does not have is not listed. AppArmor's restriction is judged as the
+//! launch's errors judge it (`sandbox::hint`): it binds only a binary without a profile.
+
+use crate::sandbox::hint::{
+    self, APPARMOR_SYSCTL as APPARMOR, MAX_USERNS_SYSCTL as MAX_USERNS,
+    USERNS_CLONE_SYSCTL as USERNS_CLONE,
+};
 
 use super::{Caller, Item};
 
-const MAX_USERNS: &str = "user.max_user_namespaces";
-const USERNS_CLONE: &str = "kernel.unprivileged_userns_clone";
-const APPARMOR: &str = "kernel.apparmor_restrict_unprivileged_userns";
-
-/// A sysctl's value: None when the file does not exist on this kernel.
-fn read(name: &str) -> Option<String> {
-    let path = format!("/proc/sys/{}", name.replace('.', "/"));
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|s| s.trim().to_string())
-}
-
 /// Judges one sysctl from its value (None: absent). `root`: the caller is euid 0.
-/// `has_userns`: /proc/self/ns/user exists.
-pub fn judge(name: &str, value: Option<&str>, root: bool, has_userns: bool, sudo: &str) -> Item {
+/// `has_userns`: /proc/self/ns/user exists. `label`: this process's AppArmor label.
+pub fn judge(
+    name: &str,
+    value: Option<&str>,
+    root: bool,
+    has_userns: bool,
+    sudo: &str,
+    label: Option<&str>,
+) -> Item {
     let n: Option<i64> = value.and_then(|v| v.parse().ok());
     let set = |v: &str| format!("run: {sudo}sysctl -w {name}={v}");
     let restricted = |item: Item| {
@@ -53,14 +55,22 @@ pub fn judge(name: &str, value: Option<&str>, root: bool, has_userns: bool, sudo
             format!("{}, and persist it in /etc/sysctl.d/", set("1")),
         )),
         (APPARMOR, Some(v), Some(0)) => Item::ok(name, v),
-        (APPARMOR, Some(v), _) => restricted(Item::fail(
+        (APPARMOR, Some(v), _) if !root && hint::apparmor_restricts(label, value) => Item::fail(
             name,
             format!("{name}={v}: AppArmor denies capabilities in unprivileged user namespaces"),
             format!(
-                "{}, or install an AppArmor profile for nsboot (\"userns,\" rule)",
+                "run: {sudo}nsboot setup apparmor (a profile for this binary with \"userns,\"), or {}",
                 set("0")
             ),
-        )),
+        ),
+        (APPARMOR, Some(v), _) if !root => Item::ok(
+            name,
+            format!(
+                "{v} (this binary runs under AppArmor profile {:?}, which allows user namespaces)",
+                label.unwrap_or("")
+            ),
+        ),
+        (APPARMOR, Some(v), _) => Item::ok(name, format!("{v} (root is not restricted)")),
         (_, Some(v), _) => Item::ok(name, v),
     }
 }
@@ -68,9 +78,25 @@ pub fn judge(name: &str, value: Option<&str>, root: bool, has_userns: bool, sudo
 pub fn items(caller: &Caller) -> Vec<Item> {
     let root = caller.uid == 0;
     let has_userns = std::path::Path::new("/proc/self/ns/user").exists();
+    let label = hint::apparmor_label();
     [MAX_USERNS, USERNS_CLONE, APPARMOR]
         .into_iter()
-        .map(|name| judge(name, read(name).as_deref(), root, has_userns, caller.sudo()))
+        .filter_map(|name| {
+            let value = hint::sysctl(name);
+            // A switch this kernel lacks restricts nothing: not worth a line.
+            if value.is_none() && name != MAX_USERNS {
+                return None;
+            }
+            let sudo = caller.sudo();
+            Some(judge(
+                name,
+                value.as_deref(),
+                root,
+                has_userns,
+                sudo,
+                label.as_deref(),
+            ))
+        })
         .collect()
 }
 
@@ -82,47 +108,60 @@ mod tests {
     #[test]
     fn max_user_namespaces_must_be_positive() {
         assert_eq!(
-            judge(MAX_USERNS, Some("96364"), false, true, "sudo ").status,
+            judge(MAX_USERNS, Some("96364"), false, true, "sudo ", None).status,
             Status::Ok
         );
-        let zero = judge(MAX_USERNS, Some("0"), false, true, "sudo ");
+        let zero = judge(MAX_USERNS, Some("0"), false, true, "sudo ", None);
         assert_eq!(zero.status, Status::Fail);
         assert_eq!(
             zero.fix.as_deref(),
             Some("run: sudo sysctl -w user.max_user_namespaces=15000")
         );
         assert_eq!(
-            judge(MAX_USERNS, None, true, false, "").status,
+            judge(MAX_USERNS, None, true, false, "", None).status,
             Status::Fail
         );
-        assert_eq!(judge(MAX_USERNS, None, false, true, "").status, Status::Ok);
+        assert_eq!(
+            judge(MAX_USERNS, None, false, true, "", None).status,
+            Status::Ok
+        );
     }
 
     #[test]
     fn restrictions_fail_unprivileged_only() {
-        let aa = judge(APPARMOR, Some("1"), false, true, "sudo ");
+        let aa = judge(APPARMOR, Some("1"), false, true, "sudo ", None);
         assert_eq!(aa.status, Status::Fail);
-        assert!(aa.fix.unwrap().starts_with(
-            "run: sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or install an AppArmor profile"
-        ));
         assert_eq!(
-            judge(APPARMOR, Some("1"), true, true, "").status,
+            aa.fix.as_deref(),
+            Some("run: sudo nsboot setup apparmor (a profile for this binary with \"userns,\"), or run: sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0")
+        );
+        let profiled = judge(
+            APPARMOR,
+            Some("1"),
+            false,
+            true,
+            "sudo ",
+            Some("nsboot (unconfined)"),
+        );
+        assert_eq!(profiled.status, Status::Ok);
+        assert_eq!(
+            judge(APPARMOR, Some("1"), true, true, "", None).status,
             Status::Ok
         );
         assert_eq!(
-            judge(APPARMOR, Some("0"), false, true, "sudo ").status,
+            judge(APPARMOR, Some("0"), false, true, "sudo ", None).status,
             Status::Ok
         );
         assert_eq!(
-            judge(USERNS_CLONE, Some("0"), false, true, "sudo ").status,
+            judge(USERNS_CLONE, Some("0"), false, true, "sudo ", None).status,
             Status::Fail
         );
         assert_eq!(
-            judge(USERNS_CLONE, Some("1"), false, true, "sudo ").status,
+            judge(USERNS_CLONE, Some("1"), false, true, "sudo ", None).status,
             Status::Ok
         );
         assert_eq!(
-            judge(USERNS_CLONE, None, false, true, "sudo ").status,
+            judge(USERNS_CLONE, None, false, true, "sudo ", None).status,
             Status::Ok
         );
     }

@@ -4,8 +4,24 @@
 
 use std::path::{Path, PathBuf};
 
+use oci_spec::runtime::{LinuxIdMapping, LinuxIdMappingBuilder};
+use serde::{Deserialize, Serialize};
+
 use crate::cli::Global;
+use crate::idmap::{self, IdRange, IdmapError};
 use crate::spec::{self, DoOptions, Network, Spec, SpecError};
+use crate::sys::Errno;
+
+/// What `do` refuses before any sandbox exists, in the terms of its flags.
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
+pub enum DoError {
+    #[error("the current directory: {0}: cd to one that exists")]
+    Cwd(Errno),
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Idmap(#[from] IdmapError),
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum NetworkArg {
@@ -39,7 +55,11 @@ pub struct DoArgs {
     /// The sandbox's network.
     #[arg(long, value_enum, default_value_t = NetworkArg::None)]
     pub network: NetworkArg,
-    /// User id mapping, as in /proc/PID/uid_map (default: nsboot's policy, see DESIGN.md).
+    /// Map your subordinate ids (/etc/subuid, /etc/subgid) as 1.. through newuidmap/newgidmap,
+    /// for commands that need several ids (apt, chown). Default: only your own id, as 0.
+    #[arg(long)]
+    pub subids: bool,
+    /// User id mapping, as in /proc/PID/uid_map (default: 0 -> you; see --subids).
     #[arg(long = "uid-map", value_name = "C H S[,C H S...]")]
     pub uid_map: Option<String>,
     /// Group id mapping, as in /proc/PID/gid_map.
@@ -67,7 +87,9 @@ pub fn run(args: DoArgs, global: &Global) -> i32 {
         .id
         .clone()
         .unwrap_or_else(|| format!("do-{}", std::process::id()));
-    let built = spec::validate_id(&id).and_then(|()| build(&args));
+    let built = spec::validate_id(&id)
+        .map_err(DoError::from)
+        .and_then(|()| build(&args));
     let (spec, bundle_dir) = match built {
         Ok(b) => b,
         Err(e) => {
@@ -79,23 +101,14 @@ pub fn run(args: DoArgs, global: &Global) -> i32 {
 }
 
 /// The spec and the bundle directory (the current directory: where `do` was started).
-fn build(args: &DoArgs) -> Result<(Spec, PathBuf), SpecError> {
-    let here = std::env::current_dir().map_err(|e| {
-        SpecError::option(
-            "nsboot do",
-            "",
-            format!(
-                "the current directory: {}: cd to one that exists",
-                crate::sys::Errno::from(e)
-            ),
-        )
-    })?;
+fn build(args: &DoArgs) -> Result<(Spec, PathBuf), DoError> {
+    let here = std::env::current_dir().map_err(|e| DoError::Cwd(e.into()))?;
     let opts = options(args, &here)?;
     Ok((spec::do_spec(&opts)?, here))
 }
 
 /// Flags -> `DoOptions`, with what comes from the caller's process: cwd, env, tty.
-pub fn options(args: &DoArgs, here: &Path) -> Result<DoOptions, SpecError> {
+pub fn options(args: &DoArgs, here: &Path) -> Result<DoOptions, DoError> {
     let id_map = |flag: &str, v: &Option<String>| {
         v.as_deref()
             .map(|v| spec::parse_id_map(flag, v))
@@ -111,6 +124,7 @@ pub fn options(args: &DoArgs, here: &Path) -> Result<DoOptions, SpecError> {
             .cwd
             .as_ref()
             .map_or_else(|| here.to_path_buf(), |c| here.join(c)),
+        cwd_flag: args.cwd.is_some(),
         ro_cwd: args.ro_cwd,
         volumes: args
             .volume
@@ -123,6 +137,8 @@ pub fn options(args: &DoArgs, here: &Path) -> Result<DoOptions, SpecError> {
             NetworkArg::None => Network::None,
             NetworkArg::Host => Network::Host,
         },
+        own_map: own_map(args)?,
+        subids: args.subids,
         uid_map: id_map("--uid-map", &args.uid_map)?.unwrap_or_default(),
         gid_map: id_map("--gid-map", &args.gid_map)?.unwrap_or_default(),
         user: args.user.as_deref().map(spec::parse_user).transpose()?,
@@ -133,6 +149,28 @@ pub fn options(args: &DoArgs, here: &Path) -> Result<DoOptions, SpecError> {
             .collect(),
         terminal: nix::unistd::isatty(0).unwrap_or(false),
     })
+}
+
+/// The maps `do` writes for ids its flags leave open: the caller alone, or with --subids its
+/// subordinate ranges too (`idmap::for_do`, as `check` reports it). None as root.
+fn own_map(args: &DoArgs) -> Result<Option<(Vec<LinuxIdMapping>, Vec<LinuxIdMapping>)>, DoError> {
+    if args.uid_map.is_some() && args.gid_map.is_some() && !args.subids {
+        return Ok(None);
+    }
+    let oci = |r: Vec<IdRange>| -> Vec<LinuxIdMapping> {
+        r.into_iter()
+            .filter_map(|r| {
+                LinuxIdMappingBuilder::default()
+                    .container_id(r.container)
+                    .host_id(r.host)
+                    .size(r.size)
+                    .build()
+                    .ok()
+            })
+            .collect()
+    };
+    let own = idmap::for_do(args.subids, &idmap::Caller::current())?;
+    Ok(own.map(|(u, g)| (oci(u), oci(g))))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub mod kill;
 pub mod list;
 pub mod ps;
 pub mod run;
+pub mod setup;
 pub mod spec;
 pub mod start;
 pub mod state_cmd;
@@ -107,6 +108,8 @@ pub enum Command {
     Do(do_cmd::DoArgs),
     /// Diagnose whether this host can run rootless sandboxes.
     Check(check::CheckArgs),
+    /// Set up the host for nsboot (`setup apparmor`: allow it user namespaces; as root).
+    Setup(setup::SetupArgs),
     /// Create a container and leave it waiting for `start`.
     Create(create::CreateArgs),
     /// Start a created container.

@@ -41,7 +41,18 @@ fn finish(result: Result<(), SpecError>) -> i32 {
 pub fn write_spec(bundle: &Path, rootless: bool) -> Result<(), SpecError> {
     let uid = nix::unistd::geteuid().as_raw();
     let gid = nix::unistd::getegid().as_raw();
-    let text = spec::to_json(&spec::generate(rootless, uid, gid));
+    let mut generated = spec::generate(rootless, uid, gid);
+    // Where a seccomp filter (a container's profile) refuses sethostname even in the sandbox's
+    // own UTS namespace, a hostname would only make `run` fail.
+    let caller = crate::idmap::Caller::current();
+    let refused = match crate::check::hostname_allowed(&caller) {
+        Some(allowed) => !allowed,
+        None => crate::sandbox::hint::in_container(),
+    };
+    if refused {
+        generated.set_hostname(None);
+    }
+    let text = spec::to_json(&generated);
     let path = bundle.join("config.json");
     // create_new (O_EXCL) rather than a check then a write: no window for a race.
     let mut file = std::fs::OpenOptions::new()

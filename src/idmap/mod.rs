@@ -6,16 +6,19 @@
 
 use std::fmt;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nix::unistd::{Gid, Uid};
 use serde::{Deserialize, Serialize};
 
 use crate::sys::Errno;
 
+pub mod helpers;
+pub mod subid;
 mod writers;
 
-pub use writers::{helpers, start_writing, Pending};
+pub use helpers::helpers;
+pub use writers::{start_writing, Pending};
 
 /// The inode of the initial user namespace (PROC_USER_INIT_INO in the kernel).
 const INITIAL_USERNS_INODE: u64 = 0xEFFF_FFFD;
@@ -68,8 +71,12 @@ pub struct Caller {
 
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum IdmapError {
-    #[error("the spec maps several id ranges but newuidmap/newgidmap are not installed: install the uidmap package (apt-get install uidmap), or map only your own id")]
-    NoHelpers,
+    #[error("{what} maps several id ranges but {why}: {fix}, or map only your own id")]
+    Helpers {
+        what: String,
+        why: String,
+        fix: String,
+    },
     #[error("{tool} {pid} {args} failed: {stderr} ({fix})")]
     HelperFailed {
         tool: String,
@@ -78,8 +85,13 @@ pub enum IdmapError {
         stderr: String,
         fix: String,
     },
-    #[error("the spec maps id ranges but {user} has no entry in {file}: add one (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user}) or map only your own id")]
-    NoSubids { user: String, file: String },
+    #[error("{what} maps id ranges but {user} has no entry in {file}: add one ({usermod}) or map only your own id")]
+    NoSubids {
+        what: String,
+        user: String,
+        file: String,
+        usermod: String,
+    },
     #[error("running {tool}: {errno}: reinstall the uidmap package")]
     HelperSpawn { tool: String, errno: Errno },
     #[error("writing {path}: {errno} (the map was {map:?})")]
@@ -113,6 +125,25 @@ impl Caller {
         })
     }
 
+    /// The name for messages and usermod: the user name, else the numeric uid.
+    pub fn user(&self) -> String {
+        self.user_name().unwrap_or_else(|| self.uid.to_string())
+    }
+
+    /// "sudo " when the caller is not root, so that fixes can be pasted as they are.
+    pub fn sudo(&self) -> &'static str {
+        if self.uid == 0 {
+            ""
+        } else {
+            "sudo "
+        }
+    }
+
+    /// euid != 0, or inside a user namespace other than the initial one.
+    pub fn rootless(&self) -> bool {
+        !self.real_root
+    }
+
     pub fn current() -> Caller {
         let uid = Uid::effective();
         let initial = in_initial_userns();
@@ -128,14 +159,26 @@ impl Caller {
 }
 
 /// Applies the policy table: given the spec's mappings (possibly empty), which maps to write
-/// and how.
+/// and how. `what` names the asker in errors ("the spec", "--subids").
 pub fn choose(
     spec_uids: &[IdRange],
     spec_gids: &[IdRange],
     caller: &Caller,
 ) -> Result<Mapping, IdmapError> {
-    let direct = |deny| Writer::Direct {
-        deny_setgroups: deny,
+    choose_for("the spec", spec_uids, spec_gids, caller)
+}
+
+fn choose_for(
+    what: &str,
+    spec_uids: &[IdRange],
+    spec_gids: &[IdRange],
+    caller: &Caller,
+) -> Result<Mapping, IdmapError> {
+    let mapping = |uids: Vec<IdRange>, gids: Vec<IdRange>, writer, notice| Mapping {
+        uids,
+        gids,
+        writer,
+        notice,
     };
     if caller.real_root || caller.root_in_userns {
         let (uids, gids) = if spec_uids.is_empty() {
@@ -146,93 +189,111 @@ pub fn choose(
         } else {
             (spec_uids.to_vec(), spec_gids.to_vec())
         };
-        return Ok(Mapping {
-            uids,
-            gids,
-            writer: direct(false),
-            notice: None,
-        });
+        return Ok(mapping(uids, gids, direct(false), None));
     }
     let self_map = |r: &[IdRange], id: u32| r.len() == 1 && r[0].host == id && r[0].size == 1;
     if !spec_uids.is_empty() {
-        if self_map(spec_uids, caller.uid) && self_map(spec_gids, caller.gid) {
-            let (uids, gids) = (spec_uids.to_vec(), spec_gids.to_vec());
-            return Ok(Mapping {
-                uids,
-                gids,
-                writer: direct(true),
-                notice: None,
-            });
-        }
-        let writer = helpers().ok_or(IdmapError::NoHelpers)?;
-        check_subids(caller, &writer)?;
-        let (uids, gids) = (spec_uids.to_vec(), spec_gids.to_vec());
-        return Ok(Mapping {
-            uids,
-            gids,
+        let writer = if self_map(spec_uids, caller.uid) && self_map(spec_gids, caller.gid) {
+            direct(true)
+        } else {
+            let writer = helpers(caller.sudo()).map_err(|u| IdmapError::Helpers {
+                what: what.into(),
+                why: u.why,
+                fix: u.fix,
+            })?;
+            check_subids(what, caller)?;
+            writer
+        };
+        return Ok(mapping(
+            spec_uids.to_vec(),
+            spec_gids.to_vec(),
             writer,
-            notice: None,
-        });
+            None,
+        ));
     }
     // No mappings in the spec: 0 -> caller, 1.. -> the first subordinate range if usable.
-    let own = |id| IdRange {
-        container: 0,
-        host: id,
-        size: 1,
-    };
-    let name = caller.user_name();
-    let subu = first_range(Path::new("/etc/subuid"), name.as_deref(), caller.uid);
-    let subg = first_range(Path::new("/etc/subgid"), name.as_deref(), caller.uid);
-    match (helpers(), subu, subg) {
-        (Some(writer), Some((us, un)), Some((gs, gn))) => Ok(Mapping {
-            uids: vec![
-                own(caller.uid),
-                IdRange {
-                    container: 1,
-                    host: us,
-                    size: un,
-                },
-            ],
-            gids: vec![
-                own(caller.gid),
-                IdRange {
-                    container: 1,
-                    host: gs,
-                    size: gn,
-                },
-            ],
-            writer,
-            notice: None,
-        }),
-        (helpers, u, g) => Ok(Mapping {
-            uids: vec![own(caller.uid)],
-            gids: vec![own(caller.gid)],
-            writer: direct(true),
-            notice: Some(if helpers.is_none() {
-                "newuidmap is not installed: only your own id is mapped (apt-get install uidmap for a full range)".into()
-            } else if u.is_none() {
-                "no /etc/subuid range for you: only your own id is mapped (add one with usermod --add-subuids)".into()
-            } else {
-                let _ = g;
-                "no /etc/subgid range for you: only your own id is mapped (add one with usermod --add-subgids)".into()
-            }),
-        }),
+    match subordinate(caller) {
+        Ok((uids, gids, writer)) => Ok(mapping(uids, gids, writer, None)),
+        Err(why) => Ok(mapping(
+            vec![own(caller.uid)],
+            vec![own(caller.gid)],
+            direct(true),
+            Some(format!("{why}: only your own id is mapped")),
+        )),
     }
 }
 
-/// Before running the helpers: a missing subid entry gets its own error and fix, rather than
-/// the helper's terse refusal.
-fn check_subids(caller: &Caller, writer: &Writer) -> Result<(), IdmapError> {
-    if !matches!(writer, Writer::Helpers { .. }) {
-        return Ok(());
+fn direct(deny_setgroups: bool) -> Writer {
+    Writer::Direct { deny_setgroups }
+}
+
+fn own(id: u32) -> IdRange {
+    IdRange {
+        container: 0,
+        host: id,
+        size: 1,
     }
-    let name = caller.user_name();
-    let user = name.clone().unwrap_or_else(|| caller.uid.to_string());
-    for file in ["/etc/subuid", "/etc/subgid"] {
-        if first_range(Path::new(file), name.as_deref(), caller.uid).is_none() {
+}
+
+/// 0 -> caller, 1.. -> the caller's first subordinate ranges, through the helpers; or why not
+/// (one phrase with its fix).
+fn subordinate(caller: &Caller) -> Result<(Vec<IdRange>, Vec<IdRange>, Writer), String> {
+    let writer = helpers(caller.sudo()).map_err(|u| format!("{} ({})", u.why, u.fix))?;
+    let range = |file| {
+        subid::first_range(file, caller)
+            .ok_or_else(|| format!("no {file} range for you (run: {})", subid::usermod(caller)))
+    };
+    let ((us, un), (gs, gn)) = (range(subid::SUBUID)?, range(subid::SUBGID)?);
+    let sub = |host, size| IdRange {
+        container: 1,
+        host,
+        size,
+    };
+    Ok((
+        vec![own(caller.uid), sub(us, un)],
+        vec![own(caller.gid), sub(gs, gn)],
+        writer,
+    ))
+}
+
+/// What `nsboot do` maps: 0 -> the caller alone, written directly, like bubblewrap; with
+/// `subids` also the caller's first subordinate ranges through the helpers (an error when
+/// they cannot). None as root: the policy's identity.
+pub fn for_do(
+    subids: bool,
+    caller: &Caller,
+) -> Result<Option<(Vec<IdRange>, Vec<IdRange>)>, IdmapError> {
+    if !caller.rootless() || caller.root_in_userns {
+        return Ok(None);
+    }
+    if !subids {
+        return Ok(Some((vec![own(caller.uid)], vec![own(caller.gid)])));
+    }
+    helpers(caller.sudo()).map_err(|u| IdmapError::Helpers {
+        what: "--subids".into(),
+        why: u.why,
+        fix: u.fix,
+    })?;
+    check_subids("--subids", caller)?;
+    let (uids, gids, _) = subordinate(caller).map_err(|_| IdmapError::NoSubids {
+        what: "--subids".into(),
+        user: caller.user(),
+        file: subid::SUBUID.into(),
+        usermod: subid::usermod(caller),
+    })?;
+    Ok(Some((uids, gids)))
+}
+
+/// Before running the helpers: a missing subid entry gets its own error and fix (a free range
+/// to add), rather than the helper's terse refusal.
+fn check_subids(what: &str, caller: &Caller) -> Result<(), IdmapError> {
+    for file in [subid::SUBUID, subid::SUBGID] {
+        if subid::first_range(file, caller).is_none() {
             return Err(IdmapError::NoSubids {
-                user,
+                what: what.into(),
+                user: caller.user(),
                 file: file.into(),
+                usermod: subid::usermod(caller),
             });
         }
     }
@@ -268,24 +329,6 @@ fn parse_map(text: &str) -> Vec<IdRange> {
         .collect()
 }
 
-/// The first `name:start:count` (or `uid:start:count`) line of a subid file.
-pub fn first_range(file: &Path, name: Option<&str>, uid: u32) -> Option<(u32, u32)> {
-    parse_subid(&fs::read_to_string(file).ok()?, name, uid)
-}
-
-pub fn parse_subid(text: &str, name: Option<&str>, uid: u32) -> Option<(u32, u32)> {
-    let uid = uid.to_string();
-    text.lines().find_map(|line| {
-        let mut f = line.trim().split(':');
-        let (who, start, count) = (f.next()?, f.next()?, f.next()?);
-        if who != uid && Some(who) != name {
-            return None;
-        }
-        let (start, count) = (start.parse().ok()?, count.parse().ok()?);
-        (count > 0).then_some((start, count))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,25 +341,6 @@ mod tests {
             real_root: false,
             root_in_userns: false,
         }
-    }
-
-    #[test]
-    fn subid_lines_match_by_name_or_uid() {
-        let text = "bob:100000:65536\nalice:165536:65536\n1001:231072:1000\n";
-        assert_eq!(
-            parse_subid(text, Some("alice"), 1000),
-            Some((165536, 65536))
-        );
-        assert_eq!(parse_subid(text, Some("carol"), 1001), Some((231072, 1000)));
-        assert_eq!(parse_subid(text, Some("dave"), 1002), None);
-    }
-
-    #[test]
-    fn subid_ignores_malformed_and_empty_ranges() {
-        assert_eq!(
-            parse_subid("alice:x:1\nalice:5:0\nalice:7:9", Some("alice"), 1),
-            Some((7, 9))
-        );
     }
 
     #[test]

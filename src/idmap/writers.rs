@@ -8,52 +8,8 @@ use std::process::{Command, Stdio};
 
 use nix::unistd::Pid;
 
+use super::helpers::Privilege;
 use super::{IdRange, IdmapError, Mapping, Writer};
-
-/// Whether a helper can do its job: setuid root, or file capabilities.
-fn privileged(tool: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let setuid = fs::metadata(tool)
-        .map(|m| m.mode() & 0o4000 != 0 && m.uid() == 0)
-        .unwrap_or(true);
-    setuid || has_file_caps(tool)
-}
-
-fn has_file_caps(path: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: getxattr with a null buffer and size 0 only asks for the value's size.
-    let n = unsafe {
-        libc::getxattr(
-            c.as_ptr(),
-            c"security.capability".as_ptr(),
-            std::ptr::null_mut(),
-            0,
-        )
-    };
-    n > 0
-}
-
-/// The uidmap helpers, by absolute path (never through PATH: they are setuid).
-/// NSBOOT_NEWUIDMAP overrides the path (tests use it to hide the helpers).
-pub fn helpers() -> Option<Writer> {
-    let find = |tool: &str, var: &str| -> Option<PathBuf> {
-        if let Some(p) = std::env::var_os(var) {
-            let p = PathBuf::from(p);
-            return p.is_file().then_some(p);
-        }
-        ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
-            .iter()
-            .map(|d| Path::new(d).join(tool))
-            .find(|p| p.is_file())
-    };
-    Some(Writer::Helpers {
-        newuidmap: find("newuidmap", "NSBOOT_NEWUIDMAP")?,
-        newgidmap: find("newgidmap", "NSBOOT_NEWGIDMAP")?,
-    })
-}
 
 /// Maps being written: done, or the uidmap helpers still running ([`Pending::finish`] waits).
 pub enum Pending {
@@ -191,10 +147,15 @@ impl Helper {
             pid: pid.as_raw(),
             args,
             stderr: stderr.trim().replace('\n', "; "),
-            fix: if privileged(&tool) {
-                format!("check your ranges in {file}; they must cover the spec's uid/gid mappings")
-            } else {
-                format!("{} is neither setuid root nor has file capabilities: chmod u+s it, or reinstall the uidmap package", tool.display())
+            fix: match super::helpers::privilege(&tool) {
+                Privilege::SetuidRoot | Privilege::FileCaps => {
+                    format!("check your ranges in {file}; they must cover the spec's uid/gid mappings")
+                }
+                Privilege::OwnerUnmapped { .. } => format!(
+                    "{} is setuid, but its owner is not mapped in this user namespace: map only your own id here",
+                    tool.display()
+                ),
+                _ => format!("{} is neither setuid root nor has file capabilities: chmod u+s it, or reinstall the uidmap package", tool.display()),
             },
         })
     }

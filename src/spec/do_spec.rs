@@ -42,12 +42,18 @@ pub struct DoOptions {
     pub rootfs: PathBuf,
     /// Absolute host path bound at the same path and used as the process's cwd.
     pub cwd: PathBuf,
+    /// `cwd` came from `--cwd` (else it is the current directory): named so in errors.
+    pub cwd_flag: bool,
     pub ro_cwd: bool,
     pub volumes: Vec<Volume>,
     pub tmpfs: Vec<PathBuf>,
     pub overlay: bool,
     pub network: Network,
-    /// Empty: nsboot's mapping policy chooses (DESIGN.md).
+    /// The maps of ids the flags leave open (`idmap::for_do`): the caller alone as 0, or with
+    /// `subids` its subordinate ranges too. None: nsboot's policy (root's identity).
+    pub own_map: Option<(Vec<LinuxIdMapping>, Vec<LinuxIdMapping>)>,
+    pub subids: bool,
+    /// `--uid-map` / `--gid-map`; empty: `own_map`.
     pub uid_map: Vec<LinuxIdMapping>,
     pub gid_map: Vec<LinuxIdMapping>,
     pub user: Option<(u32, Option<u32>)>,
@@ -61,22 +67,24 @@ pub struct DoOptions {
 
 pub fn do_spec(opts: &DoOptions) -> Result<Spec, SpecError> {
     if opts.command.is_empty() || opts.command[0].is_empty() {
-        return Err(SpecError::option(
-            "nsboot do",
-            "",
-            "no command given: nsboot do [OPTIONS] -- CMD [ARGS...]",
-        ));
+        return Err(SpecError::Invalid {
+            file: None,
+            json_path: String::new(),
+            msg: "no command given: nsboot do [OPTIONS] -- CMD [ARGS...]".into(),
+        });
     }
     let rootfs = existing_dir("--rootfs", &opts.rootfs)?;
     let cwd = existing_dir("--cwd", &opts.cwd)?;
+    enterable(opts, &cwd)?;
     let uid = opts.user.map_or(0, |(uid, _)| uid);
     let gid = match opts.user {
         Some((_, Some(gid))) => gid,
         Some((uid, None)) => primary_gid(&rootfs, uid).unwrap_or(0),
         None => 0,
     };
-    check_mapped(opts, "uid", uid, &opts.uid_map)?;
-    check_mapped(opts, "gid", gid, &opts.gid_map)?;
+    let (uid_map, gid_map) = maps(opts);
+    check_mapped(opts, "uid", uid, &uid_map)?;
+    check_mapped(opts, "gid", gid, &gid_map)?;
 
     let mut spec = Spec::default();
     spec.set_version(OCI_VERSION.into());
@@ -103,8 +111,8 @@ pub fn do_spec(opts: &DoOptions) -> Result<Spec, SpecError> {
         namespaces.push(namespace(Ns::Network));
     }
     linux.set_namespaces(Some(namespaces));
-    linux.set_uid_mappings((!opts.uid_map.is_empty()).then(|| opts.uid_map.clone()));
-    linux.set_gid_mappings((!opts.gid_map.is_empty()).then(|| opts.gid_map.clone()));
+    linux.set_uid_mappings((!uid_map.is_empty()).then_some(uid_map));
+    linux.set_gid_mappings((!gid_map.is_empty()).then_some(gid_map));
     linux.set_masked_paths(Some(MASKED_PATHS.iter().map(|p| p.to_string()).collect()));
     linux.set_readonly_paths(Some(READONLY_PATHS.iter().map(|p| p.to_string()).collect()));
     // The same default profile as `nsboot spec` writes, tailored to the command's capabilities
@@ -114,6 +122,13 @@ pub fn do_spec(opts: &DoOptions) -> Result<Spec, SpecError> {
 
     super::validate(&spec)?;
     Ok(spec)
+}
+
+/// The maps written: the flags', else `own_map`'s (each of uid and gid on its own).
+fn maps(opts: &DoOptions) -> (Vec<LinuxIdMapping>, Vec<LinuxIdMapping>) {
+    let (own_u, own_g) = opts.own_map.clone().unwrap_or_default();
+    let pick = |flag: &Vec<LinuxIdMapping>, own| if flag.is_empty() { own } else { flag.clone() };
+    (pick(&opts.uid_map, own_u), pick(&opts.gid_map, own_g))
 }
 
 fn existing_dir(flag: &str, path: &Path) -> Result<PathBuf, SpecError> {
@@ -134,6 +149,34 @@ fn existing_dir(flag: &str, path: &Path) -> Result<PathBuf, SpecError> {
             format!("{}: give an existing directory", crate::sys::Errno::from(e)),
         )),
     }
+}
+
+/// The working directory must be one the caller can enter: the sandbox's root is the caller.
+fn enterable(opts: &DoOptions, cwd: &Path) -> Result<(), SpecError> {
+    use nix::unistd::{access, AccessFlags};
+    let Err(e) = access(cwd, AccessFlags::X_OK) else {
+        return Ok(());
+    };
+    let why = format!(
+        "{}: you cannot enter it (its mode or a parent's)",
+        crate::sys::Errno::from(e)
+    );
+    Err(if opts.cwd_flag {
+        SpecError::option(
+            "--cwd",
+            &cwd.display().to_string(),
+            format!("{why}: pass another --cwd"),
+        )
+    } else {
+        SpecError::Invalid {
+            file: None,
+            json_path: String::new(),
+            msg: format!(
+                "the current directory {}: {why}: cd to another, or pass --cwd DIR",
+                cwd.display()
+            ),
+        }
+    })
 }
 
 /// The group of `uid` in the sandbox root's /etc/passwd, as `docker run --user UID` does.
@@ -268,6 +311,24 @@ fn check_mapped(
     if map.is_empty() || map.iter().any(covers) {
         return Ok(());
     }
+    let given = if what == "uid" {
+        &opts.uid_map
+    } else {
+        &opts.gid_map
+    };
+    if given.is_empty() {
+        let value = match opts.user {
+            Some((uid, Some(gid))) => format!("{uid}:{gid}"),
+            Some((uid, None)) => uid.to_string(),
+            None => String::new(),
+        };
+        let why = if opts.subids {
+            format!("{what} {id} is not among the ids --subids maps (0, then your subordinate range from 1): give --user one of them, or map it with --{what}-map")
+        } else {
+            format!("{what} {id} is not mapped: do maps only your own id, as 0: add --subids to map your subordinate ids too, or map it with --{what}-map")
+        };
+        return Err(SpecError::option("--user", &value, why));
+    }
     let map_flag = format!("--{what}-map");
     let (flag, value) = match opts.user {
         Some((uid, Some(gid))) => ("--user", format!("{uid}:{gid}")),
@@ -365,6 +426,15 @@ fn environment(opts: &DoOptions) -> Result<Vec<String>, SpecError> {
             Some(slot) => slot.1 = value,
             None => env.push((key.to_string(), value)),
         }
+    }
+    let program = &opts.command[0];
+    let path_empty = env.iter().any(|(k, v)| k == "PATH" && v.is_empty());
+    if path_empty && !program.contains('/') {
+        return Err(SpecError::Invalid {
+            file: None,
+            json_path: String::new(),
+            msg: format!("PATH is empty, so {program:?} cannot be found: give its full path, or set PATH (export PATH={DEFAULT_PATH})"),
+        });
     }
     Ok(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
 }

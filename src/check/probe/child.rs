@@ -32,10 +32,11 @@ pub enum Step {
     OverlayWrite,
     Pid1Fork,
     Proc,
+    Hostname,
 }
 
 impl Step {
-    const ALL: [Step; 11] = [
+    const ALL: [Step; 12] = [
         Step::Unshare,
         Step::Setgroups,
         Step::UidMap,
@@ -47,6 +48,7 @@ impl Step {
         Step::OverlayWrite,
         Step::Pid1Fork,
         Step::Proc,
+        Step::Hostname,
     ];
 }
 
@@ -64,6 +66,7 @@ impl fmt::Display for Step {
             Step::OverlayWrite => "write a file through the overlay",
             Step::Pid1Fork => "fork pid 1 of the new pid namespace",
             Step::Proc => "mount proc",
+            Step::Hostname => "sethostname in a new UTS namespace",
         })
     }
 }
@@ -265,6 +268,13 @@ fn fresh_proc(plan: &Plan, w: BorrowedFd) -> StepResult {
     }
 }
 
+/// sethostname in a UTS namespace of our own: only a seccomp filter (a container's profile)
+/// refuses it there.
+fn hostname(plan: &Plan) -> StepResult {
+    enter_userns(plan, CloneFlags::CLONE_NEWUTS)?;
+    nix::unistd::sethostname("nsboot").map_err(at(Step::Hostname))
+}
+
 /// A scratch directory for the probes' mounts (they happen in the children's own mount
 /// namespaces, so the directory itself stays empty).
 fn scratch() -> Result<PathBuf, ProbeError> {
@@ -276,15 +286,45 @@ fn scratch() -> Result<PathBuf, ProbeError> {
     })
 }
 
-/// Runs the user-namespace (+ overlay) probe and the fresh-/proc probe.
-pub fn run(caller: &Caller) -> (Result<(), ProbeError>, Result<(), ProbeError>) {
+/// The outcomes of the probes.
+pub struct Probes {
+    pub userns: Result<(), ProbeError>,
+    pub proc: Result<(), ProbeError>,
+    pub hostname: Result<(), ProbeError>,
+}
+
+/// Runs the user-namespace (+ overlay) probe, the fresh-/proc probe and the hostname probe.
+pub fn run(caller: &Caller) -> Probes {
     let dir = match scratch() {
         Ok(dir) => dir,
-        Err(e) => return (Err(e.clone()), Err(e)),
+        Err(e) => {
+            return Probes {
+                userns: Err(e.clone()),
+                proc: Err(e.clone()),
+                hostname: Err(e),
+            }
+        }
     };
     let plan = Plan::new(caller, dir);
-    let userns = in_child(|_| userns_and_overlay(&plan));
-    let proc = in_child(|w| fresh_proc(&plan, w));
+    let probes = Probes {
+        userns: in_child(|_| userns_and_overlay(&plan)),
+        proc: in_child(|w| fresh_proc(&plan, w)),
+        hostname: in_child(|_| hostname(&plan)),
+    };
     let _ = std::fs::remove_dir(&plan.dir);
-    (userns, proc)
+    probes
+}
+
+/// Whether sethostname works in the sandbox's UTS namespace: Some(false) when a filter
+/// refuses it, None when the probe could not tell (no user namespace here).
+pub fn hostname_allowed(caller: &Caller) -> Option<bool> {
+    let plan = Plan::new(caller, std::env::temp_dir());
+    match in_child(|_| hostname(&plan)) {
+        Ok(()) => Some(true),
+        Err(ProbeError::Step {
+            step: Step::Hostname,
+            ..
+        }) => Some(false),
+        Err(_) => None,
+    }
 }

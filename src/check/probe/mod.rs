@@ -3,7 +3,7 @@
 
 mod child;
 
-pub use child::{ProbeError, Step};
+pub use child::{hostname_allowed, ProbeError, Step};
 
 use crate::check::{Caller, Item};
 use crate::sys::Errno;
@@ -17,23 +17,25 @@ pub fn kernel_version(release: &str) -> Option<(u32, u32)> {
 const USERNS: &str = "user namespace probe";
 const OVERLAY: &str = "overlayfs in a user namespace";
 const PROC: &str = "fresh /proc in a new pid namespace";
+const HOSTNAME: &str = "hostname";
 
-/// The fix for a failed user-namespace step.
-fn userns_fix(step: Step, errno: Errno, sudo: &str) -> String {
-    use nix::errno::Errno as E;
-    let lsm = format!(
-        "if the sysctl lines above are ok, a security module or the container you are in denies it: run: {sudo}sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or install an AppArmor profile for nsboot, or run the container with --security-opt seccomp=unconfined"
-    );
-    match (step, errno.nix()) {
-        (Step::Unshare, E::ENOSPC | E::EUSERS) => {
-            format!("a user namespace limit is reached (user.max_user_namespaces, or the nesting depth of 32): run: {sudo}sysctl -w user.max_user_namespaces=15000, or run nsboot fewer user namespaces deep")
+/// The fix for a failed user-namespace step: the diagnosis the launch's errors give.
+fn userns_fix(step: Step, errno: Errno) -> String {
+    use crate::sandbox::hint;
+    let known = match step {
+        Step::Unshare if errno.0 == libc::EINVAL => {
+            Some("use a kernel built with CONFIG_USER_NS=y".into())
         }
-        (Step::Unshare, E::EINVAL) => "use a kernel built with CONFIG_USER_NS=y".into(),
-        _ => lsm,
-    }
+        Step::Unshare => hint::userns_refused(errno),
+        _ => hint::step_refused(&errno.to_string()),
+    };
+    known.unwrap_or_else(|| {
+        "a security module denies it: run `nsboot --debug do -- true` and report the failing step"
+            .into()
+    })
 }
 
-pub fn userns_items(res: &Result<(), ProbeError>, release: &str, sudo: &str) -> [Item; 2] {
+pub fn userns_items(res: &Result<(), ProbeError>, release: &str) -> [Item; 2] {
     let kernel = match kernel_version(release) {
         Some(v) if v < (5, 11) => format!("Linux {release} is older than 5.11"),
         _ => format!("Linux {release}"),
@@ -57,8 +59,8 @@ pub fn userns_items(res: &Result<(), ProbeError>, release: &str, sudo: &str) -> 
         ],
         Err(e) => {
             let fix = match e {
-                ProbeError::Step { step, errno } => userns_fix(*step, *errno, sudo),
-                ProbeError::Died { .. } => userns_fix(Step::Unshare, Errno(libc::EPERM), sudo),
+                ProbeError::Step { step, errno } => userns_fix(*step, *errno),
+                ProbeError::Died { .. } => userns_fix(Step::Unshare, Errno(libc::EPERM)),
                 ProbeError::Setup { .. } => {
                     "check that /tmp (or $TMPDIR) is writable and the process limit is not reached"
                         .into()
@@ -81,8 +83,8 @@ pub fn proc_item(res: &Result<(), ProbeError>) -> Item {
         Ok(()) => Item::ok(PROC, "mounts"),
         Err(ProbeError::Step { step: Step::Proc, errno }) if errno.nix() == nix::errno::Errno::EPERM => Item::warn(
             PROC,
-            "nested container: /proc has overmounts; nsboot will bind the supervisor's /proc",
-            "nothing needed for nsboot run; for a fresh /proc run on the host, or unmask /proc in the outer container (podman: --security-opt unmask=/proc/*, docker: --security-opt systempaths=unconfined)",
+            "nested container: the outer container's overmounts on /proc and /sys make the kernel refuse a fresh /proc, so the sandbox sees this container's /proc (its processes and their command lines)",
+            "for a /proc of the sandbox's own, unmask /proc and /sys in the outer container (podman: --security-opt unmask=ALL, docker: --security-opt systempaths=unconfined)",
         ),
         Err(e @ ProbeError::Step { step: Step::Proc, .. }) => {
             Item::warn(PROC, e.to_string(), "nsboot will bind the supervisor's /proc; report this errno if runs fail")
@@ -91,14 +93,42 @@ pub fn proc_item(res: &Result<(), ProbeError>) -> Item {
     }
 }
 
-/// The user namespace, fresh /proc and overlay items, from real probes.
+/// sethostname refused: a spec with a hostname fails here (`nsboot spec` and `do` set none).
+pub fn hostname_item(res: &Result<(), ProbeError>) -> Item {
+    use crate::sandbox::hint;
+    match res {
+        Ok(()) => Item::ok(HOSTNAME, "sethostname works in the sandbox's UTS namespace"),
+        Err(
+            e @ ProbeError::Step {
+                step: Step::Hostname,
+                ..
+            },
+        ) => Item::warn(
+            HOSTNAME,
+            format!("{e}: a config.json with hostname fails here"),
+            hint::hostname_refused_fix(hint::in_container()),
+        ),
+        Err(e) => Item::warn(
+            HOSTNAME,
+            format!("not probed: {e}"),
+            "fix the user namespace probe first",
+        ),
+    }
+}
+
+/// The user namespace, fresh /proc, hostname and overlay items, from real probes.
 pub fn items(caller: &Caller) -> Vec<Item> {
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_else(|_| "(unknown)".into());
-    let (userns, proc) = child::run(caller);
-    let [u, o] = userns_items(&userns, &release, caller.sudo());
-    vec![u, proc_item(&proc), o]
+    let probes = child::run(caller);
+    let [u, o] = userns_items(&probes.userns, &release);
+    vec![
+        u,
+        proc_item(&probes.proc),
+        hostname_item(&probes.hostname),
+        o,
+    ]
 }
 
 #[cfg(test)]
@@ -121,27 +151,23 @@ mod tests {
                 errno: Errno(errno),
             })
         };
-        let [u, o] = userns_items(&step(Step::Overlay, libc::EINVAL), "5.10.0", "sudo ");
+        let [u, o] = userns_items(&step(Step::Overlay, libc::EINVAL), "5.10.0");
         assert_eq!((u.status, o.status), (Status::Ok, Status::Warn));
         assert!(o
             .detail
             .contains("mount overlay: Invalid argument (EINVAL)"));
         assert!(o.detail.contains("older than 5.11"));
-        let [u, o] = userns_items(&step(Step::UidMap, libc::EPERM), "6.1.0", "sudo ");
+        let [u, o] = userns_items(&step(Step::UidMap, libc::EPERM), "6.1.0");
         assert_eq!((u.status, o.status), (Status::Fail, Status::Warn));
         assert!(u
             .detail
             .starts_with("write /proc/self/uid_map: Operation not permitted (EPERM)"));
-        assert!(u
-            .fix
-            .unwrap()
-            .contains("sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"));
-        let [u, _] = userns_items(&step(Step::Unshare, libc::ENOSPC), "6.1.0", "");
+        let [u, _] = userns_items(&step(Step::Unshare, libc::ENOSPC), "6.1.0");
         assert!(u
             .fix
             .unwrap()
             .contains("sysctl -w user.max_user_namespaces="));
-        let [u, o] = userns_items(&Ok(()), "6.1.0", "");
+        let [u, o] = userns_items(&Ok(()), "6.1.0");
         assert_eq!((u.status, o.status), (Status::Ok, Status::Ok));
     }
 
@@ -155,7 +181,7 @@ mod tests {
         assert_eq!(item.status, Status::Warn);
         assert!(item
             .detail
-            .starts_with("nested container: /proc has overmounts"));
+            .starts_with("nested container: the outer container's overmounts on /proc and /sys"));
         assert_eq!(proc_item(&Ok(())).status, Status::Ok);
     }
 }
