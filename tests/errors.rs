@@ -142,7 +142,7 @@ fn program_not_found_exits_127_naming_it() {
     }
 }
 
-const NO_NEWUIDMAP: &str = "nsboot: the spec maps several id ranges but newuidmap/newgidmap are not installed: install the uidmap package (apt-get install uidmap), or map only your own id";
+const NO_NEWUIDMAP: &str = "nsboot: the spec maps several id ranges but NSBOOT_NEWUIDMAP=/nonexistent does not exist: unset NSBOOT_NEWUIDMAP, or run: sudo apt-get install uidmap, or map only your own id";
 
 #[test]
 fn ranges_without_newuidmap_say_install_uidmap() {
@@ -202,5 +202,31 @@ fn ranges_without_a_subuid_entry_name_the_file_and_the_fix() {
             line.contains(part),
             "the line does not name {part:?}: {line}"
         );
+    }
+    assert_suggests_a_free_range(line);
+}
+
+/// The range a fix proposes (`--add-subuids START-END`) overlaps no range of /etc/subuid or
+/// /etc/subgid: it is one `usermod` can hand out.
+fn assert_suggests_a_free_range(line: &str) {
+    let range = line
+        .split("--add-subuids ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no range in: {line}"));
+    let (start, end) = range.split_once('-').expect("START-END");
+    let (start, end): (u64, u64) = (start.parse().unwrap(), end.parse().unwrap());
+    for file in ["/etc/subuid", "/etc/subgid"] {
+        for l in fs::read_to_string(file).unwrap_or_default().lines() {
+            let f: Vec<&str> = l.split(':').collect();
+            let (Some(s), Some(c)) = (f.get(1), f.get(2)) else {
+                continue;
+            };
+            let (s, c): (u64, u64) = (s.parse().unwrap_or(0), c.parse().unwrap_or(0));
+            assert!(
+                end < s || start >= s + c,
+                "{range} overlaps {l} of {file}: {line}"
+            );
+        }
     }
 }

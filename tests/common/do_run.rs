@@ -9,8 +9,8 @@ use super::{Bundle, Mode, Output};
 
 pub const EROFS: &str = "Read-only file system";
 
-/// The single-map flags RootlessSingle stands for; the other modes take nsboot's policy
-/// (the subordinate range for RootlessSubid, the identity map for root).
+/// The single-map flags RootlessSingle stands for; `--subids` for RootlessSubid (`do` maps one
+/// id by default); none as root (the identity map).
 pub fn map_flags(mode: Mode) -> Vec<String> {
     let u = super::user(mode);
     match mode {
@@ -20,7 +20,8 @@ pub fn map_flags(mode: Mode) -> Vec<String> {
             "--gid-map".into(),
             format!("0 {} 1", u.gid),
         ],
-        _ => Vec::new(),
+        Mode::RootlessSubid => vec!["--subids".into()],
+        Mode::Root => Vec::new(),
     }
 }
 
