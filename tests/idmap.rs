@@ -169,7 +169,7 @@ fn spec_without_mappings_and_no_newuidmap_gets_a_single_map_and_a_notice() {
         let notices: Vec<&str> = out
             .stderr
             .lines()
-            .filter(|l| l.contains("newuidmap") && l.contains("only your own id"))
+            .filter(|l| l.contains("NEWUIDMAP") && l.contains("only your own id"))
             .collect();
         assert_eq!(notices.len(), 1, "{how}: no single notice:\n{}", out.stderr);
         assert_nothing_left(mode, bundle.state_dir());
