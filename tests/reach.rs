@@ -100,7 +100,10 @@ fn root_here(what: &str) -> bool {
 fn one_line(out: &Output, ctx: &str) -> String {
     assert_eq!(out.status, 125, "{ctx}: {out:?}");
     let line = out.stderr.trim_end();
-    assert!(!line.is_empty() && !line.contains('\n'), "{ctx}: want one line: {out:?}");
+    assert!(
+        !line.is_empty() && !line.contains('\n'),
+        "{ctx}: want one line: {out:?}"
+    );
     line.to_string()
 }
 
@@ -110,7 +113,9 @@ fn check_do_run(bundle: &Bundle, prepare: &dyn Fn(&mut Command)) -> (Output, Out
     check.arg("check");
     prepare(&mut check);
     let mut do_ = bundle.nsboot();
-    do_.arg("--root").arg(bundle.state_dir()).args(["do", "--", "true"]);
+    do_.arg("--root")
+        .arg(bundle.state_dir())
+        .args(["do", "--", "true"]);
     prepare(&mut do_);
     let mut run = bundle.run_cmd(&common::test_id("rc", "run", bundle.mode()));
     prepare(&mut run);
@@ -166,7 +171,8 @@ fn refused_sethostname_is_named_and_spec_leaves_hostname_out() {
         .lines()
         .find(|l| l.starts_with("warn  hostname: "))
         .unwrap_or_else(|| panic!("no hostname warning: {check:?}"));
-    let cause = "the container's seccomp profile forbids sethostname: leave hostname out of config.json";
+    let cause =
+        "the container's seccomp profile forbids sethostname: leave hostname out of config.json";
     assert!(item.contains(cause), "check: {item}");
     let line = one_line(&run, "run");
     assert!(
@@ -222,7 +228,11 @@ fn newuidmap_without_setuid_falls_back_to_a_single_map() {
     let mut run = bundle.run_cmd("rc-plain");
     run.env("NSBOOT_NEWUIDMAP", &plain);
     let out = output(&mut run);
-    assert_eq!((out.status, maps(&out)), (0, vec![format!("0 {} 1", u.uid)]), "{out:?}");
+    assert_eq!(
+        (out.status, maps(&out)),
+        (0, vec![format!("0 {} 1", u.uid)]),
+        "{out:?}"
+    );
     let mut check = bundle.nsboot();
     check.arg("check").env("NSBOOT_NEWUIDMAP", &plain);
     let out = output(&mut check);
@@ -231,8 +241,15 @@ fn newuidmap_without_setuid_falls_back_to_a_single_map() {
         .lines()
         .find(|l| l.starts_with("warn  newuidmap: "))
         .unwrap_or_else(|| panic!("{out:?}"));
-    assert!(line.contains(&format!("chmod u+s {}", plain.display())), "{line}");
-    assert!(out.stdout.contains(&format!("run maps uids 0 -> {} (1) (", u.uid)), "{out:?}");
+    assert!(
+        line.contains(&format!("chmod u+s {}", plain.display())),
+        "{line}"
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("run maps uids 0 -> {} (1) (", u.uid)),
+        "{out:?}"
+    );
     common::assert_nothing_left(Mode::RootlessSubid, bundle.state_dir());
 }
 
@@ -254,16 +271,28 @@ fn newuidmap_owned_by_nobody_in_an_outer_userns_is_not_told_to_chmod() {
             .args(args);
         output(&mut cmd)
     };
-    let run = nested(&["run", "--bundle", bundle.dir().to_str().unwrap(), "rc-nested"]);
+    let run = nested(&[
+        "run",
+        "--bundle",
+        bundle.dir().to_str().unwrap(),
+        "rc-nested",
+    ]);
     // The outer namespace maps the user as itself: the sandbox's 0 is that id.
-    assert_eq!((run.status, maps(&run)), (0, vec![format!("0 {} 1", u.uid)]), "{run:?}");
+    assert_eq!(
+        (run.status, maps(&run)),
+        (0, vec![format!("0 {} 1", u.uid)]),
+        "{run:?}"
+    );
     let check = nested(&["check"]);
     let line = check
         .stdout
         .lines()
         .find(|l| l.starts_with("warn  newuidmap: "))
         .unwrap_or_else(|| panic!("{check:?}"));
-    assert!(line.contains("shows as uid 65534") && !line.contains("chmod"), "{line}");
+    assert!(
+        line.contains("shows as uid 65534") && !line.contains("chmod"),
+        "{line}"
+    );
     common::assert_nothing_left(Mode::RootlessSubid, bundle.state_dir());
 }
 
@@ -276,12 +305,19 @@ fn do_maps_one_id_by_default_and_subids_adds_the_range() {
     let u = common::user(Mode::RootlessSubid);
     let do_ = |flags: &[&str]| {
         let mut cmd = bundle.nsboot();
-        cmd.arg("--root").arg(bundle.state_dir()).arg("do").args(flags);
+        cmd.arg("--root")
+            .arg(bundle.state_dir())
+            .arg("do")
+            .args(flags);
         cmd.args(["--", "/bin/cat", "/proc/self/uid_map"]);
         output(&mut cmd)
     };
     let out = do_(&[]);
-    assert_eq!((out.status, maps(&out)), (0, vec![format!("0 {} 1", u.uid)]), "{out:?}");
+    assert_eq!(
+        (out.status, maps(&out)),
+        (0, vec![format!("0 {} 1", u.uid)]),
+        "{out:?}"
+    );
     let out = do_(&["--subids"]);
     let want = vec![
         format!("0 {} 1", u.uid),
@@ -293,7 +329,10 @@ fn do_maps_one_id_by_default_and_subids_adds_the_range() {
 
 #[test]
 fn nested_proc_with_overmounts_is_one_line_with_the_true_cause() {
-    let Some(unshare) = ["/usr/bin/unshare", "/bin/unshare"].into_iter().find(|p| std::path::Path::new(p).exists()) else {
+    let Some(unshare) = ["/usr/bin/unshare", "/bin/unshare"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
         return;
     };
     // An outer container's mask: a file of its /proc covered by a bind mount.
@@ -302,13 +341,17 @@ fn nested_proc_with_overmounts_is_one_line_with_the_true_cause() {
         common::nsboot_bin().display()
     );
     let mut cmd = common::as_user(Mode::RootlessSingle, unshare);
-    cmd.args(["--user", "--map-root-user", "--mount", "--", "/bin/sh", "-c", &script]);
+    cmd.args([
+        "--user",
+        "--map-root-user",
+        "--mount",
+        "--",
+        "/bin/sh",
+        "-c",
+        &script,
+    ]);
     let out = output(&mut cmd);
-    let proc: Vec<&str> = out
-        .stdout
-        .lines()
-        .filter(|l| l.contains("/proc"))
-        .collect();
+    let proc: Vec<&str> = out.stdout.lines().filter(|l| l.contains("/proc")).collect();
     assert_eq!(proc.len(), 1, "{out:?}");
     assert!(
         proc[0].starts_with("warn  fresh /proc in a new pid namespace: nested container: the outer container's overmounts on /proc and /sys")
@@ -324,25 +367,38 @@ fn do_errors_speak_of_the_current_directory_and_flags() {
     let do_in = |dir: &std::path::Path, cmd: &[&str]| {
         let mut c = bundle.nsboot();
         c.current_dir(dir);
-        c.arg("--root").arg(bundle.state_dir()).arg("do").arg("--").args(cmd);
+        c.arg("--root")
+            .arg(bundle.state_dir())
+            .arg("do")
+            .arg("--")
+            .args(cmd);
         output(&mut c)
     };
     let here = bundle.dir();
     let line = one_line(&do_in(here, &[""]), "empty command");
-    assert_eq!(line, "nsboot: no command given: nsboot do [OPTIONS] -- CMD [ARGS...]");
+    assert_eq!(
+        line,
+        "nsboot: no command given: nsboot do [OPTIONS] -- CMD [ARGS...]"
+    );
     // PATH is emptied by env(1): setpriv itself is found on PATH.
     let mut c = common::as_user(Mode::RootlessSingle, "/usr/bin/env");
     c.current_dir(here).arg("PATH=").arg(common::nsboot_bin());
-    c.arg("--root").arg(bundle.state_dir()).args(["do", "--", "true"]);
+    c.arg("--root")
+        .arg(bundle.state_dir())
+        .args(["do", "--", "true"]);
     let line = one_line(&output(&mut c), "empty PATH");
-    assert!(line.starts_with("nsboot: PATH is empty, so \"true\" cannot be found: "), "{line}");
+    assert!(
+        line.starts_with("nsboot: PATH is empty, so \"true\" cannot be found: "),
+        "{line}"
+    );
     let closed = here.join("closed");
     std::fs::create_dir(&closed).unwrap();
     common::give_to(Mode::RootlessSingle, &closed);
     if common::is_root() {
         // Entered first, closed after: the caller sits in a directory it cannot enter.
         let mut sh = common::as_user(Mode::RootlessSingle, "/bin/sh");
-        sh.current_dir(&closed).args(["-c", "chmod 0 . && exec \"$0\" --root \"$1\" do -- true"])
+        sh.current_dir(&closed)
+            .args(["-c", "chmod 0 . && exec \"$0\" --root \"$1\" do -- true"])
             .arg(common::nsboot_bin())
             .arg(bundle.state_dir());
         let line = one_line(&output(&mut sh), "closed cwd");
@@ -371,7 +427,10 @@ fn refused_alike(parts: &[&str]) {
     assert_eq!(check.status, 1, "check must fail here: {check:?}");
     let named = |l: &str| parts.iter().all(|p| l.contains(p));
     assert!(
-        check.stdout.lines().any(|l| l.starts_with("fail  ") && named(l)),
+        check
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("fail  ") && named(l)),
         "check names none of {parts:?}: {check:?}"
     );
     for (what, out) in [("do", &do_), ("run", &run)] {
@@ -413,10 +472,16 @@ fn vm_setup_apparmor_lets_do_work() {
     let bundle = Bundle::new(Mode::RootlessSingle);
     let (check, do_, run) = check_do_run(&bundle, &|_| {});
     let profile = std::path::Path::new("/etc/apparmor.d").join(
-        common::nsboot_bin().to_string_lossy().trim_start_matches('/').replace('/', "."),
+        common::nsboot_bin()
+            .to_string_lossy()
+            .trim_start_matches('/')
+            .replace('/', "."),
     );
     // Leave the VM as it was: the other tests of this environment expect the restriction.
-    let _ = Command::new("apparmor_parser").arg("-R").arg(&profile).status();
+    let _ = Command::new("apparmor_parser")
+        .arg("-R")
+        .arg(&profile)
+        .status();
     let _ = std::fs::remove_file(&profile);
     for (what, out) in [("check", &check), ("do", &do_), ("run", &run)] {
         assert_eq!(out.status, 0, "{what}: {out:?}");

@@ -12,6 +12,9 @@ use crate::idmap::{self, IdRange, IdmapError};
 use crate::spec::{self, DoOptions, Network, Spec, SpecError};
 use crate::sys::Errno;
 
+/// The uid and the gid maps, as config.json holds them.
+type OciMaps = (Vec<LinuxIdMapping>, Vec<LinuxIdMapping>);
+
 /// What `do` refuses before any sandbox exists, in the terms of its flags.
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum DoError {
@@ -153,7 +156,7 @@ pub fn options(args: &DoArgs, here: &Path) -> Result<DoOptions, DoError> {
 
 /// The maps `do` writes for ids its flags leave open: the caller alone, or with --subids its
 /// subordinate ranges too (`idmap::for_do`, as `check` reports it). None as root.
-fn own_map(args: &DoArgs) -> Result<Option<(Vec<LinuxIdMapping>, Vec<LinuxIdMapping>)>, DoError> {
+fn own_map(args: &DoArgs) -> Result<Option<OciMaps>, DoError> {
     if args.uid_map.is_some() && args.gid_map.is_some() && !args.subids {
         return Ok(None);
     }

@@ -239,7 +239,9 @@ fn run_in(
     // before the application execs: the supervisor gets the Start request now, while it still
     // builds the root, and goes on alone. Not before the id is ours: a run that loses its id
     // to another must never start its application.
-    if !has_start_hooks(hooks.as_ref()) {
+    // With a terminal, not before this caller has sized the pty (`pty::receive`): an
+    // application started early could read its size as 0x0.
+    if !terminal && !has_start_hooks(hooks.as_ref()) {
         spawning.start_early();
     }
     crate::log::phase("state");

@@ -36,6 +36,9 @@ impl fmt::Display for IdRange {
     }
 }
 
+/// The uid and the gid ranges of a mapping.
+pub type Maps = (Vec<IdRange>, Vec<IdRange>);
+
 /// Who writes the maps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Writer {
@@ -259,10 +262,7 @@ fn subordinate(caller: &Caller) -> Result<(Vec<IdRange>, Vec<IdRange>, Writer), 
 /// What `nsboot do` maps: 0 -> the caller alone, written directly, like bubblewrap; with
 /// `subids` also the caller's first subordinate ranges through the helpers (an error when
 /// they cannot). None as root: the policy's identity.
-pub fn for_do(
-    subids: bool,
-    caller: &Caller,
-) -> Result<Option<(Vec<IdRange>, Vec<IdRange>)>, IdmapError> {
+pub fn for_do(subids: bool, caller: &Caller) -> Result<Option<Maps>, IdmapError> {
     if !caller.rootless() || caller.root_in_userns {
         return Ok(None);
     }

@@ -13,17 +13,20 @@ use std::path::{Component, Path, PathBuf};
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Mount, Process, Root, User};
 
 use super::generate::{
-    default_capabilities, mount, namespace, no_capabilities, DEFAULT_PATH, MASKED_PATHS,
-    OCI_VERSION, READONLY_PATHS,
+    default_capabilities, mount, namespace, no_capabilities, MASKED_PATHS, OCI_VERSION,
+    READONLY_PATHS,
 };
 use super::options::{clean, Volume};
+
+mod env;
 use super::{Spec, SpecError};
+use env::environment;
 
 /// The annotation asking for a writable overlay over the read-only root.
 pub use crate::rootfs::overlay::ANNOTATION as OVERLAY_ANNOTATION;
 
-/// Variables passed from the caller's environment without `--env-all`.
-const PASSED_ENV: &[&str] = &["PATH", "HOME", "TERM", "LANG", "USER"];
+/// The uid and the gid maps, as config.json holds them.
+pub type OciMaps = (Vec<LinuxIdMapping>, Vec<LinuxIdMapping>);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Network {
@@ -51,7 +54,7 @@ pub struct DoOptions {
     pub network: Network,
     /// The maps of ids the flags leave open (`idmap::for_do`): the caller alone as 0, or with
     /// `subids` its subordinate ranges too. None: nsboot's policy (root's identity).
-    pub own_map: Option<(Vec<LinuxIdMapping>, Vec<LinuxIdMapping>)>,
+    pub own_map: Option<OciMaps>,
     pub subids: bool,
     /// `--uid-map` / `--gid-map`; empty: `own_map`.
     pub uid_map: Vec<LinuxIdMapping>,
@@ -125,7 +128,7 @@ pub fn do_spec(opts: &DoOptions) -> Result<Spec, SpecError> {
 }
 
 /// The maps written: the flags', else `own_map`'s (each of uid and gid on its own).
-fn maps(opts: &DoOptions) -> (Vec<LinuxIdMapping>, Vec<LinuxIdMapping>) {
+fn maps(opts: &DoOptions) -> OciMaps {
     let (own_u, own_g) = opts.own_map.clone().unwrap_or_default();
     let pick = |flag: &Vec<LinuxIdMapping>, own| if flag.is_empty() { own } else { flag.clone() };
     (pick(&opts.uid_map, own_u), pick(&opts.gid_map, own_g))
@@ -395,46 +398,4 @@ fn process(opts: &DoOptions, cwd: &Path, uid: u32, gid: u32) -> Result<Process, 
     }));
     p.set_rlimits(None);
     Ok(p)
-}
-
-fn environment(opts: &DoOptions) -> Result<Vec<String>, SpecError> {
-    let mut env: Vec<(String, String)> = opts
-        .host_env
-        .iter()
-        .filter(|(k, _)| opts.env_all || PASSED_ENV.contains(&k.as_str()) || k.starts_with("LC_"))
-        .cloned()
-        .collect();
-    if !env.iter().any(|(k, _)| k == "PATH") {
-        env.insert(0, ("PATH".into(), DEFAULT_PATH.into()));
-    }
-    for e in &opts.env {
-        let (key, value) = match e.split_once('=') {
-            Some((k, v)) => (k, v.to_string()),
-            None => match opts.host_env.iter().find(|(k, _)| k == e) {
-                Some((_, v)) => (e.as_str(), v.clone()),
-                None => continue, // `--env K` for an unset K passes nothing, as docker does
-            },
-        };
-        if key.is_empty() || key.contains('\0') || value.contains('\0') {
-            return Err(SpecError::option(
-                "--env",
-                e,
-                "write NAME=value (NAME not empty, no NUL bytes)",
-            ));
-        }
-        match env.iter_mut().find(|(k, _)| k == key) {
-            Some(slot) => slot.1 = value,
-            None => env.push((key.to_string(), value)),
-        }
-    }
-    let program = &opts.command[0];
-    let path_empty = env.iter().any(|(k, v)| k == "PATH" && v.is_empty());
-    if path_empty && !program.contains('/') {
-        return Err(SpecError::Invalid {
-            file: None,
-            json_path: String::new(),
-            msg: format!("PATH is empty, so {program:?} cannot be found: give its full path, or set PATH (export PATH={DEFAULT_PATH})"),
-        });
-    }
-    Ok(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
 }
