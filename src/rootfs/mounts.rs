@@ -55,6 +55,10 @@ pub enum MountError {
     #[error("opening {path}: {errno}: the supervisor's root is not set up as expected (a bug in nsboot)")]
     Root { path: PathBuf, errno: Errno },
     #[error(transparent)]
+    Node(#[from] super::nodes::NodeError),
+    #[error(transparent)]
+    Guard(#[from] super::guard::GuardError),
+    #[error(transparent)]
     Net(#[from] crate::net::NetError),
 }
 
@@ -85,6 +89,14 @@ impl Ctx<'_> {
     /// The destination resolved inside the container root, created per `create`.
     pub fn target(&self, create: Create) -> Result<Resolved, MountError> {
         resolve::resolve(self.root, self.dest, create).map_err(|e| self.target_err(e))
+    }
+
+    /// [`Ctx::target`] for an entry of the spec's mounts of type `typ`, refused where it
+    /// resolved somewhere the spec may not mount (see `guard`).
+    pub fn spec_target(&self, create: Create, typ: &str) -> Result<Resolved, MountError> {
+        let r = self.target(create)?;
+        super::guard::destination(&self.at, self.dest, &r.path, typ)?;
+        Ok(r)
     }
 
     pub fn target_err(&self, errno: Errno) -> MountError {
@@ -166,7 +178,8 @@ pub(super) fn open_root(path: &Path) -> Result<OwnedFd, MountError> {
     })
 }
 
-/// Binds the host's `src` onto the destination and applies the options.
+/// Binds the host's `src` onto the destination and applies the options; nodev (the mount and
+/// its submounts) unless the options say `dev`.
 pub(super) fn bind_from_host(
     ctx: &Ctx,
     host: BorrowedFd,
@@ -186,10 +199,20 @@ pub(super) fn bind_from_host(
         }
     })?;
     let is_dir = resolve::is_dir(source.fd.as_fd()).map_err(|e| ctx.mount_err("a bind", e))?;
-    let target = ctx.target(if is_dir { Create::Dir } else { Create::File })?;
+    let target = ctx.spec_target(if is_dir { Create::Dir } else { Create::File }, "bind")?;
     let what = format!("a bind of {}", src.display());
-    resolve::bind(source.fd.as_fd(), target.fd.as_fd(), o.recursive)
-        .map_err(|e| ctx.mount_err(&what, e))?;
+    let (source, target) = (source.fd.as_fd(), target.fd.as_fd());
+    let nodev = if o.dev { 0 } else { resolve::MOUNT_ATTR_NODEV };
+    match resolve::bind_with(source, target, o.recursive, nodev) {
+        // No mount_setattr (Linux < 5.12): the remount of the top mount makes it nodev.
+        Err(Errno(libc::ENOSYS)) if nodev != 0 => {
+            resolve::bind(source, target, o.recursive).map_err(|e| ctx.mount_err(&what, e))?;
+            let mut o = o.clone();
+            o.flags |= MsFlags::MS_NODEV;
+            return ctx.finish_bind(&what, &o);
+        }
+        other => other.map_err(|e| ctx.mount_err(&what, e))?,
+    }
     ctx.finish_bind(&what, o)
 }
 
@@ -261,7 +284,13 @@ pub fn mount_entries(
             dest: m.destination(),
             root: root.as_fd(),
         };
-        let o = MountOptions::parse(m.options().as_deref().unwrap_or_default());
+        let mut o = MountOptions::parse(m.options().as_deref().unwrap_or_default());
+        if o.dev {
+            super::guard::dev_option(spec, &ctx.at, ctx.dest)?;
+        } else if typ != "devpts" {
+            // Only the nodes nsboot binds may open; a devpts holds nothing but its ptys.
+            o.flags |= MsFlags::MS_NODEV;
+        }
         let source = m
             .source()
             .as_ref()
@@ -269,7 +298,10 @@ pub fn mount_entries(
         let source = source.unwrap_or_else(|| typ.to_string());
         match typ {
             // The application mounts its proc itself: only there is it inside the pid namespace.
-            "proc" => continue,
+            "proc" => {
+                ctx.spec_target(Create::Dir, typ)?;
+                continue;
+            }
             _ if o.bind || typ == "bind" => {
                 bind_from_host(&ctx, host_fd.as_fd(), Path::new(&source), &o)?;
             }
@@ -288,7 +320,7 @@ pub fn mount_entries(
 
 fn new_fs(ctx: &Ctx, source: &str, typ: &str, o: &MountOptions) -> Result<(), MountError> {
     let what = format!("a {typ}");
-    let target = ctx.target(Create::Dir)?;
+    let target = ctx.spec_target(Create::Dir, typ)?;
     resolve::mount_fs(target.fd.as_fd(), source, typ, o.flags, &o.data())
         .map_err(|e| ctx.mount_err(&what, e))?;
     ctx.propagate(ctx.mounted()?.as_fd(), &what, o)
@@ -297,7 +329,7 @@ fn new_fs(ctx: &Ctx, source: &str, typ: &str, o: &MountOptions) -> Result<(), Mo
 /// A new sysfs needs the network namespace to belong to our user namespace; without a
 /// private netns the kernel says EPERM and the host's /sys is bound read-only instead.
 fn sysfs(ctx: &Ctx, host: BorrowedFd, source: &str, o: &MountOptions) -> Result<(), MountError> {
-    let target = ctx.target(Create::Dir)?;
+    let target = ctx.spec_target(Create::Dir, "sysfs")?;
     match resolve::mount_fs(target.fd.as_fd(), source, "sysfs", o.flags, &o.data()) {
         Err(Errno(libc::EPERM)) => {
             tracing::warn!(
@@ -315,7 +347,7 @@ fn sysfs(ctx: &Ctx, host: BorrowedFd, source: &str, o: &MountOptions) -> Result<
 
 /// gid=5 (tty) may be unmapped in the user namespace, which devpts reports as EINVAL.
 fn devpts(ctx: &Ctx, source: &str, o: &MountOptions) -> Result<(), MountError> {
-    let target = ctx.target(Create::Dir)?;
+    let target = ctx.spec_target(Create::Dir, "devpts")?;
     let mount = |data: &str| resolve::mount_fs(target.fd.as_fd(), source, "devpts", o.flags, data);
     let mut result = mount(&o.data());
     if result == Err(Errno(libc::EINVAL)) && o.data.iter().any(|d| d.starts_with("gid=")) {
