@@ -1,8 +1,9 @@
 //! /dev: device nodes bound from the host, linux.devices, the standard symlinks.
 //!
 //! mknod is refused in a user namespace, so every node is an empty file with the host's
-//! node bind-mounted onto it (bubblewrap's --dev does the same). This runs after mount_all,
-//! so that a /dev or /dev/pts from the spec is already in place and is not mounted over.
+//! node bind-mounted onto it (bubblewrap's --dev does the same), each checked to be the node
+//! it stands for (`nodes`). This runs after mount_all, so that a /dev or /dev/pts from the
+//! spec is already in place and is not mounted over.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Component, Path, PathBuf};

@@ -15,7 +15,9 @@ use crate::spec::Spec;
 use crate::sys::Errno;
 use oci_spec::runtime::Mount;
 
+mod kinds;
 mod options;
+use kinds::{cgroup, devpts, sysfs};
 pub use options::MountOptions;
 
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
@@ -54,12 +56,19 @@ pub enum MountError {
     DeviceMissing { at: String, path: PathBuf },
     #[error("opening {path}: {errno}: the supervisor's root is not set up as expected (a bug in nsboot)")]
     Root { path: PathBuf, errno: Errno },
+    /// Boxed: its largest variant would make every Result of the start path bigger.
     #[error(transparent)]
-    Node(#[from] super::nodes::NodeError),
+    Node(Box<super::nodes::NodeError>),
     #[error(transparent)]
     Guard(#[from] super::guard::GuardError),
     #[error(transparent)]
     Net(#[from] crate::net::NetError),
+}
+
+impl From<super::nodes::NodeError> for MountError {
+    fn from(e: super::nodes::NodeError) -> Self {
+        MountError::Node(Box::new(e))
+    }
 }
 
 /// The fix to suggest for a failed mount, by errno.
@@ -324,82 +333,6 @@ fn new_fs(ctx: &Ctx, source: &str, typ: &str, o: &MountOptions) -> Result<(), Mo
     resolve::mount_fs(target.fd.as_fd(), source, typ, o.flags, &o.data())
         .map_err(|e| ctx.mount_err(&what, e))?;
     ctx.propagate(ctx.mounted()?.as_fd(), &what, o)
-}
-
-/// A new sysfs needs the network namespace to belong to our user namespace; without a
-/// private netns the kernel says EPERM and the host's /sys is bound read-only instead.
-fn sysfs(ctx: &Ctx, host: BorrowedFd, source: &str, o: &MountOptions) -> Result<(), MountError> {
-    let target = ctx.spec_target(Create::Dir, "sysfs")?;
-    match resolve::mount_fs(target.fd.as_fd(), source, "sysfs", o.flags, &o.data()) {
-        Err(Errno(libc::EPERM)) => {
-            tracing::warn!(
-                "sysfs on {} is a read-only bind of the host's /sys: the container shares the host's network namespace",
-                ctx.dest.display()
-            );
-            let mut ro = MountOptions::parse(&["rbind", "ro", "nosuid", "nodev", "noexec"]);
-            ro.propagation = o.propagation.clone();
-            bind_from_host(ctx, host, Path::new("/sys"), &ro)
-        }
-        Err(e) => Err(ctx.mount_err("a sysfs", e)),
-        Ok(()) => ctx.propagate(ctx.mounted()?.as_fd(), "a sysfs", o),
-    }
-}
-
-/// gid=5 (tty) may be unmapped in the user namespace, which devpts reports as EINVAL.
-fn devpts(ctx: &Ctx, source: &str, o: &MountOptions) -> Result<(), MountError> {
-    let target = ctx.spec_target(Create::Dir, "devpts")?;
-    let mount = |data: &str| resolve::mount_fs(target.fd.as_fd(), source, "devpts", o.flags, data);
-    let mut result = mount(&o.data());
-    if result == Err(Errno(libc::EINVAL)) && o.data.iter().any(|d| d.starts_with("gid=")) {
-        let data: Vec<&str> = o
-            .data
-            .iter()
-            .map(String::as_str)
-            .filter(|d| !d.starts_with("gid="))
-            .collect();
-        tracing::debug!(
-            "devpts on {}: gid= refused, mounting without it",
-            ctx.dest.display()
-        );
-        result = mount(&data.join(","));
-    }
-    result.map_err(|e| ctx.mount_err("a devpts", e))?;
-    ctx.propagate(ctx.mounted()?.as_fd(), "a devpts", o)
-}
-
-/// Cgroups are the host's business here: show its hierarchy read-only if we can, and never
-/// fail the container over it.
-fn cgroup(ctx: &Ctx, host: BorrowedFd) {
-    let ro = MountOptions::parse(&["rbind", "ro", "nosuid", "nodev", "noexec"]);
-    if let Some(there) = host_cgroups_already_there(ctx, host) {
-        // The host's /sys was bound recursively (no sysfs of our own), so its cgroup hierarchy
-        // is here already: give that mount the flags a bind would get (its submounts are
-        // read-only with the rest of /sys) rather than stack a second copy of it.
-        if resolve::remount_bind(there.as_fd(), ro.flags, true).is_ok() {
-            return;
-        }
-    }
-    if let Err(e) = bind_from_host(ctx, host, Path::new("/sys/fs/cgroup"), &ro) {
-        tracing::warn!("cgroup mount on {} skipped: {e}", ctx.dest.display());
-    }
-}
-
-/// The destination when it is, already, the root of the host's /sys/fs/cgroup mount (same
-/// file system and inode, read-only): what the rbind of the host's /sys brought.
-fn host_cgroups_already_there(ctx: &Ctx, host: BorrowedFd) -> Option<OwnedFd> {
-    use nix::sys::stat::fstat;
-    use nix::sys::statvfs::{fstatvfs, FsFlags};
-    use std::os::fd::AsRawFd;
-    let there = resolve::resolve(ctx.root, ctx.dest, Create::No).ok()?.fd;
-    let theirs = resolve::resolve(host, Path::new("/sys/fs/cgroup"), Create::No)
-        .ok()?
-        .fd;
-    let (a, b) = (
-        fstat(there.as_raw_fd()).ok()?,
-        fstat(theirs.as_raw_fd()).ok()?,
-    );
-    let readonly = fstatvfs(&there).is_ok_and(|v| v.flags().contains(FsFlags::ST_RDONLY));
-    ((a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) && readonly).then_some(there)
 }
 
 /// Application side, in its own pid and mount namespaces, before its pivot_root: a fresh

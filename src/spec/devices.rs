@@ -43,7 +43,7 @@ fn kind(t: Option<LinuxDeviceType>) -> char {
 
 /// A rule's major or minor: absent or negative means any.
 fn matches(want: Option<i64>, got: i64) -> bool {
-    want.is_none_or(|w| w < 0 || w == got)
+    want.map_or(true, |w| w < 0 || w == got)
 }
 
 /// What `rules` grant a node of type `node_kind` ('c', 'b' or 'p') and number major:minor.
@@ -85,8 +85,8 @@ pub fn deny_any(rules: &[LinuxDeviceCgroup]) -> bool {
         let access = r.access().clone().unwrap_or_else(|| "rwm".into());
         r.allow()
             && kind(r.typ()) == 'a'
-            && r.major().is_none_or(|m| m < 0)
-            && r.minor().is_none_or(|m| m < 0)
+            && matches(r.major(), -1)
+            && matches(r.minor(), -1)
             && ['r', 'w', 'm'].iter().all(|c| access.contains(*c))
     };
     let last_allow_all = rules.iter().rposition(allow_all);
