@@ -108,6 +108,22 @@ impl Ctx<'_> {
         Ok(r)
     }
 
+    /// The host's `src`, resolved inside `host` (the host's own symlinks keep their meaning).
+    pub fn host_source(&self, host: BorrowedFd, src: &Path) -> Result<Resolved, MountError> {
+        resolve::resolve(host, src, Create::No).map_err(|errno| {
+            let (at, src, dest) = (self.at.clone(), src.to_path_buf(), self.dest.to_path_buf());
+            match errno.0 {
+                libc::ENOENT => MountError::SourceMissing { at, src, dest },
+                _ => MountError::Source {
+                    at,
+                    src,
+                    dest,
+                    errno,
+                },
+            }
+        })
+    }
+
     pub fn target_err(&self, errno: Errno) -> MountError {
         let dest = self.dest.display();
         let fix = match errno.0 {
@@ -195,18 +211,7 @@ pub(super) fn bind_from_host(
     src: &Path,
     o: &MountOptions,
 ) -> Result<(), MountError> {
-    let source = resolve::resolve(host, src, Create::No).map_err(|errno| {
-        let (at, src, dest) = (ctx.at.clone(), src.to_path_buf(), ctx.dest.to_path_buf());
-        match errno.0 {
-            libc::ENOENT => MountError::SourceMissing { at, src, dest },
-            _ => MountError::Source {
-                at,
-                src,
-                dest,
-                errno,
-            },
-        }
-    })?;
+    let source = ctx.host_source(host, src)?;
     let is_dir = resolve::is_dir(source.fd.as_fd()).map_err(|e| ctx.mount_err("a bind", e))?;
     let target = ctx.spec_target(if is_dir { Create::Dir } else { Create::File }, "bind")?;
     let what = format!("a bind of {}", src.display());

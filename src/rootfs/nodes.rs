@@ -132,18 +132,7 @@ pub(super) fn host_node(
     path: &Path,
     want: &Node,
 ) -> Result<(OwnedFd, FileStat), MountError> {
-    let source = resolve::resolve(host, path, Create::No).map_err(|errno| {
-        let (at, src, dest) = (ctx.at.clone(), path.to_path_buf(), ctx.dest.to_path_buf());
-        match errno.0 {
-            libc::ENOENT => MountError::SourceMissing { at, src, dest },
-            _ => MountError::Source {
-                at,
-                src,
-                dest,
-                errno,
-            },
-        }
-    })?;
+    let source = ctx.host_source(host, path)?;
     let st = fstat(source.fd.as_raw_fd()).map_err(|e| ctx.mount_err("a device node", e.into()))?;
     if !want.is(&st) {
         return Err(NodeError::NotDevice {
