@@ -5,11 +5,12 @@
 
 use std::fs;
 use std::os::unix::fs::symlink;
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 
 use serde_json::json;
 
-use crate::common::{self, private_rootfs, sh, Bundle};
+use crate::common::{self, private_rootfs, sh, Bundle, Output};
 use crate::id;
 
 const CORE_PATTERN: &str = "/proc/sys/kernel/core_pattern";
@@ -55,7 +56,30 @@ fn masks_never_come_from_a_dev_null_symlink() {
         let bundle = bundle.edit(|c| {
             c["mounts"][1] = common::bind(&dev, "/dev", &["rbind", "nosuid"]);
         });
+        // `create` builds the same root, in a supervisor that outlives it: refused there too.
+        let out = create(&bundle, &id("nullsym-create", mode));
+        let refused = out.status == 125 && out.stderr.lines().count() == 1;
+        assert!(refused, "{mode:?}: create: {out:?}");
+        common::assert_nothing_left(mode, bundle.state_dir());
         assert_blocked(&bundle, "nullsym", &pattern);
+    }
+}
+
+/// `nsboot create`, its output in a file (a created sandbox would hold a pipe open).
+fn create(bundle: &Bundle, id: &str) -> Output {
+    let out = bundle.dir().parent().unwrap().join(format!("{id}.out"));
+    let file = fs::File::create(&out).unwrap();
+    let mut cmd = bundle.nsboot();
+    cmd.arg("--root").arg(bundle.state_dir()).arg("create");
+    cmd.arg("--bundle").arg(bundle.dir()).arg(id);
+    cmd.stdout(file.try_clone().unwrap()).stderr(file);
+    let status = cmd.status().unwrap();
+    Output {
+        status: status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+        stdout: String::new(),
+        stderr: fs::read_to_string(&out).unwrap_or_default(),
     }
 }
 
