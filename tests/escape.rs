@@ -4,6 +4,14 @@
 //! sight and out of reach; masked and read-only paths must stay so; no_new_privs is on.
 
 mod common;
+#[path = "escape/devices.rs"]
+mod devices;
+#[path = "escape/masks.rs"]
+mod masks;
+#[path = "escape/procfs.rs"]
+mod procfs;
+#[path = "escape/rootfs.rs"]
+mod rootfs;
 
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};

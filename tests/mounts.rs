@@ -70,13 +70,19 @@ fn bind_of_a_host_dir_applies_each_option() {
             );
         }
         let plain = mount_at(&mounts, "/tmp/plain", &ctx);
-        for option in ["ro", "nosuid", "nodev", "noexec"] {
+        for option in ["ro", "nosuid", "noexec"] {
             assert!(
                 !plain.has(option),
                 "{ctx}: plain bind is {option}: {}",
                 plain.line
             );
         }
+        // nodev unless the entry says dev: a device node in a volume must not open.
+        assert!(
+            plain.has("nodev"),
+            "{ctx}: plain bind is not nodev: {}",
+            plain.line
+        );
         assert_eq!(
             s[1], "hi\nro=1\nnoexec=126\nran\nplain=0\n",
             "{ctx}: {out:?}"

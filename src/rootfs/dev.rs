@@ -1,22 +1,31 @@
 //! /dev: device nodes bound from the host, linux.devices, the standard symlinks.
 //!
 //! mknod is refused in a user namespace, so every node is an empty file with the host's
-//! node bind-mounted onto it (bubblewrap's --dev does the same). This runs after mount_all,
-//! so that a /dev or /dev/pts from the spec is already in place and is not mounted over.
+//! node bind-mounted onto it (bubblewrap's --dev does the same), each checked to be the node
+//! it stands for (`nodes`). This runs after mount_all, so that a /dev or /dev/pts from the
+//! spec is already in place and is not mounted over.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Component, Path, PathBuf};
 
 use nix::mount::MsFlags;
 
-use super::mounts::{bind_from_host, open_root, Ctx, MountError, MountOptions};
+use super::mounts::{open_root, Ctx, MountError};
+use super::nodes;
 use super::resolve::{self, Create};
 use crate::spec::Spec;
 use crate::sys::Errno;
 
 /// The nodes every container gets (runc's default set, minus the console, which belongs to
-/// the terminal setup).
-const DEFAULT_NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+/// the terminal setup), with the char device each must be.
+const DEFAULT_NODES: [(&str, nodes::Node); 6] = [
+    ("null", nodes::chr(1, 3)),
+    ("zero", nodes::chr(1, 5)),
+    ("full", nodes::chr(1, 7)),
+    ("random", nodes::chr(1, 8)),
+    ("urandom", nodes::chr(1, 9)),
+    ("tty", nodes::chr(5, 0)),
+];
 
 /// `/a/./b/` and `/a/b` name the same mount point.
 fn clean(p: &Path) -> PathBuf {
@@ -79,7 +88,9 @@ pub fn setup(spec: &Spec, host: &Path, newroot: &Path) -> Result<(), MountError>
             root: root.as_fd(),
         };
         let target = ctx.target(Create::Dir)?;
-        let flags = MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME;
+        // nodev: the nodes are binds of the host's, which keep their own mount's flags; a
+        // node made here (by real root with CAP_MKNOD) must not open.
+        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME;
         resolve::mount_fs(
             target.fd.as_fd(),
             "tmpfs",
@@ -90,10 +101,11 @@ pub fn setup(spec: &Spec, host: &Path, newroot: &Path) -> Result<(), MountError>
         .map_err(|e| ctx.mount_err("a tmpfs", e))?;
     }
 
-    let devices = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.devices().clone())
+    let linux = spec.linux().as_ref();
+    let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
+    let rules = linux
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.devices().clone())
         .unwrap_or_default();
     let from_spec: Vec<PathBuf> = devices.iter().map(|d| clean(d.path())).collect();
     let ctx = Ctx {
@@ -102,12 +114,9 @@ pub fn setup(spec: &Spec, host: &Path, newroot: &Path) -> Result<(), MountError>
         root: root.as_fd(),
     };
     let dev_fd = ctx.target(Create::Dir)?.fd;
-    for name in DEFAULT_NODES {
+    for (name, node) in &DEFAULT_NODES {
         let path = dev.join(name);
         if is_mounted(&path) || from_spec.contains(&path) {
-            continue;
-        }
-        if bind_new_node(dev_fd.as_fd(), host_fd.as_fd(), &path, name).is_ok() {
             continue;
         }
         let ctx = Ctx {
@@ -115,17 +124,18 @@ pub fn setup(spec: &Spec, host: &Path, newroot: &Path) -> Result<(), MountError>
             dest: &path,
             root: root.as_fd(),
         };
-        match bind_node(&ctx, host_fd.as_fd(), &path) {
+        match nodes::host_node(&ctx, host_fd.as_fd(), &path, node) {
             Err(MountError::SourceMissing { .. }) => {
                 tracing::warn!(
                     "the host has no {}: the container gets none either",
                     path.display()
                 );
             }
-            other => other?,
+            Err(e) => return Err(e),
+            Ok((source, _)) => nodes::attach(&ctx, source.as_fd(), dev_fd.as_fd(), name.as_ref())?,
         }
     }
-    for (i, path) in from_spec.iter().enumerate() {
+    for (i, (d, path)) in devices.iter().zip(&from_spec).enumerate() {
         if is_mounted(path) {
             continue;
         }
@@ -135,7 +145,8 @@ pub fn setup(spec: &Spec, host: &Path, newroot: &Path) -> Result<(), MountError>
             dest: path,
             root: root.as_fd(),
         };
-        match bind_node(&ctx, host_fd.as_fd(), path) {
+        let (source, st) = match nodes::host_node(&ctx, host_fd.as_fd(), path, &nodes::Node::of(d))
+        {
             Err(MountError::SourceMissing { .. }) => {
                 return Err(MountError::DeviceMissing {
                     at,
@@ -143,7 +154,13 @@ pub fn setup(spec: &Spec, host: &Path, newroot: &Path) -> Result<(), MountError>
                 })
             }
             other => other?,
-        }
+        };
+        nodes::entry_allowed(&ctx, d, &st, &rules)?;
+        let parent = path.parent().unwrap_or(Path::new("/"));
+        let dir =
+            resolve::resolve(root.as_fd(), parent, Create::Dir).map_err(|e| ctx.target_err(e))?;
+        let name = path.file_name().unwrap_or_default();
+        nodes::attach(&ctx, source.as_fd(), dir.fd.as_fd(), name)?;
     }
 
     let kcore = resolve::resolve(host_fd.as_fd(), Path::new("/proc/kcore"), Create::No).is_ok();
@@ -154,30 +171,6 @@ pub fn setup(spec: &Spec, host: &Path, newroot: &Path) -> Result<(), MountError>
         link(&ctx, dev_fd.as_fd(), name, target)?;
     }
     Ok(())
-}
-
-/// The quick way for a default node: the empty file is made (O_EXCL) in the /dev already
-/// open, and the host's node bound onto it by fd: 8 syscalls instead of 16. Any failure (the
-/// name exists in the rootfs, the host has no such node...) leaves the node to [`bind_node`],
-/// which explains errors; a file made here before the failure is what it binds onto.
-fn bind_new_node(dev: BorrowedFd, host: BorrowedFd, path: &Path, name: &str) -> Result<(), Errno> {
-    use nix::fcntl::OFlag;
-    let source = resolve::resolve(host, path, Create::No)?;
-    let flags =
-        OFlag::O_RDONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let mode = nix::sys::stat::Mode::from_bits_truncate(0o644);
-    let target = resolve::own(nix::fcntl::openat(
-        Some(dev.as_raw_fd()),
-        name,
-        flags,
-        mode,
-    )?);
-    resolve::bind(source.fd.as_fd(), target.as_fd(), false)
-}
-
-/// The host's node at `path`, bound onto an empty file at the same path in the container.
-fn bind_node(ctx: &Ctx, host: BorrowedFd, path: &Path) -> Result<(), MountError> {
-    bind_from_host(ctx, host, path, &MountOptions::parse(&["bind"]))
 }
 
 /// One symlink in /dev; whatever already has the name (from the rootfs or the spec) wins.

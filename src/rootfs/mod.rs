@@ -7,12 +7,13 @@
 //! read-only paths, pivot_root into /newroot, the root made read-only when the spec says so.
 
 pub mod dev;
+pub mod guard;
 pub mod mounts;
+pub mod nodes;
 pub mod overlay;
 pub mod paths;
 pub mod resolve;
 
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -123,17 +124,7 @@ pub fn setup_supervisor_root(
     )?;
     step("chdir /", chdir("/"))?;
     mount_supervisor_proc()?;
-    let src = format!("/proc/self/fd/{}", rootfs_fd.as_raw_fd());
-    step(
-        format!("binding the rootfs {} to {NEWROOT}", rootfs.display()),
-        mount(
-            Some(src.as_str()),
-            NEWROOT,
-            none,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            none,
-        ),
-    )?;
+    bind_rootfs(&rootfs_fd, rootfs)?;
     drop(rootfs_fd);
     if root_propagation(spec).contains(MsFlags::MS_SHARED) {
         step(
@@ -154,6 +145,32 @@ pub fn setup_supervisor_root(
     )?;
     let _ = std::fs::remove_dir(OLDROOT);
     Ok(())
+}
+
+/// The rootfs bound (with its submounts) at NEWROOT, nodev: a device node shipped in the image
+/// must not open (the container's nodes are binds of the host's, with their own flags).
+fn bind_rootfs(rootfs_fd: &std::fs::File, rootfs: &Path) -> Result<(), RootfsError> {
+    use std::os::fd::AsFd;
+    let what = format!("binding the rootfs {} to {NEWROOT}", rootfs.display());
+    let err = |errno: Errno| RootfsError::Step {
+        step: what.clone(),
+        errno,
+    };
+    let target = resolve::open_root(Path::new(NEWROOT)).map_err(err)?;
+    let (src, dst) = (rootfs_fd.as_fd(), target.as_fd());
+    match resolve::bind_with(src, dst, true, resolve::MOUNT_ATTR_NODEV) {
+        // No mount_setattr (Linux < 5.12): bind, then remount the top nodev.
+        Err(Errno(libc::ENOSYS)) => {
+            resolve::bind(src, dst, true).map_err(err)?;
+            let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NODEV;
+            let flags = flags | locked_flags(Path::new(NEWROOT));
+            step(
+                &what,
+                mount(None::<&str>, NEWROOT, None::<&str>, flags, None::<&str>),
+            )
+        }
+        other => other.map_err(err),
+    }
 }
 
 /// A fresh proc for the supervisor's pid namespace. The kernel refuses it ("too revealing")

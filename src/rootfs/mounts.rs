@@ -15,7 +15,9 @@ use crate::spec::Spec;
 use crate::sys::Errno;
 use oci_spec::runtime::Mount;
 
+mod kinds;
 mod options;
+use kinds::{cgroup, devpts, sysfs};
 pub use options::MountOptions;
 
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
@@ -54,8 +56,19 @@ pub enum MountError {
     DeviceMissing { at: String, path: PathBuf },
     #[error("opening {path}: {errno}: the supervisor's root is not set up as expected (a bug in nsboot)")]
     Root { path: PathBuf, errno: Errno },
+    /// Boxed: its largest variant would make every Result of the start path bigger.
+    #[error(transparent)]
+    Node(Box<super::nodes::NodeError>),
+    #[error(transparent)]
+    Guard(#[from] super::guard::GuardError),
     #[error(transparent)]
     Net(#[from] crate::net::NetError),
+}
+
+impl From<super::nodes::NodeError> for MountError {
+    fn from(e: super::nodes::NodeError) -> Self {
+        MountError::Node(Box::new(e))
+    }
 }
 
 /// The fix to suggest for a failed mount, by errno.
@@ -85,6 +98,30 @@ impl Ctx<'_> {
     /// The destination resolved inside the container root, created per `create`.
     pub fn target(&self, create: Create) -> Result<Resolved, MountError> {
         resolve::resolve(self.root, self.dest, create).map_err(|e| self.target_err(e))
+    }
+
+    /// [`Ctx::target`] for an entry of the spec's mounts of type `typ`, refused where it
+    /// resolved somewhere the spec may not mount (see `guard`).
+    pub fn spec_target(&self, create: Create, typ: &str) -> Result<Resolved, MountError> {
+        let r = self.target(create)?;
+        super::guard::destination(&self.at, self.dest, &r.path, typ)?;
+        Ok(r)
+    }
+
+    /// The host's `src`, resolved inside `host` (the host's own symlinks keep their meaning).
+    pub fn host_source(&self, host: BorrowedFd, src: &Path) -> Result<Resolved, MountError> {
+        resolve::resolve(host, src, Create::No).map_err(|errno| {
+            let (at, src, dest) = (self.at.clone(), src.to_path_buf(), self.dest.to_path_buf());
+            match errno.0 {
+                libc::ENOENT => MountError::SourceMissing { at, src, dest },
+                _ => MountError::Source {
+                    at,
+                    src,
+                    dest,
+                    errno,
+                },
+            }
+        })
     }
 
     pub fn target_err(&self, errno: Errno) -> MountError {
@@ -166,30 +203,30 @@ pub(super) fn open_root(path: &Path) -> Result<OwnedFd, MountError> {
     })
 }
 
-/// Binds the host's `src` onto the destination and applies the options.
+/// Binds the host's `src` onto the destination and applies the options; nodev (the mount and
+/// its submounts) unless the options say `dev`.
 pub(super) fn bind_from_host(
     ctx: &Ctx,
     host: BorrowedFd,
     src: &Path,
     o: &MountOptions,
 ) -> Result<(), MountError> {
-    let source = resolve::resolve(host, src, Create::No).map_err(|errno| {
-        let (at, src, dest) = (ctx.at.clone(), src.to_path_buf(), ctx.dest.to_path_buf());
-        match errno.0 {
-            libc::ENOENT => MountError::SourceMissing { at, src, dest },
-            _ => MountError::Source {
-                at,
-                src,
-                dest,
-                errno,
-            },
-        }
-    })?;
+    let source = ctx.host_source(host, src)?;
     let is_dir = resolve::is_dir(source.fd.as_fd()).map_err(|e| ctx.mount_err("a bind", e))?;
-    let target = ctx.target(if is_dir { Create::Dir } else { Create::File })?;
+    let target = ctx.spec_target(if is_dir { Create::Dir } else { Create::File }, "bind")?;
     let what = format!("a bind of {}", src.display());
-    resolve::bind(source.fd.as_fd(), target.fd.as_fd(), o.recursive)
-        .map_err(|e| ctx.mount_err(&what, e))?;
+    let (source, target) = (source.fd.as_fd(), target.fd.as_fd());
+    let nodev = if o.dev { 0 } else { resolve::MOUNT_ATTR_NODEV };
+    match resolve::bind_with(source, target, o.recursive, nodev) {
+        // No mount_setattr (Linux < 5.12): the remount of the top mount makes it nodev.
+        Err(Errno(libc::ENOSYS)) if nodev != 0 => {
+            resolve::bind(source, target, o.recursive).map_err(|e| ctx.mount_err(&what, e))?;
+            let mut o = o.clone();
+            o.flags |= MsFlags::MS_NODEV;
+            return ctx.finish_bind(&what, &o);
+        }
+        other => other.map_err(|e| ctx.mount_err(&what, e))?,
+    }
     ctx.finish_bind(&what, o)
 }
 
@@ -261,7 +298,13 @@ pub fn mount_entries(
             dest: m.destination(),
             root: root.as_fd(),
         };
-        let o = MountOptions::parse(m.options().as_deref().unwrap_or_default());
+        let mut o = MountOptions::parse(m.options().as_deref().unwrap_or_default());
+        if o.dev {
+            super::guard::dev_option(spec, &ctx.at, ctx.dest)?;
+        } else if typ != "devpts" {
+            // Only the nodes nsboot binds may open; a devpts holds nothing but its ptys.
+            o.flags |= MsFlags::MS_NODEV;
+        }
         let source = m
             .source()
             .as_ref()
@@ -269,7 +312,10 @@ pub fn mount_entries(
         let source = source.unwrap_or_else(|| typ.to_string());
         match typ {
             // The application mounts its proc itself: only there is it inside the pid namespace.
-            "proc" => continue,
+            "proc" => {
+                ctx.spec_target(Create::Dir, typ)?;
+                continue;
+            }
             _ if o.bind || typ == "bind" => {
                 bind_from_host(&ctx, host_fd.as_fd(), Path::new(&source), &o)?;
             }
@@ -288,86 +334,10 @@ pub fn mount_entries(
 
 fn new_fs(ctx: &Ctx, source: &str, typ: &str, o: &MountOptions) -> Result<(), MountError> {
     let what = format!("a {typ}");
-    let target = ctx.target(Create::Dir)?;
+    let target = ctx.spec_target(Create::Dir, typ)?;
     resolve::mount_fs(target.fd.as_fd(), source, typ, o.flags, &o.data())
         .map_err(|e| ctx.mount_err(&what, e))?;
     ctx.propagate(ctx.mounted()?.as_fd(), &what, o)
-}
-
-/// A new sysfs needs the network namespace to belong to our user namespace; without a
-/// private netns the kernel says EPERM and the host's /sys is bound read-only instead.
-fn sysfs(ctx: &Ctx, host: BorrowedFd, source: &str, o: &MountOptions) -> Result<(), MountError> {
-    let target = ctx.target(Create::Dir)?;
-    match resolve::mount_fs(target.fd.as_fd(), source, "sysfs", o.flags, &o.data()) {
-        Err(Errno(libc::EPERM)) => {
-            tracing::warn!(
-                "sysfs on {} is a read-only bind of the host's /sys: the container shares the host's network namespace",
-                ctx.dest.display()
-            );
-            let mut ro = MountOptions::parse(&["rbind", "ro", "nosuid", "nodev", "noexec"]);
-            ro.propagation = o.propagation.clone();
-            bind_from_host(ctx, host, Path::new("/sys"), &ro)
-        }
-        Err(e) => Err(ctx.mount_err("a sysfs", e)),
-        Ok(()) => ctx.propagate(ctx.mounted()?.as_fd(), "a sysfs", o),
-    }
-}
-
-/// gid=5 (tty) may be unmapped in the user namespace, which devpts reports as EINVAL.
-fn devpts(ctx: &Ctx, source: &str, o: &MountOptions) -> Result<(), MountError> {
-    let target = ctx.target(Create::Dir)?;
-    let mount = |data: &str| resolve::mount_fs(target.fd.as_fd(), source, "devpts", o.flags, data);
-    let mut result = mount(&o.data());
-    if result == Err(Errno(libc::EINVAL)) && o.data.iter().any(|d| d.starts_with("gid=")) {
-        let data: Vec<&str> = o
-            .data
-            .iter()
-            .map(String::as_str)
-            .filter(|d| !d.starts_with("gid="))
-            .collect();
-        tracing::debug!(
-            "devpts on {}: gid= refused, mounting without it",
-            ctx.dest.display()
-        );
-        result = mount(&data.join(","));
-    }
-    result.map_err(|e| ctx.mount_err("a devpts", e))?;
-    ctx.propagate(ctx.mounted()?.as_fd(), "a devpts", o)
-}
-
-/// Cgroups are the host's business here: show its hierarchy read-only if we can, and never
-/// fail the container over it.
-fn cgroup(ctx: &Ctx, host: BorrowedFd) {
-    let ro = MountOptions::parse(&["rbind", "ro", "nosuid", "nodev", "noexec"]);
-    if let Some(there) = host_cgroups_already_there(ctx, host) {
-        // The host's /sys was bound recursively (no sysfs of our own), so its cgroup hierarchy
-        // is here already: give that mount the flags a bind would get (its submounts are
-        // read-only with the rest of /sys) rather than stack a second copy of it.
-        if resolve::remount_bind(there.as_fd(), ro.flags, true).is_ok() {
-            return;
-        }
-    }
-    if let Err(e) = bind_from_host(ctx, host, Path::new("/sys/fs/cgroup"), &ro) {
-        tracing::warn!("cgroup mount on {} skipped: {e}", ctx.dest.display());
-    }
-}
-
-/// The destination when it is, already, the root of the host's /sys/fs/cgroup mount (same
-/// file system and inode, read-only): what the rbind of the host's /sys brought.
-fn host_cgroups_already_there(ctx: &Ctx, host: BorrowedFd) -> Option<OwnedFd> {
-    use nix::sys::stat::fstat;
-    use nix::sys::statvfs::{fstatvfs, FsFlags};
-    use std::os::fd::AsRawFd;
-    let there = resolve::resolve(ctx.root, ctx.dest, Create::No).ok()?.fd;
-    let theirs = resolve::resolve(host, Path::new("/sys/fs/cgroup"), Create::No)
-        .ok()?
-        .fd;
-    let (a, b) = (
-        fstat(there.as_raw_fd()).ok()?,
-        fstat(theirs.as_raw_fd()).ok()?,
-    );
-    let readonly = fstatvfs(&there).is_ok_and(|v| v.flags().contains(FsFlags::ST_RDONLY));
-    ((a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) && readonly).then_some(there)
 }
 
 /// Application side, in its own pid and mount namespaces, before its pivot_root: a fresh

@@ -54,7 +54,7 @@ pub fn apply(spec: &Spec, newroot: &Path) -> Result<(), MountError> {
 }
 
 /// What the masks are bound from, opened once: the first masked directory's empty tmpfs and
-/// the container's /dev/null.
+/// the container's /dev/null, checked to be the null device (a symlink there is not followed).
 #[derive(Default)]
 struct Masks {
     empty: Option<OwnedFd>,
@@ -88,16 +88,7 @@ impl Masks {
         } else {
             let null = match self.null.take() {
                 Some(fd) => fd,
-                None => {
-                    resolve::resolve(ctx.root, Path::new("/dev/null"), Create::No)
-                        .map_err(|e| {
-                            ctx.mount_err(
-                                "/dev/null (the container has none to mask files with)",
-                                e,
-                            )
-                        })?
-                        .fd
-                }
+                None => super::nodes::container_null(ctx)?,
             };
             let null = self.null.insert(null);
             resolve::bind(null.as_fd(), target.fd.as_fd(), false)

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::sys::Errno;
 
+pub mod devices;
 mod do_spec;
 mod generate;
 mod locate;

@@ -3,7 +3,7 @@
 use nix::mount::MsFlags;
 
 /// A spec entry's options, split the way mount(2) wants them.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MountOptions {
     /// Flags for the mount itself (MS_RDONLY, MS_NOSUID, atime...); never MS_BIND/MS_REC.
     pub flags: MsFlags,
@@ -11,6 +11,8 @@ pub struct MountOptions {
     pub atime: bool,
     pub bind: bool,
     pub recursive: bool,
+    /// The entry ends its say on device nodes with `dev`: the mount is not made nodev.
+    pub dev: bool,
     /// Propagation changes, applied in order after the mount (MS_PRIVATE, MS_REC|MS_SLAVE...).
     pub propagation: Vec<MsFlags>,
     /// Everything else, for the filesystem (size=, mode=, gid=...).
@@ -25,6 +27,7 @@ impl MountOptions {
             atime: false,
             bind: false,
             recursive: false,
+            dev: false,
             propagation: Vec::new(),
             data: Vec::new(),
         };
@@ -76,6 +79,9 @@ impl MountOptions {
                     continue;
                 }
             };
+            if matches!(opt, "dev" | "nodev") {
+                o.dev = opt == "dev";
+            }
             if opt.contains("atime") {
                 o.atime = true;
             }
