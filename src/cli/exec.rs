@@ -12,7 +12,7 @@ use oci_spec::runtime::Process;
 use crate::cli::Global;
 use crate::console;
 use crate::lifecycle;
-use crate::process::{AppFds, FdMapping};
+use crate::process::FdMapping;
 use crate::setns::{self, SetnsError, Target};
 use crate::spec::Spec;
 use crate::sys::{self, Cloned};
@@ -148,7 +148,8 @@ fn exec(args: ExecArgs, global: &Global) -> Result<i32, ExecError> {
     {
         Cloned::Child => {
             drop(report);
-            let err = match child(&target, &spec, &process, console, pass) {
+            let mut report_child = report_child;
+            let err = match child(&target, &spec, &process, console, pass, &mut report_child) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -178,15 +179,22 @@ fn exec(args: ExecArgs, global: &Global) -> Result<i32, ExecError> {
     Ok(wait_forwarding(&pidfd))
 }
 
-/// The forked child, in the sandbox's pid namespace: join the rest, set up the terminal, exec.
+/// The forked child, in the sandbox's pid namespace: join the rest, keep only the fds the
+/// process gets (and `report`, moved above them), set up the terminal, exec.
 fn child(
     target: &Target,
     spec: &Spec,
     process: &Process,
-    console: Option<OwnedFd>,
+    mut console: Option<OwnedFd>,
     pass: Vec<FdMapping>,
+    report: &mut OwnedFd,
 ) -> Result<std::convert::Infallible, SetnsError> {
     setns::join_rest(target)?;
+    {
+        let mut ours = vec![report];
+        ours.extend(console.as_mut());
+        crate::process::exec::isolate_fds(Vec::new(), pass, &mut ours)?;
+    }
     let program = crate::process::exec::resolve(process, false)?;
     let terminal = match console {
         Some(sock) => {
@@ -197,14 +205,8 @@ fn child(
         }
         None => None,
     };
-    let fds = AppFds {
-        stdio: Vec::new(),
-        pass,
-        exec: None,
-        console: None,
-    };
     Ok(crate::process::exec::exec(
-        spec, process, program, fds, terminal, None,
+        spec, process, program, None, terminal, None,
     )?)
 }
 
