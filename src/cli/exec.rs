@@ -85,6 +85,16 @@ impl ExecError {
     }
 }
 
+/// What the forked child tells the caller before its process runs.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+enum Report {
+    Failed(SetnsError),
+    /// It hands over to the exec helper (`trampoline::Handover`): its outcome follows.
+    Exec {
+        program: String,
+    },
+}
+
 fn msg(e: impl std::fmt::Display) -> ExecError {
     ExecError::Msg(e.to_string())
 }
@@ -154,17 +164,23 @@ fn exec(args: ExecArgs, global: &Global) -> Result<i32, ExecError> {
                 Err(e) => e,
             };
             let code = err.exit_code();
-            let _ = wire::send(&report_child, &err);
+            let _ = wire::send(&report_child, &Report::Failed(err));
             // SAFETY: _exit in a forked child: none of the parent's destructors may run.
             unsafe { libc::_exit(code) }
         }
         Cloned::Parent { pid, pidfd } => (pid, pidfd),
     };
     drop((report_child, console));
-    // EOF: the process exec'd (the socket is close-on-exec); a frame: why it could not.
-    if let Some(err) =
-        wire::recv::<SetnsError>(&report, "the exec'd process to start").map_err(msg)?
-    {
+    // EOF: the process exec'd (the socket is close-on-exec); a frame: why it could not, or
+    // that it handed over to the exec helper, whose outcome follows.
+    let started = match wire::recv::<Report>(&report, "the exec'd process to start").map_err(msg)? {
+        None => Ok(()),
+        Some(Report::Failed(err)) => Err(err),
+        Some(Report::Exec { program }) => {
+            crate::process::trampoline::outcome(report.as_fd(), program).map_err(SetnsError::from)
+        }
+    };
+    if let Err(err) = started {
         let _ = sys::pidfd_wait(pidfd.as_fd());
         return Err(err.into());
     }
@@ -191,7 +207,7 @@ fn child(
 ) -> Result<std::convert::Infallible, SetnsError> {
     setns::join_rest(target)?;
     {
-        let mut ours = vec![report];
+        let mut ours = vec![&mut *report];
         ours.extend(console.as_mut());
         crate::process::exec::isolate_fds(Vec::new(), pass, &mut ours)?;
     }
@@ -206,7 +222,13 @@ fn child(
         None => None,
     };
     Ok(crate::process::exec::exec(
-        spec, process, program, None, terminal, None,
+        spec,
+        process,
+        program,
+        report.as_fd(),
+        None,
+        terminal,
+        None,
     )?)
 }
 

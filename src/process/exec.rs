@@ -4,7 +4,7 @@
 
 use std::convert::Infallible;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{fcntl, FcntlArg};
@@ -13,6 +13,7 @@ use nix::unistd::dup2;
 use oci_spec::runtime::Process;
 
 use super::seccomp::bpf::Program;
+use super::trampoline::{Handover, Trampoline};
 use super::{creds, FdMapping, ProcessError};
 use crate::spec::Spec;
 use crate::sys::{self, Errno};
@@ -41,11 +42,14 @@ pub fn resolve(process: &Process, from_fd: bool) -> Result<PathBuf, ProcessError
 }
 
 /// `seccomp`: the profile's program as the caller compiled it (None: compiled here). The fds
-/// are those `isolate_fds` left; `exec_fd`, if any, is executed instead of `program`.
+/// are those `isolate_fds` left; `report` is the socket to the parent (close-on-exec).
+/// `exec_fd`, the caller's own program, is executed directly; `program` through the sealed
+/// helper (`trampoline`), so that the container never runs the host's nsboot.
 pub fn exec(
     spec: &Spec,
     process: &Process,
     program: PathBuf,
+    report: BorrowedFd<'_>,
     exec_fd: Option<OwnedFd>,
     terminal: Option<OwnedFd>,
     seccomp: Option<Program>,
@@ -62,24 +66,36 @@ pub fn exec(
     let env: Vec<String> = process.env().clone().unwrap_or_default();
     let argv = cstrings(args)?;
     let envp = cstrings(&env)?;
+    let path = cstring(program.as_os_str().as_encoded_bytes())?;
+    let name = program.display().to_string();
+    // Before seccomp: the profile need not allow memfd_create.
+    let helper = match exec_fd {
+        Some(_) => None,
+        None => Some(Trampoline::create()?),
+    };
     let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
     creds::apply(process, profile, seccomp.as_ref())?;
-    let err = match &exec_fd {
-        Some(fd) => nix::unistd::fexecve(fd.as_raw_fd(), &argv, &envp).unwrap_err(),
-        None => {
-            let path = cstring(program.as_os_str().as_encoded_bytes())?;
-            nix::unistd::execve(&path, &argv, &envp).unwrap_err()
+    let errno = match (&exec_fd, helper) {
+        (Some(fd), _) => nix::unistd::fexecve(fd.as_raw_fd(), &argv, &envp).unwrap_err(),
+        (None, Some(helper)) => {
+            let handover = Handover::Exec {
+                program: name.clone(),
+            };
+            crate::wire::send(report, &handover)?;
+            helper.exec(report, &path, &argv, &envp).nix()
         }
+        (None, None) => unreachable!("a helper is made when there is no exec fd"),
     };
-    let name = program.display().to_string();
-    Err(match err {
-        nix::errno::Errno::ENOENT => ProcessError::NotFound { program: name },
-        nix::errno::Errno::EACCES => ProcessError::NotExecutable { program: name },
-        e => ProcessError::Exec {
-            program: name,
-            errno: e.into(),
-        },
-    })
+    Err(exec_error(name, errno.into()))
+}
+
+/// The error of a failed exec of `program`.
+pub fn exec_error(program: String, errno: Errno) -> ProcessError {
+    match errno.nix() {
+        nix::errno::Errno::ENOENT => ProcessError::NotFound { program },
+        nix::errno::Errno::EACCES => ProcessError::NotExecutable { program },
+        _ => ProcessError::Exec { program, errno },
+    }
 }
 
 /// stdio onto 0-2, each --pass-fd onto its target, `ours` (nsboot's own fds needed until exec:

@@ -11,6 +11,7 @@ pub mod creds;
 pub mod exec;
 pub mod rlimits;
 pub mod seccomp;
+pub mod trampoline;
 
 use std::convert::Infallible;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -83,6 +84,10 @@ pub struct AppFds {
 enum AppMsg {
     Ready,
     Failed(ProcessError),
+    /// It hands over to the exec helper (`trampoline::Handover`): its outcome follows.
+    Exec {
+        program: String,
+    },
 }
 
 /// The created, not yet started application, seen from the supervisor.
@@ -135,6 +140,10 @@ pub fn create(
             let _ = sys::pidfd_wait(pidfd.as_fd());
             Err(e)
         }
+        AppMsg::Exec { .. } => Err(ProcessError::Step {
+            step: "creating the application: it execed before it was ready".into(),
+            errno: Errno(libc::EPROTO),
+        }),
     }
 }
 
@@ -239,6 +248,7 @@ impl App {
         match wire::recv::<AppMsg>(&self.sock, "the application to exec")? {
             None => Ok(()),
             Some(AppMsg::Failed(e)) => Err(e),
+            Some(AppMsg::Exec { program }) => trampoline::outcome(self.sock.as_fd(), program),
             Some(AppMsg::Ready) => Err(ProcessError::Step {
                 step: "starting the application: unexpected Ready".into(),
                 errno: Errno(libc::EPROTO),
@@ -288,5 +298,13 @@ fn app_main(
         // SAFETY: _exit in a forked child.
         unsafe { libc::_exit(125) }
     }
-    exec::exec(spec, process, program, exec, terminal, seccomp)
+    exec::exec(
+        spec,
+        process,
+        program,
+        sock.as_fd(),
+        exec,
+        terminal,
+        seccomp,
+    )
 }

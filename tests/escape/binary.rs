@@ -75,6 +75,20 @@ fn copy_cmd(b: &Bundle, copy: &Path, pipe: &OwnedFd, args: &[&str]) -> Command {
     cmd
 }
 
+/// Spawns `cmd`. A fresh copy of a binary can be busy for a moment: a test thread that forked
+/// while another wrote the copy holds it open for writing until its child execs.
+fn spawn(mut cmd: Command) -> Child {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            r => return r.unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}")),
+        }
+    }
+}
+
 fn wait_bounded(child: &mut Child, what: &str) -> i32 {
     let deadline = Instant::now() + common::RUN_TIMEOUT;
     loop {
@@ -124,9 +138,7 @@ fn run_never_runs_the_host_binary_in_the_container() {
             let (r, w) = full_pipe();
             let c = id(&format!("bin-run-{tag}"), mode);
             let dir = b.dir().to_str().unwrap().to_string();
-            let mut run = copy_cmd(&b, &copy, &w, &["run", "--bundle", &dir, &c])
-                .spawn()
-                .unwrap();
+            let mut run = spawn(copy_cmd(&b, &copy, &w, &["run", "--bundle", &dir, &c]));
             let running = support::eventually(|| {
                 support::nsb(&b, &["state", &c])
                     .stdout
@@ -155,11 +167,9 @@ fn create_and_start_never_run_the_host_binary_in_the_container() {
             let (r, w) = full_pipe();
             let c = id(&format!("bin-cs-{tag}"), mode);
             let dir = b.dir().to_str().unwrap().to_string();
-            let mut create = copy_cmd(&b, &copy, &w, &["create", "--bundle", &dir, &c])
-                .spawn()
-                .unwrap();
+            let mut create = spawn(copy_cmd(&b, &copy, &w, &["create", "--bundle", &dir, &c]));
             assert_eq!(wait_bounded(&mut create, "create"), 0, "{mode:?}: create");
-            let mut start = copy_cmd(&b, &copy, &w, &["start", &c]).spawn().unwrap();
+            let mut start = spawn(copy_cmd(&b, &copy, &w, &["start", &c]));
             assert_eq!(wait_bounded(&mut start, "start"), 0, "{mode:?}: start");
             let seen = support::nsb(&b, &["exec", &c, "/bin/sh", "-c", OBSERVE_PID1]);
             let _ = support::nsb(&b, &["kill", &c, "KILL"]);
@@ -197,9 +207,7 @@ fn exec_never_runs_the_host_binary_and_it_cannot_be_overwritten() {
             assert_eq!(created.status, 0, "{mode:?}: create: {created:?}");
             assert_eq!(support::nsb(&b, &["start", &c]).status, 0);
             let (r, w) = full_pipe();
-            let mut exec = copy_cmd(&b, &copy, &w, &["exec", "--detach", &c, program])
-                .spawn()
-                .unwrap();
+            let mut exec = spawn(copy_cmd(&b, &copy, &w, &["exec", "--detach", &c, program]));
             let status = wait_bounded(&mut exec, "exec --detach");
             support::wait_status(&b, &c, "stopped");
             drop((r, w));
