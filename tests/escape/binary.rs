@@ -145,7 +145,14 @@ fn run_never_runs_the_host_binary_in_the_container() {
                     .contains("\"running\"")
             });
             assert!(running, "{mode:?}: run {tag} never ran");
-            let seen = support::nsb(&b, &["exec", &c, "/bin/sh", "-c", OBSERVE_PID1]);
+            // "running" is written while the application may still be nsboot (not dumpable,
+            // so nobody may join it yet): retry until it has execed.
+            let mut seen = support::nsb(&b, &["exec", &c, "/bin/sh", "-c", OBSERVE_PID1]);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while seen.status == 125 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+                seen = support::nsb(&b, &["exec", &c, "/bin/sh", "-c", OBSERVE_PID1]);
+            }
             let _ = support::nsb(&b, &["kill", &c, "KILL"]);
             drop((r, w));
             wait_bounded(&mut run, "run");
