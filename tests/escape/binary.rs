@@ -128,17 +128,51 @@ fn assert_not_reached(what: &str, out: &str, copy: &Path, original: &[u8]) {
     );
 }
 
+/// One attempt: a bundle running `program`, the user's copy of nsboot, the full pipe, the id.
+struct Attempt {
+    b: Bundle,
+    copy: PathBuf,
+    pipe: (OwnedFd, OwnedFd),
+    id: String,
+}
+
+impl Attempt {
+    fn new(mode: Mode, program: &str, name: &str) -> Attempt {
+        let b = evil_bundle(mode).args(&[program]);
+        let copy = user_copy(&b);
+        Attempt {
+            b,
+            copy,
+            pipe: full_pipe(),
+            id: id(name, mode),
+        }
+    }
+
+    /// The user's copy running `args` (+ the bundle dir and id with `bundle`).
+    fn spawn(&self, args: &[&str], bundle: bool) -> Child {
+        let dir = self.b.dir().to_str().unwrap();
+        let mut all = args.to_vec();
+        if bundle {
+            all.extend(["--bundle", dir]);
+        }
+        all.push(&self.id);
+        spawn(copy_cmd(&self.b, &self.copy, &self.pipe.1, &all))
+    }
+}
+
 #[test]
 fn run_never_runs_the_host_binary_in_the_container() {
     let original = fs::read(common::nsboot_bin()).unwrap();
     for mode in common::modes() {
         for (tag, program) in PROGRAMS {
-            let b = evil_bundle(mode).args(&[program]);
-            let copy = user_copy(&b);
-            let (r, w) = full_pipe();
-            let c = id(&format!("bin-run-{tag}"), mode);
-            let dir = b.dir().to_str().unwrap().to_string();
-            let mut run = spawn(copy_cmd(&b, &copy, &w, &["run", "--bundle", &dir, &c]));
+            let a = Attempt::new(mode, program, &format!("bin-run-{tag}"));
+            let mut run = a.spawn(&["run"], true);
+            let Attempt {
+                b,
+                copy,
+                pipe: (r, w),
+                id: c,
+            } = a;
             let running = support::eventually(|| {
                 support::nsb(&b, &["state", &c])
                     .stdout
@@ -169,15 +203,17 @@ fn create_and_start_never_run_the_host_binary_in_the_container() {
     let original = fs::read(common::nsboot_bin()).unwrap();
     for mode in common::modes() {
         for (tag, program) in PROGRAMS {
-            let b = evil_bundle(mode).args(&[program]);
-            let copy = user_copy(&b);
-            let (r, w) = full_pipe();
-            let c = id(&format!("bin-cs-{tag}"), mode);
-            let dir = b.dir().to_str().unwrap().to_string();
-            let mut create = spawn(copy_cmd(&b, &copy, &w, &["create", "--bundle", &dir, &c]));
+            let a = Attempt::new(mode, program, &format!("bin-cs-{tag}"));
+            let mut create = a.spawn(&["create"], true);
             assert_eq!(wait_bounded(&mut create, "create"), 0, "{mode:?}: create");
-            let mut start = spawn(copy_cmd(&b, &copy, &w, &["start", &c]));
+            let mut start = a.spawn(&["start"], false);
             assert_eq!(wait_bounded(&mut start, "start"), 0, "{mode:?}: start");
+            let Attempt {
+                b,
+                copy,
+                pipe: (r, w),
+                id: c,
+            } = a;
             let seen = support::nsb(&b, &["exec", &c, "/bin/sh", "-c", OBSERVE_PID1]);
             let _ = support::nsb(&b, &["kill", &c, "KILL"]);
             drop((r, w));

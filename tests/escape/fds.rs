@@ -36,11 +36,22 @@ fn open_top(b: &Bundle) -> OwnedFd {
 
 /// `cmd` with `dir` at fd LEAKED, inherited (not close-on-exec), as a careless engine leaks it.
 fn leak_into(cmd: &mut Command, dir: &OwnedFd) {
+    inherit_at(cmd, dir, LEAKED);
+}
+
+/// `cmd` with `dir` at fd `at`, inherited (not close-on-exec).
+fn inherit_at(cmd: &mut Command, dir: &OwnedFd, at: i32) {
     let d = dir.as_raw_fd();
-    // SAFETY: only dup2 (async-signal-safe) runs between fork and exec.
+    // SAFETY: only dup2 and fcntl (async-signal-safe) run between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(d, LEAKED) < 0 {
+            // dup2 onto itself would keep close-on-exec.
+            let r = if d == at {
+                libc::fcntl(at, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(d, at)
+            };
+            if r < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -54,6 +65,16 @@ fn nsb_leaking(b: &Bundle, dir: &OwnedFd, args: &[&str]) -> Command {
     cmd.arg("--root").arg(b.state_dir()).args(args);
     leak_into(&mut cmd, dir);
     cmd
+}
+
+/// `nsboot create` of `b` as `id` with the leak, the sandbox's output in a file.
+fn create_leaking(b: &Bundle, dir: &OwnedFd, id: &str) -> Output {
+    let bundle = b.dir().to_str().unwrap();
+    support::run_to_file(
+        b,
+        id,
+        nsb_leaking(b, dir, &["create", "--bundle", bundle, id]),
+    )
 }
 
 /// A way out: the secret or the host script's line in anything the attempt printed.
@@ -87,15 +108,7 @@ fn attempt_everywhere(b: Bundle, tag: &str, over: Value) -> Bundle {
     // exec: into a plain running container.
     let b = b.args(&["/bin/sleep", "1000"]);
     let c = id(&format!("{tag}-x"), mode);
-    let created = support::run_to_file(
-        &b,
-        &c,
-        nsb_leaking(
-            &b,
-            &dir,
-            &["create", "--bundle", b.dir().to_str().unwrap(), &c],
-        ),
-    );
+    let created = create_leaking(&b, &dir, &c);
     assert_eq!(created.status, 0, "{mode:?}: create {c}: {created:?}");
     assert_eq!(
         support::nsb(&b, &["start", &c]).status,
@@ -140,15 +153,7 @@ fn attempt_everywhere(b: Bundle, tag: &str, over: Value) -> Bundle {
     assert_refused_or_inside(&format!("{mode:?} {tag}: run"), &out);
     common::assert_nothing_left(mode, b.state_dir());
     let s = id(&format!("{tag}-s"), mode);
-    let created = support::run_to_file(
-        &b,
-        &s,
-        nsb_leaking(
-            &b,
-            &dir,
-            &["create", "--bundle", b.dir().to_str().unwrap(), &s],
-        ),
-    );
+    let created = create_leaking(&b, &dir, &s);
     let started = common::output(&mut nsb_leaking(&b, &dir, &["start", &s]));
     if created.status == 0 && started.status == 0 {
         support::wait_status(&b, &s, "stopped");
@@ -235,5 +240,83 @@ fn program_path_through_a_leaked_dir_fd_never_reaches_the_host() {
             let over = json!({ "args": ["evil.sh"], "env": [path] });
             b = attempt_everywhere(b, &format!("path{n}"), over);
         }
+    }
+}
+
+#[test]
+fn a_preserved_dir_fd_is_passed_but_refused_as_cwd() {
+    for mode in common::modes() {
+        let b = Bundle::new(mode);
+        let secret = host_secret(&b).display().to_string();
+        let dir = open_top(&b);
+        let over = json!({ "cwd": "/proc/self/fd/3", "args": climb_and_read(&secret) });
+        let b = b.edit(|cfg| cfg["process"] = process_with(&cfg["process"], &over));
+        // One error line (a warning that the directory is passed as asked may precede it).
+        let refused = |what: &str, out: &Output| {
+            assert_contained(what, out);
+            assert!(
+                out.status == 125
+                    && out
+                        .stderr
+                        .lines()
+                        .filter(|l| l.starts_with("nsboot: "))
+                        .count()
+                        == 1
+                    && out.stderr.contains("outside the container root"),
+                "{what}: want the cwd refused: {out:?}"
+            );
+        };
+        // create --preserve-fds 1, start: the start fails.
+        let s = id("keep-s", mode);
+        let mut cmd = b.nsboot();
+        cmd.arg("--root").arg(b.state_dir());
+        cmd.args([
+            "create",
+            "--preserve-fds",
+            "1",
+            "--bundle",
+            b.dir().to_str().unwrap(),
+            &s,
+        ]);
+        inherit_at(&mut cmd, &dir, 3);
+        let created = support::run_to_file(&b, &s, cmd);
+        assert_eq!(created.status, 0, "{mode:?}: create: {created:?}");
+        let started = support::nsb(&b, &["start", &s]);
+        let mut out = started.clone();
+        out.stdout = support::app_output(&b, &s);
+        refused(&format!("{mode:?}: create --preserve-fds + start"), &out);
+        let _ = support::nsb(&b, &["delete", "--force", &s]);
+        common::assert_nothing_left(mode, b.state_dir());
+        // exec --preserve-fds 1 --cwd /proc/self/fd/3 into a plain container.
+        let b = b
+            .edit(|cfg| cfg["process"]["cwd"] = json!("/"))
+            .args(&["/bin/sleep", "1000"]);
+        let x = id("keep-x", mode);
+        assert_eq!(support::create(&b, &x, &[]).status, 0);
+        assert_eq!(support::nsb(&b, &["start", &x]).status, 0);
+        let mut cmd = b.nsboot();
+        cmd.arg("--root").arg(b.state_dir());
+        cmd.args([
+            "exec",
+            "--preserve-fds",
+            "1",
+            "--cwd",
+            "/proc/self/fd/3",
+            &x,
+        ]);
+        cmd.args(
+            climb_and_read(&secret)
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap()),
+        );
+        inherit_at(&mut cmd, &dir, 3);
+        refused(
+            &format!("{mode:?}: exec --preserve-fds"),
+            &common::output(&mut cmd),
+        );
+        assert_eq!(support::nsb(&b, &["delete", "--force", &x]).status, 0);
+        common::assert_nothing_left(mode, b.state_dir());
     }
 }
