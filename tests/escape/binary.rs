@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 use super::id;
 use crate::common::{self, private_rootfs, Bundle, Mode, Output};
 
-#[path = "../lifecycle/support.rs"]
-#[allow(unused_imports)]
-mod support;
+use super::fds::support;
 
 /// The programs that make the final exec reach /proc/self/exe.
 const PROGRAMS: [(&str, &str); 2] = [("shebang", "/bin/evil"), ("self", "/proc/self/exe")];

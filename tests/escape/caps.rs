@@ -10,9 +10,7 @@ use serde_json::json;
 use super::id;
 use crate::common::{self, Bundle, Mode, Output};
 
-#[path = "../lifecycle/support.rs"]
-#[allow(unused_imports)]
-mod support;
+use super::fds::support;
 
 const SHOW: [&str; 3] = ["/bin/grep", "^Cap[IA][nm][hb]", "/proc/self/status"];
 

@@ -12,9 +12,11 @@ use serde_json::{json, Value};
 use super::{host_secret, id, SECRET};
 use crate::common::{self, private_rootfs, Bundle, Output};
 
+/// The lifecycle tests' helpers (create, start, state, the sandbox's output), for all of
+/// tests/escape/.
 #[path = "../lifecycle/support.rs"]
 #[allow(unused_imports)]
-mod support;
+pub(crate) mod support;
 
 /// The fds probed: nsboot's own (state root, sockets, pidfds...) and the caller's leak.
 const PROBED: std::ops::RangeInclusive<i32> = 3..=9;
