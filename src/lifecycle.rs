@@ -329,7 +329,13 @@ mod tests {
         let pid = child.id() as i32;
         assert!(children(std::process::id() as i32).contains(&pid));
         child.kill().unwrap();
-        child.wait().unwrap();
+        let ended = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            ended.signal(),
+            Some(libc::SIGKILL),
+            "sleep ended with {ended}"
+        );
         assert!(!is_alive(pid));
     }
 }

@@ -10,6 +10,8 @@ use tracing::Level;
 use crate::cli::{Global, LogFormat};
 
 static JSON_LOG: OnceLock<Option<std::path::PathBuf>> = OnceLock::new();
+/// The process that stopped writing to the --log file (`mute_file`), 0 for none.
+static FILE_MUTED_IN: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 static STARTED: OnceLock<std::time::Instant> = OnceLock::new();
 
 /// A debug line marking the end of a start-up phase, with the microseconds since nsboot
@@ -21,6 +23,31 @@ pub fn phase(name: &str) {
         .map(|t| t.elapsed().as_micros() as u64)
         .unwrap_or(0);
     tracing::debug!(phase = name, elapsed_us = us, "boot phase {name} done");
+}
+
+/// The --log file, as long as this process has not muted it.
+struct LogFile(std::fs::File);
+
+impl Write for LogFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if FILE_MUTED_IN.load(std::sync::atomic::Ordering::Relaxed)
+            == nix::unistd::getpid().as_raw()
+        {
+            return Ok(buf.len());
+        }
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// This process no longer writes to the --log file: it is about to close every fd it does not
+/// hand on (the application before exec), the file's among them. By pid, because a vforked
+/// application shares this memory with a supervisor that goes on logging.
+pub fn mute_file() {
+    let me = nix::unistd::getpid().as_raw();
+    FILE_MUTED_IN.store(me, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Sets up the tracing subscriber: warnings and errors by default, info with NSBOOT_LOG=info,
@@ -43,7 +70,8 @@ pub fn init(global: &Global) {
     let file = global
         .log
         .as_ref()
-        .and_then(|p| OpenOptions::new().create(true).append(true).open(p).ok());
+        .and_then(|p| OpenOptions::new().create(true).append(true).open(p).ok())
+        .map(LogFile);
     let result = match (file, json) {
         (Some(f), true) => builder
             .json()

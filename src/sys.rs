@@ -237,10 +237,11 @@ pub fn capbset_drop(cap: u8) -> Result<(), Errno> {
     }
 }
 
-/// close_range(first, ~0, CLOSE_RANGE_CLOEXEC): every fd from `first` up is closed at exec.
-pub fn cloexec_from(first: u32) -> Result<(), Errno> {
-    // SAFETY: close_range only changes fd flags; CLOSE_RANGE_CLOEXEC (4) closes nothing now.
-    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 4u32) };
+/// close_range(first, last, 0): every fd from `first` to `last` closed now. Only for fds no
+/// OwnedFd of this process will close again.
+pub fn close_range(first: u32, last: u32) -> Result<(), Errno> {
+    // SAFETY: close_range only closes fds in the given range; the caller owns them all.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
     if r == -1 {
         Err(Errno::last())
     } else {

@@ -3,6 +3,10 @@
 //! symlinked or `..` mount destination; the supervisor and the nsboot binary must stay out of
 //! sight and out of reach; masked and read-only paths must stay so; no_new_privs is on.
 
+#[path = "escape/binary.rs"]
+mod binary;
+#[path = "escape/caps.rs"]
+mod caps;
 mod common;
 #[path = "escape/devices.rs"]
 mod devices;
@@ -12,6 +16,8 @@ mod masks;
 mod procfs;
 #[path = "escape/rootfs.rs"]
 mod rootfs;
+#[path = "escape/fds.rs"]
+mod fds;
 
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -22,14 +28,14 @@ use std::path::{Path, PathBuf};
 use common::{private_rootfs, sh, Bundle, Mode, Output};
 use serde_json::{json, Value};
 
-fn id(test: &str, mode: Mode) -> String {
+pub(crate) fn id(test: &str, mode: Mode) -> String {
     common::test_id("esc", test, mode)
 }
 
-const SECRET: &str = "host-secret-5f1c";
+pub(crate) const SECRET: &str = "host-secret-5f1c";
 
 /// A host file outside the rootfs, readable by the mode's user: beside the bundle dir.
-fn host_secret(bundle: &Bundle) -> PathBuf {
+pub(crate) fn host_secret(bundle: &Bundle) -> PathBuf {
     let path = bundle.dir().parent().unwrap().join("secret.txt");
     fs::write(&path, SECRET).unwrap();
     path

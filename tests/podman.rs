@@ -213,12 +213,15 @@ impl Drop for Podman {
             let _ = fs::remove_dir_all(&self.top);
         } else {
             // Storage files belong to subordinate ids: only the user namespace can remove them.
-            let _ = self
+            let done = self
                 .command(
                     "podman",
                     &["unshare", "rm", "-rf", self.top.to_str().unwrap()],
                 )
                 .status();
+            if !done.as_ref().is_ok_and(|s| s.success()) {
+                eprintln!("[podman] removing {}: {done:?}", self.top.display());
+            }
         }
     }
 }

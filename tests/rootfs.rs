@@ -148,7 +148,10 @@ fn while_running<T>(bundle: &Bundle, test: &str, during: impl FnOnce() -> T) -> 
     let mut stdout: Vec<String> = first.into_iter().collect();
     stdout.extend(rx.try_iter());
     let out = Output {
-        status: done.status.code().unwrap_or(-1),
+        status: done.status.code().unwrap_or_else(|| {
+            use std::os::unix::process::ExitStatusExt;
+            128 + done.status.signal().unwrap_or(0)
+        }),
         stdout: stdout.join("\n"),
         stderr: String::from_utf8_lossy(&done.stderr).into_owned(),
     };

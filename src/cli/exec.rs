@@ -12,7 +12,7 @@ use oci_spec::runtime::Process;
 use crate::cli::Global;
 use crate::console;
 use crate::lifecycle;
-use crate::process::{AppFds, FdMapping};
+use crate::process::FdMapping;
 use crate::setns::{self, SetnsError, Target};
 use crate::spec::Spec;
 use crate::sys::{self, Cloned};
@@ -85,6 +85,16 @@ impl ExecError {
     }
 }
 
+/// What the forked child tells the caller before its process runs.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+enum Report {
+    Failed(SetnsError),
+    /// It hands over to the exec helper (`trampoline::Handover`): its outcome follows.
+    Exec {
+        program: String,
+    },
+}
+
 fn msg(e: impl std::fmt::Display) -> ExecError {
     ExecError::Msg(e.to_string())
 }
@@ -148,22 +158,29 @@ fn exec(args: ExecArgs, global: &Global) -> Result<i32, ExecError> {
     {
         Cloned::Child => {
             drop(report);
-            let err = match child(&target, &spec, &process, console, pass) {
+            let mut report_child = report_child;
+            let err = match child(&target, &spec, &process, console, pass, &mut report_child) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
             let code = err.exit_code();
-            let _ = wire::send(&report_child, &err);
+            let _ = wire::send(&report_child, &Report::Failed(err));
             // SAFETY: _exit in a forked child: none of the parent's destructors may run.
             unsafe { libc::_exit(code) }
         }
         Cloned::Parent { pid, pidfd } => (pid, pidfd),
     };
     drop((report_child, console));
-    // EOF: the process exec'd (the socket is close-on-exec); a frame: why it could not.
-    if let Some(err) =
-        wire::recv::<SetnsError>(&report, "the exec'd process to start").map_err(msg)?
-    {
+    // EOF: the process exec'd (the socket is close-on-exec); a frame: why it could not, or
+    // that it handed over to the exec helper, whose outcome follows.
+    let started = match wire::recv::<Report>(&report, "the exec'd process to start").map_err(msg)? {
+        None => Ok(()),
+        Some(Report::Failed(err)) => Err(err),
+        Some(Report::Exec { program }) => {
+            crate::process::trampoline::outcome(report.as_fd(), program).map_err(SetnsError::from)
+        }
+    };
+    if let Err(err) = started {
         let _ = sys::pidfd_wait(pidfd.as_fd());
         return Err(err.into());
     }
@@ -178,15 +195,22 @@ fn exec(args: ExecArgs, global: &Global) -> Result<i32, ExecError> {
     Ok(wait_forwarding(&pidfd))
 }
 
-/// The forked child, in the sandbox's pid namespace: join the rest, set up the terminal, exec.
+/// The forked child, in the sandbox's pid namespace: join the rest, keep only the fds the
+/// process gets (and `report`, moved above them), set up the terminal, exec.
 fn child(
     target: &Target,
     spec: &Spec,
     process: &Process,
-    console: Option<OwnedFd>,
+    mut console: Option<OwnedFd>,
     pass: Vec<FdMapping>,
+    report: &mut OwnedFd,
 ) -> Result<std::convert::Infallible, SetnsError> {
     setns::join_rest(target)?;
+    {
+        let mut ours = vec![&mut *report];
+        ours.extend(console.as_mut());
+        crate::process::exec::isolate_fds(Vec::new(), pass, &mut ours)?;
+    }
     let program = crate::process::exec::resolve(process, false)?;
     let terminal = match console {
         Some(sock) => {
@@ -197,14 +221,14 @@ fn child(
         }
         None => None,
     };
-    let fds = AppFds {
-        stdio: Vec::new(),
-        pass,
-        exec: None,
-        console: None,
-    };
     Ok(crate::process::exec::exec(
-        spec, process, program, fds, terminal, None,
+        spec,
+        process,
+        program,
+        report.as_fd(),
+        None,
+        terminal,
+        None,
     )?)
 }
 

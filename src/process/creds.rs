@@ -56,6 +56,8 @@ pub enum CredsError {
         uid: u32,
         errno: Errno,
     },
+    #[error("process.cwd {}: it lies outside the container root (a host directory, reached through /proc/self/fd or a symlink): refusing to start; set process.cwd to a directory of the rootfs", .cwd.display())]
+    CwdOutside { cwd: PathBuf },
     #[error("setting no_new_privs: {errno}")]
     NoNewPrivs { errno: Errno },
     #[error("linux.seccomp uses SCMP_ACT_NOTIFY but nothing here receives its listener fd: set linux.seccomp.listenerPath or remove the NOTIFY rules")]
@@ -140,6 +142,7 @@ pub fn apply_with_listener(
         uid: user.uid(),
         errno: e.into(),
     })?;
+    refuse_cwd_outside_root(process.cwd())?;
     umask(Mode::from_bits_truncate(
         user.umask().unwrap_or(0o022) as libc::mode_t
     ));
@@ -151,6 +154,16 @@ pub fn apply_with_listener(
         }
     }
     Ok(())
+}
+
+/// runc's check after chdir: a cwd outside the process's root (reached through a host fd, or
+/// a symlink to one) has no path from that root: the kernel's getcwd then answers
+/// "(unreachable)..." or ENOENT.
+fn refuse_cwd_outside_root(cwd: &std::path::Path) -> Result<(), CredsError> {
+    match nix::unistd::getcwd() {
+        Ok(p) if p.is_absolute() => Ok(()),
+        _ => Err(CredsError::CwdOutside { cwd: cwd.into() }),
+    }
 }
 
 /// Called by the application when it is created, before it makes itself non-dumpable (which

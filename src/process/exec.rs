@@ -1,9 +1,10 @@
 //! The application's last steps: its fds, a clean signal state, credentials and confinement
-//! (`creds`), and execve. Before exec no fd survives but stdio and the --pass-fd targets.
+//! (`creds`), and execve. Before the program is looked up or the cwd entered, every fd but
+//! stdio, the --pass-fd targets and nsboot's own few is closed (`isolate_fds`).
 
 use std::convert::Infallible;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{fcntl, FcntlArg};
@@ -12,7 +13,8 @@ use nix::unistd::dup2;
 use oci_spec::runtime::Process;
 
 use super::seccomp::bpf::Program;
-use super::{creds, AppFds, ProcessError};
+use super::trampoline::{Handover, Trampoline};
+use super::{creds, FdMapping, ProcessError};
 use crate::spec::Spec;
 use crate::sys::{self, Errno};
 
@@ -39,18 +41,19 @@ pub fn resolve(process: &Process, from_fd: bool) -> Result<PathBuf, ProcessError
     resolve_program(&args[0], process.env().as_deref().unwrap_or_default())
 }
 
-/// `seccomp`: the profile's program as the caller compiled it (None: compiled here).
+/// `seccomp`: the profile's program as the caller compiled it (None: compiled here). The fds
+/// are those `isolate_fds` left; `report` is the socket to the parent (close-on-exec).
+/// `exec_fd`, the caller's own program, is executed directly; `program` through the sealed
+/// helper (`trampoline`), so that the container never runs the host's nsboot.
 pub fn exec(
     spec: &Spec,
     process: &Process,
     program: PathBuf,
-    fds: AppFds,
+    report: BorrowedFd<'_>,
+    exec_fd: Option<OwnedFd>,
     terminal: Option<OwnedFd>,
     seccomp: Option<Program>,
 ) -> Result<Infallible, ProcessError> {
-    let passed: Vec<i32> = fds.pass.iter().map(|m| m.app).collect();
-    arrange_fds(fds.stdio, fds.pass)?;
-    refuse_leaked_dirs(&passed)?;
     if let Some(slave) = terminal {
         crate::console::make_controlling(&slave).map_err(ProcessError::Console)?;
     }
@@ -63,29 +66,52 @@ pub fn exec(
     let env: Vec<String> = process.env().clone().unwrap_or_default();
     let argv = cstrings(args)?;
     let envp = cstrings(&env)?;
+    let path = cstring(program.as_os_str().as_encoded_bytes())?;
+    let name = program.display().to_string();
+    // Before seccomp: the profile need not allow memfd_create.
+    let helper = match exec_fd {
+        Some(_) => None,
+        None => Some(Trampoline::create()?),
+    };
     let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
     creds::apply(process, profile, seccomp.as_ref())?;
-    let err = match &fds.exec {
-        Some(fd) => nix::unistd::fexecve(fd.as_raw_fd(), &argv, &envp).unwrap_err(),
-        None => {
-            let path = cstring(program.as_os_str().as_encoded_bytes())?;
-            nix::unistd::execve(&path, &argv, &envp).unwrap_err()
+    let errno = match (&exec_fd, helper) {
+        (Some(fd), _) => nix::unistd::fexecve(fd.as_raw_fd(), &argv, &envp).unwrap_err(),
+        (None, Some(helper)) => {
+            let handover = Handover::Exec {
+                program: name.clone(),
+            };
+            crate::wire::send(report, &handover)?;
+            helper.exec(report, &path, &argv, &envp).nix()
         }
+        (None, None) => unreachable!("a helper is made when there is no exec fd"),
     };
-    let name = program.display().to_string();
-    Err(match err {
-        nix::errno::Errno::ENOENT => ProcessError::NotFound { program: name },
-        nix::errno::Errno::EACCES => ProcessError::NotExecutable { program: name },
-        e => ProcessError::Exec {
-            program: name,
-            errno: e.into(),
-        },
-    })
+    Err(exec_error(name, errno.into()))
 }
 
-/// stdio onto 0-2, every other fd close-on-exec, then the pass-fds onto their targets.
-fn arrange_fds(stdio: Vec<OwnedFd>, pass: Vec<super::FdMapping>) -> Result<(), ProcessError> {
-    // Move the pass-fd sources above every target first, so that no dup2 clobbers a source.
+/// The error of a failed exec of `program`.
+pub fn exec_error(program: String, errno: Errno) -> ProcessError {
+    match errno.nix() {
+        nix::errno::Errno::ENOENT => ProcessError::NotFound { program },
+        nix::errno::Errno::EACCES => ProcessError::NotExecutable { program },
+        _ => ProcessError::Exec { program, errno },
+    }
+}
+
+/// stdio onto 0-2, each --pass-fd onto its target, `ours` (nsboot's own fds needed until exec:
+/// the report socket, the console socket, the exec fd; close-on-exec) moved above them, and
+/// every other fd CLOSED, not only marked close-on-exec: until exec, a host directory open here
+/// is reachable through /proc/self/fd/N as the cwd, in the program's path or in PATH (the runc
+/// CVE-2024-21626 class). A directory among what is left is refused.
+///
+/// Nothing may use a closed fd afterwards: OwnedFds in the frames above are never dropped in
+/// this process (it execs or _exits), and the log file is muted.
+pub fn isolate_fds(
+    stdio: Vec<OwnedFd>,
+    pass: Vec<FdMapping>,
+    ours: &mut [&mut OwnedFd],
+) -> Result<(), ProcessError> {
+    // Move the pass-fd sources and ours above every target first, so that no dup2 clobbers them.
     let floor = pass.iter().map(|m| m.app).max().unwrap_or(0).max(3) + 1;
     let mut moved = Vec::with_capacity(pass.len());
     for m in pass {
@@ -94,6 +120,14 @@ fn arrange_fds(stdio: Vec<OwnedFd>, pass: Vec<super::FdMapping>) -> Result<(), P
             fcntl(m.host.as_raw_fd(), FcntlArg::F_DUPFD_CLOEXEC(floor)),
         )?;
         moved.push((high, m.app));
+    }
+    for fd in ours.iter_mut() {
+        let high = step(
+            "moving nsboot's own fds",
+            fcntl(fd.as_raw_fd(), FcntlArg::F_DUPFD_CLOEXEC(floor)),
+        )?;
+        // SAFETY: F_DUPFD_CLOEXEC just returned this new fd; we own it alone.
+        **fd = unsafe { OwnedFd::from_raw_fd(high) };
     }
     for (i, fd) in stdio.into_iter().enumerate() {
         if fd.as_raw_fd() != i as i32 {
@@ -107,40 +141,75 @@ fn arrange_fds(stdio: Vec<OwnedFd>, pass: Vec<super::FdMapping>) -> Result<(), P
             )?;
         }
     }
-    sys::cloexec_from(3).map_err(|errno| ProcessError::Step {
-        step: "marking fds close-on-exec".into(),
-        errno,
-    })?;
-    for (high, app) in moved {
+    let mut keep: Vec<RawFd> = ours.iter().map(|fd| fd.as_raw_fd()).collect();
+    for &(high, app) in &moved {
         step("placing a --pass-fd", dup2(high, app))?;
+        keep.push(app);
     }
-    Ok(())
+    crate::log::mute_file();
+    close_all_but(&keep)?;
+    if let Some(fd) = ours.iter().map(|fd| fd.as_raw_fd()).find(|&fd| is_dir(fd)) {
+        return Err(ProcessError::LeakedDir {
+            fd,
+            target: link_target(fd),
+        });
+    }
+    let passed: Vec<RawFd> = moved.iter().map(|&(_, app)| app).collect();
+    refuse_leaked_dirs(&passed)
+}
+
+/// Closes every fd from 3 up but those in `keep`.
+fn close_all_but(keep: &[RawFd]) -> Result<(), ProcessError> {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter(|&&fd| fd >= 3)
+        .map(|&fd| fd as u32)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let close = |first: u32, last: u32| {
+        sys::close_range(first, last).map_err(|errno| ProcessError::Step {
+            step: "closing the fds the process does not get".into(),
+            errno,
+        })
+    };
+    let mut first = 3u32;
+    for fd in keep {
+        if fd > first {
+            close(first, fd - 1)?;
+        }
+        first = fd + 1;
+    }
+    close(first, u32::MAX)
+}
+
+fn is_dir(fd: RawFd) -> bool {
+    nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+}
+
+fn link_target(fd: RawFd) -> String {
+    std::fs::read_link(format!("/proc/self/fd/{fd}"))
+        .unwrap_or_default()
+        .display()
+        .to_string()
 }
 
 /// runsc's validateOpenFDs, for the fds that survive exec: a directory fd other than a
 /// --pass-fd target is a way out of the root (the runc CVE-2024-21626 class): refuse to start.
-/// After `arrange_fds` only stdio and the --pass-fd targets survive (every other fd is
-/// close-on-exec), so those are all there is to look at: no walk of /proc/self/fd.
+/// After `isolate_fds` only stdio and the --pass-fd targets survive exec, so those are all
+/// there is to look at: no walk of /proc/self/fd.
 fn refuse_leaked_dirs(passed: &[i32]) -> Result<(), ProcessError> {
     use nix::fcntl::FdFlag;
     for fd in (0..3).chain(passed.iter().copied()) {
         let survives = fcntl(fd, FcntlArg::F_GETFD)
             .is_ok_and(|f| !FdFlag::from_bits_truncate(f).contains(FdFlag::FD_CLOEXEC));
-        let is_dir =
-            nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
-        if survives && is_dir {
-            let target = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap_or_default();
+        if survives && is_dir(fd) {
+            let target = link_target(fd);
             if passed.contains(&fd) {
-                tracing::warn!(
-                    "the application gets fd {fd}, a directory ({}), as asked",
-                    target.display()
-                );
+                tracing::warn!("the application gets fd {fd}, a directory ({target}), as asked");
                 continue;
             }
-            return Err(ProcessError::LeakedDir {
-                fd,
-                target: target.display().to_string(),
-            });
+            return Err(ProcessError::LeakedDir { fd, target });
         }
     }
     Ok(())

@@ -11,6 +11,7 @@ pub mod creds;
 pub mod exec;
 pub mod rlimits;
 pub mod seccomp;
+pub mod trampoline;
 
 use std::convert::Infallible;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -83,6 +84,10 @@ pub struct AppFds {
 enum AppMsg {
     Ready,
     Failed(ProcessError),
+    /// It hands over to the exec helper (`trampoline::Handover`): its outcome follows.
+    Exec {
+        program: String,
+    },
 }
 
 /// The created, not yet started application, seen from the supervisor.
@@ -135,6 +140,10 @@ pub fn create(
             let _ = sys::pidfd_wait(pidfd.as_fd());
             Err(e)
         }
+        AppMsg::Exec { .. } => Err(ProcessError::Step {
+            step: "creating the application: it execed before it was ready".into(),
+            errno: Errno(libc::EPROTO),
+        }),
     }
 }
 
@@ -208,7 +217,11 @@ fn start_vforked(
 fn app_child(spec: &Spec, sup: RawFd, given: Given, autostart: bool) -> i32 {
     // The application must see EOF when the supervisor goes.
     let _ = nix::unistd::close(sup);
-    let Given { app, fds, program } = given;
+    let Given {
+        mut app,
+        fds,
+        program,
+    } = given;
     let oom = spec.process().as_ref().and_then(|p| p.oom_score_adj());
     let err = match creds::set_oom_score_adj(oom)
         .map_err(ProcessError::from)
@@ -216,7 +229,7 @@ fn app_child(spec: &Spec, sup: RawFd, given: Given, autostart: bool) -> i32 {
             // Until it execs, this process is nsboot: keep others from its /proc/PID/exe. (A
             // vforked one shares the supervisor's mm, which `seal` makes undumpable anyway.)
             let _ = nix::sys::prctl::set_dumpable(false);
-            app_main(spec, &app, fds, program, autostart)
+            app_main(spec, &mut app, fds, program, autostart)
         }) {
         Ok(never) => match never {},
         Err(e) => e,
@@ -235,6 +248,7 @@ impl App {
         match wire::recv::<AppMsg>(&self.sock, "the application to exec")? {
             None => Ok(()),
             Some(AppMsg::Failed(e)) => Err(e),
+            Some(AppMsg::Exec { program }) => trampoline::outcome(self.sock.as_fd(), program),
             Some(AppMsg::Ready) => Err(ProcessError::Step {
                 step: "starting the application: unexpected Ready".into(),
                 errno: Errno(libc::EPROTO),
@@ -243,20 +257,34 @@ impl App {
     }
 }
 
-/// The application's side, up to exec; returns only on error.
+/// The application's side, up to exec; returns only on error. `sock` is moved above the fds
+/// the application gets.
 fn app_main(
     spec: &Spec,
-    sock: &OwnedFd,
-    mut fds: AppFds,
+    sock: &mut OwnedFd,
+    fds: AppFds,
     seccomp: Option<seccomp::bpf::Program>,
     autostart: bool,
 ) -> Result<Infallible, ProcessError> {
     rootfs::setup_app_root(spec)?;
     let process = spec.process().as_ref().ok_or(ProcessError::NoProcess)?;
+    let AppFds {
+        stdio,
+        pass,
+        mut exec,
+        mut console,
+    } = fds;
+    {
+        let mut ours = vec![&mut *sock];
+        ours.extend(exec.as_mut());
+        ours.extend(console.as_mut());
+        exec::isolate_fds(stdio, pass, &mut ours)?;
+    }
+    let sock: &OwnedFd = sock;
     // Resolve the program now, so that a missing one fails `create`, as with runc and crun.
-    let program = exec::resolve(process, fds.exec.is_some())?;
+    let program = exec::resolve(process, exec.is_some())?;
     // The pty comes from the container's own devpts, so that its name resolves inside.
-    let terminal = match fds.console.take() {
+    let terminal = match console.take() {
         Some(sock) => {
             let pty = crate::console::open_pty().map_err(ProcessError::Console)?;
             crate::console::send_master(sock.as_fd(), &pty).map_err(ProcessError::Console)?;
@@ -270,5 +298,13 @@ fn app_main(
         // SAFETY: _exit in a forked child.
         unsafe { libc::_exit(125) }
     }
-    exec::exec(spec, process, program, fds, terminal, seccomp)
+    exec::exec(
+        spec,
+        process,
+        program,
+        sock.as_fd(),
+        exec,
+        terminal,
+        seccomp,
+    )
 }

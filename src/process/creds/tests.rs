@@ -1,6 +1,7 @@
 //! creds: pure helpers, then `apply` for real in forked children that enter a user namespace.
 
 use super::*;
+use nix::sys::wait::WaitStatus;
 use oci_spec::runtime::{Capabilities, LinuxCapabilities, LinuxSeccompAction, LinuxSyscall};
 use std::io::{Read, Write};
 
@@ -35,8 +36,9 @@ fn errors_cross_processes_as_data() {
     assert!(e.to_string().contains("/srv/x") && e.to_string().contains("create it"));
 }
 
-/// Run `f` in a forked child; its Err (or panic) comes back as the test's Err. `map` is called
-/// in the parent with the child's pid once the child has unshared its user namespace.
+/// Run `f` in a forked child; its Err (or panic) comes back as the test's Err, and so does any
+/// end but exit status 0 (a signal, say: a seccomp filter's SIGSYS). `map` is called in the
+/// parent with the child's pid once the child has unshared its user namespace.
 pub(crate) fn in_userns_child(
     map: impl FnOnce(i32) -> Result<(), String>,
     f: impl FnOnce() -> Result<(), String>,
@@ -63,9 +65,10 @@ pub(crate) fn in_userns_child(
                 Ok(Err(m)) => m,
                 Err(_) => "child panicked".into(),
             };
+            let code = i32::from(!msg.is_empty());
             let _ = to_parent_w.write_all(msg.as_bytes());
             // SAFETY: leaving the forked child without unwinding into the test harness.
-            unsafe { libc::_exit(0) }
+            unsafe { libc::_exit(code) }
         }
         nix::unistd::ForkResult::Parent { child } => {
             drop((to_parent_w, to_child_r));
@@ -80,15 +83,39 @@ pub(crate) fn in_userns_child(
             drop(to_child_w);
             let mut msg = String::new();
             to_parent_r.read_to_string(&mut msg).unwrap();
-            nix::sys::wait::waitpid(child, None).unwrap();
+            let ended = nix::sys::wait::waitpid(child, None).unwrap();
             mapped?;
-            if msg.is_empty() {
-                Ok(())
-            } else {
-                Err(msg)
+            match ended {
+                WaitStatus::Exited(_, 0) if msg.is_empty() => Ok(()),
+                WaitStatus::Exited(..) if !msg.is_empty() => Err(msg),
+                other => Err(format!("the child ended with {other:?}: {msg}")),
             }
         }
     }
+}
+
+#[test]
+fn a_child_that_dies_or_fails_silently_fails_the_helper() {
+    // A seccomp filter's kill: SIGSYS (no core file).
+    let sigsys = in_userns_child(single_map, || {
+        let none = 0;
+        nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, none, none)
+            .map_err(|e| e.to_string())?;
+        nix::sys::signal::raise(nix::sys::signal::Signal::SIGSYS).map_err(|e| e.to_string())
+    })
+    .unwrap_err();
+    assert!(sigsys.contains("SIGSYS"), "{sigsys}");
+    // A non-zero exit with nothing to say.
+    let silent = in_userns_child(single_map, || {
+        // SAFETY: leaving the forked child at once, as a crash in libc would.
+        unsafe { libc::_exit(3) }
+    })
+    .unwrap_err();
+    assert!(
+        silent.contains("Exited") && silent.contains('3'),
+        "{silent}"
+    );
+    assert_eq!(in_userns_child(single_map, || Ok(())), Ok(()));
 }
 
 fn pipe() -> (std::fs::File, std::fs::File) {
