@@ -28,7 +28,10 @@ pub fn check_user(process: &Process) -> Result<(), SpecError> {
     }
     for (i, g) in user.additional_gids().iter().flatten().enumerate() {
         if *g == UNCHANGED {
-            return Err(unchanged(format!("process.user.additionalGids[{i}]"), "group"));
+            return Err(unchanged(
+                format!("process.user.additionalGids[{i}]"),
+                "group",
+            ));
         }
     }
     if let Some(m) = user.umask().filter(|m| *m > 0o777) {
@@ -38,8 +41,7 @@ pub fn check_user(process: &Process) -> Result<(), SpecError> {
         ));
     }
     let size = process.console_size();
-    if process.terminal() == Some(true) && size.is_some_and(|b| b.height() != 0 || b.width() != 0)
-    {
+    if process.terminal() == Some(true) && size.is_some_and(|b| b.height() != 0 || b.width() != 0) {
         return Err(SpecError::invalid(
             "process.consoleSize",
             "set, but not applied by nsboot: the terminal takes the size of the caller's or the console socket's; remove it",
@@ -110,7 +112,10 @@ pub fn check_linux(spec: &Spec) -> Result<(), SpecError> {
         if !p.is_empty() && !KNOWN.contains(&p) {
             return Err(SpecError::invalid(
                 "linux.rootfsPropagation",
-                format!("{p:?} is not a propagation: use one of {}", KNOWN.join(", ")),
+                format!(
+                    "{p:?} is not a propagation: use one of {}",
+                    KNOWN.join(", ")
+                ),
             ));
         }
     }

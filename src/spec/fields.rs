@@ -56,12 +56,19 @@ const HOOK: &[Field] = &[
     leaf("path", Applied("src/hooks.rs")),
     f("args", Applied("src/hooks.rs"), Array(&Leaf)),
     f("env", Applied("src/hooks.rs"), Array(&Leaf)),
-    leaf("timeout", Checked("src/hooks.rs; > 0, as the spec requires")),
+    leaf(
+        "timeout",
+        Checked("src/hooks.rs; > 0, as the spec requires"),
+    ),
 ];
 const HOOK_LIST: Shape = Array(&Object(HOOK));
 const HOOKS: &[Field] = &[
     f("prestart", Applied("src/hooks.rs, by create"), HOOK_LIST),
-    f("createRuntime", Applied("src/hooks.rs, by create"), HOOK_LIST),
+    f(
+        "createRuntime",
+        Applied("src/hooks.rs, by create"),
+        HOOK_LIST,
+    ),
     f(
         "createContainer",
         Applied("src/hooks.rs, by create, in the runtime's namespaces"),
@@ -76,7 +83,10 @@ const HOOKS: &[Field] = &[
     f("poststop", Applied("src/hooks.rs, by delete"), HOOK_LIST),
 ];
 const MOUNT: &[Field] = &[
-    leaf("destination", Checked("src/rootfs/mounts.rs; absolute, no ..")),
+    leaf(
+        "destination",
+        Checked("src/rootfs/mounts.rs; absolute, no .."),
+    ),
     leaf("source", Applied("src/rootfs/mounts.rs")),
     leaf("type", Applied("src/rootfs/mounts.rs")),
     f(
@@ -131,12 +141,30 @@ pub const PROCESS: &[Field] = &[
     ),
     f("user", Applied(CREDS), Object(USER)),
     f("args", Checked("src/process/exec.rs"), Array(&Leaf)),
-    leaf("commandLine", Refused("nsboot takes process.args (commandLine is for Windows): remove it")),
-    f("env", Checked("src/process/exec.rs; KEY=VALUE"), Array(&Leaf)),
+    leaf(
+        "commandLine",
+        Refused("nsboot takes process.args (commandLine is for Windows): remove it"),
+    ),
+    f(
+        "env",
+        Checked("src/process/exec.rs; KEY=VALUE"),
+        Array(&Leaf),
+    ),
     leaf("cwd", Checked("src/process/creds.rs; absolute")),
-    f("capabilities", Applied("src/process/caps.rs"), Object(CAP_SETS)),
-    f("rlimits", Applied("src/process/rlimits.rs"), Array(&Object(RLIMIT))),
-    leaf("noNewPrivileges", Applied("src/process/creds.rs (absent: on)")),
+    f(
+        "capabilities",
+        Applied("src/process/caps.rs"),
+        Object(CAP_SETS),
+    ),
+    f(
+        "rlimits",
+        Applied("src/process/rlimits.rs"),
+        Array(&Object(RLIMIT)),
+    ),
+    leaf(
+        "noNewPrivileges",
+        Applied("src/process/creds.rs (absent: on)"),
+    ),
     leaf("apparmorProfile", Refused(LABELS)),
     leaf("oomScoreAdj", Checked("src/process/creds.rs; -1000..1000")),
     leaf("selinuxLabel", Refused(LABELS)),
@@ -205,7 +233,11 @@ const SECCOMP: &[Field] = &[
         Checked("src/process/seccomp.rs; SCMP_ACT_NOTIFY refused"),
     ),
     leaf("defaultErrnoRet", Applied("src/process/seccomp.rs")),
-    f("architectures", Applied("src/process/seccomp.rs"), Array(&Leaf)),
+    f(
+        "architectures",
+        Applied("src/process/seccomp.rs"),
+        Array(&Leaf),
+    ),
     f("flags", Applied("src/process/seccomp/bpf.rs"), Array(&Leaf)),
     leaf(
         "listenerPath",
@@ -215,7 +247,11 @@ const SECCOMP: &[Field] = &[
         "listenerMetadata",
         Refused("nsboot has no seccomp notify agent support yet: remove it"),
     ),
-    f("syscalls", Applied("src/process/seccomp.rs"), Array(&Object(SYSCALL))),
+    f(
+        "syscalls",
+        Applied("src/process/seccomp.rs"),
+        Array(&Object(SYSCALL)),
+    ),
 ];
 const LINUX: &[Field] = &[
     f("uidMappings", Checked("src/idmap/"), Array(&Object(ID_MAP))),
@@ -232,14 +268,30 @@ const LINUX: &[Field] = &[
         Checked("src/sandbox.rs; mount, pid, ipc and uts are required"),
         Array(&Object(NAMESPACE)),
     ),
-    f("devices", Applied("src/rootfs/dev.rs"), Array(&Object(DEVICE))),
-    f("seccomp", Applied("src/process/seccomp.rs"), Object(SECCOMP)),
+    f(
+        "devices",
+        Applied("src/rootfs/dev.rs"),
+        Array(&Object(DEVICE)),
+    ),
+    f(
+        "seccomp",
+        Applied("src/process/seccomp.rs"),
+        Object(SECCOMP),
+    ),
     leaf(
         "rootfsPropagation",
         Checked("src/rootfs/mod.rs; unknown values refused"),
     ),
-    f("maskedPaths", Checked("src/rootfs/paths.rs"), Array(&Leaf)),
-    f("readonlyPaths", Checked("src/rootfs/paths.rs"), Array(&Leaf)),
+    f(
+        "maskedPaths",
+        Checked("src/rootfs/paths.rs; absolute, no .."),
+        Array(&Leaf),
+    ),
+    f(
+        "readonlyPaths",
+        Checked("src/rootfs/paths.rs; absolute, no .."),
+        Array(&Leaf),
+    ),
     leaf("mountLabel", Refused(LABELS)),
     f(
         "intelRdt",
@@ -277,7 +329,11 @@ const OTHER_OS: &str = "nsboot runs Linux containers only: remove it";
 pub const SPEC: &[Field] = &[
     leaf("ociVersion", Checked("1.x")),
     f("root", Applied("src/rootfs/mod.rs"), Object(ROOT)),
-    f("mounts", Applied("src/rootfs/mounts.rs"), Array(&Object(MOUNT))),
+    f(
+        "mounts",
+        Applied("src/rootfs/mounts.rs"),
+        Array(&Object(MOUNT)),
+    ),
     f("process", Applied("src/process/"), Object(PROCESS)),
     leaf("hostname", Applied("src/boot/mod.rs")),
     leaf("domainname", Applied("src/boot/mod.rs")),
@@ -362,7 +418,8 @@ fn object_fields(shape: &Shape) -> &'static [Field] {
     }
 }
 
-/// Every field with its dotted path, depth first (`[]` marks an array's elements).
+/// Every field with its dotted path, depth first (`[]` marks an array's elements), but not
+/// the fields inside a refused one.
 pub fn walk(mut visit: impl FnMut(&str, &Field)) {
     fn go(prefix: &str, fields: &[Field], visit: &mut dyn FnMut(&str, &Field)) {
         for field in fields {
@@ -372,6 +429,10 @@ pub fn walk(mut visit: impl FnMut(&str, &Field)) {
                 format!("{prefix}.{}", field.name)
             };
             visit(&path, field);
+            if matches!(field.rule, Refused(_) | Cgroup) {
+                // What is inside a refused field is refused with it.
+                continue;
+            }
             let below = match &field.shape {
                 Array(_) => format!("{path}[]"),
                 _ => path,

@@ -160,7 +160,8 @@ pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
     }
     let path = bundle.join("config.json");
     let bytes = read_capped(&path)?;
-    let found = scan::scan(&bytes, &fields::SPEC_SHAPE, "").map_err(|r| refused(r).in_file(&path))?;
+    let found =
+        scan::scan(&bytes, &fields::SPEC_SHAPE, "").map_err(|r| refused(r).in_file(&path))?;
     let mut spec = parse(&path, &bytes)?;
     adjust(&mut spec);
     validate(&spec).map_err(|e| e.in_file(&path))?;
@@ -321,5 +322,7 @@ pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf, SpecError> {
 
 #[cfg(test)]
 mod do_tests;
+#[cfg(test)]
+mod fields_tests;
 #[cfg(test)]
 mod tests;

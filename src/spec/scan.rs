@@ -35,7 +35,11 @@ struct Ctx {
 /// Scans `bytes` against `shape` (named `prefix` in paths). A document that does not parse
 /// is not this check's business: decoding reports it, with its line and column.
 pub fn scan(bytes: &[u8], shape: &'static Shape, prefix: &str) -> Result<Found, Refusal> {
-    walk(&mut serde_json::Deserializer::from_slice(bytes), shape, prefix)
+    walk(
+        &mut serde_json::Deserializer::from_slice(bytes),
+        shape,
+        prefix,
+    )
 }
 
 /// `scan` on a value already parsed (`exec --process`).
@@ -231,7 +235,7 @@ impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         match self.field.rule {
             Rule::Refused(fix) => {
-                let msg = match d.deserialize_any(Set)? {
+                let msg = match d.deserialize_any(Probe { zero: false })? {
                     Value::Empty => return Ok(()),
                     Value::Text(s) => format!("{s:?} set, but {fix}"),
                     Value::Other => format!("set, but {fix}"),
@@ -241,7 +245,7 @@ impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
             Rule::Cgroup => {
                 // A map's keys are settings of their own ({"memory.max": ""} is one).
                 let zero = !matches!(self.field.shape, Shape::Map(_));
-                if !d.deserialize_any(Empty { zero })? {
+                if !matches!(d.deserialize_any(Probe { zero })?, Value::Empty) {
                     self.ctx.cgroup.borrow_mut().push(self.path.render());
                 }
                 Ok(())
@@ -255,32 +259,61 @@ impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
     }
 }
 
-/// A refused field's value: empty (null, "", [] or {}, which engines write for what they do
-/// not set, so it stands for absent), a string (quoted in the refusal), or anything else.
+/// A field's value as far as the contract cares: empty (null, "", [] or {}, which engines
+/// write for what they do not set, so it stands for absent), a string (quoted in a refusal),
+/// or anything else. With `zero` (cgroup settings), 0, false and objects of empty values are
+/// empty too: runc leaves a cgroup file alone for 0 (`pids.limit: 0`).
+#[derive(Clone, Copy)]
+struct Probe {
+    zero: bool,
+}
+
 enum Value {
     Empty,
     Text(String),
     Other,
 }
 
-struct Set;
+impl Probe {
+    fn scalar(self, empty: bool) -> Value {
+        if self.zero && empty {
+            Value::Empty
+        } else {
+            Value::Other
+        }
+    }
+    fn all(self, empty: bool) -> Value {
+        if empty {
+            Value::Empty
+        } else {
+            Value::Other
+        }
+    }
+}
 
-impl<'de> Visitor<'de> for Set {
+impl<'de> DeserializeSeed<'de> for Probe {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Probe {
     type Value = Value;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON value")
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Value, E> {
-        Ok(Value::Other)
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Value, E> {
+        Ok(self.scalar(!b))
     }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Value, E> {
-        Ok(Value::Other)
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Value, E> {
+        Ok(self.scalar(n == 0))
     }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Value, E> {
-        Ok(Value::Other)
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Value, E> {
+        Ok(self.scalar(n == 0))
     }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Value, E> {
-        Ok(Value::Other)
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<Value, E> {
+        Ok(self.scalar(n == 0.0))
     }
     fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
         Ok(Value::Empty)
@@ -297,74 +330,18 @@ impl<'de> Visitor<'de> for Set {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut empty = true;
-        while seq.next_element::<IgnoredAny>()?.is_some() {
-            empty = false;
+        while let Some(v) = seq.next_element_seed(self)? {
+            empty &= self.zero && matches!(v, Value::Empty);
         }
-        Ok(if empty { Value::Empty } else { Value::Other })
+        Ok(self.all(empty))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut empty = true;
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {
-            empty = false;
-        }
-        Ok(if empty { Value::Empty } else { Value::Other })
-    }
-}
-
-/// Whether a cgroup setting is empty: null, "", [] or {}, or (with `zero`) 0, false or an
-/// object of empty values: runc leaves a cgroup file alone for 0 (`pids.limit: 0`).
-struct Empty {
-    zero: bool,
-}
-
-impl<'de> Visitor<'de> for Empty {
-    type Value = bool;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_bool<E: de::Error>(self, b: bool) -> Result<bool, E> {
-        Ok(self.zero && !b)
-    }
-    fn visit_i64<E: de::Error>(self, n: i64) -> Result<bool, E> {
-        Ok(self.zero && n == 0)
-    }
-    fn visit_u64<E: de::Error>(self, n: u64) -> Result<bool, E> {
-        Ok(self.zero && n == 0)
-    }
-    fn visit_f64<E: de::Error>(self, n: f64) -> Result<bool, E> {
-        Ok(self.zero && n == 0.0)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
-        Ok(true)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<bool, E> {
-        Ok(true)
-    }
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<bool, E> {
-        Ok(s.is_empty())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
-        let mut empty = true;
-        while let Some(e) = seq.next_element_seed(EmptySeed(self.zero))? {
-            empty &= e && self.zero;
-        }
-        Ok(empty)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-        let mut empty = true;
         while map.next_key::<IgnoredAny>()?.is_some() {
-            empty &= map.next_value_seed(EmptySeed(self.zero))? && self.zero;
+            let v = map.next_value_seed(self)?;
+            empty &= self.zero && matches!(v, Value::Empty);
         }
-        Ok(empty)
-    }
-}
-
-struct EmptySeed(bool);
-
-impl<'de> DeserializeSeed<'de> for EmptySeed {
-    type Value = bool;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        d.deserialize_any(Empty { zero: self.0 })
+        Ok(self.all(empty))
     }
 }
 
