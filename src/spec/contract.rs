@@ -202,9 +202,6 @@ pub fn check_hooks(spec: &Spec) -> Result<(), SpecError> {
 /// enforce them, and skipped with one warning for an unprivileged caller, who has no cgroup
 /// of its own to put them in (as runc and crun do rootless).
 pub fn cgroups(found: &[String], rootless: bool) -> Result<(), SpecError> {
-    if found.is_empty() {
-        return Ok(());
-    }
     let paths = found.join(", ");
     if rootless {
         tracing::warn!(

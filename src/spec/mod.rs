@@ -165,7 +165,10 @@ pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
     let mut spec = parse(&path, &bytes)?;
     adjust(&mut spec);
     validate(&spec).map_err(|e| e.in_file(&path))?;
-    contract::cgroups(&found.cgroup, crate::idmap::is_rootless()).map_err(|e| e.in_file(&path))?;
+    if !found.cgroup.is_empty() {
+        let rootless = crate::idmap::is_rootless();
+        contract::cgroups(&found.cgroup, rootless).map_err(|e| e.in_file(&path))?;
+    }
     Ok(spec)
 }
 

@@ -24,9 +24,12 @@ fn assert_refused(bundle: &Bundle, out: &Output, names: &[&str], ctx: &str) {
     common::assert_nothing_left(bundle.mode(), bundle.state_dir());
 }
 
+/// A case: its name, the edit of the default config, the words the refusal must name.
+type Case<'a> = (&'a str, fn(&mut Value), &'a [&'a str]);
+
 /// Runs a default bundle edited by each case's `edit`, in every mode; each must be refused
 /// naming the case's words.
-fn refuse_all(test: &str, cases: &[(&str, fn(&mut Value), &[&str])]) {
+fn refuse_all(test: &str, cases: &[Case]) {
     for mode in common::modes() {
         for (name, edit, names) in cases {
             let bundle = Bundle::new(mode)
