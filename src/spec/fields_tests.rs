@@ -89,3 +89,50 @@ fn rules_are_found_through_arrays() {
     assert_eq!(fields::rule("linux.cgroupsPath"), Some(Rule::Cgroup));
     assert!(fields::rule("linux.nosuch").is_none());
 }
+
+fn scan(json: serde_json::Value) -> Result<Vec<String>, (String, String)> {
+    let bytes = serde_json::to_vec(&json).unwrap();
+    super::scan::scan(&bytes, &fields::SPEC_SHAPE, "")
+        .map(|f| f.cgroup)
+        .map_err(|r| (r.json_path, r.msg))
+}
+
+#[test]
+fn cgroup_settings_are_noted_and_zero_is_unset() {
+    use serde_json::json;
+    let none = json!({"linux": {"resources": {"pids": {"limit": 0}, "memory": {}, "devices": [{"allow": false}]}}});
+    assert_eq!(scan(none), Ok(vec![]));
+    // (json! sorts keys: this is their document order.)
+    let some = json!({"linux": {"cgroupsPath": "/x", "resources": {"unified": {"memory.max": ""}, "cpu": {"shares": 2}}}});
+    assert_eq!(
+        scan(some),
+        Ok(vec![
+            "linux.cgroupsPath".into(),
+            "linux.resources.cpu".into(),
+            "linux.resources.unified".into()
+        ])
+    );
+}
+
+#[test]
+fn refusals_name_the_path_through_arrays_and_maps() {
+    use serde_json::json;
+    let e = scan(json!({"mounts": [{}, {"gidMappings": [{"size": 1}]}]})).unwrap_err();
+    assert_eq!(e.0, "mounts[1].gidMappings");
+    let e = scan(json!({"annotations": {"a": "x", "b": "y\u{0}"}})).unwrap_err();
+    assert_eq!(e.0, "annotations.b");
+    assert!(e.1.contains("NUL"), "{}", e.1);
+    // Empty values are what engines write for "not set"; unknown properties are ignored.
+    let ok = json!({"process": {"apparmorProfile": "", "scheduler": {}}, "linux": {"sysctl": {}, "x-vendor": {"sysctl": {"a": "b"}}}});
+    assert_eq!(scan(ok), Ok(vec![]));
+}
+
+/// The options validation lets through on a bind are the ones the mount code turns into
+/// flags: none of them may end up in the data string a bind drops.
+#[test]
+fn every_bind_option_allowed_is_a_flag_the_mount_code_sets() {
+    for o in fields::MOUNT_OPTIONS {
+        let parsed = crate::rootfs::mounts::MountOptions::parse(&[o]);
+        assert!(parsed.data.is_empty(), "{o} would be dropped on a bind");
+    }
+}
