@@ -18,7 +18,7 @@ pub fn document() -> serde_json::Value {
     };
     let mut refused = Vec::new();
     fields::walk(|path, f| {
-        if matches!(f.rule, Rule::Refused(_)) {
+        if matches!(f.rule, Rule::Refused(_) | Rule::RefusedBut(..)) {
             refused.push(path.to_string());
         }
     });

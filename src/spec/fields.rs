@@ -14,6 +14,9 @@ pub enum Rule {
     Checked(&'static str),
     /// Refused unless empty (null, "", [], {}): the fix to offer.
     Refused(&'static str),
+    /// Refused unless empty or this value, which asks for what nsboot does anyway (an
+    /// AppArmor profile "unconfined"): the value, and the fix to offer.
+    RefusedBut(&'static str, &'static str),
     /// A cgroup setting: nsboot manages no cgroups yet. An unprivileged caller gets one
     /// warning (runc's and crun's rootless convention); real root is refused.
     Cgroup,
@@ -42,11 +45,12 @@ const fn f(name: &'static str, rule: Rule, shape: Shape) -> Field {
 const fn leaf(name: &'static str, rule: Rule) -> Field {
     f(name, rule, Shape::Leaf)
 }
-use Rule::{Applied, Cgroup, Checked, Refused};
+use Rule::{Applied, Cgroup, Checked, Refused, RefusedBut};
 use Shape::{Array, Leaf, Map, Object};
 
 const CREDS: &str = "src/process/creds.rs";
-const LABELS: &str = "nsboot applies no LSM labels: remove it, or use runc";
+const LABELS: &str =
+    "nsboot applies no SELinux labels: remove it (podman: --security-opt label=disable)";
 const ID_MAP: &[Field] = &[
     leaf("containerID", Applied("src/idmap/")),
     leaf("hostID", Applied("src/idmap/")),
@@ -165,7 +169,13 @@ pub const PROCESS: &[Field] = &[
         "noNewPrivileges",
         Applied("src/process/creds.rs (absent: on)"),
     ),
-    leaf("apparmorProfile", Refused(LABELS)),
+    leaf(
+        "apparmorProfile",
+        RefusedBut(
+            "unconfined",
+            "nsboot confines with no AppArmor profile: remove it (podman: --security-opt apparmor=unconfined)",
+        ),
+    ),
     leaf("oomScoreAdj", Checked("src/process/creds.rs; -1000..1000")),
     leaf("selinuxLabel", Refused(LABELS)),
     f(
@@ -398,7 +408,7 @@ pub fn walk(mut visit: impl FnMut(&str, &Field)) {
                 format!("{prefix}.{}", field.name)
             };
             visit(&path, field);
-            if matches!(field.rule, Refused(_) | Cgroup) {
+            if matches!(field.rule, Refused(_) | RefusedBut(..) | Cgroup) {
                 // What is inside a refused field is refused with it.
                 continue;
             }

@@ -39,19 +39,23 @@ fn render() -> String {
         let (class, note) = match f.rule {
             Rule::Applied(at) => {
                 applied += 1;
-                ("applied", at)
+                ("applied", at.to_string())
             }
             Rule::Checked(at) => {
                 applied += 1;
-                ("checked", at)
+                ("checked", at.to_string())
             }
             Rule::Refused(fix) => {
                 refused += 1;
-                ("**refused**", fix)
+                ("**refused**", fix.to_string())
+            }
+            Rule::RefusedBut(value, fix) => {
+                refused += 1;
+                ("**refused**", format!("but {value:?} is accepted; {fix}"))
             }
             Rule::Cgroup => {
                 cgroup += 1;
-                ("cgroup", "root: refused; rootless: one warning")
+                ("cgroup", "root: refused; rootless: one warning".to_string())
             }
         };
         out.push_str(&format!("| `{path}` | {class} | {note} |\n"));
@@ -123,7 +127,7 @@ fn refusals_name_the_path_through_arrays_and_maps() {
     assert_eq!(e.0, "annotations.b");
     assert!(e.1.contains("NUL"), "{}", e.1);
     // Empty values are what engines write for "not set"; unknown properties are ignored.
-    let ok = json!({"process": {"apparmorProfile": "", "scheduler": {}}, "linux": {"sysctl": {}, "x-vendor": {"sysctl": {"a": "b"}}}});
+    let ok = json!({"process": {"apparmorProfile": "unconfined", "scheduler": {}}, "linux": {"sysctl": {}, "x-vendor": {"sysctl": {"a": "b"}}}});
     assert_eq!(scan(ok), Ok(vec![]));
 }
 

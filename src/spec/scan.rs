@@ -234,9 +234,14 @@ impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         match self.field.rule {
-            Rule::Refused(fix) => {
+            Rule::Refused(fix) | Rule::RefusedBut(_, fix) => {
+                let allowed = match self.field.rule {
+                    Rule::RefusedBut(value, _) => value,
+                    _ => "",
+                };
                 let msg = match d.deserialize_any(Probe { zero: false })? {
                     Value::Empty => return Ok(()),
+                    Value::Text(s) if s == allowed => return Ok(()),
                     Value::Text(s) => format!("{s:?} set, but {fix}"),
                     Value::Other => format!("set, but {fix}"),
                 };
