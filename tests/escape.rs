@@ -18,6 +18,8 @@ mod procfs;
 mod rootfs;
 #[path = "escape/fds.rs"]
 mod fds;
+#[path = "escape/spec_contract.rs"]
+mod spec_contract;
 
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};

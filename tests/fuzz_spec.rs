@@ -298,6 +298,25 @@ proptest! {
         load_bytes(&bytes);
     }
 
+    /// A NUL byte in any string of a valid config (the kernel would end the string there) is
+    /// refused in one line, wherever it is.
+    #[test]
+    fn a_nul_in_any_string_of_a_valid_config_is_refused(pick in any::<Index>(), at in any::<Index>()) {
+        let mut config = valid_config();
+        let mut ptrs = Vec::new();
+        pointers(&config, String::new(), &mut ptrs);
+        ptrs.retain(|p| config.pointer(p).is_some_and(Value::is_string));
+        let p = ptrs[pick.index(ptrs.len())].clone();
+        let Some(Value::String(s)) = config.pointer_mut(&p) else { unreachable!() };
+        let mut chars: Vec<char> = s.chars().collect();
+        chars.insert(at.index(chars.len() + 1), '\0');
+        *s = chars.into_iter().collect();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
+        let e = spec::load(dir.path()).expect_err(&p).to_string();
+        prop_assert!(e.contains("NUL") && e.lines().count() == 1, "{}: {}", p, e);
+    }
+
     #[test]
     fn parse_fd_mapping_accepts_exactly_two_non_negative_fds(s in "\\PC{0,12}|[0-9+-]{0,6}:[0-9+-]{0,6}") {
         match parse_fd_mapping(&s) {

@@ -381,3 +381,51 @@ fn invalid_ids_are_refused() {
         assert_eq!(names, ["bundle", "state", "xdg"], "{mode:?}");
     }
 }
+
+/// A field nsboot refuses stays refused however the JSON spells it: a key written with
+/// escapes, a second copy of the key after an empty one (decoders differ on which wins), a
+/// NUL written as \u0000.
+#[test]
+fn refused_fields_cannot_hide_behind_escapes_or_duplicate_keys() {
+    let cases: [(&str, &str, &[&str]); 4] = [
+        (
+            "escaped-key",
+            r#""linux": {"sys\u0063tl": {"kernel.domainname": "x"},"#,
+            &["linux.sysctl"],
+        ),
+        (
+            "duplicate-key",
+            r#""linux": {"sysctl": {}, "sysctl": {"kernel.domainname": "x"},"#,
+            &["linux.sysctl"],
+        ),
+        (
+            "escaped-ns-path",
+            r#""linux": {"namespaces": [{"type": "network", "p\u0061th": "/proc/1/ns/net"}, {"type": "mount"}, {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "user"}],"#,
+            &["linux.namespaces[0].path"],
+        ),
+        (
+            "escaped-nul",
+            r#""linux": {"mountLabel": "", "maskedPaths": ["/proc/kcore\u0000x"],"#,
+            &["linux.maskedPaths[0]", "NUL"],
+        ),
+    ];
+    for mode in common::modes() {
+        for (name, linux, names) in cases {
+            let bundle = Bundle::new(mode).edit(|c| {
+                let l = c["linux"].as_object_mut().unwrap();
+                l.remove("namespaces");
+                l.remove("maskedPaths");
+            });
+            let mut text = valid_text(&bundle);
+            if !name.contains("ns-path") {
+                // The namespaces removed above, back in their usual place.
+                let ns = r#""namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "user"}],"#;
+                text = text.replacen(r#""linux": {"#, &format!(r#""linux": {{{ns}"#), 1);
+            }
+            assert!(text.contains(r#""linux": {"#), "{text}");
+            let text = text.replacen(r#""linux": {"#, linux, 1);
+            raw_config(&bundle, text.as_bytes());
+            assert_refused(&bundle, name, names);
+        }
+    }
+}

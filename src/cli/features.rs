@@ -5,63 +5,37 @@
 #[derive(Debug, clap::Args)]
 pub struct FeaturesArgs {}
 
-const MOUNT_OPTIONS: &[&str] = &[
-    "async",
-    "atime",
-    "bind",
-    "defaults",
-    "dev",
-    "diratime",
-    "dirsync",
-    "exec",
-    "lazytime",
-    "loud",
-    "mand",
-    "noatime",
-    "nodev",
-    "nodiratime",
-    "noexec",
-    "nolazytime",
-    "nomand",
-    "norelatime",
-    "nostrictatime",
-    "nosuid",
-    "private",
-    "rbind",
-    "relatime",
-    "remount",
-    "ro",
-    "rprivate",
-    "rshared",
-    "rslave",
-    "runbindable",
-    "rw",
-    "shared",
-    "silent",
-    "slave",
-    "strictatime",
-    "suid",
-    "sync",
-    "unbindable",
-];
-
 pub fn document() -> serde_json::Value {
+    use crate::spec::fields::{self, Rule};
     let caps: Vec<String> = caps::all().into_iter().map(|c| c.to_string()).collect();
     let mut caps = caps;
     caps.sort();
+    let applied = |path: &str| {
+        matches!(
+            fields::rule(path),
+            Some(Rule::Applied(_) | Rule::Checked(_))
+        )
+    };
+    let mut refused = Vec::new();
+    fields::walk(|path, f| {
+        if matches!(f.rule, Rule::Refused(_) | Rule::RefusedBut(..)) {
+            refused.push(path.to_string());
+        }
+    });
     serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": MOUNT_OPTIONS,
+        "mountOptions": fields::MOUNT_OPTIONS,
         "linux": {
-            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
+            "namespaces": fields::NAMESPACES,
             "capabilities": caps,
             "cgroup": { "v1": false, "v2": false, "systemd": false, "systemdUser": false, "rdma": false },
             "seccomp": {
                 "enabled": true,
+                // SCMP_ACT_NOTIFY is refused: nothing receives the listener fd yet.
                 "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
-                    "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
+                    "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
                 "operators": ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
                     "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
                 "archs": ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM", "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64",
@@ -71,14 +45,17 @@ pub fn document() -> serde_json::Value {
                 "knownFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"],
                 "supportedFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"]
             },
-            "apparmor": { "enabled": false },
-            "selinux": { "enabled": false },
-            "intelRdt": { "enabled": false },
-            "mountExtensions": { "idmap": { "enabled": false } }
+            "apparmor": { "enabled": applied("process.apparmorProfile") },
+            "selinux": { "enabled": applied("process.selinuxLabel") },
+            "intelRdt": { "enabled": applied("linux.intelRdt") },
+            "mountExtensions": { "idmap": { "enabled": applied("mounts.uidMappings") } },
+            "netDevices": { "enabled": applied("linux.netDevices") }
         },
         "annotations": {
             "org.opencontainers.runc.checkpoint.enabled": "false",
-            "io.github.nsboot.version": env!("CARGO_PKG_VERSION")
+            "io.github.nsboot.version": env!("CARGO_PKG_VERSION"),
+            // Every runtime-spec field nsboot refuses when set (docs/spec-fields.md).
+            "io.github.nsboot.refusedFields": refused.join(",")
         }
     })
 }
@@ -105,5 +82,30 @@ mod tests {
             .as_array()
             .unwrap()
             .contains(&"CAP_SYS_ADMIN".into()));
+    }
+
+    /// What the document says follows the field table: what validation refuses is not
+    /// announced, and the refused fields are listed.
+    #[test]
+    fn document_tells_what_the_spec_table_refuses() {
+        let d = super::document();
+        let ns = d["linux"]["namespaces"].as_array().unwrap();
+        assert!(!ns.contains(&"time".into()), "{ns:?}");
+        let actions = d["linux"]["seccomp"]["actions"].as_array().unwrap();
+        assert!(!actions.contains(&"SCMP_ACT_NOTIFY".into()));
+        for off in ["apparmor", "selinux", "intelRdt", "netDevices"] {
+            assert_eq!(d["linux"][off]["enabled"], false, "{off}");
+        }
+        assert_eq!(d["linux"]["mountExtensions"]["idmap"]["enabled"], false);
+        let refused = d["annotations"]["io.github.nsboot.refusedFields"]
+            .as_str()
+            .unwrap();
+        for field in [
+            "linux.sysctl",
+            "linux.namespaces[].path",
+            "mounts[].uidMappings",
+        ] {
+            assert!(refused.split(',').any(|f| f == field), "{field}: {refused}");
+        }
     }
 }

@@ -11,11 +11,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::sys::Errno;
 
+mod contract;
 pub mod devices;
 mod do_spec;
+pub mod fields;
 mod generate;
 mod locate;
 mod options;
+mod scan;
 mod syntax;
 mod validate;
 
@@ -158,10 +161,29 @@ pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
     }
     let path = bundle.join("config.json");
     let bytes = read_capped(&path)?;
+    let found =
+        scan::scan(&bytes, &fields::SPEC_SHAPE, "").map_err(|r| refused(r).in_file(&path))?;
     let mut spec = parse(&path, &bytes)?;
     adjust(&mut spec);
     validate(&spec).map_err(|e| e.in_file(&path))?;
+    if !found.cgroup.is_empty() {
+        let rootless = crate::idmap::is_rootless();
+        contract::cgroups(&found.cgroup, rootless).map_err(|e| e.in_file(&path))?;
+    }
     Ok(spec)
+}
+
+fn refused(r: scan::Refusal) -> SpecError {
+    SpecError::invalid(r.json_path, r.msg)
+}
+
+/// The contract checks on a process given on its own (`exec --process`, or the container's
+/// process with exec's flags laid over it): its fields and its values.
+pub fn check_process(process: &serde_json::Value) -> Result<(), SpecError> {
+    scan::scan_value(process, &fields::PROCESS_SHAPE, "process").map_err(refused)?;
+    let decoded = oci_spec::runtime::Process::deserialize(process)
+        .map_err(|e| SpecError::invalid("process", e.to_string()))?;
+    contract::check_user(&decoded)
 }
 
 /// Reads at most `MAX_CONFIG_BYTES`: the size is checked before reading and again while
@@ -304,5 +326,7 @@ pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf, SpecError> {
 
 #[cfg(test)]
 mod do_tests;
+#[cfg(test)]
+mod fields_tests;
 #[cfg(test)]
 mod tests;

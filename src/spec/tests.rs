@@ -247,7 +247,8 @@ fn bundle_with(config: &[u8]) -> tempfile::TempDir {
 #[test]
 fn load_adds_a_user_namespace_and_validates() {
     let mut v = valid_json();
-    v["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "pid"}, {"type": "uts"}]);
+    v["linux"]["namespaces"] =
+        json!([{"type": "mount"}, {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}]);
     v["linux"].as_object_mut().unwrap().remove("uidMappings");
     v["linux"].as_object_mut().unwrap().remove("gidMappings");
     let dir = bundle_with(v.to_string().as_bytes());

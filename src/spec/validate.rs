@@ -7,7 +7,7 @@ use std::path::{Component, Path};
 
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Process};
 
-use super::{Spec, SpecError};
+use super::{contract, Spec, SpecError};
 
 /// The kernel's limit on the lines of one uid_map / gid_map (since Linux 4.15).
 const MAX_ID_MAP_LINES: usize = 340;
@@ -22,6 +22,7 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         )
     })?;
     check_process(process)?;
+    contract::check_user(process)?;
     match spec.root() {
         None => {
             return Err(SpecError::invalid(
@@ -41,6 +42,10 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         check_container_path(&format!("mounts[{i}].destination"), m.destination())?;
     }
     check_namespaces(spec)?;
+    contract::check_namespaces(spec)?;
+    contract::check_linux(spec)?;
+    contract::check_mounts(spec)?;
+    contract::check_hooks(spec)?;
     let linux = spec.linux().as_ref();
     let uid_maps = linux
         .and_then(|l| l.uid_mappings().as_deref())
@@ -207,14 +212,6 @@ fn check_namespaces(spec: &Spec) -> Result<(), SpecError> {
                     ns_name(ns.typ())
                 ),
             ));
-        }
-        if let Some(p) = ns.path() {
-            if !p.is_absolute() {
-                return Err(SpecError::invalid(
-                    format!("linux.namespaces[{i}].path"),
-                    format!("{:?} is not absolute: give the namespace file's full path, e.g. /proc/PID/ns/net", p.display().to_string()),
-                ));
-            }
         }
     }
     if !seen.contains(&LinuxNamespaceType::User) {

@@ -1,0 +1,216 @@
+//! Values nsboot cannot apply as the spec means them, refused with the JSON path and the fix:
+//! ids the kernel reads as "unchanged", namespaces it cannot join or inherit, mount options a
+//! bind would drop, seccomp notification, and the cgroup rule (`cgroups`). The fields nsboot
+//! does not apply at all are refused by `scan`, from the table in `fields`.
+
+use oci_spec::runtime::{LinuxNamespaceType, LinuxSeccompAction, Process};
+
+use super::fields::{Rule, MOUNT_OPTIONS};
+use super::{Spec, SpecError};
+
+/// (uid_t)-1 and (gid_t)-1: "leave it unchanged" to setresuid/setresgid, so a container
+/// asking for it would keep the ids nsboot runs it with (root).
+const UNCHANGED: u32 = u32::MAX;
+
+pub fn check_user(process: &Process) -> Result<(), SpecError> {
+    let user = process.user();
+    let unchanged = |path: String, what: &str| {
+        SpecError::invalid(
+            path,
+            format!("4294967295 is (uid_t)-1, which the kernel reads as \"leave the {what} unchanged\" (root): give a real id"),
+        )
+    };
+    if user.uid() == UNCHANGED {
+        return Err(unchanged("process.user.uid".into(), "uid"));
+    }
+    if user.gid() == UNCHANGED {
+        return Err(unchanged("process.user.gid".into(), "gid"));
+    }
+    for (i, g) in user.additional_gids().iter().flatten().enumerate() {
+        if *g == UNCHANGED {
+            return Err(unchanged(
+                format!("process.user.additionalGids[{i}]"),
+                "group",
+            ));
+        }
+    }
+    if let Some(m) = user.umask().filter(|m| *m > 0o777) {
+        return Err(SpecError::invalid(
+            "process.user.umask",
+            format!("{m:#o} has bits above 0777, which umask(2) drops: give permission bits only, e.g. 18 (0022)"),
+        ));
+    }
+    let size = process.console_size();
+    if process.terminal() == Some(true) && size.is_some_and(|b| b.height() != 0 || b.width() != 0) {
+        return Err(SpecError::invalid(
+            "process.consoleSize",
+            "set, but not applied by nsboot: the terminal takes the size of the caller's or the console socket's; remove it",
+        ));
+    }
+    Ok(())
+}
+
+/// A namespace type listed with a path, or not listed at all, asks nsboot to join or inherit
+/// one; it can only make new ones (and always makes mount, pid, ipc and uts, and a user
+/// namespace, added by `adjust` when absent).
+pub fn check_namespaces(spec: &Spec) -> Result<(), SpecError> {
+    use LinuxNamespaceType as Ns;
+    let namespaces = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_deref())
+        .unwrap_or_default();
+    for (i, ns) in namespaces.iter().enumerate() {
+        if let Some(p) = ns.path() {
+            let fix = match super::fields::rule("linux.namespaces.path") {
+                Some(Rule::Refused(fix)) => fix,
+                _ => "remove it",
+            };
+            return Err(SpecError::invalid(
+                format!("linux.namespaces[{i}].path"),
+                format!("{:?} set, but {fix}", p.display().to_string()),
+            ));
+        }
+        if ns.typ() == Ns::Time {
+            return Err(SpecError::invalid(
+                format!("linux.namespaces[{i}]"),
+                "a time namespace: nsboot makes none yet: remove it",
+            ));
+        }
+    }
+    for (typ, name) in [
+        (Ns::Mount, "mount"),
+        (Ns::Pid, "pid"),
+        (Ns::Ipc, "ipc"),
+        (Ns::Uts, "uts"),
+    ] {
+        if !namespaces.iter().any(|n| n.typ() == typ) {
+            return Err(SpecError::invalid(
+                "linux.namespaces",
+                format!("no {name} namespace, which asks to share the runtime's: nsboot cannot, it always makes a new one: add {{\"type\":\"{name}\"}}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn check_linux(spec: &Spec) -> Result<(), SpecError> {
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    if let Some(p) = linux.rootfs_propagation().as_deref() {
+        const KNOWN: [&str; 8] = [
+            "private",
+            "rprivate",
+            "shared",
+            "rshared",
+            "slave",
+            "rslave",
+            "unbindable",
+            "runbindable",
+        ];
+        if !p.is_empty() && !KNOWN.contains(&p) {
+            return Err(SpecError::invalid(
+                "linux.rootfsPropagation",
+                format!(
+                    "{p:?} is not a propagation: use one of {}",
+                    KNOWN.join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(seccomp) = linux.seccomp() {
+        let notify = |at: String| {
+            SpecError::invalid(
+                at,
+                "SCMP_ACT_NOTIFY needs a seccomp agent, which nsboot cannot hand the listener to yet: use another action",
+            )
+        };
+        if seccomp.default_action() == LinuxSeccompAction::ScmpActNotify {
+            return Err(notify("linux.seccomp.defaultAction".into()));
+        }
+        for (i, s) in seccomp.syscalls().iter().flatten().enumerate() {
+            if s.action() == LinuxSeccompAction::ScmpActNotify {
+                return Err(notify(format!("linux.seccomp.syscalls[{i}].action")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A bind mount hands its options to no file system: an option that is not a flag nsboot
+/// sets would be dropped (`rro` would leave the bind writable). Other file systems get their
+/// data options checked by the kernel.
+pub fn check_mounts(spec: &Spec) -> Result<(), SpecError> {
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let options = m.options().as_deref().unwrap_or_default();
+        let typ = m.typ().as_deref().unwrap_or("");
+        let bind = typ == "bind" || options.iter().any(|o| o == "bind" || o == "rbind");
+        for (j, o) in options.iter().enumerate() {
+            let dropped = o == "tmpcopyup"
+                || (bind && !MOUNT_OPTIONS.contains(&o.as_str()) && !mount8_only(o));
+            if dropped {
+                return Err(SpecError::invalid(
+                    format!("mounts[{i}].options[{j}]"),
+                    format!("{o:?} is not applied by nsboot to this mount: remove it (`nsboot features` lists the options it applies)"),
+                ));
+            }
+        }
+        let cgroup = !bind && (typ == "cgroup" || typ == "cgroup2");
+        if cgroup && !options.iter().any(|o| o == "ro") {
+            return Err(SpecError::invalid(
+                format!("mounts[{i}].options"),
+                "a cgroup mount without \"ro\": nsboot only shows the host's hierarchy read-only: add \"ro\"",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Options for mount(8) and fstab, not for the kernel: they change nothing in a container.
+fn mount8_only(o: &str) -> bool {
+    matches!(o, "nofail" | "auto" | "noauto") || o.starts_with("x-")
+}
+
+pub fn check_hooks(spec: &Spec) -> Result<(), SpecError> {
+    let Some(hooks) = spec.hooks() else {
+        return Ok(());
+    };
+    #[allow(deprecated)] // prestart is deprecated in the spec, but engines still use it
+    let lists = [
+        ("prestart", hooks.prestart()),
+        ("createRuntime", hooks.create_runtime()),
+        ("createContainer", hooks.create_container()),
+        ("startContainer", hooks.start_container()),
+        ("poststart", hooks.poststart()),
+        ("poststop", hooks.poststop()),
+    ];
+    for (kind, list) in lists {
+        for (i, h) in list.iter().flatten().enumerate() {
+            if let Some(t) = h.timeout().filter(|t| *t <= 0) {
+                return Err(SpecError::invalid(
+                    format!("hooks.{kind}[{i}].timeout"),
+                    format!("{t}: the spec requires a timeout above 0: raise it or remove it"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The cgroup rule: settings found by `scan` are refused as real root, where nothing would
+/// enforce them, and skipped with one warning for an unprivileged caller, who has no cgroup
+/// of its own to put them in (as runc and crun do rootless).
+pub fn cgroups(found: &[String], rootless: bool) -> Result<(), SpecError> {
+    let paths = found.join(", ");
+    if rootless {
+        tracing::warn!(
+            "{paths}: not applied: nsboot manages no cgroups yet and an unprivileged caller has none delegated to it; the container runs without these limits"
+        );
+        return Ok(());
+    }
+    Err(SpecError::invalid(
+        paths,
+        "cgroup settings are not managed by nsboot yet, and as root nothing else would enforce them: run without them (podman: --cgroups=disabled, with nsboot in containers.conf's runtime_supports_nocgroup), or use runc",
+    ))
+}

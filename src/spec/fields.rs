@@ -1,0 +1,423 @@
+//! Every field of the runtime spec, and what nsboot does with it: applied (and where), or
+//! refused. One table read by the contract check (`scan`), by `nsboot features` and by the
+//! test that keeps docs/spec-fields.md equal to it.
+//!
+//! Properties the runtime spec does not define are ignored, as its "Extensibility" section
+//! requires of runtimes (runc and crun do the same); what it defines is never dropped.
+
+/// What nsboot does with one field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// Applied exactly, by the code named.
+    Applied(&'static str),
+    /// Applied by the code named; values it cannot apply are refused by validation.
+    Checked(&'static str),
+    /// Refused unless empty (null, "", [], {}): the fix to offer.
+    Refused(&'static str),
+    /// Refused unless empty or this value, which asks for what nsboot does anyway (an
+    /// AppArmor profile "unconfined"): the value, and the fix to offer.
+    RefusedBut(&'static str, &'static str),
+    /// A cgroup setting: nsboot manages no cgroups yet. An unprivileged caller gets one
+    /// warning (runc's and crun's rootless convention); real root is refused.
+    Cgroup,
+}
+
+/// The shape of a field's value, for the walk below it.
+#[derive(Debug)]
+pub enum Shape {
+    Leaf,
+    Object(&'static [Field]),
+    Array(&'static Shape),
+    /// A string-keyed map of values of this shape.
+    Map(&'static Shape),
+}
+
+#[derive(Debug)]
+pub struct Field {
+    pub name: &'static str,
+    pub rule: Rule,
+    pub shape: Shape,
+}
+
+const fn f(name: &'static str, rule: Rule, shape: Shape) -> Field {
+    Field { name, rule, shape }
+}
+const fn leaf(name: &'static str, rule: Rule) -> Field {
+    f(name, rule, Shape::Leaf)
+}
+use Rule::{Applied, Cgroup, Checked, Refused, RefusedBut};
+use Shape::{Array, Leaf, Map, Object};
+
+const CREDS: &str = "src/process/creds.rs";
+const LABELS: &str =
+    "nsboot applies no SELinux labels: remove it (podman: --security-opt label=disable)";
+const ID_MAP: &[Field] = &[
+    leaf("containerID", Applied("src/idmap/")),
+    leaf("hostID", Applied("src/idmap/")),
+    leaf("size", Applied("src/idmap/")),
+];
+const HOOK: &[Field] = &[
+    leaf("path", Applied("src/hooks.rs")),
+    f("args", Applied("src/hooks.rs"), Array(&Leaf)),
+    f("env", Applied("src/hooks.rs"), Array(&Leaf)),
+    leaf(
+        "timeout",
+        Checked("src/hooks.rs; > 0, as the spec requires"),
+    ),
+];
+const HOOK_LIST: Shape = Array(&Object(HOOK));
+const HOOKS: &[Field] = &[
+    f("prestart", Applied("src/hooks.rs, by create"), HOOK_LIST),
+    f(
+        "createRuntime",
+        Applied("src/hooks.rs, by create"),
+        HOOK_LIST,
+    ),
+    f(
+        "createContainer",
+        Applied("src/hooks.rs, by create, in the runtime's namespaces"),
+        HOOK_LIST,
+    ),
+    f(
+        "startContainer",
+        Applied("src/hooks.rs, by start, in the runtime's namespaces"),
+        HOOK_LIST,
+    ),
+    f("poststart", Applied("src/hooks.rs, by start"), HOOK_LIST),
+    f("poststop", Applied("src/hooks.rs, by delete"), HOOK_LIST),
+];
+const MOUNT: &[Field] = &[
+    leaf(
+        "destination",
+        Checked("src/rootfs/mounts.rs; absolute, no .."),
+    ),
+    leaf("source", Applied("src/rootfs/mounts.rs")),
+    leaf("type", Applied("src/rootfs/mounts.rs")),
+    f(
+        "options",
+        Checked("src/rootfs/mounts/options.rs; a bind's options must be flags nsboot applies"),
+        Array(&Leaf),
+    ),
+    f(
+        "uidMappings",
+        Refused("nsboot makes no id-mapped mounts yet: remove it"),
+        Array(&Object(ID_MAP)),
+    ),
+    f(
+        "gidMappings",
+        Refused("nsboot makes no id-mapped mounts yet: remove it"),
+        Array(&Object(ID_MAP)),
+    ),
+];
+const USER: &[Field] = &[
+    leaf("uid", Checked("src/process/creds.rs; 4294967295 refused")),
+    leaf("gid", Checked("src/process/creds.rs; 4294967295 refused")),
+    leaf("umask", Checked("src/process/creds.rs; at most 0777")),
+    f(
+        "additionalGids",
+        Checked("src/process/creds.rs; 4294967295 refused"),
+        Array(&Leaf),
+    ),
+    leaf(
+        "username",
+        Refused("nsboot takes the uid and gid (username is for Windows): remove it"),
+    ),
+];
+const CAP_SETS: &[Field] = &[
+    f("bounding", Applied("src/process/caps.rs"), Array(&Leaf)),
+    f("effective", Applied("src/process/caps.rs"), Array(&Leaf)),
+    f("inheritable", Applied("src/process/caps.rs"), Array(&Leaf)),
+    f("permitted", Applied("src/process/caps.rs"), Array(&Leaf)),
+    f("ambient", Applied("src/process/caps.rs"), Array(&Leaf)),
+];
+const RLIMIT: &[Field] = &[
+    leaf("type", Applied("src/process/rlimits.rs")),
+    leaf("soft", Checked("src/process/rlimits.rs; soft <= hard")),
+    leaf("hard", Applied("src/process/rlimits.rs")),
+];
+/// `process`, also the shape of `exec --process`.
+pub const PROCESS: &[Field] = &[
+    leaf("terminal", Applied("src/pty.rs, src/console.rs")),
+    f(
+        "consoleSize",
+        Checked("ignored without a terminal, as the spec says; refused with one"),
+        Object(&[]),
+    ),
+    f("user", Applied(CREDS), Object(USER)),
+    f("args", Checked("src/process/exec.rs"), Array(&Leaf)),
+    leaf(
+        "commandLine",
+        Refused("nsboot takes process.args (commandLine is for Windows): remove it"),
+    ),
+    f(
+        "env",
+        Checked("src/process/exec.rs; KEY=VALUE"),
+        Array(&Leaf),
+    ),
+    leaf("cwd", Checked("src/process/creds.rs; absolute")),
+    f(
+        "capabilities",
+        Applied("src/process/caps.rs"),
+        Object(CAP_SETS),
+    ),
+    f(
+        "rlimits",
+        Applied("src/process/rlimits.rs"),
+        Array(&Object(RLIMIT)),
+    ),
+    leaf(
+        "noNewPrivileges",
+        Applied("src/process/creds.rs (absent: on)"),
+    ),
+    leaf(
+        "apparmorProfile",
+        RefusedBut(
+            "unconfined",
+            "nsboot confines with no AppArmor profile: remove it (podman: --security-opt apparmor=unconfined)",
+        ),
+    ),
+    leaf("oomScoreAdj", Checked("src/process/creds.rs; -1000..1000")),
+    leaf("selinuxLabel", Refused(LABELS)),
+    f(
+        "ioPriority",
+        Refused("nsboot does not set I/O priorities yet: remove it"),
+        Object(&[]),
+    ),
+    f(
+        "scheduler",
+        Refused("nsboot does not set scheduling policies yet: remove it"),
+        Object(&[]),
+    ),
+    f(
+        "execCPUAffinity",
+        Refused("nsboot does not set CPU affinities yet: remove it"),
+        Object(&[]),
+    ),
+];
+const NAMESPACE: &[Field] = &[
+    leaf(
+        "type",
+        Checked("src/sandbox.rs, src/net.rs; new namespaces; time refused"),
+    ),
+    leaf(
+        "path",
+        Refused("nsboot cannot join namespaces by path yet: remove \"path\" for a new namespace"),
+    ),
+];
+const DEVICE: &[Field] = &[
+    leaf("type", Applied("src/rootfs/dev.rs")),
+    leaf("path", Applied("src/rootfs/dev.rs")),
+    leaf("major", Applied("src/rootfs/dev.rs")),
+    leaf("minor", Applied("src/rootfs/dev.rs")),
+    leaf("fileMode", Applied("src/rootfs/dev.rs")),
+    leaf("uid", Applied("src/rootfs/dev.rs")),
+    leaf("gid", Applied("src/rootfs/dev.rs")),
+];
+const RESOURCES: &[Field] = &[
+    f(
+        "devices",
+        Applied("src/rootfs/dev.rs (nodes, not cgroups)"),
+        Array(&Leaf),
+    ),
+    f("memory", Cgroup, Object(&[])),
+    f("cpu", Cgroup, Object(&[])),
+    f("pids", Cgroup, Object(&[])),
+    f("blockIO", Cgroup, Object(&[])),
+    f("hugepageLimits", Cgroup, Array(&Leaf)),
+    f("network", Cgroup, Object(&[])),
+    f("rdma", Cgroup, Map(&Leaf)),
+    f("unified", Cgroup, Map(&Leaf)),
+];
+const SYSCALL: &[Field] = &[
+    f("names", Applied("src/process/seccomp.rs"), Array(&Leaf)),
+    leaf(
+        "action",
+        Checked("src/process/seccomp.rs; SCMP_ACT_NOTIFY refused"),
+    ),
+    leaf("errnoRet", Applied("src/process/seccomp.rs")),
+    f("args", Applied("src/process/seccomp.rs"), Array(&Leaf)),
+];
+const SECCOMP: &[Field] = &[
+    leaf(
+        "defaultAction",
+        Checked("src/process/seccomp.rs; SCMP_ACT_NOTIFY refused"),
+    ),
+    leaf("defaultErrnoRet", Applied("src/process/seccomp.rs")),
+    f(
+        "architectures",
+        Applied("src/process/seccomp.rs"),
+        Array(&Leaf),
+    ),
+    f("flags", Applied("src/process/seccomp/bpf.rs"), Array(&Leaf)),
+    leaf(
+        "listenerPath",
+        Refused("nsboot has no seccomp notify agent support yet: remove it and the NOTIFY rules"),
+    ),
+    leaf(
+        "listenerMetadata",
+        Refused("nsboot has no seccomp notify agent support yet: remove it"),
+    ),
+    f(
+        "syscalls",
+        Applied("src/process/seccomp.rs"),
+        Array(&Object(SYSCALL)),
+    ),
+];
+const LINUX: &[Field] = &[
+    f("uidMappings", Checked("src/idmap/"), Array(&Object(ID_MAP))),
+    f("gidMappings", Checked("src/idmap/"), Array(&Object(ID_MAP))),
+    f(
+        "sysctl",
+        Refused("nsboot does not write sysctls yet: remove them (or set them on the host)"),
+        Map(&Leaf),
+    ),
+    f("resources", Applied("see its fields"), Object(RESOURCES)),
+    leaf("cgroupsPath", Cgroup),
+    f(
+        "namespaces",
+        Checked("src/sandbox.rs; mount, pid, ipc and uts are required"),
+        Array(&Object(NAMESPACE)),
+    ),
+    f(
+        "devices",
+        Applied("src/rootfs/dev.rs"),
+        Array(&Object(DEVICE)),
+    ),
+    f(
+        "seccomp",
+        Applied("src/process/seccomp.rs"),
+        Object(SECCOMP),
+    ),
+    leaf(
+        "rootfsPropagation",
+        Checked("src/rootfs/mod.rs; unknown values refused"),
+    ),
+    f(
+        "maskedPaths",
+        Checked("src/rootfs/paths.rs; absolute, no .."),
+        Array(&Leaf),
+    ),
+    f(
+        "readonlyPaths",
+        Checked("src/rootfs/paths.rs; absolute, no .."),
+        Array(&Leaf),
+    ),
+    leaf("mountLabel", Refused(LABELS)),
+    f(
+        "intelRdt",
+        Refused("nsboot does not manage Intel RDT: remove it"),
+        Object(&[]),
+    ),
+    f(
+        "personality",
+        Refused("nsboot does not set execution domains yet: remove it"),
+        Object(&[]),
+    ),
+    f(
+        "timeOffsets",
+        Refused("nsboot makes no time namespaces yet: remove it"),
+        Map(&Leaf),
+    ),
+    f(
+        "memoryPolicy",
+        Refused("nsboot does not set NUMA memory policies yet: remove it"),
+        Object(&[]),
+    ),
+    f(
+        "netDevices",
+        Refused("nsboot moves no network devices yet: remove it"),
+        Map(&Leaf),
+    ),
+];
+const ROOT: &[Field] = &[
+    leaf("path", Applied("src/rootfs/mod.rs")),
+    leaf("readonly", Applied("src/rootfs/mod.rs")),
+];
+const OTHER_OS: &str = "nsboot runs Linux containers only: remove it";
+
+/// The whole config.json.
+pub const SPEC: &[Field] = &[
+    leaf("ociVersion", Checked("1.x")),
+    f("root", Applied("src/rootfs/mod.rs"), Object(ROOT)),
+    f(
+        "mounts",
+        Applied("src/rootfs/mounts.rs"),
+        Array(&Object(MOUNT)),
+    ),
+    f("process", Applied("src/process/"), Object(PROCESS)),
+    leaf("hostname", Applied("src/boot/mod.rs")),
+    leaf("domainname", Applied("src/boot/mod.rs")),
+    f("hooks", Applied("src/hooks.rs"), Object(HOOKS)),
+    f(
+        "annotations",
+        Applied("kept in the state; nsboot.overlay read"),
+        Map(&Leaf),
+    ),
+    f("linux", Applied("see its fields"), Object(LINUX)),
+    f("solaris", Refused(OTHER_OS), Object(&[])),
+    f("windows", Refused(OTHER_OS), Object(&[])),
+    f("vm", Refused(OTHER_OS), Object(&[])),
+    f("zos", Refused(OTHER_OS), Object(&[])),
+];
+
+pub static SPEC_SHAPE: Shape = Object(SPEC);
+pub static PROCESS_SHAPE: Shape = Object(PROCESS);
+
+/// The options a bind mount takes (each is a mount flag or a propagation nsboot sets), and
+/// the flags of other file systems: `nsboot features`' mountOptions.
+#[rustfmt::skip]
+pub const MOUNT_OPTIONS: &[&str] = &[
+    "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "lazytime",
+    "loud", "mand", "noatime", "nodev", "nodiratime", "noexec", "nolazytime", "nomand",
+    "norelatime", "nostrictatime", "nosuid", "private", "rbind", "relatime", "remount", "ro",
+    "rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "silent", "slave",
+    "strictatime", "suid", "sync", "unbindable",
+];
+
+/// Namespace types nsboot makes new (a type listed without a path), as `features` lists them.
+pub const NAMESPACES: &[&str] = &["cgroup", "ipc", "mount", "network", "pid", "user", "uts"];
+
+/// The rule of a dotted field path ("process.apparmorProfile"; arrays are stepped through).
+pub fn rule(path: &str) -> Option<Rule> {
+    let mut fields = SPEC;
+    let mut found = None;
+    for name in path.split('.') {
+        let field = fields.iter().find(|f| f.name == name)?;
+        found = Some(field.rule);
+        fields = object_fields(&field.shape);
+    }
+    found
+}
+
+fn object_fields(shape: &Shape) -> &'static [Field] {
+    match shape {
+        Object(f) => f,
+        Array(inner) | Map(inner) => object_fields(inner),
+        Leaf => &[],
+    }
+}
+
+/// Every field with its dotted path, depth first (`[]` marks an array's elements), but not
+/// the fields inside a refused one.
+pub fn walk(mut visit: impl FnMut(&str, &Field)) {
+    fn go(prefix: &str, fields: &[Field], visit: &mut dyn FnMut(&str, &Field)) {
+        for field in fields {
+            let path = if prefix.is_empty() {
+                field.name.to_string()
+            } else {
+                format!("{prefix}.{}", field.name)
+            };
+            visit(&path, field);
+            if matches!(field.rule, Refused(_) | RefusedBut(..) | Cgroup) {
+                // What is inside a refused field is refused with it.
+                continue;
+            }
+            let below = match &field.shape {
+                Array(_) => format!("{path}[]"),
+                _ => path,
+            };
+            go(&below, object_fields(&field.shape), visit);
+        }
+    }
+    go("", SPEC, &mut visit);
+}
