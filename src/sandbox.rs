@@ -127,13 +127,13 @@ fn step<T>(what: &str, r: nix::Result<T>) -> Result<T, SandboxError> {
 /// How a caller starts the supervisor: exec'd as `nsboot boot` when NSBOOT_EXEC_BOOT=1 (its
 /// application then compiles the seccomp profile), else cloned in-process with the profile's
 /// program from the cache in the state root `root`, which the sandbox cannot see.
-pub fn supervisor_kind(root: &std::path::Path, spec: &Spec) -> (bool, Option<Program>) {
+pub fn supervisor_kind(root: Option<&std::path::Path>, spec: &Spec) -> (bool, Option<Program>) {
     let exec_boot = std::env::var_os("NSBOOT_EXEC_BOOT").is_some_and(|v| v == "1");
     let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-    let program = if exec_boot {
-        None
-    } else {
-        crate::process::seccomp::cache::program(root, profile)
+    // Without a state root (`do` may run without one), the application compiles the profile.
+    let program = match root {
+        Some(root) if !exec_boot => crate::process::seccomp::cache::program(root, profile),
+        _ => None,
     };
     (exec_boot, program)
 }

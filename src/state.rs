@@ -14,10 +14,12 @@ use crate::sys::Errno;
 
 mod entry;
 mod read;
+mod root;
 mod sweep;
 pub use entry::{create, create_foreground, lock_existing, open, private_name, remove_at, Entry};
 use read::with_started;
 pub use read::{list, load};
+pub use root::{fd as root_fd, path as default_root, shown};
 pub use sweep::sweep;
 
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
@@ -32,6 +34,10 @@ pub enum StateError {
         errno: Errno,
         hint: String,
     },
+    #[error(
+        "state directory {path} {why}: remove it, or choose another with --root or XDG_RUNTIME_DIR"
+    )]
+    UnsafeRoot { path: PathBuf, why: String },
     #[error("container id {id:?} is invalid: {why}: use letters, digits, '+', '-', '.' and '_'")]
     InvalidId { id: String, why: String },
     #[error("container {id} runs in the foreground (nsboot run or do): only a created container can be started")]
@@ -91,19 +97,10 @@ impl State {
     }
 }
 
-/// The state root: --root, else $XDG_RUNTIME_DIR/nsboot when rootless (/tmp/nsboot-UID
-/// without XDG_RUNTIME_DIR), else /run/nsboot.
-pub fn root_dir(flag: Option<&Path>) -> PathBuf {
-    if let Some(p) = flag {
-        return p.into();
-    }
-    if !crate::idmap::is_rootless() {
-        return "/run/nsboot".into();
-    }
-    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
-        Some(x) => Path::new(&x).join("nsboot"),
-        None => format!("/tmp/nsboot-{}", nix::unistd::geteuid()).into(),
-    }
+/// The state root (see `root::path` for which), made if needed and checked: the path that
+/// reaches it through its opened fd, or why it cannot be used.
+pub fn root_dir(flag: Option<&Path>) -> Result<PathBuf, StateError> {
+    root::open(flag)
 }
 
 fn io(path: &Path, e: impl Into<Errno>) -> StateError {
@@ -116,7 +113,7 @@ fn io(path: &Path, e: impl Into<Errno>) -> StateError {
         _ => ": choose a writable state directory with --root".into(),
     };
     StateError::Io {
-        path: path.into(),
+        path: shown(path),
         errno,
         hint,
     }
@@ -138,7 +135,7 @@ fn missing_or_io(root: &Path, id: &str, path: &Path, e: std::io::Error) -> State
     if e.kind() == std::io::ErrorKind::NotFound {
         StateError::NotFound {
             id: id.into(),
-            root: root.into(),
+            root: shown(root),
         }
     } else {
         io(path, e)

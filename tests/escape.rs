@@ -4,6 +4,8 @@
 //! sight and out of reach; masked and read-only paths must stay so; no_new_privs is on.
 
 mod common;
+#[path = "escape/state_dir.rs"]
+mod state_dir;
 
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};

@@ -287,11 +287,14 @@ fn unwritable_or_full_state_dir_is_one_line_125() {
         return; // mounting the read-only / full tmpfs needs root
     }
     let cases = [
-        ("ro", "ro,mode=0777", "Read-only file system"),
-        ("full", "nr_inodes=1,mode=0777", "No space left on device"),
+        ("ro", "ro", "Read-only file system"),
+        ("full", "nr_inodes=1", "No space left on device"),
     ];
     for mode in common::modes() {
+        // The user's own 0700 directory: only the state root's owner may use it.
+        let u = common::user(mode);
         for (what, opts, cause) in cases {
+            let opts = &format!("{opts},mode=0700,uid={},gid={}", u.uid, u.gid);
             let id = id(&format!("state-{what}"), mode);
             let bundle = Bundle::new(mode).args(&["/bin/true"]);
             let dir = bundle.dir().parent().unwrap().join("state-tmpfs");

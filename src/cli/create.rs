@@ -50,7 +50,10 @@ pub fn run(args: CreateArgs, global: &Global) -> i32 {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
-    let root = state::root_dir(global.root.as_deref());
+    let root = match state::root_dir(global.root.as_deref()) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
     let entry = match state::create(&root, &args.id) {
         Ok(e) => e,
         Err(e) => return fail(&e),
@@ -80,7 +83,7 @@ pub fn run(args: CreateArgs, global: &Global) -> i32 {
         _ => None,
     };
     // Cloned in-process as for `run`: it must not keep this command's lock on the state dir.
-    let (exec_boot, seccomp) = sandbox::supervisor_kind(&root, &spec);
+    let (exec_boot, seccomp) = sandbox::supervisor_kind(Some(&root), &spec);
     let plan = Plan {
         id: args.id.clone(),
         spec,
@@ -94,7 +97,10 @@ pub fn run(args: CreateArgs, global: &Global) -> i32 {
         preserve_fds: args.preserve_fds,
         boot_flags: global.boot_flags(),
         console,
-        caller_only: vec![entry.lock_fd()],
+        caller_only: [Some(entry.lock_fd()), state::root_fd()]
+            .into_iter()
+            .flatten()
+            .collect(),
     };
     let spawning = match sandbox::begin(plan, seccomp) {
         Ok(s) => s,

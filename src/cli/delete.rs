@@ -32,7 +32,7 @@ pub fn run(args: DeleteArgs, global: &Global) -> i32 {
 }
 
 fn delete(args: &DeleteArgs, global: &Global) -> Result<(), LifecycleError> {
-    let root = crate::state::root_dir(global.root.as_deref());
+    let root = crate::state::root_dir(global.root.as_deref())?;
     let c = match lifecycle::load(&root, &args.id) {
         Ok(c) => c,
         Err(LifecycleError::State(StateError::NotFound { .. } | StateError::Corrupt { .. }))

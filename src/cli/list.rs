@@ -21,7 +21,10 @@ pub enum Format {
 }
 
 pub fn run(args: ListArgs, global: &Global) -> i32 {
-    let root = crate::state::root_dir(global.root.as_deref());
+    let root = match crate::state::root_dir(global.root.as_deref()) {
+        Ok(r) => r,
+        Err(e) => return crate::cli::run::fail(&e),
+    };
     let ids = match crate::state::list(&root) {
         Ok(ids) => ids,
         Err(e) => {

@@ -74,7 +74,7 @@ fn claim(root: &Path, id: &str) -> Result<(PathBuf, PathBuf), StateError> {
     if fs::symlink_metadata(&path).is_ok() && !sweep::remove_if_stale(root, &path) {
         return Err(StateError::Exists {
             id: id.into(),
-            root: root.into(),
+            root: super::shown(root),
         });
     }
     let tmp = root.join(private_name(id, std::process::id()));
@@ -108,7 +108,7 @@ fn place(
             Err(if e == nix::errno::Errno::EEXIST {
                 StateError::Exists {
                     id: id.into(),
-                    root: root.into(),
+                    root: super::shown(root),
                 }
             } else {
                 io(&path, e)
@@ -131,7 +131,7 @@ pub fn open(root: &Path, id: &str) -> Result<Entry, StateError> {
         }
         return Err(StateError::NotFound {
             id: id.into(),
-            root: root.into(),
+            root: super::shown(root),
         });
     }
     let lock = lock(&dir)?;
@@ -292,7 +292,7 @@ pub fn lock_existing(
             Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
                 return Err(StateError::Busy {
                     id: id.into(),
-                    root: root.into(),
+                    root: super::shown(root),
                 })
             }
             Err((_, e)) => return Err(io(&path, e)),
