@@ -23,6 +23,7 @@ use crate::wire::{self, WireError};
 
 mod exec_boot;
 mod hint;
+pub mod limits;
 mod wait;
 use exec_boot::{exec_boot, spec_memfd};
 use hint::clone_hint;
@@ -30,7 +31,7 @@ pub use wait::{block_forwarded_signals, forwarded_signalfd};
 
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum SandboxError {
-    #[error("{step}: {errno}")]
+    #[error("{step}: {errno}{}", limits::hint(.errno))]
     Step { step: String, errno: Errno },
     #[error("creating the sandbox's namespaces: {errno}{hint}")]
     Clone { errno: Errno, hint: String },
@@ -44,6 +45,8 @@ pub enum SandboxError {
     Wire(#[from] WireError),
     #[error("the sandbox supervisor died during start-up ({how}) without reporting an error")]
     Died { how: String },
+    #[error("the sandbox supervisor (pid {pid}) was killed by signal {signo} while the application ran, which died with it: look for what killed it (the OOM killer, a `kill -9`)")]
+    SupervisorKilled { pid: i32, signo: i32 },
 }
 
 impl SandboxError {
@@ -71,6 +74,8 @@ pub struct Plan<'a> {
     pub bundle: PathBuf,
     /// For a foreground run: who cleans up if the caller is killed.
     pub janitor: Option<boot::Janitor>,
+    /// For `create`: the word that its state is written, and a share of its lock.
+    pub created: Option<boot::Created>,
     /// A listening controller socket (`create`); None: a socket pair to this caller (`run`).
     pub listener: Option<OwnedFd>,
     /// Fds 3 .. 3+N of the caller pass to the application as they are (--preserve-fds).
@@ -92,6 +97,9 @@ pub struct Sandbox {
     pub control: Option<OwnedFd>,
     /// The Start request is already queued on `control` ([`Spawning::start_early`]).
     start_sent: bool,
+    /// The application was started: from then on only its exit, reported by the supervisor,
+    /// ends the sandbox ([`Sandbox::wait_forwarding`]).
+    started: std::cell::Cell<bool>,
 }
 
 /// The namespaces of the supervisor: always user, mount, pid, ipc, uts; net and cgroup per spec
@@ -189,7 +197,7 @@ pub fn begin(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning, S
     let flags = clone_flags(&plan.spec, !make_netns);
     let cloned = sys::clone_process(flags).map_err(|errno| SandboxError::Clone {
         errno,
-        hint: clone_hint(errno),
+        hint: clone_hint(errno) + &limits::hint(&errno),
     })?;
     let (pid, pidfd) = match cloned {
         Cloned::Child => {
@@ -216,6 +224,7 @@ pub fn begin(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning, S
                 },
                 attached: plan.attached,
                 janitor: plan.janitor,
+                created: plan.created,
                 seccomp,
                 make_netns,
             });
@@ -225,7 +234,13 @@ pub fn begin(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning, S
         Cloned::Parent { pid, pidfd } => (pid, pidfd),
     };
     crate::log::phase("spawn");
-    drop((userns_r, start_w, ctl_boot, plan.console.take()));
+    drop((
+        userns_r,
+        start_w,
+        ctl_boot,
+        plan.console.take(),
+        plan.created,
+    ));
     let maps = match idmap::start_writing(pid, &plan.mapping) {
         Ok(p) => p,
         Err(e) => {
@@ -295,6 +310,7 @@ impl Spawning {
                     pidfd,
                     control,
                     start_sent,
+                    started: Default::default(),
                 })
             }
             Ok(false) => {

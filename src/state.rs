@@ -20,13 +20,13 @@ pub use entry::{create, create_foreground, lock_existing, open, private_name, re
 use read::with_started;
 pub use read::{list, load};
 pub use root::{fd as root_fd, path as default_root, shown};
-pub use sweep::sweep;
+pub use sweep::{remove_debris, sweep};
 
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum StateError {
-    #[error("container {id} already exists in {root}: pick another id or `nsboot delete {id}`")]
+    #[error("container {0} already exists in {root}: pick another id or `nsboot delete {0}`", cut(.id))]
     Exists { id: String, root: PathBuf },
-    #[error("container {id} does not exist in {root}")]
+    #[error("container {} does not exist in {root}", cut(.id))]
     NotFound { id: String, root: PathBuf },
     #[error("state directory {path}: {errno}{hint}")]
     Io {
@@ -38,13 +38,13 @@ pub enum StateError {
         "state directory {path} {why}: remove it, or choose another with --root or XDG_RUNTIME_DIR"
     )]
     UnsafeRoot { path: PathBuf, why: String },
-    #[error("container id {id:?} is invalid: {why}: use letters, digits, '+', '-', '.' and '_'")]
+    #[error("container id {:?} is invalid: {why}: use letters, digits, '+', '-', '.' and '_'", cut(.id))]
     InvalidId { id: String, why: String },
-    #[error("container {id} runs in the foreground (nsboot run or do): only a created container can be started")]
+    #[error("container {} runs in the foreground (nsboot run or do): only a created container can be started", cut(.id))]
     Foreground { id: String },
-    #[error("container {id} is busy: another nsboot command holds its lock in {root}; retry when it is done")]
+    #[error("container {} is busy: another nsboot command holds its lock in {root}; retry when it is done", cut(.id))]
     Busy { id: String, root: PathBuf },
-    #[error("the state of container {id} in {path} is unreadable ({why}): `nsboot delete --force {id}` removes it")]
+    #[error("the state of container {0} in {path} is unreadable ({why}): `nsboot delete --force {0}` removes it", cut(.id))]
     Corrupt {
         id: String,
         path: PathBuf,
@@ -110,12 +110,23 @@ fn io(path: &Path, e: impl Into<Errno>) -> StateError {
             ": make it writable for you or choose another with --root".into()
         }
         libc::ENOSPC => ": the file system is full".into(),
+        libc::EMFILE | libc::ENFILE => crate::sandbox::limits::hint(&errno),
         _ => ": choose a writable state directory with --root".into(),
     };
     StateError::Io {
         path: shown(path),
         errno,
         hint,
+    }
+}
+
+/// `s` as printed back in a message: a long one (an id is up to 1024 characters, a rejected
+/// one any length) cut to its start and its length.
+pub fn cut(s: &str) -> String {
+    const KEEP: usize = 64;
+    match s.char_indices().nth(KEEP) {
+        Some((end, _)) => format!("{}... ({} characters)", &s[..end], s.chars().count()),
+        None => s.into(),
     }
 }
 

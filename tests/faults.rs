@@ -146,11 +146,16 @@ fn supervisor_sigkill_is_nsboots_failure_125_with_one_line() {
         kill(Pid::from_raw(sup), Signal::SIGKILL).unwrap();
         let out = run.finish(Duration::from_secs(20));
         // nsboot's own failure, not the application's SIGKILL.
+        let errors: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("nsboot:"))
+            .collect();
         assert!(
             out.status == 125
-                && out.stderr.lines().count() == 1
-                && out.stderr.contains("supervisor")
-                && out.stderr.contains("signal 9"),
+                && errors.len() == 1
+                && errors[0].contains("supervisor")
+                && errors[0].contains("signal 9"),
             "{ctx}: want 125 and one line on the supervisor's death: {out:?}"
         );
         // The app died with its pid namespace's init.

@@ -25,6 +25,8 @@ pub fn run(args: ListArgs, global: &Global) -> i32 {
         Ok(r) => r,
         Err(e) => return crate::cli::run::fail(&e),
     };
+    // Runs killed together with their supervisor are gone: never listed.
+    crate::state::sweep(&root, "");
     let ids = match crate::state::list(&root) {
         Ok(ids) => ids,
         Err(e) => {

@@ -130,7 +130,7 @@ fn launch_with(
     pid_file: Option<&Path>,
     stateless_ok: bool,
 ) -> i32 {
-    if let Err(e) = spec::validate_id(id) {
+    if let Err(e) = state::validate_id(id) {
         return fail(&e);
     }
     crate::log::phase("spec");
@@ -195,7 +195,12 @@ fn run_in(
     let (created_r, created_w) =
         match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK) {
             Ok(p) => p,
-            Err(e) => return fail(&e),
+            Err(e) => {
+                return fail(&sandbox::SandboxError::Step {
+                    step: "creating the state-created pipe".into(),
+                    errno: e.into(),
+                })
+            }
         };
     let janitor = match (crate::sys::pidfd_self(), root.map(open_dir)) {
         (Ok(caller), Some(Ok(state_root))) => Some(crate::boot::Janitor {
@@ -216,6 +221,7 @@ fn run_in(
         exec_boot,
         bundle: bundle.clone(),
         janitor,
+        created: None,
         listener: None,
         preserve_fds: 0,
         boot_flags: global.boot_flags(),

@@ -17,6 +17,9 @@ pub fn run(args: StartArgs, global: &Global) -> i32 {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
+    if let Err(e) = state::validate_id(&args.id) {
+        return fail(&e);
+    }
     let entry = match state::open(&root, &args.id) {
         Ok(e) => e,
         Err(e) => return fail(&e),

@@ -182,8 +182,22 @@ impl Entry {
         File::create(&path).map(drop).map_err(|e| io(&path, e))
     }
 
-    /// Removes the entry (the lock goes with it).
+    /// Removes the entry (the lock goes with it). A directory is first renamed to a private
+    /// name, while its lock is held: the id is free at once, and a removal killed halfway
+    /// leaves only that name (`.stale.PID.ID`), never a half entry under the id.
     pub fn remove(self) {
+        if self.path.is_dir() {
+            let id = self
+                .path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("x");
+            let trash = self.root.join(sweep::trash_name(std::process::id(), id));
+            if fs::rename(&self.path, &trash).is_ok() {
+                let _ = remove_path(&trash);
+                return;
+            }
+        }
         let _ = remove_path(&self.path);
     }
 }
@@ -271,8 +285,11 @@ pub fn lock_existing(
     validate_id(id)?;
     let path = root.join(id);
     let (_, lock) = files(&path);
+    // A directory's lock is made if missing (nothing else of such an entry would let it go).
     let mut f = File::options()
         .write(true)
+        .create(lock != path)
+        .truncate(false)
         .open(&lock)
         .map_err(|e| missing_or_io(root, id, &path, e))?;
     let deadline = std::time::Instant::now() + timeout;

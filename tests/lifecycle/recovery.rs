@@ -93,8 +93,7 @@ fn create_killed_at_any_instant_leaves_nothing_after_delete_force() {
             }
             let sup = children_of(child.id());
             let until = Instant::now() + Duration::from_secs(2);
-            while sup.iter().all(|&s| children_of(s as u32).is_empty()) && Instant::now() < until
-            {
+            while sup.iter().all(|&s| children_of(s as u32).is_empty()) && Instant::now() < until {
                 std::thread::sleep(Duration::from_millis(5));
             }
             let _ = kill(caller, Signal::SIGKILL);
@@ -192,7 +191,10 @@ fn delete_force_takes_an_exiting_supervisor_for_dead() {
         let _ = kill(caller, Signal::SIGKILL);
         let _ = exec.wait();
         assert_eq!(d.status, 0, "{mode:?}: {}", d.stderr);
-        assert!(took < Duration::from_secs(5), "{mode:?}: delete took {took:?}");
+        assert!(
+            took < Duration::from_secs(5),
+            "{mode:?}: delete took {took:?}"
+        );
         common::assert_nothing_left(mode, b.state_dir());
     }
 }
