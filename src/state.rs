@@ -38,7 +38,7 @@ pub enum StateError {
         "state directory {path} {why}: remove it, or choose another with --root or XDG_RUNTIME_DIR"
     )]
     UnsafeRoot { path: PathBuf, why: String },
-    #[error("container id {:?} is invalid: {why}: use letters, digits, '+', '-', '.' and '_'", cut(.id))]
+    #[error("invalid container id {:?}: {why}: use letters, digits and + - . _ (at most 1024)", cut(.id))]
     InvalidId { id: String, why: String },
     #[error("container {} runs in the foreground (nsboot run or do): only a created container can be started", cut(.id))]
     Foreground { id: String },

@@ -268,7 +268,9 @@ fn run_in(
     let sb = match spawning.ready() {
         Ok(sb) => sb,
         Err(e) => {
-            entry.map(state::Entry::remove);
+            if let Some(e) = entry {
+                e.remove();
+            }
             if let Some(p) = pid_file {
                 let _ = std::fs::remove_file(p);
             }
