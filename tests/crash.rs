@@ -64,22 +64,8 @@ fn nsboot(b: &Bundle, args: &[&str]) -> Command {
 }
 
 /// Waits for `child` (killing it after `LIMIT`); its exit code, 128+N for signal N.
-fn finish(mut child: Child) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    let deadline = Instant::now() + LIMIT;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break child.wait().unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+fn finish(child: Child) -> i32 {
+    common::wait_code(child, LIMIT)
 }
 
 /// Runs `args` to completion; panics unless it exits 0.
@@ -88,12 +74,10 @@ fn must(b: &Bundle, args: &[&str]) {
     assert_eq!(code, 0, "{:?}: nsboot {args:?} exited {code}", b.mode());
 }
 
-/// The children of `pid`, as the kernel lists them.
 fn children_of(pid: u32) -> Vec<u32> {
-    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
+    common::children_of(pid)
+        .into_iter()
+        .map(|p| p as u32)
         .collect()
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::common::{self, Bundle, Mode};
+use crate::common::{self, children_of, Bundle, Mode};
 use crate::support::*;
 
 /// A pid no process has (pid_max is at most 2^22).
@@ -19,15 +19,6 @@ const DEAD_PID: u32 = (1 << 22) + 7;
 
 fn sleeper(mode: Mode) -> Bundle {
     Bundle::new(mode).args(&["/bin/sh", "-c", "exec sleep 1000"])
-}
-
-/// The children of `pid`, as the kernel lists them.
-fn children_of(pid: u32) -> Vec<i32> {
-    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
 }
 
 /// `sup` has left its wait for the id maps (a read(2) of the sync pipe) or never got there.
