@@ -120,14 +120,9 @@ fn io(path: &Path, e: impl Into<Errno>) -> StateError {
     }
 }
 
-/// `s` as printed back in a message: a long one (an id is up to 1024 characters, a rejected
-/// one any length) cut to its start and its length.
-pub fn cut(s: &str) -> String {
-    const KEEP: usize = 64;
-    match s.char_indices().nth(KEEP) {
-        Some((end, _)) => format!("{}... ({} characters)", &s[..end], s.chars().count()),
-        None => s.into(),
-    }
+/// An id as printed back in a message (one is up to 1024 characters, a rejected one any).
+pub fn cut(id: &str) -> String {
+    crate::log::cut(id, 64)
 }
 
 /// Refuses ids that could escape the state root or confuse a shell (runc's rule).

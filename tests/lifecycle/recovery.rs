@@ -199,6 +199,18 @@ fn start_refuses_an_invalid_id_and_long_ids_are_cut_when_printed() {
         "{s:?}"
     );
     let long = "a".repeat(5000);
+    // A JSON path through a 5000-character annotation key.
+    let b = b.edit(|c| c["annotations"] = serde_json::json!({ long.clone(): 1 }));
+    let out = nsb(&b, &["create", "x"]);
+    assert!(
+        out.status == 125 && out.stderr.len() < 400 && out.stderr.contains("annotations."),
+        "a long JSON path: {} bytes: {}",
+        out.stderr.len(),
+        &out.stderr[..out.stderr.len().min(600)]
+    );
+    let b = b.edit(|c| {
+        c.as_object_mut().unwrap().remove("annotations");
+    });
     for cmd in ["start", "state", "kill", "delete", "create"] {
         let out = nsb(&b, &[cmd, &long]);
         assert!(
