@@ -20,9 +20,9 @@ use crate::sys::Errno;
 pub enum LifecycleError {
     #[error(transparent)]
     State(#[from] StateError),
-    #[error("container {id} is not running (status {status})")]
+    #[error("container {} is not running (status {status})", state::cut(.id))]
     NotRunning { id: String, status: String },
-    #[error("container {id} is running: stop it first (`nsboot kill {id} KILL`) or use `delete --force`")]
+    #[error("container {0} is running: stop it first (`nsboot kill {0} KILL`) or use `delete --force`", state::cut(.id))]
     Running { id: String },
     #[error("{what} of container {id} (pid {pid}): {errno}")]
     Signal {
@@ -35,6 +35,8 @@ pub enum LifecycleError {
         "the supervisor of container {id} (pid {pid}) did not exit within {secs} s of SIGKILL"
     )]
     Stuck { id: String, pid: i32, secs: u64 },
+    #[error("container {} could not be removed: {path} remains; remove it by hand", state::cut(.id))]
+    Remains { id: String, path: PathBuf },
 }
 
 /// The OCI statuses nsboot reports (it never pauses).
@@ -124,9 +126,28 @@ fn stat_fields(pid: i32) -> Option<Vec<String>> {
     Some(rest.split_whitespace().map(str::to_owned).collect())
 }
 
-/// Alive and not a zombie (a zombie still answers kill(pid, 0)).
+/// The kernel's flag of a process in exit (PF_EXITING), in /proc/PID/stat's flags field.
+const PF_EXITING: u64 = 0x4;
+
+/// Alive: not a zombie (which still answers kill(pid, 0)) and not exiting. A killed
+/// supervisor waits in exit, its memory, files and application gone, until every process of
+/// its pid namespace is reaped, some perhaps by a parent outside that is slow to do it: dead
+/// is dead. A /proc that hides the process (hidepid) leaves kill(pid, 0) to tell.
 pub fn is_alive(pid: i32) -> bool {
-    stat_fields(pid).is_some_and(|f| f.first().is_some_and(|s| s != "Z" && s != "X"))
+    if pid <= 0 {
+        return false;
+    }
+    match stat_fields(pid) {
+        Some(f) => {
+            let state = f.first().map(String::as_str);
+            let flags: u64 = f.get(6).and_then(|v| v.parse().ok()).unwrap_or(0);
+            !matches!(state, Some("Z" | "X") | None) && flags & PF_EXITING == 0
+        }
+        None => !matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        ),
+    }
 }
 
 /// `pid` lives and is this container's supervisor: its command line names the id (it is
@@ -282,12 +303,15 @@ pub fn kill_supervisor(c: &Container) -> Result<(), LifecycleError> {
             })
         }
     }
+    // Gone once its pidfd says so, or once it is exiting (see `is_alive`).
     let secs = 10;
-    if wait_exit(&fd, std::time::Duration::from_secs(secs)) {
-        Ok(())
-    } else {
-        Err(LifecycleError::Stuck { id, pid, secs })
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if wait_exit(&fd, std::time::Duration::from_millis(20)) || !is_alive(pid) {
+            return Ok(());
+        }
     }
+    Err(LifecycleError::Stuck { id, pid, secs })
 }
 
 /// println! to stdout, where a closed pipe (`nsboot list | head`) is not a panic.

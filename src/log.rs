@@ -96,6 +96,15 @@ pub fn init(global: &Global) {
 
 /// Reports nsboot's own fatal error: `nsboot: MSG` on stderr, and with `--log F --log-format
 /// json` exactly one `{"level":"error","time":..,"msg":..}` object in F (podman parses it).
+/// `s` as printed back in a message: when longer than `keep` characters, its start and its
+/// length (a 5000-character id or JSON path would bury the message's cause and fix).
+pub fn cut(s: &str, keep: usize) -> String {
+    match s.char_indices().nth(keep) {
+        Some((end, _)) => format!("{}... ({} characters)", &s[..end], s.chars().count()),
+        None => s.into(),
+    }
+}
+
 pub fn fatal(msg: &str) {
     let _ = writeln!(std::io::stderr(), "nsboot: {msg}");
     if let Some(Some(path)) = JSON_LOG.get() {

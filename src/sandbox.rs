@@ -23,6 +23,7 @@ use crate::wire::{self, WireError};
 
 mod exec_boot;
 pub mod hint;
+pub mod limits;
 mod wait;
 use exec_boot::{exec_boot, spec_memfd};
 use hint::clone_hint;
@@ -30,7 +31,7 @@ pub use wait::{block_forwarded_signals, forwarded_signalfd};
 
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum SandboxError {
-    #[error("{step}: {errno}")]
+    #[error("{step}: {errno}{}", limits::hint(.errno))]
     Step { step: String, errno: Errno },
     #[error("creating the sandbox's namespaces: {errno}{hint}")]
     Clone { errno: Errno, hint: String },
@@ -50,6 +51,8 @@ pub enum SandboxError {
         error: Box<SandboxError>,
         cause: String,
     },
+    #[error("the sandbox supervisor (pid {pid}) was killed by signal {signo} while the application ran, which died with it: look for what killed it (the OOM killer, a `kill -9`)")]
+    SupervisorKilled { pid: i32, signo: i32 },
 }
 
 impl SandboxError {
@@ -92,6 +95,8 @@ pub struct Plan<'a> {
     pub bundle: PathBuf,
     /// For a foreground run: who cleans up if the caller is killed.
     pub janitor: Option<boot::Janitor>,
+    /// For `create`: the word that its state is written, and a share of its lock.
+    pub created: Option<boot::Created>,
     /// A listening controller socket (`create`); None: a socket pair to this caller (`run`).
     pub listener: Option<OwnedFd>,
     /// Fds 3 .. 3+N of the caller pass to the application as they are (--preserve-fds).
@@ -113,6 +118,9 @@ pub struct Sandbox {
     pub control: Option<OwnedFd>,
     /// The Start request is already queued on `control` ([`Spawning::start_early`]).
     start_sent: bool,
+    /// The application was started: from then on only its exit, reported by the supervisor,
+    /// ends the sandbox ([`Sandbox::wait_forwarding`]).
+    started: std::cell::Cell<bool>,
 }
 
 /// The namespaces of the supervisor: always user, mount, pid, ipc, uts; net and cgroup per spec
@@ -148,13 +156,13 @@ fn step<T>(what: &str, r: nix::Result<T>) -> Result<T, SandboxError> {
 /// How a caller starts the supervisor: exec'd as `nsboot boot` when NSBOOT_EXEC_BOOT=1 (its
 /// application then compiles the seccomp profile), else cloned in-process with the profile's
 /// program from the cache in the state root `root`, which the sandbox cannot see.
-pub fn supervisor_kind(root: &std::path::Path, spec: &Spec) -> (bool, Option<Program>) {
+pub fn supervisor_kind(root: Option<&std::path::Path>, spec: &Spec) -> (bool, Option<Program>) {
     let exec_boot = std::env::var_os("NSBOOT_EXEC_BOOT").is_some_and(|v| v == "1");
     let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-    let program = if exec_boot {
-        None
-    } else {
-        crate::process::seccomp::cache::program(root, profile)
+    // Without a state root (`do` may run without one), the application compiles the profile.
+    let program = match root {
+        Some(root) if !exec_boot => crate::process::seccomp::cache::program(root, profile),
+        _ => None,
     };
     (exec_boot, program)
 }
@@ -214,7 +222,7 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
     let flags = clone_flags(&plan.spec, !make_netns);
     let cloned = sys::clone_process(flags).map_err(|errno| SandboxError::Clone {
         errno,
-        hint: clone_hint(errno),
+        hint: clone_hint(errno) + &limits::hint(&errno),
     })?;
     let (pid, pidfd) = match cloned {
         Cloned::Child => {
@@ -241,6 +249,7 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
                 },
                 attached: plan.attached,
                 janitor: plan.janitor,
+                created: plan.created,
                 seccomp,
                 make_netns,
             });
@@ -250,7 +259,13 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
         Cloned::Parent { pid, pidfd } => (pid, pidfd),
     };
     crate::log::phase("spawn");
-    drop((userns_r, start_w, ctl_boot, plan.console.take()));
+    drop((
+        userns_r,
+        start_w,
+        ctl_boot,
+        plan.console.take(),
+        plan.created,
+    ));
     let maps = match idmap::start_writing(pid, &plan.mapping) {
         Ok(p) => p,
         Err(e) => {
@@ -324,6 +339,7 @@ impl Spawning {
                     pidfd,
                     control,
                     start_sent,
+                    started: Default::default(),
                 })
             }
             Ok(false) => {

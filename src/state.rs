@@ -14,17 +14,19 @@ use crate::sys::Errno;
 
 mod entry;
 mod read;
+mod root;
 mod sweep;
 pub use entry::{create, create_foreground, lock_existing, open, private_name, remove_at, Entry};
 use read::with_started;
 pub use read::{list, load};
-pub use sweep::sweep;
+pub use root::{fd as root_fd, path as default_root, shown};
+pub use sweep::{remove_debris, sweep};
 
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum StateError {
-    #[error("container {id} already exists in {root}: pick another id or `nsboot delete {id}`")]
+    #[error("container {0} already exists in {root}: pick another id or `nsboot delete {0}`", cut(.id))]
     Exists { id: String, root: PathBuf },
-    #[error("container {id} does not exist in {root}")]
+    #[error("container {} does not exist in {root}", cut(.id))]
     NotFound { id: String, root: PathBuf },
     #[error("state directory {path}: {errno}{hint}")]
     Io {
@@ -32,13 +34,17 @@ pub enum StateError {
         errno: Errno,
         hint: String,
     },
-    #[error("container id {id:?} is invalid: {why}: use letters, digits, '+', '-', '.' and '_'")]
+    #[error(
+        "state directory {path} {why}: remove it, or choose another with --root or XDG_RUNTIME_DIR"
+    )]
+    UnsafeRoot { path: PathBuf, why: String },
+    #[error("invalid container id {:?}: {why}: use letters, digits and + - . _ (at most 1024)", cut(.id))]
     InvalidId { id: String, why: String },
-    #[error("container {id} runs in the foreground (nsboot run or do): only a created container can be started")]
+    #[error("container {} runs in the foreground (nsboot run or do): only a created container can be started", cut(.id))]
     Foreground { id: String },
-    #[error("container {id} is busy: another nsboot command holds its lock in {root}; retry when it is done")]
+    #[error("container {} is busy: another nsboot command holds its lock in {root}; retry when it is done", cut(.id))]
     Busy { id: String, root: PathBuf },
-    #[error("the state of container {id} in {path} is unreadable ({why}): `nsboot delete --force {id}` removes it")]
+    #[error("the state of container {0} in {path} is unreadable ({why}): `nsboot delete --force {0}` removes it", cut(.id))]
     Corrupt {
         id: String,
         path: PathBuf,
@@ -91,19 +97,10 @@ impl State {
     }
 }
 
-/// The state root: --root, else $XDG_RUNTIME_DIR/nsboot when rootless (/tmp/nsboot-UID
-/// without XDG_RUNTIME_DIR), else /run/nsboot.
-pub fn root_dir(flag: Option<&Path>) -> PathBuf {
-    if let Some(p) = flag {
-        return p.into();
-    }
-    if !crate::idmap::is_rootless() {
-        return "/run/nsboot".into();
-    }
-    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
-        Some(x) => Path::new(&x).join("nsboot"),
-        None => format!("/tmp/nsboot-{}", nix::unistd::geteuid()).into(),
-    }
+/// The state root (see `root::path` for which), made if needed and checked: the path that
+/// reaches it through its opened fd, or why it cannot be used.
+pub fn root_dir(flag: Option<&Path>) -> Result<PathBuf, StateError> {
+    root::open(flag)
 }
 
 fn io(path: &Path, e: impl Into<Errno>) -> StateError {
@@ -113,13 +110,19 @@ fn io(path: &Path, e: impl Into<Errno>) -> StateError {
             ": make it writable for you or choose another with --root".into()
         }
         libc::ENOSPC => ": the file system is full".into(),
+        libc::EMFILE | libc::ENFILE => crate::sandbox::limits::hint(&errno),
         _ => ": choose a writable state directory with --root".into(),
     };
     StateError::Io {
-        path: path.into(),
+        path: shown(path),
         errno,
         hint,
     }
+}
+
+/// An id as printed back in a message (one is up to 1024 characters, a rejected one any).
+pub fn cut(id: &str) -> String {
+    crate::log::cut(id, 64)
 }
 
 /// Refuses ids that could escape the state root or confuse a shell (runc's rule).
@@ -138,7 +141,7 @@ fn missing_or_io(root: &Path, id: &str, path: &Path, e: std::io::Error) -> State
     if e.kind() == std::io::ErrorKind::NotFound {
         StateError::NotFound {
             id: id.into(),
-            root: root.into(),
+            root: shown(root),
         }
     } else {
         io(path, e)

@@ -20,6 +20,8 @@ mod rootfs;
 mod fds;
 #[path = "escape/spec_contract.rs"]
 mod spec_contract;
+#[path = "escape/state_dir.rs"]
+mod state_dir;
 
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};

@@ -136,7 +136,7 @@ fn sleeper(mut run: Running, lines: &[&str], ctx: &str) -> (Running, i32) {
 }
 
 #[test]
-fn supervisor_sigkill_exits_137_and_leaves_nothing() {
+fn supervisor_sigkill_is_nsboots_failure_125_with_one_line() {
     for mode in common::modes() {
         let ctx = format!("{mode:?}");
         let id = id("sup", mode);
@@ -145,7 +145,19 @@ fn supervisor_sigkill_exits_137_and_leaves_nothing() {
         let app = children(sup);
         kill(Pid::from_raw(sup), Signal::SIGKILL).unwrap();
         let out = run.finish(Duration::from_secs(20));
-        assert_eq!(out.status, 137, "{ctx}: {out:?}");
+        // nsboot's own failure, not the application's SIGKILL.
+        let errors: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("nsboot:"))
+            .collect();
+        assert!(
+            out.status == 125
+                && errors.len() == 1
+                && errors[0].contains("supervisor")
+                && errors[0].contains("signal 9"),
+            "{ctx}: want 125 and one line on the supervisor's death: {out:?}"
+        );
         // The app died with its pid namespace's init.
         for pid in app {
             assert!(
@@ -161,10 +173,10 @@ fn supervisor_sigkill_exits_137_and_leaves_nothing() {
 }
 
 /// `pkill -9 nsboot`: the caller and its supervisor die at the same instant (both stopped
-/// first, so that neither can clean up after the other). Their state is left; the next run
-/// in the same state root removes it.
+/// first, so that neither can clean up after the other). Their state is left, but `list`
+/// never shows a dead foreground run: it removes it.
 #[test]
-fn caller_and_supervisor_killed_together_are_swept_by_the_next_run() {
+fn caller_and_supervisor_killed_together_are_never_listed() {
     for mode in common::modes() {
         let ctx = format!("{mode:?}");
         let id = id("both", mode);
@@ -181,20 +193,15 @@ fn caller_and_supervisor_killed_together_are_swept_by_the_next_run() {
         }
         let out = run.finish(Duration::from_secs(20));
         assert_eq!(out.status, 137, "{ctx}: {out:?}");
-        let left = bundle.state_dir().join(&id);
+        let mut list = bundle.nsboot();
+        list.arg("--root").arg(bundle.state_dir()).arg("list");
+        let listed = common::output(&mut list);
         assert!(
-            left.exists(),
-            "{ctx}: nobody was left to remove {}",
-            left.display()
+            listed.status == 0 && !listed.stdout.contains(&id),
+            "{ctx}: a dead run is listed: {listed:?}"
         );
-        let other = bundle.args(&["/bin/sh", "-c", "echo next"]);
-        let out = other.run(&format!("{id}-next"));
-        assert_eq!(
-            (out.status, out.stdout.as_str()),
-            (0, "next\n"),
-            "{ctx}: {out:?}"
-        );
-        common::assert_nothing_left(mode, other.state_dir());
+        common::assert_nothing_left(mode, bundle.state_dir());
+        assert_id_reusable(bundle, &id);
     }
 }
 
@@ -289,11 +296,14 @@ fn unwritable_or_full_state_dir_is_one_line_125() {
         return; // mounting the read-only / full tmpfs needs root
     }
     let cases = [
-        ("ro", "ro,mode=0777", "Read-only file system"),
-        ("full", "nr_inodes=1,mode=0777", "No space left on device"),
+        ("ro", "ro", "Read-only file system"),
+        ("full", "nr_inodes=1", "No space left on device"),
     ];
     for mode in common::modes() {
+        // The user's own 0700 directory: only the state root's owner may use it.
+        let u = common::user(mode);
         for (what, opts, cause) in cases {
+            let opts = &format!("{opts},mode=0700,uid={},gid={}", u.uid, u.gid);
             let id = id(&format!("state-{what}"), mode);
             let bundle = Bundle::new(mode).args(&["/bin/true"]);
             let dir = bundle.dir().parent().unwrap().join("state-tmpfs");
@@ -343,5 +353,38 @@ fn state_dir_without_permission_is_one_line_125() {
         assert!(fs::read_dir(&dir).unwrap().next().is_none());
         common::assert_nothing_left(mode, bundle.state_dir());
         assert_id_reusable(bundle, &id);
+    }
+}
+
+/// `nsboot --root STATE run --bundle DIR ID` as the mode's user, under `prlimit LIMIT` (set
+/// after the switch to that user: setresuid over RLIMIT_NPROC would fail the exec).
+fn run_limited(bundle: &Bundle, limit: &str, id: &str) -> common::Output {
+    let mut cmd = common::as_user(bundle.mode(), "prlimit");
+    cmd.arg(limit).arg("--").arg(common::nsboot_bin());
+    cmd.arg("--root").arg(bundle.state_dir()).arg("run");
+    cmd.arg("--bundle").arg(bundle.dir()).arg(id);
+    common::output(&mut cmd)
+}
+
+#[test]
+fn exhausted_limits_are_named_with_their_fix() {
+    for mode in common::modes() {
+        let bundle = Bundle::new(mode).args(&["/bin/true"]);
+        let mut cases = vec![("--nofile=5:5", "RLIMIT_NOFILE", "ulimit -n")];
+        // Root is exempt from RLIMIT_NPROC.
+        if mode.is_rootless() {
+            cases.push(("--nproc=1:1", "RLIMIT_NPROC", "ulimit -u"));
+        }
+        for (limit, name, fix) in cases {
+            let out = run_limited(&bundle, limit, &id("limit", mode));
+            assert!(
+                out.status == 125
+                    && out.stderr.lines().count() == 1
+                    && out.stderr.contains(name)
+                    && out.stderr.contains(fix),
+                "{mode:?} {limit}: want one line naming {name} and {fix:?}: {out:?}"
+            );
+            common::assert_nothing_left(mode, bundle.state_dir());
+        }
     }
 }

@@ -7,6 +7,8 @@ mod common;
 mod exec;
 #[path = "lifecycle/hooks.rs"]
 mod hooks;
+#[path = "lifecycle/recovery.rs"]
+mod recovery;
 #[path = "lifecycle/support.rs"]
 mod support;
 

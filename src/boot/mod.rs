@@ -44,6 +44,8 @@ pub struct BootInput {
     pub app: AppFds,
     pub attached: bool,
     pub janitor: Option<Janitor>,
+    /// For `create`: see [`Created`].
+    pub created: Option<Created>,
     /// The seccomp program the caller compiled for the spec (None: the application compiles it).
     pub seccomp: Option<process::seccomp::bpf::Program>,
     /// The spec's new network namespace is the supervisor's to make (the caller did not clone
@@ -89,6 +91,29 @@ impl Janitor {
         if dead {
             let private = crate::state::private_name(&self.id, self.caller_pid);
             crate::state::remove_at(self.state_root.as_fd(), &private);
+        }
+    }
+}
+
+/// For `create`: its caller's word that the container's state is written (a byte on a pipe),
+/// and a share of its lock on the entry, held until then. A caller killed before the word
+/// leaves nothing on disk that names this supervisor: it then ends itself, and a
+/// `delete --force` that waits for the lock finds nothing running.
+pub struct Created {
+    pub confirmed: OwnedFd,
+    pub lock: OwnedFd,
+}
+
+impl Created {
+    /// Waits for the word; false when the caller died first. The lock goes either way.
+    fn wait(self) -> bool {
+        let mut b = [0u8; 1];
+        loop {
+            match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&self.confirmed), &mut b) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Ok(1) => return true,
+                _ => return false,
+            }
         }
     }
 }
@@ -157,6 +182,7 @@ pub fn main_from_fds(fds: BootFds, bundle: &Path, id: &str, attached: bool) -> i
         },
         attached,
         janitor: None,
+        created: None,
         seccomp: None,
         // `nsboot boot` is started in every namespace of the spec by its caller.
         make_netns: false,
@@ -203,6 +229,7 @@ pub fn supervise(input: BootInput) -> i32 {
         input.app,
         input.attached && janitor.is_none(),
         janitor.as_ref(),
+        input.created,
         input.seccomp,
         input.make_netns,
     );
@@ -230,6 +257,7 @@ fn supervise_app(
     app: AppFds,
     attached: bool,
     janitor: Option<&Janitor>,
+    created: Option<Created>,
     seccomp: Option<process::seccomp::bpf::Program>,
     make_netns: bool,
 ) -> i32 {
@@ -293,6 +321,11 @@ fn supervise_app(
         return CALLER_GONE;
     }
     drop(start_sync);
+    if created.is_some_and(|c| !c.wait()) {
+        tracing::debug!("the caller of create died before writing the state");
+        let _ = crate::sys::pidfd_signal(app.pidfd.as_fd(), libc::SIGKILL);
+        return CALLER_GONE;
+    }
     let Some(controller) = controller else {
         return start_and_serve(&app, None, janitor);
     };

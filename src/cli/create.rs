@@ -1,6 +1,7 @@
 //! `nsboot create`: boot a sandbox and leave it waiting for `start` (the engine path:
 //! podman/conmon call create, then start; the supervisor's pid is the container's pid).
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
 use crate::cli::run::{fail, prepare, Prepared};
@@ -39,7 +40,7 @@ pub fn run(args: CreateArgs, global: &Global) -> i32 {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    if let Err(e) = spec::validate_id(&args.id) {
+    if let Err(e) = state::validate_id(&args.id) {
         return fail(&e);
     }
     let Prepared {
@@ -50,7 +51,10 @@ pub fn run(args: CreateArgs, global: &Global) -> i32 {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
-    let root = state::root_dir(global.root.as_deref());
+    let root = match state::root_dir(global.root.as_deref()) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
     let entry = match state::create(&root, &args.id) {
         Ok(e) => e,
         Err(e) => return fail(&e),
@@ -80,7 +84,17 @@ pub fn run(args: CreateArgs, global: &Global) -> i32 {
         _ => None,
     };
     // Cloned in-process as for `run`: it must not keep this command's lock on the state dir.
-    let (exec_boot, seccomp) = sandbox::supervisor_kind(&root, &spec);
+    let (exec_boot, seccomp) = sandbox::supervisor_kind(Some(&root), &spec);
+    // The supervisor's share of the lock and the word that the state is written: a killed
+    // create never leaves a supervisor that nothing on disk names (an exec'd `nsboot boot`
+    // has neither: it dies writing start-sync to a dead caller, its only window).
+    let (created, confirm) = match confirmation(&entry, exec_boot) {
+        Ok(c) => c,
+        Err(e) => {
+            entry.remove();
+            return fail(&e);
+        }
+    };
     let plan = Plan {
         id: args.id.clone(),
         spec,
@@ -90,11 +104,19 @@ pub fn run(args: CreateArgs, global: &Global) -> i32 {
         exec_boot,
         bundle: bundle.clone(),
         janitor: None,
+        created,
         listener: Some(listener),
         preserve_fds: args.preserve_fds,
         boot_flags: global.boot_flags(),
         console,
-        caller_only: vec![entry.lock_fd()],
+        caller_only: [
+            Some(entry.lock_fd()),
+            state::root_fd(),
+            confirm.as_ref().map(|c| c.as_fd()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
     };
     let spawning = match sandbox::begin(plan, seccomp) {
         Ok(s) => s,
@@ -123,6 +145,9 @@ pub fn run(args: CreateArgs, global: &Global) -> i32 {
         }),
         None => Ok(()),
     });
+    if let (Ok(()), Some(c)) = (&saved, &confirm) {
+        let _ = nix::unistd::write(c, &[1]);
+    }
     let sb = match spawning.ready() {
         Ok(sb) => sb,
         Err(e) => {
@@ -149,4 +174,27 @@ pub fn run(args: CreateArgs, global: &Global) -> i32 {
         return fail(&e);
     }
     0
+}
+
+/// For an in-process supervisor: its part of the confirmation (a pipe's read end and a share
+/// of the entry's lock) and the caller's (the write end).
+fn confirmation(
+    entry: &state::Entry,
+    exec_boot: bool,
+) -> Result<(Option<crate::boot::Created>, Option<OwnedFd>), String> {
+    if exec_boot {
+        return Ok((None, None));
+    }
+    let (confirmed, confirm) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| {
+        let hint = crate::sandbox::limits::hint(&e.into());
+        format!("creating the create-confirmation pipe: {e}{hint}")
+    })?;
+    let lock = entry
+        .lock_fd()
+        .try_clone_to_owned()
+        .map_err(|e| format!("sharing the state lock: {e}"))?;
+    Ok((
+        Some(crate::boot::Created { confirmed, lock }),
+        Some(confirm),
+    ))
 }

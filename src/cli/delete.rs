@@ -1,6 +1,7 @@
 //! `nsboot delete [--force] ID`: remove a container. Idempotent for what an engine's cleanup
 //! meets: a stopped container, a created one (its supervisor is killed: the sandbox's pid
-//! namespace dies with it), and, with --force, one that is already gone.
+//! namespace dies with it), and, with --force, one that is already gone or half made or
+//! half removed by a command killed on the way (see CONTRIBUTING.md, "Crash consistency").
 //!
 //! Works with an empty environment but XDG_RUNTIME_DIR: it needs no PATH and no HOME.
 
@@ -22,7 +23,11 @@ pub struct DeleteArgs {
 }
 
 pub fn run(args: DeleteArgs, global: &Global) -> i32 {
-    match delete(&args, global) {
+    let deleted = delete(&args, global).and_then(|()| match args.force {
+        true => converged(&args.id, global),
+        false => Ok(()),
+    });
+    match deleted {
         Ok(()) => 0,
         Err(e) => {
             crate::log::fatal(&e.to_string());
@@ -32,7 +37,7 @@ pub fn run(args: DeleteArgs, global: &Global) -> i32 {
 }
 
 fn delete(args: &DeleteArgs, global: &Global) -> Result<(), LifecycleError> {
-    let root = crate::state::root_dir(global.root.as_deref());
+    let root = crate::state::root_dir(global.root.as_deref())?;
     let c = match lifecycle::load(&root, &args.id) {
         Ok(c) => c,
         Err(LifecycleError::State(StateError::NotFound { .. } | StateError::Corrupt { .. }))
@@ -74,6 +79,19 @@ fn delete(args: &DeleteArgs, global: &Global) -> Result<(), LifecycleError> {
         entry.remove();
     }
     Ok(())
+}
+
+/// After --force: what killed commands left of the id goes too, and nothing of it may remain.
+fn converged(id: &str, global: &Global) -> Result<(), LifecycleError> {
+    let root = crate::state::root_dir(global.root.as_deref())?;
+    crate::state::remove_debris(&root, id)?;
+    match std::fs::symlink_metadata(root.join(id)) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        _ => Err(LifecycleError::Remains {
+            id: id.into(),
+            path: crate::state::shown(&root.join(id)),
+        }),
+    }
 }
 
 /// --force on an id without a (readable) state: remove whatever directory is left. True when

@@ -115,7 +115,7 @@ fn exec(args: ExecArgs, global: &Global) -> Result<i32, ExecError> {
     // CVE-2019-5736 class), not even with CAP_SYS_PTRACE in the sandbox's user namespace.
     // The exec of the program resets it.
     let _ = nix::sys::prctl::set_dumpable(false);
-    let root = crate::state::root_dir(global.root.as_deref());
+    let root = crate::state::root_dir(global.root.as_deref()).map_err(msg)?;
     let c = lifecycle::load(&root, &args.id).map_err(msg)?;
     let app = c.require_app().map_err(msg)?;
     let path = c.state.bundle.join("config.json");

@@ -32,7 +32,7 @@ pub fn run(args: KillArgs, global: &Global) -> i32 {
 
 fn kill(args: &KillArgs, global: &Global) -> Result<(), String> {
     let signo = parse_signal(&args.signal)?;
-    let root = crate::state::root_dir(global.root.as_deref());
+    let root = crate::state::root_dir(global.root.as_deref()).map_err(|e| e.to_string())?;
     let c = lifecycle::load(&root, &args.id).map_err(|e| e.to_string())?;
     let app = c.require_app().map_err(|e| e.to_string())?;
     // A created sandbox has not exec'd its application yet: SIGKILL ends the whole sandbox

@@ -21,7 +21,12 @@ pub enum Format {
 }
 
 pub fn run(args: ListArgs, global: &Global) -> i32 {
-    let root = crate::state::root_dir(global.root.as_deref());
+    let root = match crate::state::root_dir(global.root.as_deref()) {
+        Ok(r) => r,
+        Err(e) => return crate::cli::run::fail(&e),
+    };
+    // Runs killed together with their supervisor are gone: never listed.
+    crate::state::sweep(&root, "");
     let ids = match crate::state::list(&root) {
         Ok(ids) => ids,
         Err(e) => {

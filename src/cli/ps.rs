@@ -17,7 +17,10 @@ pub struct PsArgs {
 }
 
 pub fn run(args: PsArgs, global: &Global) -> i32 {
-    let root = crate::state::root_dir(global.root.as_deref());
+    let root = match crate::state::root_dir(global.root.as_deref()) {
+        Ok(r) => r,
+        Err(e) => return crate::cli::run::fail(&e),
+    };
     let c = match lifecycle::load(&root, &args.id) {
         Ok(c) => c,
         Err(e) => {

@@ -39,12 +39,13 @@ pub fn run(args: RunArgs, global: &Global) -> i32 {
         spec,
         &args.bundle,
         args.pid_file.as_deref(),
+        false,
     )
 }
 
 /// The one path from a spec to an exit status, shared by `run` and `do`.
 pub fn launch(global: &Global, id: &str, spec: Spec, bundle: &Path) -> i32 {
-    launch_with(global, id, spec, bundle, None)
+    launch_with(global, id, spec, bundle, None, true)
 }
 
 pub fn open_dir(p: &Path) -> std::io::Result<std::os::fd::OwnedFd> {
@@ -127,8 +128,9 @@ fn launch_with(
     mut spec: Spec,
     bundle: &Path,
     pid_file: Option<&Path>,
+    stateless_ok: bool,
 ) -> i32 {
-    if let Err(e) = spec::validate_id(id) {
+    if let Err(e) = state::validate_id(id) {
         return fail(&e);
     }
     crate::log::phase("spec");
@@ -141,21 +143,31 @@ fn launch_with(
         Err(e) => return fail(&e),
     };
     crate::log::phase("prepare");
-    let root = state::root_dir(global.root.as_deref());
-    if let Err(e) = std::fs::create_dir_all(&root) {
-        return fail(&state::StateError::Io {
-            path: root,
-            errno: e.into(),
-            hint: ": choose a writable state directory with --root".into(),
-        });
-    }
-    run_in(global, &root, id, spec, rootfs, bundle, mapping, pid_file)
+    let root = match state::root_dir(global.root.as_deref()) {
+        Ok(r) => Some(r),
+        // `do` needs no state (bubblewrap keeps none): it runs unlisted.
+        Err(e) if stateless_ok => {
+            tracing::debug!("{e}: running without a state entry");
+            None
+        }
+        Err(e) => return fail(&e),
+    };
+    run_in(
+        global,
+        root.as_deref(),
+        id,
+        spec,
+        rootfs,
+        bundle,
+        mapping,
+        pid_file,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
 fn run_in(
     global: &Global,
-    root: &Path,
+    root: Option<&Path>,
     id: &str,
     spec: Spec,
     rootfs: PathBuf,
@@ -183,10 +195,15 @@ fn run_in(
     let (created_r, created_w) =
         match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK) {
             Ok(p) => p,
-            Err(e) => return fail(&e),
+            Err(e) => {
+                return fail(&sandbox::SandboxError::Step {
+                    step: "creating the state-created pipe".into(),
+                    errno: e.into(),
+                })
+            }
         };
-    let janitor = match (crate::sys::pidfd_self(), open_dir(root)) {
-        (Ok(caller), Ok(state_root)) => Some(crate::boot::Janitor {
+    let janitor = match (crate::sys::pidfd_self(), root.map(open_dir)) {
+        (Ok(caller), Some(Ok(state_root))) => Some(crate::boot::Janitor {
             caller,
             state_root,
             id: id.into(),
@@ -204,11 +221,13 @@ fn run_in(
         exec_boot,
         bundle: bundle.clone(),
         janitor,
+        created: None,
         listener: None,
         preserve_fds: 0,
         boot_flags: global.boot_flags(),
         console,
-        caller_only: Vec::new(),
+        // The supervisor reaches the state through the janitor's fd only.
+        caller_only: state::root_fd().into_iter().collect(),
     };
     let mut spawning = match sandbox::begin(plan, seccomp) {
         Ok(s) => s,
@@ -225,7 +244,10 @@ fn run_in(
     let pid = spawning.pid.as_raw();
     // One write: the app starts right away (a foreground run is never seen "created").
     let st = state::State::new(id, "running", pid, bundle, rootfs, annotations);
-    let entry = match state::create_foreground(root, id, &st) {
+    let entry = match root
+        .map(|r| state::create_foreground(r, id, &st))
+        .transpose()
+    {
         Ok(e) => e,
         Err(e) => {
             spawning.kill();
@@ -248,7 +270,9 @@ fn run_in(
     let sb = match spawning.ready() {
         Ok(sb) => sb,
         Err(e) => {
-            entry.remove();
+            if let Some(e) = entry {
+                e.remove();
+            }
             if let Some(p) = pid_file {
                 let _ = std::fs::remove_file(p);
             }
@@ -277,14 +301,14 @@ fn has_start_hooks(hooks: Option<&oci_spec::runtime::Hooks>) -> bool {
 /// supervisor exits), at the latest before returning.
 fn run_started(
     sb: &sandbox::Sandbox,
-    root: &Path,
-    entry: state::Entry,
+    root: Option<&Path>,
+    entry: Option<state::Entry>,
     mut st: state::State,
     hooks: Option<oci_spec::runtime::Hooks>,
     console_caller: Option<std::os::fd::OwnedFd>,
 ) -> i32 {
     // The app sent its pty master while it was being created (before start-sync).
-    let mut entry = Some(entry);
+    let mut entry = entry;
     let mut remove = || {
         if let Some(e) = entry.take() {
             e.remove();
@@ -325,7 +349,9 @@ fn run_started(
             let _ = hook(Poststart, hooks, &st);
             // Housekeeping while the application runs, off the start-up path: the state of
             // runs killed together with their supervisor.
-            state::sweep(root, &st.id);
+            if let Some(root) = root {
+                state::sweep(root, &st.id);
+            }
             sb.wait_forwarding(&signals, relay.as_mut(), &mut remove)
         }
     };

@@ -13,7 +13,13 @@ pub struct StartArgs {
 }
 
 pub fn run(args: StartArgs, global: &Global) -> i32 {
-    let root = state::root_dir(global.root.as_deref());
+    let root = match state::root_dir(global.root.as_deref()) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    if let Err(e) = state::validate_id(&args.id) {
+        return fail(&e);
+    }
     let entry = match state::open(&root, &args.id) {
         Ok(e) => e,
         Err(e) => return fail(&e),

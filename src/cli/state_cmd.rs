@@ -11,7 +11,10 @@ pub struct StateArgs {
 }
 
 pub fn run(args: StateArgs, global: &Global) -> i32 {
-    let root = crate::state::root_dir(global.root.as_deref());
+    let root = match crate::state::root_dir(global.root.as_deref()) {
+        Ok(r) => r,
+        Err(e) => return crate::cli::run::fail(&e),
+    };
     match lifecycle::load(&root, &args.id) {
         Ok(c) => {
             let text = serde_json::to_string_pretty(&c.oci_state()).unwrap_or_default();

@@ -19,14 +19,18 @@ impl Sandbox {
 
     /// Starts the application; Ok once it has exec'd.
     pub fn start(&self) -> Result<i32, SandboxError> {
-        match &self.control {
-            Some(c) if self.start_sent => Ok(control::start_reply(c)?),
-            Some(c) => Ok(control::send_start(c)?),
-            None => Err(SandboxError::Step {
-                step: "starting: no controller connection".into(),
-                errno: Errno(libc::ENOTCONN),
-            }),
-        }
+        let started = match &self.control {
+            Some(c) if self.start_sent => control::start_reply(c)?,
+            Some(c) => control::send_start(c)?,
+            None => {
+                return Err(SandboxError::Step {
+                    step: "starting: no controller connection".into(),
+                    errno: Errno(libc::ENOTCONN),
+                })
+            }
+        };
+        self.started.set(true);
+        Ok(started)
     }
 
     /// Waits for the supervisor to exit, forwarding the usual signals to it meanwhile; returns
@@ -43,6 +47,7 @@ impl Sandbox {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
         // The controller connection, until it reports the exit or closes.
         let mut control = self.control.as_ref().map(|c| c.as_fd());
+        let mut reported = false;
         loop {
             let mut fds = vec![
                 PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN),
@@ -90,7 +95,10 @@ impl Sandbox {
             if let (Some(c), Some(i)) = (control, control_at) {
                 if ready[i] {
                     match wire::recv::<control::Reply>(c, "the exit status") {
-                        Ok(Some(control::Reply::Exited { .. })) => break,
+                        Ok(Some(control::Reply::Exited { .. })) => {
+                            reported = true;
+                            break;
+                        }
                         // Closed, or not what we wait for: the supervisor's exit will tell.
                         _ => control = None,
                     }
@@ -101,7 +109,22 @@ impl Sandbox {
             r.drain_master();
         }
         exited();
-        sys::pidfd_wait(self.pidfd.as_fd()).unwrap_or(125)
+        use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+        match waitid(Id::PIDFd(self.pidfd.as_fd()), WaitPidFlag::WEXITED) {
+            Ok(WaitStatus::Exited(_, code)) => code,
+            // Killed without reporting the application's exit: nsboot's own failure, not the
+            // application's signal.
+            Ok(WaitStatus::Signaled(_, sig, _)) if self.started.get() && !reported => {
+                let e = SandboxError::SupervisorKilled {
+                    pid: self.pid.as_raw(),
+                    signo: sig as i32,
+                };
+                crate::log::fatal(&e.to_string());
+                125
+            }
+            Ok(WaitStatus::Signaled(_, sig, _)) => 128 + sig as i32,
+            _ => 125,
+        }
     }
 }
 

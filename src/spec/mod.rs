@@ -126,14 +126,14 @@ fn at(json_path: &str) -> String {
     if json_path.is_empty() {
         String::new()
     } else {
-        format!(" (in {json_path})")
+        format!(" (in {})", crate::log::cut(json_path, 160))
     }
 }
 fn prefix(json_path: &str) -> String {
     if json_path.is_empty() {
         String::new()
     } else {
-        format!("{json_path}: ")
+        format!("{}: ", crate::log::cut(json_path, 160))
     }
 }
 fn file_prefix(file: &Option<PathBuf>) -> String {

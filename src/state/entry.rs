@@ -74,7 +74,7 @@ fn claim(root: &Path, id: &str) -> Result<(PathBuf, PathBuf), StateError> {
     if fs::symlink_metadata(&path).is_ok() && !sweep::remove_if_stale(root, &path) {
         return Err(StateError::Exists {
             id: id.into(),
-            root: root.into(),
+            root: super::shown(root),
         });
     }
     let tmp = root.join(private_name(id, std::process::id()));
@@ -108,7 +108,7 @@ fn place(
             Err(if e == nix::errno::Errno::EEXIST {
                 StateError::Exists {
                     id: id.into(),
-                    root: root.into(),
+                    root: super::shown(root),
                 }
             } else {
                 io(&path, e)
@@ -131,7 +131,7 @@ pub fn open(root: &Path, id: &str) -> Result<Entry, StateError> {
         }
         return Err(StateError::NotFound {
             id: id.into(),
-            root: root.into(),
+            root: super::shown(root),
         });
     }
     let lock = lock(&dir)?;
@@ -182,8 +182,22 @@ impl Entry {
         File::create(&path).map(drop).map_err(|e| io(&path, e))
     }
 
-    /// Removes the entry (the lock goes with it).
+    /// Removes the entry (the lock goes with it). A directory is first renamed to a private
+    /// name, while its lock is held: the id is free at once, and a removal killed halfway
+    /// leaves only that name (`.stale.PID.ID`), never a half entry under the id.
     pub fn remove(self) {
+        if self.path.is_dir() {
+            let id = self
+                .path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("x");
+            let trash = self.root.join(sweep::trash_name(std::process::id(), id));
+            if fs::rename(&self.path, &trash).is_ok() {
+                let _ = remove_path(&trash);
+                return;
+            }
+        }
         let _ = remove_path(&self.path);
     }
 }
@@ -271,8 +285,11 @@ pub fn lock_existing(
     validate_id(id)?;
     let path = root.join(id);
     let (_, lock) = files(&path);
+    // A directory's lock is made if missing (nothing else of such an entry would let it go).
     let mut f = File::options()
         .write(true)
+        .create(lock != path)
+        .truncate(false)
         .open(&lock)
         .map_err(|e| missing_or_io(root, id, &path, e))?;
     let deadline = std::time::Instant::now() + timeout;
@@ -292,7 +309,7 @@ pub fn lock_existing(
             Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
                 return Err(StateError::Busy {
                     id: id.into(),
-                    root: root.into(),
+                    root: super::shown(root),
                 })
             }
             Err((_, e)) => return Err(io(&path, e)),

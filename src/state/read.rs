@@ -14,7 +14,7 @@ pub fn load(root: &Path, id: &str) -> Result<State, StateError> {
     let bytes = fs::read(&path).map_err(|e| missing_or_io(root, id, &path, e))?;
     let st = serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
         id: id.into(),
-        path,
+        path: super::shown(&path),
         why: e.to_string(),
     })?;
     Ok(with_started(&root.join(id), st))

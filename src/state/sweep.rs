@@ -71,16 +71,47 @@ pub(super) fn remove_if_stale(root: &Path, entry: &Path) -> bool {
         return false;
     }
     tracing::info!("removing the stale state in {}", entry.display());
-    let trash = root.join(format!(
-        ".stale.{}.{}",
+    let trash = root.join(trash_name(
         std::process::id(),
-        entry.file_name().and_then(|n| n.to_str()).unwrap_or("x")
+        entry.file_name().and_then(|n| n.to_str()).unwrap_or("x"),
     ));
     if fs::rename(entry, &trash).is_err() {
         return false;
     }
     let _ = super::remove_path(&trash);
     true
+}
+
+/// The private name under which `pid` removes the entry `id`.
+pub(super) fn trash_name(pid: u32, id: &str) -> String {
+    format!(".stale.{pid}.{id}")
+}
+
+/// Removes what killed commands left of `id` (`delete --force`): a create's `.ID.PID.new`, a
+/// removal's `.stale.PID.ID`, once PID is gone. Fails only on what could not be removed.
+pub fn remove_debris(root: &Path, id: &str) -> Result<(), super::StateError> {
+    let Ok(entries) = fs::read_dir(root) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(pid) = writer_pid(name) else {
+            continue;
+        };
+        let ours =
+            name == super::private_name(id, pid as u32) || name == trash_name(pid as u32, id);
+        if !ours || alive(pid) {
+            continue;
+        }
+        match super::remove_path(&entry.path()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(super::io(&entry.path(), e))
+            }
+            _ => tracing::debug!("removed {name}, left by a killed nsboot"),
+        }
+    }
+    Ok(())
 }
 
 /// `.KEY.PID.tmp` files of the seccomp cache whose writer is gone.
@@ -107,24 +138,9 @@ pub fn writer_pid(name: &str) -> Option<i32> {
     rest.rsplit('.').next()?.parse().ok()
 }
 
-/// Whether `pid` runs: it exists and is not a zombie (a supervisor whose caller died is
-/// reparented to an init that may be slow to reap it).
+/// Whether `pid` runs (see `lifecycle::is_alive`: a zombie or an exiting process does not).
 pub(super) fn alive(pid: i32) -> bool {
-    // EPERM: alive, someone else's (a state root is one user's, but be safe).
-    let exists = pid > 0
-        && !matches!(
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-            Err(nix::errno::Errno::ESRCH)
-        );
-    exists && !is_zombie(&fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
-}
-
-/// The state field of /proc/PID/stat (after the parenthesised name) is Z or X.
-fn is_zombie(stat: &str) -> bool {
-    let state = stat
-        .rsplit_once(") ")
-        .and_then(|(_, rest)| rest.chars().next());
-    matches!(state, Some('Z' | 'X'))
+    pid > 0 && crate::lifecycle::is_alive(pid)
 }
 
 #[cfg(test)]
@@ -132,12 +148,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn zombies_are_not_alive() {
-        assert!(is_zombie("123 (nsboot) Z 1 123 123 0"));
-        assert!(is_zombie("123 (a) b) X 1"));
-        assert!(!is_zombie("123 (nsboot) S 1 123"));
-        assert!(!is_zombie(""));
+    fn this_process_is_alive_and_no_pid_is_not() {
         assert!(alive(std::process::id() as i32));
+        assert!(!alive(0));
+        assert!(!alive(i32::MAX - 1));
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub use leftovers::assert_nothing_left;
 #[allow(unused_imports)]
 pub use mountinfo::{find_mount, host_submounts, mount_at, parse_mountinfo, MountLine};
 #[allow(unused_imports)]
-pub use run::{output, spawn_piped, Output};
+pub use run::{children_of, output, spawn_piped, wait_code, Output};
 #[allow(unused_imports)]
 pub use running::Running;
 
@@ -284,7 +284,11 @@ pub fn rootfs() -> PathBuf {
 pub fn nsboot_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let built = PathBuf::from(env!("CARGO_BIN_EXE_nsboot"));
+        // NSBOOT_TEST_BIN: run the tests against another build (an older one, to see a new
+        // test fail there).
+        let built = std::env::var_os("NSBOOT_TEST_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_nsboot")));
         if !is_root() || reachable_by_others(&built) {
             return built;
         }

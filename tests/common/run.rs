@@ -80,3 +80,30 @@ fn drain(mut pipe: impl Read + Send + 'static) -> impl FnOnce() -> String {
         String::from_utf8_lossy(&bytes).into_owned()
     }
 }
+
+/// Waits for `child`, SIGKILLing it after `limit`; its exit code, 128+N for signal N.
+pub fn wait_code(mut child: Child, limit: Duration) -> i32 {
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break child.wait().expect("wait");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+/// The children of `pid`, as the kernel lists them (/proc/PID/task/PID/children).
+pub fn children_of(pid: u32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}

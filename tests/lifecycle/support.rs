@@ -39,25 +39,11 @@ pub fn run_to_file(b: &Bundle, name: &str, mut cmd: Command) -> Output {
     cmd.stdin(Stdio::null())
         .stdout(file.try_clone().unwrap())
         .stderr(file);
-    let mut child = cmd
+    let child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    let deadline = Instant::now() + common::RUN_TIMEOUT;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break child.wait().expect("wait");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    use std::os::unix::process::ExitStatusExt;
     Output {
-        status: status
-            .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+        status: common::wait_code(child, common::RUN_TIMEOUT),
         stdout: String::new(),
         stderr: fs::read_to_string(&out).unwrap_or_default(),
     }
