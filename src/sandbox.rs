@@ -12,14 +12,15 @@ use nix::unistd::{pipe2, Pid};
 use oci_spec::runtime::LinuxNamespaceType;
 use serde::{Deserialize, Serialize};
 
-use crate::boot::{self, BootError, BootInput};
 use crate::control::{self, ControlError};
 use crate::idmap::{self, IdmapError, Mapping};
 use crate::process::seccomp::bpf::Program;
-use crate::process::AppFds;
+use crate::protocol::{
+    self, AppFds, BootError, Cloned as InProcess, Handoff, ProtocolError, SpecFrom, StartSync,
+};
 use crate::spec::Spec;
 use crate::sys::{self, Cloned, Errno};
-use crate::wire::{self, WireError};
+use crate::wire::WireError;
 
 mod exec_boot;
 pub mod hint;
@@ -43,6 +44,8 @@ pub enum SandboxError {
     Control(#[from] ControlError),
     #[error(transparent)]
     Wire(#[from] WireError),
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
     #[error("the sandbox supervisor died during start-up ({how}) without reporting an error")]
     Died { how: String },
     /// A step refused by a security layer whose cause is known (`hint::step_refused`).
@@ -94,9 +97,9 @@ pub struct Plan<'a> {
     /// The bundle directory (for `nsboot boot --bundle`).
     pub bundle: PathBuf,
     /// For a foreground run: who cleans up if the caller is killed.
-    pub janitor: Option<boot::Janitor>,
+    pub janitor: Option<protocol::Janitor>,
     /// For `create`: the word that its state is written, and a share of its lock.
-    pub created: Option<boot::Created>,
+    pub created: Option<protocol::Created>,
     /// A listening controller socket (`create`); None: a socket pair to this caller (`run`).
     pub listener: Option<OwnedFd>,
     /// Fds 3 .. 3+N of the caller pass to the application as they are (--preserve-fds).
@@ -108,6 +111,8 @@ pub struct Plan<'a> {
     /// The caller's own fds the supervisor must not keep (an exec would close them): the lock
     /// of `create`'s state directory, which would otherwise stay held as long as the sandbox.
     pub caller_only: Vec<BorrowedFd<'a>>,
+    /// The supervisor, run in the cloned child when it is not exec'd.
+    pub supervisor: protocol::Entry,
 }
 
 /// A booted supervisor, waiting for its start signal.
@@ -234,10 +239,12 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
             if let Some(spec_fd) = spec_fd {
                 exec_boot(&plan, spec_fd, ctl_boot, start_w, userns_r);
             }
-            let code = boot::supervise(BootInput {
+            let code = (plan.supervisor)(Handoff {
                 id: plan.id,
-                spec: plan.spec,
-                rootfs: plan.rootfs,
+                spec: SpecFrom::Cloned {
+                    spec: Box::new(plan.spec),
+                    rootfs: plan.rootfs,
+                },
                 controller: Some(ctl_boot),
                 start_sync: start_w,
                 sync_userns: Some(userns_r),
@@ -248,10 +255,12 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
                     console: plan.console.take(),
                 },
                 attached: plan.attached,
-                janitor: plan.janitor,
-                created: plan.created,
-                seccomp,
-                make_netns,
+                cloned: InProcess {
+                    janitor: plan.janitor,
+                    created: plan.created,
+                    seccomp,
+                    make_netns,
+                },
             });
             // SAFETY: _exit ends the cloned child without running the caller's destructors.
             unsafe { libc::_exit(code) }
@@ -331,8 +340,8 @@ impl Spawning {
             start_sent,
             userns: _,
         } = self;
-        match read_start_sync(&start_r) {
-            Ok(true) => {
+        match protocol::read_start_sync(&start_r) {
+            Ok(StartSync::Ready) => {
                 crate::log::phase("sync");
                 Ok(Sandbox {
                     pid,
@@ -342,7 +351,7 @@ impl Spawning {
                     started: Default::default(),
                 })
             }
-            Ok(false) => {
+            Ok(StartSync::Closed) => {
                 let how = match sys::pidfd_wait(pidfd.as_fd()) {
                     Ok(c) if c > 128 => format!("killed by signal {}", c - 128),
                     Ok(c) => format!("exit status {c}"),
@@ -350,9 +359,13 @@ impl Spawning {
                 };
                 Err(SandboxError::Died { how })
             }
+            Ok(StartSync::Failed(e)) => {
+                let _ = sys::pidfd_wait(pidfd.as_fd());
+                Err(e.into())
+            }
             Err(e) => {
                 let _ = sys::pidfd_wait(pidfd.as_fd());
-                Err(e)
+                Err(e.into())
             }
         }
     }
@@ -382,26 +395,4 @@ fn preserved_fds(n: u32) -> Vec<crate::process::FdMapping> {
             Some(crate::process::FdMapping { host, app: fd })
         })
         .collect()
-}
-
-/// One byte: READY; FAILED followed by boot's error; EOF when the supervisor died silently.
-fn read_start_sync(fd: &OwnedFd) -> Result<bool, SandboxError> {
-    let mut b = [0u8; 1];
-    loop {
-        match nix::unistd::read(fd.as_raw_fd(), &mut b) {
-            Ok(0) => return Ok(false),
-            Ok(_) if b[0] == boot::READY => return Ok(true),
-            Ok(_) => {
-                let err: BootError = wire::expect(fd, "the sandbox's start-up error")?;
-                return Err(err.into());
-            }
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => {
-                return Err(SandboxError::Step {
-                    step: "reading start-sync".into(),
-                    errno: e.into(),
-                })
-            }
-        }
-    }
 }

@@ -1,192 +1,90 @@
 //! The supervisor (runsc boot): pid 1 of the sandbox's pid namespace, root inside its user
-//! namespace. Its life, top to bottom, is `supervise`: sync userns, set up the root, create
-//! the application, seal itself, signal start-sync, wait for start, start, serve, exit.
+//! namespace. Its life, top to bottom, is `supervise_app`: sync userns, set up the root, create
+//! the application, seal itself, signal start-sync, wait for start, start, serve, exit. Both
+//! entries, the exec'd `nsboot boot` and the in-process clone, come in through [`main`] with a
+//! [`Handoff`].
 
+mod janitor;
+mod seal;
 mod serve;
-
-pub use serve::forwarded_set as forwarded_signals;
 
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
+use crate::control::{self, Reply};
+use crate::process::{self, AppFds};
+use crate::protocol::userns;
+use crate::protocol::{self, BootError, Created, Handoff, Janitor, SpecFrom};
+use crate::rootfs;
+use crate::spec::{self, Spec};
+use crate::wire::FdIo;
+use seal::{seal, set_names};
 
-use crate::control::{self, ControlError, Reply};
-pub use crate::process::FdMapping;
-use crate::process::{self, caps, AppFds, ProcessError};
-use crate::rootfs::{self, RootfsError};
-use crate::spec::{self, Spec, SpecError};
-use crate::sys::Errno;
-use crate::userns::{self, UsernsError};
-use crate::wire::{self, FdIo};
-
-/// The fds a supervisor is given (runsc boot's fd contract).
-pub struct BootFds {
-    pub spec: OwnedFd,
-    pub controller: Option<OwnedFd>,
-    pub start_sync: OwnedFd,
-    pub sync_userns: Option<OwnedFd>,
-    pub stdio: Vec<OwnedFd>,
-    pub pass: Vec<FdMapping>,
-    pub exec: Option<OwnedFd>,
-    pub console: Option<OwnedFd>,
+/// The supervisor's input, once its spec is read.
+struct BootInput {
+    id: String,
+    spec: Spec,
+    rootfs: PathBuf,
+    controller: Option<OwnedFd>,
+    start_sync: OwnedFd,
+    sync_userns: Option<OwnedFd>,
+    app: AppFds,
+    attached: bool,
+    janitor: Option<Janitor>,
+    created: Option<Created>,
+    seccomp: Option<process::seccomp::bpf::Program>,
+    make_netns: bool,
 }
 
-/// Everything the supervisor needs, whether it was exec'd as `nsboot boot` or cloned in-process.
-pub struct BootInput {
-    pub id: String,
-    pub spec: Spec,
-    pub rootfs: PathBuf,
-    pub controller: Option<OwnedFd>,
-    pub start_sync: OwnedFd,
-    pub sync_userns: Option<OwnedFd>,
-    pub app: AppFds,
-    pub attached: bool,
-    pub janitor: Option<Janitor>,
-    /// For `create`: see [`Created`].
-    pub created: Option<Created>,
-    /// The seccomp program the caller compiled for the spec (None: the application compiles it).
-    pub seccomp: Option<process::seccomp::bpf::Program>,
-    /// The spec's new network namespace is the supervisor's to make (the caller did not clone
-    /// into it): a helper makes it while the root is built ([`crate::net::Pending`]).
-    pub make_netns: bool,
-}
-
-/// For a foreground run: the caller's pidfd and its state directory. If the caller is killed,
-/// the supervisor kills the application and removes the state itself (SIGKILL leaves nothing).
-pub struct Janitor {
-    pub caller: OwnedFd,
-    pub state_root: OwnedFd,
-    pub id: String,
-    /// Readable once the caller has created the state (a byte): only then is it ours to remove.
-    pub created: OwnedFd,
-    /// The caller's pid, which names its private directory while it creates the state.
-    pub caller_pid: u32,
-}
-
-impl Janitor {
-    fn caller_died(&self) -> bool {
-        crate::sys::pidfd_exited(self.caller.as_fd())
-    }
-    /// Removes the state when the caller can no longer do it. `suspect`: the supervisor
-    /// stopped because the caller's end closed; a dying process closes its files before its
-    /// pidfd reports the exit, so give that a moment instead of asking once.
-    fn clean_if_orphaned(&self, suspect: bool) {
-        let dead = if suspect {
-            use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-            let mut fds = [PollFd::new(self.caller.as_fd(), PollFlags::POLLIN)];
-            matches!(poll(&mut fds, PollTimeout::from(2000u16)), Ok(n) if n > 0)
-        } else {
-            self.caller_died()
-        };
-        let mut b = [0u8; 1];
-        let ours = matches!(
-            nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&self.created), &mut b),
-            Ok(1)
-        );
-        if dead && ours {
-            crate::state::remove_at(self.state_root.as_fd(), &self.id);
-        }
-        if dead {
-            let private = crate::state::private_name(&self.id, self.caller_pid);
-            crate::state::remove_at(self.state_root.as_fd(), &private);
-        }
-    }
-}
-
-/// For `create`: its caller's word that the container's state is written (a byte on a pipe),
-/// and a share of its lock on the entry, held until then. A caller killed before the word
-/// leaves nothing on disk that names this supervisor: it then ends itself, and a
-/// `delete --force` that waits for the lock finds nothing running.
-pub struct Created {
-    pub confirmed: OwnedFd,
-    pub lock: OwnedFd,
-}
-
-impl Created {
-    /// Waits for the word; false when the caller died first. The lock goes either way.
-    fn wait(self) -> bool {
-        let mut b = [0u8; 1];
-        loop {
-            match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&self.confirmed), &mut b) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                Ok(1) => return true,
-                _ => return false,
+/// Both entries: read the spec the hand-off names, then supervise. Returns the exit status.
+pub fn main(h: Handoff) -> i32 {
+    let (spec, rootfs) = match h.spec {
+        SpecFrom::Cloned { spec, rootfs } => (*spec, rootfs),
+        SpecFrom::Fd { fd, bundle } => {
+            let read = read_spec(&fd).and_then(|s| {
+                let root = spec::rootfs_path(&s, &bundle)?;
+                Ok((s, root))
+            });
+            match read {
+                Ok(v) => v,
+                Err(e) => {
+                    protocol::report_failure(&h.start_sync, &e);
+                    return 125;
+                }
             }
         }
-    }
-}
-
-#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
-pub enum BootError {
-    #[error(transparent)]
-    Userns(#[from] UsernsError),
-    #[error(transparent)]
-    Rootfs(#[from] RootfsError),
-    #[error(transparent)]
-    Process(#[from] ProcessError),
-    #[error(transparent)]
-    Caps(#[from] caps::CapsError),
-    #[error(transparent)]
-    Spec(#[from] SpecError),
-    #[error(transparent)]
-    Net(#[from] crate::net::NetError),
-    #[error(transparent)]
-    Control(#[from] ControlError),
-    #[error("reading the spec from --spec-fd: {0}")]
-    SpecFd(String),
-    #[error("{step}: {errno}")]
-    Step { step: String, errno: Errno },
-}
-
-impl BootError {
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            BootError::Process(e) => e.exit_code(),
-            _ => 125,
-        }
-    }
-}
-
-/// What the start-sync fd carries: one byte, READY; or FAILED and the error as a frame.
-pub const READY: u8 = 1;
-pub const FAILED: u8 = 0;
-
-/// `nsboot boot`: read the spec from its fd, then supervise.
-pub fn main_from_fds(fds: BootFds, bundle: &Path, id: &str, attached: bool) -> i32 {
-    let spec = read_spec(&fds.spec).and_then(|s| {
-        let root = spec::rootfs_path(&s, bundle)?;
-        Ok((s, root))
-    });
-    let (spec, rootfs) = match spec {
-        Ok(v) => v,
-        Err(e) => {
-            report_failure(&fds.start_sync, &e);
-            return 125;
-        }
     };
-    drop(fds.spec);
     supervise(BootInput {
-        id: id.into(),
+        id: h.id,
         spec,
         rootfs,
-        controller: fds.controller,
-        start_sync: fds.start_sync,
-        sync_userns: fds.sync_userns,
-        app: AppFds {
-            stdio: fds.stdio,
-            pass: fds.pass,
-            exec: fds.exec,
-            console: fds.console,
-        },
-        attached,
-        janitor: None,
-        created: None,
-        seccomp: None,
-        // `nsboot boot` is started in every namespace of the spec by its caller.
-        make_netns: false,
+        controller: h.controller,
+        start_sync: h.start_sync,
+        sync_userns: h.sync_userns,
+        app: h.app,
+        attached: h.attached,
+        janitor: h.cloned.janitor,
+        created: h.cloned.created,
+        seccomp: h.cloned.seccomp,
+        make_netns: h.cloned.make_netns,
     })
+}
+
+/// An exec'd `nsboot boot` started before its maps existed: waits for them and becomes root,
+/// or reports why not on start-sync. Its caller then execs itself again (runsc's order: an
+/// exec done before the maps existed left it without capabilities in the new namespace).
+/// Gives `start_sync` back for the next image.
+pub fn sync_userns_before_reexec(sync: OwnedFd, start_sync: OwnedFd) -> Result<OwnedFd, i32> {
+    let synced = userns::wait_for_maps_and_become_root(sync);
+    crate::log::phase("userns");
+    match synced {
+        Ok(()) => Ok(start_sync),
+        Err(e) => {
+            protocol::report_failure(&start_sync, &BootError::from(e));
+            Err(125)
+        }
+    }
 }
 
 fn read_spec(fd: &OwnedFd) -> Result<Spec, BootError> {
@@ -202,12 +100,6 @@ fn read_spec(fd: &OwnedFd) -> Result<Spec, BootError> {
     serde_json::from_str(&text).map_err(|e| BootError::SpecFd(e.to_string()))
 }
 
-/// Writes FAILED and the error to the start-sync fd, so the caller prints boot's own error.
-fn report_failure(start_sync: &OwnedFd, err: &BootError) {
-    let _ = nix::unistd::write(start_sync, &[FAILED]);
-    let _ = wire::send(start_sync, err);
-}
-
 /// Times one boot phase (shown with --debug).
 fn phase<T>(name: &str, f: impl FnOnce() -> T) -> T {
     let r = f();
@@ -217,7 +109,7 @@ fn phase<T>(name: &str, f: impl FnOnce() -> T) -> T {
 
 /// The supervisor's life. Returns the exit status: the application's, 128+N for a signal,
 /// 125 (or 127/126) when the sandbox could not start.
-pub fn supervise(input: BootInput) -> i32 {
+fn supervise(input: BootInput) -> i32 {
     let janitor = input.janitor;
     let code = supervise_app(
         input.id,
@@ -263,7 +155,7 @@ fn supervise_app(
 ) -> i32 {
     let _span = tracing::debug_span!("boot", id = %id).entered();
     // SIGCHLD and the forwarded signals stay pending until `serve` reads them from a signalfd.
-    let mut blocked = serve::forwarded_set();
+    let mut blocked = protocol::forwarded_set();
     blocked.add(nix::sys::signal::Signal::SIGCHLD);
     let _ = blocked.thread_block();
     let booted = (|| -> Result<process::App, BootError> {
@@ -308,15 +200,15 @@ fn supervise_app(
         Ok(app) => app,
         // Without maps (the caller died before writing them) becoming root fails.
         Err(e @ BootError::Userns(_)) => {
-            report_failure(&start_sync, &e);
+            protocol::report_failure(&start_sync, &e);
             return CALLER_GONE;
         }
         Err(e) => {
-            report_failure(&start_sync, &e);
+            protocol::report_failure(&start_sync, &e);
             return e.exit_code();
         }
     };
-    if nix::unistd::write(&start_sync, &[READY]).is_err() {
+    if protocol::report_ready(&start_sync).is_err() {
         let _ = crate::sys::pidfd_signal(app.pidfd.as_fd(), libc::SIGKILL);
         return CALLER_GONE;
     }
@@ -352,70 +244,25 @@ fn start_and_serve(
     controller: Option<OwnedFd>,
     janitor: Option<&Janitor>,
 ) -> i32 {
-    let started = phase("exec", || app.start());
-    if let Some(c) = &controller {
-        let reply = match &started {
-            Ok(()) => Reply::Started {
-                pid: app.pid.as_raw(),
-            },
-            Err(e) => Reply::StartFailed(clone_err(e)),
-        };
-        let _ = wire::send(c, &reply);
-    }
-    if let Err(e) = started {
+    if let Err(e) = phase("exec", || app.start()) {
         let code = e.exit_code();
+        // With a controller the error goes to the caller, who prints it.
+        let unsent = match &controller {
+            Some(c) => {
+                let _ = crate::wire::send(c, &Reply::StartFailed(e));
+                None
+            }
+            None => Some(e.to_string()),
+        };
         let _ = crate::sys::pidfd_wait(app.pidfd.as_fd());
-        if controller.is_none() {
-            crate::log::fatal(&e.to_string());
+        if let Some(msg) = unsent {
+            crate::log::fatal(&msg);
         }
         return code;
     }
+    if let Some(c) = &controller {
+        let pid = app.pid.as_raw();
+        let _ = crate::wire::send(c, &Reply::Started { pid });
+    }
     serve::serve(app, controller, janitor.map(|j| j.caller.as_fd()))
-}
-
-/// ProcessError is not Clone (it holds nested errors); a round trip through serde copies it.
-fn clone_err(e: &ProcessError) -> ProcessError {
-    serde_json::to_vec(e)
-        .ok()
-        .and_then(|v| serde_json::from_slice(&v).ok())
-        .unwrap_or(ProcessError::Step {
-            step: e.to_string(),
-            errno: Errno(0),
-        })
-}
-
-/// hostname and domainname, in the sandbox's UTS namespace.
-fn set_names(spec: &Spec) -> Result<(), BootError> {
-    if let Some(h) = spec.hostname() {
-        nix::unistd::sethostname(h).map_err(|e| BootError::Step {
-            step: format!("setting hostname {h:?}"),
-            errno: e.into(),
-        })?;
-    }
-    if let Some(d) = spec.domainname() {
-        // SAFETY: setdomainname reads len bytes from a valid buffer.
-        let r = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
-        if r != 0 {
-            return Err(BootError::Step {
-                step: format!("setting domainname {d:?}"),
-                errno: Errno::last(),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// The supervisor keeps only the spec's caps merged with the file caps, creates exact modes
-/// (umask 0) and cannot be ptraced or dumped.
-fn seal(spec: &Spec) -> Result<(), BootError> {
-    let spec_caps = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.capabilities().as_ref());
-    caps::apply_supervisor(spec_caps)?;
-    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-    nix::sys::prctl::set_dumpable(false).map_err(|e| BootError::Step {
-        step: "making the supervisor non-dumpable".into(),
-        errno: e.into(),
-    })
 }

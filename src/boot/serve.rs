@@ -5,32 +5,12 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::Signal;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::process::App;
+use crate::protocol::forwarded_set;
 use crate::sys;
-
-/// The signals a caller forwards into the sandbox (and the supervisor on to the application).
-pub const FORWARDED: &[Signal] = &[
-    Signal::SIGHUP,
-    Signal::SIGINT,
-    Signal::SIGQUIT,
-    Signal::SIGTERM,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-    Signal::SIGWINCH,
-    Signal::SIGCONT,
-    Signal::SIGALRM,
-];
-
-pub fn forwarded_set() -> SigSet {
-    let mut set = SigSet::empty();
-    for s in FORWARDED {
-        set.add(*s);
-    }
-    set
-}
 
 /// Serves until the application exits; returns its status. With `caller` (a foreground run),
 /// the caller's death kills the application (the caller can no longer report its status).

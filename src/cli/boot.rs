@@ -3,10 +3,11 @@
 //! Every fd is donated by the caller. This is the only place where fds are bare integers: they
 //! are turned into `OwnedFd` here, once, and owned from then on.
 
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
-use crate::boot::{self, BootFds, FdMapping};
+use crate::boot;
+use crate::protocol::{AppFds, Cloned, FdMapping, Handoff, SpecFrom};
 
 // INTERNAL: the sandbox supervisor. nsboot starts it; do not call it directly.
 //
@@ -83,17 +84,14 @@ pub fn run(args: BootArgs, _global: &crate::cli::Global) -> i32 {
         return 125;
     }
     if let Some(fd) = args.sync_userns_fd {
-        // runsc's order: wait for the maps, become root, then exec ourselves again: an exec
-        // done before the maps existed left us without capabilities in the new namespace.
-        let synced = crate::userns::wait_for_maps_and_become_root(own(fd));
-        crate::log::phase("userns");
-        if let Err(e) = synced {
-            let start = own(args.start_sync_fd);
-            let _ = nix::unistd::write(&start, &[boot::FAILED]);
-            let _ = crate::wire::send(&start, &boot::BootError::from(e));
-            return 125;
-        }
-        return reexec_without_sync_fd();
+        return match boot::sync_userns_before_reexec(own(fd), own(args.start_sync_fd)) {
+            // Left open, as every fd of the contract, for the next image.
+            Ok(start_sync) => {
+                let _ = start_sync.into_raw_fd();
+                reexec_without_sync_fd()
+            }
+            Err(code) => code,
+        };
     }
     // The supervisor's own 0, 1, 2 stay open for its messages; the application gets copies.
     let stdio = if args.stdio_fds == [0, 1, 2] {
@@ -101,24 +99,33 @@ pub fn run(args: BootArgs, _global: &crate::cli::Global) -> i32 {
     } else {
         args.stdio_fds.clone()
     };
-    let fds = BootFds {
-        spec: own(args.spec_fd),
+    boot::main(Handoff {
+        id: args.id,
+        spec: SpecFrom::Fd {
+            fd: own(args.spec_fd),
+            bundle: args.bundle,
+        },
         controller: args.controller_fd.map(own),
         start_sync: own(args.start_sync_fd),
-        sync_userns: args.sync_userns_fd.map(own),
-        stdio: stdio.iter().map(|&fd| own(fd)).collect(),
-        pass: args
-            .pass_fd
-            .iter()
-            .map(|&(m, n)| FdMapping {
-                host: own(m),
-                app: n,
-            })
-            .collect(),
-        exec: args.exec_fd.map(own),
-        console: args.console_fd.map(own),
-    };
-    boot::main_from_fds(fds, &args.bundle, &args.id, args.attached)
+        // Done before the re-exec above.
+        sync_userns: None,
+        app: AppFds {
+            stdio: stdio.iter().map(|&fd| own(fd)).collect(),
+            pass: args
+                .pass_fd
+                .iter()
+                .map(|&(m, n)| FdMapping {
+                    host: own(m),
+                    app: n,
+                })
+                .collect(),
+            exec: args.exec_fd.map(own),
+            console: args.console_fd.map(own),
+        },
+        attached: args.attached,
+        // `nsboot boot` is started in every namespace of the spec by its caller.
+        cloned: Cloned::default(),
+    })
 }
 
 /// Execs /proc/self/exe with the same arguments minus --sync-userns-fd (now done).

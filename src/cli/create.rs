@@ -117,6 +117,7 @@ pub fn run(args: CreateArgs, global: &Global) -> i32 {
         .into_iter()
         .flatten()
         .collect(),
+        supervisor: crate::boot::main,
     };
     let spawning = match sandbox::begin(plan, seccomp) {
         Ok(s) => s,
@@ -181,7 +182,7 @@ pub fn run(args: CreateArgs, global: &Global) -> i32 {
 fn confirmation(
     entry: &state::Entry,
     exec_boot: bool,
-) -> Result<(Option<crate::boot::Created>, Option<OwnedFd>), String> {
+) -> Result<(Option<crate::protocol::Created>, Option<OwnedFd>), String> {
     if exec_boot {
         return Ok((None, None));
     }
@@ -194,7 +195,7 @@ fn confirmation(
         .try_clone_to_owned()
         .map_err(|e| format!("sharing the state lock: {e}"))?;
     Ok((
-        Some(crate::boot::Created { confirmed, lock }),
+        Some(crate::protocol::Created { confirmed, lock }),
         Some(confirm),
     ))
 }

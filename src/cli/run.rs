@@ -203,7 +203,7 @@ fn run_in(
             }
         };
     let janitor = match (crate::sys::pidfd_self(), root.map(open_dir)) {
-        (Ok(caller), Some(Ok(state_root))) => Some(crate::boot::Janitor {
+        (Ok(caller), Some(Ok(state_root))) => Some(crate::protocol::Janitor {
             caller,
             state_root,
             id: id.into(),
@@ -228,6 +228,7 @@ fn run_in(
         console,
         // The supervisor reaches the state through the janitor's fd only.
         caller_only: state::root_fd().into_iter().collect(),
+        supervisor: crate::boot::main,
     };
     let mut spawning = match sandbox::begin(plan, seccomp) {
         Ok(s) => s,

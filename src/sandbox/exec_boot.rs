@@ -4,7 +4,7 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use super::{step, Plan, SandboxError};
-use crate::boot::{self, BootError};
+use crate::protocol::{self, BootError};
 use crate::spec::Spec;
 use crate::sys;
 use crate::wire;
@@ -70,8 +70,7 @@ pub(super) fn exec_boot(
         step: "executing nsboot boot (/proc/self/exe)".into(),
         errno: err,
     };
-    let _ = nix::unistd::write(&start, &[boot::FAILED]);
-    let _ = wire::send(&start, &e);
+    protocol::report_failure(&start, &e);
     // SAFETY: _exit in the cloned child.
     unsafe { libc::_exit(125) }
 }

@@ -6,8 +6,8 @@ use nix::sys::signal::SigSet;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use super::{kill_and_reap, step, Sandbox, SandboxError};
-use crate::boot;
 use crate::control;
+use crate::protocol;
 use crate::sys::{self, Errno};
 use crate::wire;
 
@@ -131,12 +131,12 @@ impl Sandbox {
 /// Blocks the forwarded signals before spawning, so that none is lost (the supervisor inherits
 /// the mask and reads them from its own signalfd).
 pub fn block_forwarded_signals() -> Result<(), SandboxError> {
-    step("blocking signals", boot::forwarded_signals().thread_block())
+    step("blocking signals", protocol::forwarded_set().thread_block())
 }
 
 /// The caller's signalfd for the forwarded signals (after spawning: the supervisor needs none).
 pub fn forwarded_signalfd() -> Result<SignalFd, SandboxError> {
-    let set: SigSet = boot::forwarded_signals();
+    let set: SigSet = protocol::forwarded_set();
     step(
         "creating a signalfd",
         SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC),

@@ -350,7 +350,8 @@ fn command_as(switch: Option<&TestUser>, xdg: Option<&Path>, program: &OsStr) ->
             .env("HOME", &u.home)
             .env("USER", &u.name)
             .env("LOGNAME", &u.name);
-        for k in ["RUST_BACKTRACE", "RUST_LOG"] {
+        // NSBOOT_EXEC_BOOT=1 runs a whole suite through the exec'd supervisor.
+        for k in ["RUST_BACKTRACE", "RUST_LOG", "NSBOOT_EXEC_BOOT"] {
             if let Some(v) = std::env::var_os(k) {
                 cmd.env(k, v);
             }
