@@ -41,7 +41,7 @@ pub struct Pty {
 
 /// Connects to the engine's console socket (a Unix stream socket path on the host).
 pub fn connect_socket(path: &Path) -> Result<OwnedFd, ConsoleError> {
-    crate::control::unix_socket(path, false).map_err(|errno| ConsoleError::Connect {
+    crate::sys::socket::unix_socket(path, false).map_err(|errno| ConsoleError::Connect {
         path: path.into(),
         errno,
     })

@@ -111,58 +111,9 @@ fn is_listening(sock: &OwnedFd) -> bool {
     nix::sys::socket::getsockopt(sock, nix::sys::socket::sockopt::AcceptConn).unwrap_or(false)
 }
 
-/// A Unix stream socket at `path`: `bind`+`listen` (create) or `connect` (start, and the
-/// engine's console socket).
-pub fn unix_socket(path: &std::path::Path, listening: bool) -> Result<OwnedFd, crate::sys::Errno> {
-    use nix::sys::socket::{
-        bind, connect, listen, socket, AddressFamily, Backlog, SockType, UnixAddr,
-    };
-    let fd = socket(
-        AddressFamily::Unix,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
-    // sun_path holds 107 bytes: a longer path is reached through its directory's fd in /proc.
-    let (_dir, short);
-    let path = if path.as_os_str().len() >= 108 {
-        let (d, p) = via_proc_fd(path)?;
-        (_dir, short) = (d, p);
-        short.as_path()
-    } else {
-        path
-    };
-    let addr = UnixAddr::new(path)?;
-    if listening {
-        bind(fd.as_raw_fd(), &addr)?;
-        listen(&fd, Backlog::new(4)?)?;
-    } else {
-        connect(fd.as_raw_fd(), &addr)?;
-    }
-    Ok(fd)
-}
-
-/// `path` as /proc/self/fd/N/NAME, N an O_PATH fd of its directory (kept open by the caller).
-fn via_proc_fd(path: &std::path::Path) -> Result<(OwnedFd, std::path::PathBuf), crate::sys::Errno> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(crate::sys::Errno(libc::ENAMETOOLONG));
-    };
-    let dir: OwnedFd = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
-        .open(parent)
-        .map_err(crate::sys::Errno::from)?
-        .into();
-    let short = std::path::Path::new("/proc/self/fd")
-        .join(dir.as_raw_fd().to_string())
-        .join(name);
-    Ok((dir, short))
-}
-
 /// The controller socket of a created container: `<state dir>/ctl.sock`, listening.
 pub fn listen(path: &std::path::Path) -> Result<OwnedFd, WireError> {
-    unix_socket(path, true).map_err(|errno| WireError::Io {
+    crate::sys::socket::unix_socket(path, true).map_err(|errno| WireError::Io {
         expected: format!("a controller socket at {}", path.display()),
         errno,
     })
@@ -170,7 +121,7 @@ pub fn listen(path: &std::path::Path) -> Result<OwnedFd, WireError> {
 
 /// `start`: connects to a created container's controller socket.
 pub fn connect(path: &std::path::Path) -> Result<OwnedFd, WireError> {
-    unix_socket(path, false).map_err(|errno| WireError::Io {
+    crate::sys::socket::unix_socket(path, false).map_err(|errno| WireError::Io {
         expected: format!("the sandbox's controller at {}", path.display()),
         errno,
     })
@@ -187,9 +138,9 @@ mod tests {
         std::fs::create_dir_all(&deep).unwrap();
         let path = deep.join("ctl.sock");
         assert!(path.as_os_str().len() > 108);
-        let listener = unix_socket(&path, true).unwrap();
+        let listener = listen(&path).unwrap();
         assert!(path.exists(), "the socket is bound at the long path itself");
-        let client = unix_socket(&path, false).unwrap();
+        let client = connect(&path).unwrap();
         wire::send(&client, &Request::Start).unwrap();
         let conn = wait_for_start(listener).unwrap();
         wire::send(&conn, &Reply::Started { pid: 7 }).unwrap();

@@ -7,7 +7,20 @@ use std::sync::OnceLock;
 
 use tracing::Level;
 
-use crate::cli::{Global, LogFormat};
+/// How nsboot logs (from the global flags `--debug`, `--log`, `--log-format`).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub debug: bool,
+    pub file: Option<std::path::PathBuf>,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
 
 static JSON_LOG: OnceLock<Option<std::path::PathBuf>> = OnceLock::new();
 /// The process that stopped writing to the --log file (`mute_file`), 0 for none.
@@ -52,11 +65,11 @@ pub fn mute_file() {
 
 /// Sets up the tracing subscriber: warnings and errors by default, info with NSBOOT_LOG=info,
 /// everything (with a timing line per boot phase) with `--debug`.
-pub fn init(global: &Global) {
+pub fn init(opts: &Options) {
     let _ = STARTED.set(std::time::Instant::now());
-    let json = global.log_format == LogFormat::Json;
-    let _ = JSON_LOG.set(if json { global.log.clone() } else { None });
-    let level = if global.debug {
+    let json = opts.format == LogFormat::Json;
+    let _ = JSON_LOG.set(if json { opts.file.clone() } else { None });
+    let level = if opts.debug {
         Level::DEBUG
     } else if let Ok(v) = std::env::var("NSBOOT_LOG") {
         v.parse().unwrap_or(Level::INFO)
@@ -67,8 +80,8 @@ pub fn init(global: &Global) {
         .with_max_level(level)
         .with_target(false)
         .with_ansi(false);
-    let file = global
-        .log
+    let file = opts
+        .file
         .as_ref()
         .and_then(|p| OpenOptions::new().create(true).append(true).open(p).ok())
         .map(LogFile);
@@ -94,8 +107,6 @@ pub fn init(global: &Global) {
     let _ = result;
 }
 
-/// Reports nsboot's own fatal error: `nsboot: MSG` on stderr, and with `--log F --log-format
-/// json` exactly one `{"level":"error","time":..,"msg":..}` object in F (podman parses it).
 /// `s` as printed back in a message: when longer than `keep` characters, its start and its
 /// length (a 5000-character id or JSON path would bury the message's cause and fix).
 pub fn cut(s: &str, keep: usize) -> String {
@@ -105,6 +116,8 @@ pub fn cut(s: &str, keep: usize) -> String {
     }
 }
 
+/// Reports nsboot's own fatal error: `nsboot: MSG` on stderr, and with `--log F --log-format
+/// json` exactly one `{"level":"error","time":..,"msg":..}` object in F (podman parses it).
 pub fn fatal(msg: &str) {
     let _ = writeln!(std::io::stderr(), "nsboot: {msg}");
     if let Some(Some(path)) = JSON_LOG.get() {

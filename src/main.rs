@@ -39,7 +39,7 @@ fn run() -> i32 {
             return 125;
         }
     };
-    nsboot::log::init(&cli.global);
+    nsboot::log::init(&cli.global.log_options());
     match cli.command {
         Command::Run(args) => cli::run::run(args, &cli.global),
         Command::Spec(args) => cli::spec::run_with(args, &cli.global),

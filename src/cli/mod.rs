@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+pub use crate::log::LogFormat;
+
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod boot;
@@ -64,6 +66,15 @@ pub struct Global {
 }
 
 impl Global {
+    /// How to log, for `log::init`.
+    pub fn log_options(&self) -> crate::log::Options {
+        crate::log::Options {
+            debug: self.debug,
+            file: self.log.clone(),
+            format: self.log_format,
+        }
+    }
+
     /// The logging flags, for an exec'd `nsboot boot` to log the same way.
     pub fn boot_flags(&self) -> Vec<String> {
         let mut v = Vec::new();
@@ -78,12 +89,6 @@ impl Global {
         }
         v
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

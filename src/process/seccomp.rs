@@ -20,8 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod bpf;
 pub mod cache;
-mod profile;
-pub use profile::{default_profile, default_profile_for};
+pub use crate::spec::seccomp_profile::{default_profile, default_profile_for};
 
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum SeccompError {

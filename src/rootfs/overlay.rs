@@ -38,8 +38,8 @@ use crate::sys::Errno;
 
 pub mod fuse;
 
-/// The annotation asking for the overlay: `nsboot do --overlay` sets it to "true".
-pub const ANNOTATION: &str = "nsboot.overlay";
+/// The annotation asking for the overlay.
+pub use crate::spec::OVERLAY_ANNOTATION as ANNOTATION;
 
 /// The supervisor's private directory for the upper and work layers and the skeleton. It sits
 /// in the supervisor's empty root, which the application never sees.

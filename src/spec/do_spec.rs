@@ -22,8 +22,9 @@ mod env;
 use super::{Spec, SpecError};
 use env::environment;
 
-/// The annotation asking for a writable overlay over the read-only root.
-pub use crate::rootfs::overlay::ANNOTATION as OVERLAY_ANNOTATION;
+/// The annotation asking for a writable overlay over the read-only root: `nsboot do --overlay`
+/// sets it to "true".
+pub const OVERLAY_ANNOTATION: &str = "nsboot.overlay";
 
 /// The uid and the gid maps, as config.json holds them.
 pub type OciMaps = (Vec<LinuxIdMapping>, Vec<LinuxIdMapping>);

@@ -19,10 +19,11 @@ mod generate;
 mod locate;
 mod options;
 mod scan;
+pub mod seccomp_profile;
 mod syntax;
 mod validate;
 
-pub use do_spec::{do_spec, DoOptions, Network};
+pub use do_spec::{do_spec, DoOptions, Network, OVERLAY_ANNOTATION};
 pub use generate::{generate, to_json};
 pub use options::{parse_id_map, parse_user, parse_volume, Volume};
 pub use validate::{validate, validate_id};
@@ -259,7 +260,7 @@ pub fn default_seccomp(spec: &Spec) -> oci_spec::runtime::LinuxSeccomp {
         .as_ref()
         .and_then(|p| p.capabilities().clone())
         .and_then(|c| c.bounding().clone());
-    crate::process::seccomp::default_profile_for(&bounding.unwrap_or_default())
+    seccomp_profile::default_profile_for(&bounding.unwrap_or_default())
 }
 
 /// process.terminal: whether the application gets a pty.

@@ -229,3 +229,10 @@ fn notify_rules_hand_back_the_listener_fd() {
     )
     .unwrap();
 }
+
+#[test]
+fn default_profile_compiles_with_this_libseccomp() {
+    build(&default_profile()).unwrap();
+    let no_caps = oci_spec::runtime::Capabilities::new();
+    build(&crate::spec::seccomp_profile::default_profile_for(&no_caps)).unwrap();
+}

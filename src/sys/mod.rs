@@ -1,6 +1,8 @@
 //! Errors of system calls as data: an errno that can cross a process boundary (serde) and
 //! prints as the kernel's own words. Raw syscalls that nix does not wrap live in `raw`.
 
+pub mod socket;
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
