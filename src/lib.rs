@@ -1,24 +1,17 @@
-//! nsboot: a rootless-first sandbox launcher. See DESIGN.md for the flow; `boot` is the
-//! supervisor, `sandbox` the caller, `userns` the id-map sync, `rootfs` the empty root and
-//! `process` the application's exec path.
+//! nsboot: a rootless-first sandbox launcher. See DESIGN.md for the flow and CONTRIBUTING.md
+//! for the module map: `sandbox` is the caller, `boot` the supervisor, `protocol` all they
+//! share (`protocol::userns` the id-map sync), `rootfs` the empty root, `process` the
+//! application's exec path, `sys` the foundation every part stands on.
 
 pub mod boot;
 pub mod check;
 pub mod cli;
-pub mod console;
 pub mod control;
-pub mod hooks;
 pub mod idmap;
-pub mod lifecycle;
-pub mod log;
-pub mod net;
 pub mod process;
 pub mod protocol;
-pub mod pty;
 pub mod rootfs;
 pub mod sandbox;
-pub mod setns;
 pub mod spec;
 pub mod state;
 pub mod sys;
-pub mod wire;

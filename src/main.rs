@@ -2,7 +2,7 @@
 //! status (the application's own, 128+N for a signal, 125 for nsboot's own failure).
 
 // No std runtime start-up: for the main thread's stack guard it reads and parses
-// /proc/self/maps on every launch, about a tenth of `nsboot --version` (std still captures the
+// /proc/self/maps on every launch, a visible part of `nsboot --version` (std still captures the
 // arguments on Linux). Of what it sets up, nsboot wants SIGPIPE ignored: done in `main`.
 // A stack overflow is then a plain SIGSEGV instead of std's message.
 // (Not for `cargo test`'s harness, which brings its own main.)
@@ -39,7 +39,7 @@ fn run() -> i32 {
             return 125;
         }
     };
-    nsboot::log::init(&cli.global.log_options());
+    nsboot::sys::log::init(&cli.global.log_options());
     match cli.command {
         Command::Run(args) => cli::run::run(args, &cli.global),
         Command::Spec(args) => cli::spec::run_with(args, &cli.global),

@@ -1,4 +1,4 @@
-//! Issue item 8: nothing is left behind (no stray process, no mount in the caller's mount
+//! Nothing is left behind (no stray process, no mount in the caller's mount
 //! namespace, no state directory) after a normal exit, a failure at any step, or SIGKILL of the
 //! caller; and a container id is free again once its run is over.
 

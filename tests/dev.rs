@@ -1,4 +1,4 @@
-//! Issue item 5, /dev: the standard nodes and symlinks, devpts, mqueue, and linux.devices,
+//! /dev: the standard nodes and symlinks, devpts, mqueue, and linux.devices,
 //! checked from inside the sandbox through /proc/self/mountinfo and behaviour.
 
 mod common;

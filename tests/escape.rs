@@ -1,4 +1,4 @@
-//! Issue 5, "no way out": attacks from inside the sandbox that must fail. A host file the test
+//! "No way out": attacks from inside the sandbox that must fail. A host file the test
 //! creates outside the rootfs must stay unreachable through /proc/PID/root, a leaked fd, a
 //! symlinked or `..` mount destination; the supervisor and the nsboot binary must stay out of
 //! sight and out of reach; masked and read-only paths must stay so; no_new_privs is on.
@@ -10,14 +10,14 @@ mod caps;
 mod common;
 #[path = "escape/devices.rs"]
 mod devices;
+#[path = "escape/fds.rs"]
+mod fds;
 #[path = "escape/masks.rs"]
 mod masks;
 #[path = "escape/procfs.rs"]
 mod procfs;
 #[path = "escape/rootfs.rs"]
 mod rootfs;
-#[path = "escape/fds.rs"]
-mod fds;
 #[path = "escape/spec_contract.rs"]
 mod spec_contract;
 #[path = "escape/state_dir.rs"]

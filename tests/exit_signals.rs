@@ -1,4 +1,4 @@
-//! Issue item 7: `nsboot run` exits with the application's status (128+N for a signal, 127/126
+//! Exit statuses and signals: `nsboot run` exits with the application's status (128+N for a signal, 127/126
 //! for a missing or non-executable program, 125 for nsboot's own failure), forwards the usual
 //! signals to the application, and takes the sandbox down when the caller dies.
 

@@ -1,4 +1,4 @@
-//! Issue 5, faults: SIGKILL of the caller at each start-up phase, of the supervisor and of the
+//! Faults: SIGKILL of the caller at each start-up phase, of the supervisor and of the
 //! application while it runs; newuidmap/newgidmap failing; the state directory read-only or
 //! full. After each: the right exit status, nothing left behind, and the id usable again.
 

@@ -1,4 +1,4 @@
-//! Issue 5, a fuzz harness (proptest) over what nsboot parses from untrusted hands: config.json
+//! A fuzz harness (proptest) over what nsboot parses from untrusted hands: config.json
 //! (arbitrary bytes, JSON-ish text, and mutations of valid configs) through `spec::load`,
 //! `spec::parse` and `spec::validate`, the seccomp compiler on whatever validates, and the
 //! CLI's `--pass-fd M:N` and container id parsers. None may panic; every error is one line.

@@ -1,4 +1,4 @@
-//! Issue 5, bad input: malformed, truncated, huge and strange config.json files, absurd
+//! Bad input: malformed, truncated, huge and strange config.json files, absurd
 //! rlimits, unknown capabilities, invalid container ids and paths. Each gives exit 125, exactly
 //! one stderr line naming the cause, and leaves nothing behind.
 

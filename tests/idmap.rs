@@ -1,4 +1,4 @@
-//! The id-mapping table of DESIGN.md (issue item 3), row by row: who calls, what the spec maps,
+//! The id-mapping table of DESIGN.md, row by row: who calls, what the spec maps,
 //! which maps the sandbox ends up with, and the clear errors when a mapping cannot be had.
 
 // The harness re-exports helpers this binary does not use.

@@ -1,4 +1,4 @@
-//! Issue 5, load: 100 sandboxes started concurrently by one user, each with its own id, all
+//! Load: 100 sandboxes started concurrently by one user, each with its own id, all
 //! complete with the right status and leave nothing behind; the same id raced twice: exactly
 //! one run wins, the other is refused with "already exists".
 

@@ -1,4 +1,4 @@
-//! Issue item 5, maskedPaths and readonlyPaths (and the cgroup mount, which must never fail
+//! maskedPaths and readonlyPaths (and the cgroup mount, which must never fail
 //! the container), checked from inside the sandbox through /proc/self/mountinfo and behaviour.
 //!
 //! Mounts the tests add go beneath a tmpfs on /tmp: the shared harness rootfs must not be

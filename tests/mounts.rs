@@ -1,4 +1,4 @@
-//! Issue item 5, the `mounts` list of config.json, checked from inside the sandbox through
+//! The `mounts` list of config.json, checked from inside the sandbox through
 //! /proc/self/mountinfo and behaviour: binds and their options, tmpfs, proc, sysfs, and mount
 //! destinations that go through symlinks. /dev is in dev.rs; maskedPaths, readonlyPaths and
 //! cgroup in masked_paths.rs.

@@ -1,4 +1,4 @@
-//! Issue item 6, the application's process: args, env, cwd, user, umask, rlimits, the five
+//! The application's process: args, env, cwd, user, umask, rlimits, the five
 //! capability sets, no_new_privs, hostname/domainname, oomScoreAdj, and what the app inherits
 //! (its own pid namespace, no stray fds, a clean signal state).
 

@@ -1,4 +1,4 @@
-//! Issue item 4, the empty root: the app's / is the rootfs and nothing of the host, its /proc is
+//! The empty root: the app's / is the rootfs and nothing of the host, its /proc is
 //! fresh for its pid namespace, no sandbox mount reaches the host, mounts are not shared back,
 //! and root.readonly holds.
 

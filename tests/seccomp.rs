@@ -1,4 +1,4 @@
-//! Issue 5, seccomp: linux.seccomp is enforced on the application (ERRNO with errnoRet, the kill
+//! seccomp: linux.seccomp is enforced on the application (ERRNO with errnoRet, the kill
 //! actions, a default ERRNO with an allow-list, argument conditions with each operator), unknown
 //! syscall names are skipped, unknown actions refused, and the default profile that `nsboot
 //! spec` writes and `nsboot do` applies blocks a nested user namespace.

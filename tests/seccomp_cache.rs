@@ -1,4 +1,4 @@
-//! Issue 6, the cache of compiled seccomp programs in the state root (`<root>/.seccomp`): a
+//! The cache of compiled seccomp programs in the state root (`<root>/.seccomp`): a
 //! second run with the same profile loads the cached program and filters the same; a corrupted,
 //! truncated or foreign cache file is ignored and replaced; a cache that cannot be written never
 //! fails a run; `list` never shows the cache; an exec'd supervisor compiles in the application.

@@ -18,7 +18,7 @@ use crate::protocol::userns;
 use crate::protocol::{self, BootError, Created, Handoff, Janitor, SpecFrom};
 use crate::rootfs;
 use crate::spec::{self, Spec};
-use crate::wire::FdIo;
+use crate::sys::wire::FdIo;
 use seal::{seal, set_names};
 
 /// The supervisor's input, once its spec is read.
@@ -77,7 +77,7 @@ pub fn main(h: Handoff) -> i32 {
 /// Gives `start_sync` back for the next image.
 pub fn sync_userns_before_reexec(sync: OwnedFd, start_sync: OwnedFd) -> Result<OwnedFd, i32> {
     let synced = userns::wait_for_maps_and_become_root(sync);
-    crate::log::phase("userns");
+    crate::sys::log::phase("userns");
     match synced {
         Ok(()) => Ok(start_sync),
         Err(e) => {
@@ -103,28 +103,17 @@ fn read_spec(fd: &OwnedFd) -> Result<Spec, BootError> {
 /// Times one boot phase (shown with --debug).
 fn phase<T>(name: &str, f: impl FnOnce() -> T) -> T {
     let r = f();
-    crate::log::phase(name);
+    crate::sys::log::phase(name);
     r
 }
 
 /// The supervisor's life. Returns the exit status: the application's, 128+N for a signal,
 /// 125 (or 127/126) when the sandbox could not start.
-fn supervise(input: BootInput) -> i32 {
-    let janitor = input.janitor;
-    let code = supervise_app(
-        input.id,
-        input.spec,
-        input.rootfs,
-        input.controller,
-        input.start_sync,
-        input.sync_userns,
-        input.app,
-        input.attached && janitor.is_none(),
-        janitor.as_ref(),
-        input.created,
-        input.seccomp,
-        input.make_netns,
-    );
+fn supervise(mut input: BootInput) -> i32 {
+    let janitor = input.janitor.take();
+    // A foreground run's supervisor outlives a killed caller long enough to clean up.
+    input.attached &= janitor.is_none();
+    let code = supervise_app(input, janitor.as_ref());
     if let Some(j) = &janitor {
         j.clean_if_orphaned(code == CALLER_GONE);
     }
@@ -138,21 +127,21 @@ fn supervise(input: BootInput) -> i32 {
 /// An internal status: the caller's end closed during start-up (it died, or gave up).
 const CALLER_GONE: i32 = -1;
 
-#[allow(clippy::too_many_arguments)]
-fn supervise_app(
-    id: String,
-    spec: Spec,
-    rootfs: PathBuf,
-    controller: Option<OwnedFd>,
-    start_sync: OwnedFd,
-    sync_userns: Option<OwnedFd>,
-    app: AppFds,
-    attached: bool,
-    janitor: Option<&Janitor>,
-    created: Option<Created>,
-    seccomp: Option<process::seccomp::bpf::Program>,
-    make_netns: bool,
-) -> i32 {
+fn supervise_app(input: BootInput, janitor: Option<&Janitor>) -> i32 {
+    let BootInput {
+        id,
+        spec,
+        rootfs,
+        controller,
+        start_sync,
+        sync_userns,
+        app,
+        attached,
+        created,
+        seccomp,
+        make_netns,
+        ..
+    } = input;
     let _span = tracing::debug_span!("boot", id = %id).entered();
     // SIGCHLD and the forwarded signals stay pending until `serve` reads them from a signalfd.
     let mut blocked = protocol::forwarded_set();
@@ -171,9 +160,9 @@ fn supervise_app(
         }
         // Started first: it works while we wait for the maps.
         let mut net = if make_netns {
-            crate::net::Pending::start()?
+            crate::rootfs::net::Pending::start()?
         } else {
-            crate::net::Pending::none()
+            crate::rootfs::net::Pending::none()
         };
         match sync_userns {
             Some(fd) => phase("userns", || userns::wait_for_maps_and_become_root(fd))?,
@@ -182,7 +171,7 @@ fn supervise_app(
         set_names(&spec)?;
         if !make_netns {
             // A network namespace we were cloned into starts with lo down; we are its root now.
-            crate::net::setup(&spec)?;
+            crate::rootfs::net::setup(&spec)?;
         }
         phase("rootfs", || {
             rootfs::setup_supervisor_root(&spec, &rootfs, &mut net)
@@ -249,20 +238,20 @@ fn start_and_serve(
         // With a controller the error goes to the caller, who prints it.
         let unsent = match &controller {
             Some(c) => {
-                let _ = crate::wire::send(c, &Reply::StartFailed(e));
+                let _ = crate::sys::wire::send(c, &Reply::StartFailed(e));
                 None
             }
             None => Some(e.to_string()),
         };
         let _ = crate::sys::pidfd_wait(app.pidfd.as_fd());
         if let Some(msg) = unsent {
-            crate::log::fatal(&msg);
+            crate::sys::log::fatal(&msg);
         }
         return code;
     }
     if let Some(c) = &controller {
         let pid = app.pid.as_raw();
-        let _ = crate::wire::send(c, &Reply::Started { pid });
+        let _ = crate::sys::wire::send(c, &Reply::Started { pid });
     }
     serve::serve(app, controller, janitor.map(|j| j.caller.as_fd()))
 }

@@ -49,7 +49,7 @@ pub fn serve(app: &App, controller: Option<OwnedFd>, caller: Option<BorrowedFd<'
                 let _ = sys::pidfd_signal(app.pidfd.as_fd(), signo);
             } else if let Some(status) = reap(app) {
                 if let Some(c) = &controller {
-                    let _ = crate::wire::send(c, &crate::control::Reply::Exited { status });
+                    let _ = crate::sys::wire::send(c, &crate::control::Reply::Exited { status });
                 }
                 return status;
             }

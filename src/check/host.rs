@@ -128,16 +128,6 @@ fn cgroup(caller: &Caller) -> Item {
     )
 }
 
-/// Where the state lives (as `state` picks it): $XDG_RUNTIME_DIR/nsboot rootless, falling back
-/// to /tmp/nsboot-<uid> when XDG_RUNTIME_DIR is unset; /run/nsboot as root.
-pub fn state_dir(rootless: bool, xdg: Option<&str>, uid: u32) -> PathBuf {
-    match (rootless, xdg.filter(|x| !x.is_empty())) {
-        (false, _) => PathBuf::from("/run/nsboot"),
-        (true, Some(x)) => Path::new(x).join("nsboot"),
-        (true, None) => PathBuf::from(format!("/tmp/nsboot-{uid}")),
-    }
-}
-
 /// Whether the caller can use `dir`: it exists as a writable directory of theirs, or its
 /// nearest existing ancestor lets them create it. Err: why not, one line.
 fn usable(dir: &Path, uid: u32) -> Result<String, String> {
@@ -228,7 +218,8 @@ fn state(caller: &Caller) -> Item {
         .filter(|x| !x.is_empty());
     let dir = match STATE_ROOT.get() {
         Some(root) => root.clone(),
-        None => state_dir(caller.rootless(), xdg.as_deref(), caller.uid),
+        // The caller is this process: the state part's own rule says where its root is.
+        None => crate::state::default_root(None),
     };
     let run_user = Path::new("/run/user").join(caller.uid.to_string());
     judge_state(
@@ -282,23 +273,6 @@ mod tests {
             Status::Fail
         );
         assert_eq!(judge_seccomp(Ok(0), true, None).status, Status::Fail);
-    }
-
-    #[test]
-    fn state_dir_follows_the_rootless_rule() {
-        assert_eq!(
-            state_dir(false, Some("/run/user/0"), 0),
-            Path::new("/run/nsboot")
-        );
-        assert_eq!(
-            state_dir(true, Some("/run/user/1000"), 1000),
-            Path::new("/run/user/1000/nsboot")
-        );
-        assert_eq!(
-            state_dir(true, Some(""), 1000),
-            Path::new("/tmp/nsboot-1000")
-        );
-        assert_eq!(state_dir(true, None, 1000), Path::new("/tmp/nsboot-1000"));
     }
 
     #[test]

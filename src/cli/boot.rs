@@ -80,7 +80,7 @@ fn own(fd: RawFd) -> OwnedFd {
 
 pub fn run(args: BootArgs, _global: &crate::cli::Global) -> i32 {
     if !matches!(args.stdio_fds.len(), 0 | 3) {
-        crate::log::fatal("--stdio-fds takes three fds: stdin,stdout,stderr");
+        crate::sys::log::fatal("--stdio-fds takes three fds: stdin,stdout,stderr");
         return 125;
     }
     if let Some(fd) = args.sync_userns_fd {
@@ -140,7 +140,7 @@ fn reexec_without_sync_fd() -> i32 {
         }
     }
     let err = crate::sys::exec_self(args);
-    crate::log::fatal(&format!("re-executing nsboot boot: {err}"));
+    crate::sys::log::fatal(&format!("re-executing nsboot boot: {err}"));
     125
 }
 

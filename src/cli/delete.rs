@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use crate::cli::Global;
-use crate::hooks::{self, HookKind};
-use crate::lifecycle::{self, LifecycleError, Status};
+use crate::sandbox::hooks::{self, HookKind};
+use crate::state::lifecycle::{self, LifecycleError, Status};
 use crate::state::StateError;
 
 // Delete a container (kill it first with --force, or when it was never started).
@@ -30,7 +30,7 @@ pub fn run(args: DeleteArgs, global: &Global) -> i32 {
     match deleted {
         Ok(()) => 0,
         Err(e) => {
-            crate::log::fatal(&e.to_string());
+            crate::sys::log::fatal(&e.to_string());
             125
         }
     }

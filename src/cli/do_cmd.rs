@@ -100,7 +100,7 @@ pub fn run(args: DoArgs, global: &Global) -> i32 {
             return 125;
         }
     };
-    crate::cli::run::launch(global, &id, spec, &bundle_dir)
+    crate::sandbox::launch::run(&global.launch_context(), &id, spec, &bundle_dir, None, true)
 }
 
 /// The spec and the bundle directory (the current directory: where `do` was started).

@@ -61,7 +61,7 @@ pub fn document() -> serde_json::Value {
 }
 
 pub fn run(_args: FeaturesArgs) -> i32 {
-    crate::lifecycle::out!(
+    crate::state::lifecycle::out!(
         "{}",
         serde_json::to_string_pretty(&document()).unwrap_or_default()
     );

@@ -5,7 +5,7 @@
 //! signals it handles (and SIGKILL), exactly as for runc's and crun's container init.
 
 use crate::cli::Global;
-use crate::lifecycle::{self, LifecycleError, Status};
+use crate::state::lifecycle::{self, LifecycleError, Status};
 
 // Send a signal to a container's application.
 #[derive(Debug, clap::Args)]
@@ -24,7 +24,7 @@ pub fn run(args: KillArgs, global: &Global) -> i32 {
     match kill(&args, global) {
         Ok(()) => 0,
         Err(e) => {
-            crate::log::fatal(&e);
+            crate::sys::log::fatal(&e);
             125
         }
     }

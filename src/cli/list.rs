@@ -1,7 +1,7 @@
 //! `nsboot list [--format table|json] [--quiet]`: every container in the state root.
 
 use crate::cli::Global;
-use crate::lifecycle;
+use crate::state::lifecycle;
 
 // List the containers in the state root.
 #[derive(Debug, clap::Args)]
@@ -23,14 +23,14 @@ pub enum Format {
 pub fn run(args: ListArgs, global: &Global) -> i32 {
     let root = match crate::state::root_dir(global.root.as_deref()) {
         Ok(r) => r,
-        Err(e) => return crate::cli::run::fail(&e),
+        Err(e) => return crate::sys::log::fail(&e),
     };
     // Runs killed together with their supervisor are gone: never listed.
     crate::state::sweep(&root, "");
     let ids = match crate::state::list(&root) {
         Ok(ids) => ids,
         Err(e) => {
-            crate::log::fatal(&e.to_string());
+            crate::sys::log::fatal(&e.to_string());
             return 125;
         }
     };
@@ -41,14 +41,14 @@ pub fn run(args: ListArgs, global: &Global) -> i32 {
         .collect();
     if args.quiet {
         for c in &containers {
-            crate::lifecycle::out!("{}", c.state.id);
+            crate::state::lifecycle::out!("{}", c.state.id);
         }
         return 0;
     }
     match args.format {
         Format::Json => {
             let all: Vec<_> = containers.iter().map(|c| c.oci_state()).collect();
-            crate::lifecycle::out!("{}", serde_json::Value::Array(all));
+            crate::state::lifecycle::out!("{}", serde_json::Value::Array(all));
         }
         Format::Table => {
             let rows: Vec<[String; 6]> = containers
@@ -71,7 +71,7 @@ pub fn run(args: ListArgs, global: &Global) -> i32 {
                     ]
                 })
                 .collect();
-            crate::lifecycle::out_raw!(
+            crate::state::lifecycle::out_raw!(
                 "{}",
                 table(
                     &["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"],

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-pub use crate::log::LogFormat;
+pub use crate::sys::log::LogFormat;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -66,9 +66,18 @@ pub struct Global {
 }
 
 impl Global {
+    /// What a launch takes from the global flags; the supervisor it clones is `boot::main`.
+    pub fn launch_context(&self) -> crate::sandbox::launch::Context<'_> {
+        crate::sandbox::launch::Context {
+            root: self.root.as_deref(),
+            boot_flags: self.boot_flags(),
+            supervisor: crate::boot::main,
+        }
+    }
+
     /// How to log, for `log::init`.
-    pub fn log_options(&self) -> crate::log::Options {
-        crate::log::Options {
+    pub fn log_options(&self) -> crate::sys::log::Options {
+        crate::sys::log::Options {
             debug: self.debug,
             file: self.log.clone(),
             format: self.log_format,
@@ -100,7 +109,7 @@ pub enum Rootless {
 
 #[derive(Debug, Subcommand)]
 // Each subcommand's arguments are built only when it is the one being parsed (or its help is
-// shown): building all fourteen costs a launch about a tenth of `nsboot --version`. The *Args
+// shown): building them all is a visible part of a launch. The *Args
 // structs carry plain comments, not doc comments: deferred, theirs would replace the help text
 // below (and turn `--help` into its long form).
 #[command(defer = true)]

@@ -111,7 +111,7 @@ pub fn run(args: SetupArgs) -> i32 {
                 );
                 0
             }
-            Err(e) => crate::cli::run::fail(&e),
+            Err(e) => crate::sys::log::fail(&e),
         },
     }
 }

@@ -1,8 +1,8 @@
 //! `nsboot start ID`: release a created container's application.
 
-use crate::cli::run::fail;
 use crate::cli::Global;
-use crate::hooks::HookKind;
+use crate::sandbox::hooks::HookKind;
+use crate::sys::log::fail;
 use crate::{control, state};
 
 // Start a created container.
@@ -43,19 +43,19 @@ pub fn run(args: StartArgs, global: &Global) -> i32 {
             ))
         }
     };
-    let hooks = crate::hooks::from_bundle(&st.bundle);
-    if let Err(e) = crate::hooks::run(HookKind::StartContainer, hooks.as_ref(), &st) {
+    let hooks = crate::sandbox::hooks::from_bundle(&st.bundle);
+    if let Err(e) = crate::sandbox::hooks::run(HookKind::StartContainer, hooks.as_ref(), &st) {
         return fail(&e);
     }
     match control::send_start(&conn) {
         Ok(_) => {
             st.status = "running".into();
             let _ = entry.mark_started();
-            let _ = crate::hooks::run(HookKind::Poststart, hooks.as_ref(), &st);
+            let _ = crate::sandbox::hooks::run(HookKind::Poststart, hooks.as_ref(), &st);
             0
         }
         Err(e) => {
-            crate::log::fatal(&e.to_string());
+            crate::sys::log::fatal(&e.to_string());
             match e {
                 control::ControlError::Start(p) => p.exit_code(),
                 _ => 125,

@@ -28,7 +28,7 @@ pub struct Helper {
 }
 
 /// Writes the maps of `pid` (blocked on its sync fd in a new user namespace) directly, or
-/// starts the helpers and returns without waiting for them: their exec (setuid, ~1.6 ms each)
+/// starts the helpers and returns without waiting for them: their exec (setuid, slow to start)
 /// overlaps with the caller's own work.
 pub fn start_writing(pid: Pid, m: &Mapping) -> Result<Pending, IdmapError> {
     match &m.writer {

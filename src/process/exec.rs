@@ -55,7 +55,7 @@ pub fn exec(
     seccomp: Option<Program>,
 ) -> Result<Infallible, ProcessError> {
     if let Some(slave) = terminal {
-        crate::console::make_controlling(&slave).map_err(ProcessError::Console)?;
+        crate::process::console::make_controlling(&slave).map_err(ProcessError::Console)?;
     }
     reset_signals()?;
     let args = process
@@ -81,7 +81,7 @@ pub fn exec(
             let handover = Handover::Exec {
                 program: name.clone(),
             };
-            crate::wire::send(report, &handover)?;
+            crate::sys::wire::send(report, &handover)?;
             helper.exec(report, &path, &argv, &envp).nix()
         }
         (None, None) => unreachable!("a helper is made when there is no exec fd"),
@@ -146,7 +146,7 @@ pub fn isolate_fds(
         step("placing a --pass-fd", dup2(high, app))?;
         keep.push(app);
     }
-    crate::log::mute_file();
+    crate::sys::log::mute_file();
     close_all_but(&keep)?;
     if let Some(fd) = ours.iter().map(|fd| fd.as_raw_fd()).find(|&fd| is_dir(fd)) {
         return Err(ProcessError::LeakedDir {

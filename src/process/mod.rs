@@ -6,6 +6,8 @@
 //! `Ready` (root set up) or its error, waits for `Go`, and either execs (the close-on-exec
 //! socket closes: EOF means success) or reports why it could not.
 
+pub mod console;
+
 pub mod caps;
 pub mod creds;
 pub mod exec;
@@ -23,8 +25,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::rootfs::{self, RootfsError};
 use crate::spec::Spec;
+use crate::sys::wire::{self, WireError};
 use crate::sys::{self, Cloned, Errno};
-use crate::wire::{self, WireError};
 
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum ProcessError {
@@ -47,7 +49,7 @@ pub enum ProcessError {
     #[error(transparent)]
     Wire(#[from] WireError),
     #[error(transparent)]
-    Console(crate::console::ConsoleError),
+    Console(crate::process::console::ConsoleError),
 }
 
 impl ProcessError {
@@ -286,8 +288,9 @@ fn app_main(
     // The pty comes from the container's own devpts, so that its name resolves inside.
     let terminal = match console.take() {
         Some(sock) => {
-            let pty = crate::console::open_pty().map_err(ProcessError::Console)?;
-            crate::console::send_master(sock.as_fd(), &pty).map_err(ProcessError::Console)?;
+            let pty = crate::process::console::open_pty().map_err(ProcessError::Console)?;
+            crate::process::console::send_master(sock.as_fd(), &pty)
+                .map_err(ProcessError::Console)?;
             Some(pty.slave)
         }
         None => None,

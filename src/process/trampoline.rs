@@ -234,7 +234,7 @@ pub fn outcome(sock: BorrowedFd<'_>, program: String) -> Result<(), ProcessError
     use std::io::Read;
     let mut buf = [0u8; 4];
     let mut got = 0;
-    let mut io = crate::wire::FdIo(sock);
+    let mut io = crate::sys::wire::FdIo(sock);
     while got < 4 {
         match io.read(&mut buf[got..]) {
             Ok(0) if got == 0 => return Ok(()),

@@ -15,8 +15,8 @@ use crate::process::{caps::CapsError, seccomp::bpf::Program, ProcessError};
 pub use crate::process::{AppFds, FdMapping};
 use crate::rootfs::RootfsError;
 use crate::spec::{Spec, SpecError};
+use crate::sys::wire::{self, WireError};
 use crate::sys::Errno;
-use crate::wire::{self, WireError};
 use userns::UsernsError;
 
 /// The supervisor's entry (`boot::main`), which the caller runs in its cloned child. Named by
@@ -97,7 +97,7 @@ pub enum BootError {
     #[error(transparent)]
     Spec(#[from] SpecError),
     #[error(transparent)]
-    Net(#[from] crate::net::NetError),
+    Net(#[from] crate::rootfs::net::NetError),
     #[error(transparent)]
     Control(#[from] ControlError),
     #[error("reading the spec from --spec-fd: {0}")]

@@ -6,6 +6,8 @@
 //! Application: its own /proc (while the supervisor's keeps proc "fully visible"), masked and
 //! read-only paths, pivot_root into /newroot, the root made read-only when the spec says so.
 
+pub mod net;
+
 pub mod dev;
 pub mod guard;
 pub mod mounts;
@@ -40,7 +42,7 @@ pub enum RootfsError {
     #[error(transparent)]
     Mount(#[from] MountError),
     #[error(transparent)]
-    Net(#[from] crate::net::NetError),
+    Net(#[from] crate::rootfs::net::NetError),
 }
 
 fn step<T>(what: impl Into<String>, r: nix::Result<T>) -> Result<T, RootfsError> {
@@ -75,7 +77,7 @@ fn root_propagation(spec: &Spec) -> MsFlags {
 pub fn setup_supervisor_root(
     spec: &Spec,
     rootfs: &Path,
-    net: &mut crate::net::Pending,
+    net: &mut crate::rootfs::net::Pending,
 ) -> Result<(), RootfsError> {
     let none = None::<&str>;
     // Nothing we mount may propagate back to the host.

@@ -218,7 +218,7 @@ mod tests {
                 &spec,
                 Path::new("/"),
                 &root,
-                &mut crate::net::Pending::none(),
+                &mut crate::rootfs::net::Pending::none(),
             )
             .map_err(|e| e.to_string())?;
             dev::setup(&spec, Path::new("/"), &root).map_err(|e| e.to_string())?;

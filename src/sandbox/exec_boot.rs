@@ -7,7 +7,7 @@ use super::{step, Plan, SandboxError};
 use crate::protocol::{self, BootError};
 use crate::spec::Spec;
 use crate::sys;
-use crate::wire;
+use crate::sys::wire;
 
 /// The validated spec in a memfd, for `nsboot boot --spec-fd`.
 pub(super) fn spec_memfd(spec: &Spec) -> Result<OwnedFd, SandboxError> {

@@ -8,8 +8,8 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use super::{kill_and_reap, step, Sandbox, SandboxError};
 use crate::control;
 use crate::protocol;
+use crate::sys::wire;
 use crate::sys::{self, Errno};
-use crate::wire;
 
 impl Sandbox {
     /// Kills the supervisor (and so the sandbox) and reaps it.
@@ -41,7 +41,7 @@ impl Sandbox {
     pub fn wait_forwarding(
         &self,
         signals: &SignalFd,
-        mut relay: Option<&mut crate::pty::Relay>,
+        mut relay: Option<&mut crate::sandbox::pty::Relay>,
         exited: impl FnOnce(),
     ) -> i32 {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -119,7 +119,7 @@ impl Sandbox {
                     pid: self.pid.as_raw(),
                     signo: sig as i32,
                 };
-                crate::log::fatal(&e.to_string());
+                crate::sys::log::fatal(&e.to_string());
                 125
             }
             Ok(WaitStatus::Signaled(_, sig, _)) => 128 + sig as i32,

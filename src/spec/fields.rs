@@ -48,7 +48,7 @@ const fn leaf(name: &'static str, rule: Rule) -> Field {
 use Rule::{Applied, Cgroup, Checked, Refused, RefusedBut};
 use Shape::{Array, Leaf, Map, Object};
 
-const CREDS: &str = "src/process/creds.rs";
+const CREDS: &str = "src/process/creds/mod.rs";
 const LABELS: &str =
     "nsboot applies no SELinux labels: remove it (podman: --security-opt label=disable)";
 const ID_MAP: &[Field] = &[
@@ -57,42 +57,54 @@ const ID_MAP: &[Field] = &[
     leaf("size", Applied("src/idmap/")),
 ];
 const HOOK: &[Field] = &[
-    leaf("path", Applied("src/hooks.rs")),
-    f("args", Applied("src/hooks.rs"), Array(&Leaf)),
-    f("env", Applied("src/hooks.rs"), Array(&Leaf)),
+    leaf("path", Applied("src/sandbox/hooks.rs")),
+    f("args", Applied("src/sandbox/hooks.rs"), Array(&Leaf)),
+    f("env", Applied("src/sandbox/hooks.rs"), Array(&Leaf)),
     leaf(
         "timeout",
-        Checked("src/hooks.rs; > 0, as the spec requires"),
+        Checked("src/sandbox/hooks.rs; > 0, as the spec requires"),
     ),
 ];
 const HOOK_LIST: Shape = Array(&Object(HOOK));
 const HOOKS: &[Field] = &[
-    f("prestart", Applied("src/hooks.rs, by create"), HOOK_LIST),
+    f(
+        "prestart",
+        Applied("src/sandbox/hooks.rs, by create"),
+        HOOK_LIST,
+    ),
     f(
         "createRuntime",
-        Applied("src/hooks.rs, by create"),
+        Applied("src/sandbox/hooks.rs, by create"),
         HOOK_LIST,
     ),
     f(
         "createContainer",
-        Applied("src/hooks.rs, by create, in the runtime's namespaces"),
+        Applied("src/sandbox/hooks.rs, by create, in the runtime's namespaces"),
         HOOK_LIST,
     ),
     f(
         "startContainer",
-        Applied("src/hooks.rs, by start, in the runtime's namespaces"),
+        Applied("src/sandbox/hooks.rs, by start, in the runtime's namespaces"),
         HOOK_LIST,
     ),
-    f("poststart", Applied("src/hooks.rs, by start"), HOOK_LIST),
-    f("poststop", Applied("src/hooks.rs, by delete"), HOOK_LIST),
+    f(
+        "poststart",
+        Applied("src/sandbox/hooks.rs, by start"),
+        HOOK_LIST,
+    ),
+    f(
+        "poststop",
+        Applied("src/sandbox/hooks.rs, by delete"),
+        HOOK_LIST,
+    ),
 ];
 const MOUNT: &[Field] = &[
     leaf(
         "destination",
-        Checked("src/rootfs/mounts.rs; absolute, no .."),
+        Checked("src/rootfs/mounts/mod.rs; absolute, no .."),
     ),
-    leaf("source", Applied("src/rootfs/mounts.rs")),
-    leaf("type", Applied("src/rootfs/mounts.rs")),
+    leaf("source", Applied("src/rootfs/mounts/mod.rs")),
+    leaf("type", Applied("src/rootfs/mounts/mod.rs")),
     f(
         "options",
         Checked("src/rootfs/mounts/options.rs; a bind's options must be flags nsboot applies"),
@@ -110,12 +122,18 @@ const MOUNT: &[Field] = &[
     ),
 ];
 const USER: &[Field] = &[
-    leaf("uid", Checked("src/process/creds.rs; 4294967295 refused")),
-    leaf("gid", Checked("src/process/creds.rs; 4294967295 refused")),
-    leaf("umask", Checked("src/process/creds.rs; at most 0777")),
+    leaf(
+        "uid",
+        Checked("src/process/creds/mod.rs; 4294967295 refused"),
+    ),
+    leaf(
+        "gid",
+        Checked("src/process/creds/mod.rs; 4294967295 refused"),
+    ),
+    leaf("umask", Checked("src/process/creds/mod.rs; at most 0777")),
     f(
         "additionalGids",
-        Checked("src/process/creds.rs; 4294967295 refused"),
+        Checked("src/process/creds/mod.rs; 4294967295 refused"),
         Array(&Leaf),
     ),
     leaf(
@@ -137,7 +155,7 @@ const RLIMIT: &[Field] = &[
 ];
 /// `process`, also the shape of `exec --process`.
 pub const PROCESS: &[Field] = &[
-    leaf("terminal", Applied("src/pty.rs, src/console.rs")),
+    leaf("terminal", Applied("src/sandbox/pty.rs, src/process/console.rs")),
     f(
         "consoleSize",
         Checked("ignored without a terminal, as the spec says; refused with one"),
@@ -154,7 +172,7 @@ pub const PROCESS: &[Field] = &[
         Checked("src/process/exec.rs; KEY=VALUE"),
         Array(&Leaf),
     ),
-    leaf("cwd", Checked("src/process/creds.rs; absolute")),
+    leaf("cwd", Checked("src/process/creds/mod.rs; absolute")),
     f(
         "capabilities",
         Applied("src/process/caps.rs"),
@@ -167,7 +185,7 @@ pub const PROCESS: &[Field] = &[
     ),
     leaf(
         "noNewPrivileges",
-        Applied("src/process/creds.rs (absent: on)"),
+        Applied("src/process/creds/mod.rs (absent: on)"),
     ),
     leaf(
         "apparmorProfile",
@@ -176,7 +194,7 @@ pub const PROCESS: &[Field] = &[
             "nsboot confines with no AppArmor profile: remove it (podman: --security-opt apparmor=unconfined)",
         ),
     ),
-    leaf("oomScoreAdj", Checked("src/process/creds.rs; -1000..1000")),
+    leaf("oomScoreAdj", Checked("src/process/creds/mod.rs; -1000..1000")),
     leaf("selinuxLabel", Refused(LABELS)),
     f(
         "ioPriority",
@@ -197,7 +215,7 @@ pub const PROCESS: &[Field] = &[
 const NAMESPACE: &[Field] = &[
     leaf(
         "type",
-        Checked("src/sandbox.rs, src/net.rs; new namespaces; time refused"),
+        Checked("src/sandbox/mod.rs, src/rootfs/net.rs; new namespaces; time refused"),
     ),
     leaf(
         "path",
@@ -229,23 +247,23 @@ const RESOURCES: &[Field] = &[
     f("unified", Cgroup, Map(&Leaf)),
 ];
 const SYSCALL: &[Field] = &[
-    f("names", Applied("src/process/seccomp.rs"), Array(&Leaf)),
+    f("names", Applied("src/process/seccomp/mod.rs"), Array(&Leaf)),
     leaf(
         "action",
-        Checked("src/process/seccomp.rs; SCMP_ACT_NOTIFY refused"),
+        Checked("src/process/seccomp/mod.rs; SCMP_ACT_NOTIFY refused"),
     ),
-    leaf("errnoRet", Applied("src/process/seccomp.rs")),
-    f("args", Applied("src/process/seccomp.rs"), Array(&Leaf)),
+    leaf("errnoRet", Applied("src/process/seccomp/mod.rs")),
+    f("args", Applied("src/process/seccomp/mod.rs"), Array(&Leaf)),
 ];
 const SECCOMP: &[Field] = &[
     leaf(
         "defaultAction",
-        Checked("src/process/seccomp.rs; SCMP_ACT_NOTIFY refused"),
+        Checked("src/process/seccomp/mod.rs; SCMP_ACT_NOTIFY refused"),
     ),
-    leaf("defaultErrnoRet", Applied("src/process/seccomp.rs")),
+    leaf("defaultErrnoRet", Applied("src/process/seccomp/mod.rs")),
     f(
         "architectures",
-        Applied("src/process/seccomp.rs"),
+        Applied("src/process/seccomp/mod.rs"),
         Array(&Leaf),
     ),
     f("flags", Applied("src/process/seccomp/bpf.rs"), Array(&Leaf)),
@@ -259,7 +277,7 @@ const SECCOMP: &[Field] = &[
     ),
     f(
         "syscalls",
-        Applied("src/process/seccomp.rs"),
+        Applied("src/process/seccomp/mod.rs"),
         Array(&Object(SYSCALL)),
     ),
 ];
@@ -275,7 +293,7 @@ const LINUX: &[Field] = &[
     leaf("cgroupsPath", Cgroup),
     f(
         "namespaces",
-        Checked("src/sandbox.rs; mount, pid, ipc and uts are required"),
+        Checked("src/sandbox/mod.rs; mount, pid, ipc and uts are required"),
         Array(&Object(NAMESPACE)),
     ),
     f(
@@ -285,7 +303,7 @@ const LINUX: &[Field] = &[
     ),
     f(
         "seccomp",
-        Applied("src/process/seccomp.rs"),
+        Applied("src/process/seccomp/mod.rs"),
         Object(SECCOMP),
     ),
     leaf(
@@ -341,13 +359,13 @@ pub const SPEC: &[Field] = &[
     f("root", Applied("src/rootfs/mod.rs"), Object(ROOT)),
     f(
         "mounts",
-        Applied("src/rootfs/mounts.rs"),
+        Applied("src/rootfs/mounts/mod.rs"),
         Array(&Object(MOUNT)),
     ),
     f("process", Applied("src/process/"), Object(PROCESS)),
     leaf("hostname", Applied("src/boot/mod.rs")),
     leaf("domainname", Applied("src/boot/mod.rs")),
-    f("hooks", Applied("src/hooks.rs"), Object(HOOKS)),
+    f("hooks", Applied("src/sandbox/hooks.rs"), Object(HOOKS)),
     f(
         "annotations",
         Applied("kept in the state; nsboot.overlay read"),

@@ -81,6 +81,21 @@ fn spec_fields_doc_is_the_table() {
 }
 
 #[test]
+fn spec_fields_doc_names_files_that_exist() {
+    let doc = render();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let missing: Vec<&str> = doc
+        .split(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == '|')
+        .filter(|w| w.starts_with("src/") && w.ends_with(".rs"))
+        .filter(|w| !std::path::Path::new(root).join(w).is_file())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the field table names files that do not exist: {missing:?}"
+    );
+}
+
+#[test]
 fn rules_are_found_through_arrays() {
     assert!(matches!(
         fields::rule("linux.namespaces.path"),

@@ -127,14 +127,14 @@ fn at(json_path: &str) -> String {
     if json_path.is_empty() {
         String::new()
     } else {
-        format!(" (in {})", crate::log::cut(json_path, 160))
+        format!(" (in {})", crate::sys::log::cut(json_path, 160))
     }
 }
 fn prefix(json_path: &str) -> String {
     if json_path.is_empty() {
         String::new()
     } else {
-        format!("{}: ", crate::log::cut(json_path, 160))
+        format!("{}: ", crate::sys::log::cut(json_path, 160))
     }
 }
 fn file_prefix(file: &Option<PathBuf>) -> String {

@@ -45,8 +45,15 @@ pub fn path(flag: Option<&Path>) -> PathBuf {
     if mine {
         return run_user.join("nsboot");
     }
-    let tmp = var("TMPDIR").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
-    tmp.join(format!("nsboot-{euid}"))
+    tmp_dir().join(format!("nsboot-{euid}"))
+}
+
+/// The directory for temporary files: $TMPDIR when set and not empty, else /tmp (the state
+/// root's last resort, and `check`'s probe).
+pub fn tmp_dir() -> PathBuf {
+    std::env::var_os("TMPDIR")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from)
 }
 
 /// Opens (making it, 0700, if needed) the state root and checks it; returns the path through

@@ -140,7 +140,7 @@ pub fn writer_pid(name: &str) -> Option<i32> {
 
 /// Whether `pid` runs (see `lifecycle::is_alive`: a zombie or an exiting process does not).
 pub(super) fn alive(pid: i32) -> bool {
-    pid > 0 && crate::lifecycle::is_alive(pid)
+    pid > 0 && crate::state::lifecycle::is_alive(pid)
 }
 
 #[cfg(test)]

@@ -1,7 +1,12 @@
-//! Errors of system calls as data: an errno that can cross a process boundary (serde) and
-//! prints as the kernel's own words. Raw syscalls that nix does not wrap live in `raw`.
+//! The foundation every part stands on: raw syscalls that nix does not wrap, and errors of
+//! system calls as data (an errno that can cross a process boundary and prints as the
+//! kernel's own words); the fd wire format, Unix sockets at paths, logging and the hint for
+//! exhausted limits.
 
+pub mod limits;
+pub mod log;
 pub mod socket;
+pub mod wire;
 
 use std::fmt;
 

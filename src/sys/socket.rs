@@ -56,4 +56,3 @@ fn via_proc_fd(path: &Path) -> Result<(OwnedFd, PathBuf), Errno> {
         .join(name);
     Ok((dir, short))
 }
-

@@ -278,7 +278,7 @@ fn hostname(plan: &Plan) -> StepResult {
 /// A scratch directory for the probes' mounts (they happen in the children's own mount
 /// namespaces, so the directory itself stays empty).
 fn scratch() -> Result<PathBuf, ProbeError> {
-    nix::unistd::mkdtemp(&std::env::temp_dir().join("nsboot-check-XXXXXX")).map_err(|e| {
+    nix::unistd::mkdtemp(&crate::state::tmp_dir().join("nsboot-check-XXXXXX")).map_err(|e| {
         ProbeError::Setup {
             what: "mkdtemp in the temp dir".into(),
             errno: e.into(),
@@ -318,7 +318,7 @@ pub fn run(caller: &Caller) -> Probes {
 /// Whether sethostname works in the sandbox's UTS namespace: Some(false) when a filter
 /// refuses it, None when the probe could not tell (no user namespace here).
 pub fn hostname_allowed(caller: &Caller) -> Option<bool> {
-    let plan = Plan::new(caller, std::env::temp_dir());
+    let plan = Plan::new(caller, crate::state::tmp_dir());
     match in_child(|_| hostname(&plan)) {
         Ok(()) => Some(true),
         Err(ProbeError::Step {

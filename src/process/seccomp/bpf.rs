@@ -17,6 +17,24 @@ pub const MAX_INSNS: usize = libc::BPF_MAXINSNS as usize;
 /// One `struct sock_filter`: code (u16), jt (u8), jf (u8), k (u32), in native byte order.
 pub const INSN_BYTES: usize = std::mem::size_of::<libc::sock_filter>();
 
+/// Why a program cannot be had: a shape the kernel refuses, or libseccomp's export failed.
+#[derive(Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+pub enum ProgramError {
+    #[error("{len} bytes is not a whole, non-zero number of {INSN_BYTES}-byte BPF instructions")]
+    Shape { len: usize },
+    #[error("{insns} BPF instructions, more than the kernel's limit of {MAX_INSNS}")]
+    TooLong { insns: usize },
+    #[error("{step}: {why}")]
+    Export { step: String, why: String },
+}
+
+fn export_err(step: &str) -> impl FnOnce(&dyn std::fmt::Display) -> ProgramError + '_ {
+    move |why| ProgramError::Export {
+        step: step.into(),
+        why: why.to_string(),
+    }
+}
+
 /// A seccomp program (1 to MAX_INSNS instructions) and the cache key of the profile it was
 /// compiled from.
 #[derive(Clone, PartialEq, Eq)]
@@ -34,18 +52,13 @@ impl std::fmt::Debug for Program {
 impl Program {
     /// Checks the shape the kernel insists on: whole instructions, at least one, at most
     /// MAX_INSNS. (Whether the code itself is sound is the kernel's check, at load.)
-    pub fn new(key: u128, bytes: Vec<u8>) -> Result<Program, String> {
+    pub fn new(key: u128, bytes: Vec<u8>) -> Result<Program, ProgramError> {
         if bytes.is_empty() || bytes.len() % INSN_BYTES != 0 {
-            return Err(format!(
-                "{} bytes is not a whole, non-zero number of {INSN_BYTES}-byte BPF instructions",
-                bytes.len()
-            ));
+            return Err(ProgramError::Shape { len: bytes.len() });
         }
         let n = bytes.len() / INSN_BYTES;
         if n > MAX_INSNS {
-            return Err(format!(
-                "{n} BPF instructions, more than the kernel's limit of {MAX_INSNS}"
-            ));
+            return Err(ProgramError::TooLong { insns: n });
         }
         Ok(Program { key, bytes })
     }
@@ -81,17 +94,17 @@ impl Program {
 }
 
 /// The BPF libseccomp generated for `ctx` (what its load would hand the kernel).
-pub fn export(key: u128, ctx: &ScmpFilterContext) -> Result<Program, String> {
+pub fn export(key: u128, ctx: &ScmpFilterContext) -> Result<Program, ProgramError> {
     use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
     let fd = memfd_create(c"nsboot-bpf", MemFdCreateFlag::MFD_CLOEXEC)
-        .map_err(|e| format!("creating a memfd for the BPF: {e}"))?;
+        .map_err(|e| export_err("creating a memfd for the BPF")(&e))?;
     let mut file = std::fs::File::from(fd);
     ctx.export_bpf(&mut file)
-        .map_err(|e| format!("exporting the BPF: {e}"))?;
+        .map_err(|e| export_err("exporting the BPF")(&e))?;
     let mut bytes = Vec::new();
     file.rewind()
         .and_then(|_| file.read_to_end(&mut bytes))
-        .map_err(|e| format!("reading the exported BPF: {e}"))?;
+        .map_err(|e| export_err("reading the exported BPF")(&e))?;
     Program::new(key, bytes)
 }
 

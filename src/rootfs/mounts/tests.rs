@@ -1,3 +1,5 @@
+//! mounts: the mount plan of a spec and the errors that name its entry.
+
 use super::*;
 
 fn mounts(dests: &[&str]) -> Vec<Mount> {
@@ -31,7 +33,7 @@ fn missing_bind_source_names_the_entry() {
     let json = r#"{"ociVersion": "1.0.2", "mounts": [{"destination": "/proc", "type": "proc"},
         {"destination": "/data", "type": "none", "source": "/nonexistent/x", "options": ["rbind"]}]}"#;
     let spec: Spec = serde_json::from_str(json).unwrap();
-    let none = &mut crate::net::Pending::none();
+    let none = &mut crate::rootfs::net::Pending::none();
     let e = mount_all(&spec, Path::new("/"), t.path(), none).unwrap_err();
     let want = "mount source /nonexistent/x for /data does not exist: create it or fix mounts[1].source in config.json";
     assert_eq!(e.to_string(), want);

@@ -1,3 +1,5 @@
+//! resolve: paths inside the root reached without leaving it (symlinks, "..", absolute links).
+
 use super::*;
 use std::os::unix::fs::{symlink, MetadataExt};
 

@@ -130,7 +130,7 @@ fn files_round_trip_and_bad_ones_are_rejected() {
     let file = encode(&p);
     assert_eq!(decode(&file, p.key()).unwrap(), p);
     let bad = |bytes: &[u8], key: u128, want: &str| {
-        let e = decode(bytes, key).unwrap_err();
+        let e = decode(bytes, key).unwrap_err().to_string();
         assert!(e.contains(want), "{want}: {e}");
     };
     // Another key, a flipped bit, a torn write (even a whole number of instructions).
@@ -155,6 +155,7 @@ fn files_round_trip_and_bad_ones_are_rejected() {
     );
     assert!(Program::new(7, vec![0; 8 * 4097])
         .unwrap_err()
+        .to_string()
         .contains("4096"));
 }
 
@@ -164,15 +165,19 @@ fn only_our_own_unshared_regular_files_are_trusted() {
     assert!(check_owner(true, 1000, 0o100644, 1000).is_ok());
     assert!(check_owner(true, 0, 0o100600, 1000)
         .unwrap_err()
+        .to_string()
         .contains("owned by uid 0"));
     assert!(check_owner(true, 1000, 0o100620, 1000)
         .unwrap_err()
+        .to_string()
         .contains("620"));
     assert!(check_owner(true, 1000, 0o100602, 1000)
         .unwrap_err()
+        .to_string()
         .contains("602"));
     assert!(check_owner(false, 1000, 0o40700, 1000)
         .unwrap_err()
+        .to_string()
         .contains("regular"));
 }
 

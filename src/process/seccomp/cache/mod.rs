@@ -19,7 +19,39 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::LinuxSeccomp;
 
-use super::bpf::{self, Program, INSN_BYTES, MAX_INSNS};
+use super::bpf::{self, Program, ProgramError, INSN_BYTES, MAX_INSNS};
+
+/// Why the cache gave no program (never a launch's failure: a debug line, then the
+/// application compiles the profile).
+#[derive(Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+pub enum CacheError {
+    #[error("libseccomp's version: {0}")]
+    Version(String),
+    #[error("uname: {0}")]
+    Uname(crate::sys::Errno),
+    #[error("serialising the profile: {0}")]
+    Serialise(String),
+    #[error("{0} bytes is too long for a BPF program")]
+    TooLong(usize),
+    #[error("not an nsboot BPF file (bad header)")]
+    BadHeader,
+    #[error("checksum mismatch (a torn or corrupted file)")]
+    Checksum,
+    #[error(transparent)]
+    Program(#[from] ProgramError),
+    #[error("not a regular file")]
+    NotAFile,
+    #[error("owned by uid {uid}, not by this user ({euid})")]
+    Owner { uid: u32, euid: u32 },
+    #[error("mode {0:o} lets others write it")]
+    Mode(u32),
+    #[error("{0}")]
+    Io(String),
+    #[error("{0}")]
+    Compile(String),
+    #[error("the profile has NOTIFY rules")]
+    Notify,
+}
 
 /// The cache directory's name in the state root: a dot-name, which `state::list` skips and no
 /// container id can take over (its state directory would need a lock file).
@@ -73,7 +105,7 @@ pub struct Env {
 impl Env {
     /// Worked out once per process: the application, a clone of the caller, reuses the
     /// caller's when it checks that the program it was handed is its profile's.
-    pub fn current() -> Result<&'static Env, String> {
+    pub fn current() -> Result<&'static Env, CacheError> {
         static CURRENT: std::sync::OnceLock<Env> = std::sync::OnceLock::new();
         if let Some(env) = CURRENT.get() {
             return Ok(env);
@@ -82,11 +114,12 @@ impl Env {
         Ok(CURRENT.get_or_init(|| env))
     }
 
-    fn probe() -> Result<Env, String> {
-        let v = libseccomp::ScmpVersion::current().map_err(|e| e.to_string())?;
+    fn probe() -> Result<Env, CacheError> {
+        let v =
+            libseccomp::ScmpVersion::current().map_err(|e| CacheError::Version(e.to_string()))?;
         let kernel = nix::sys::utsname::uname()
             .map(|u| u.release().to_string_lossy().into_owned())
-            .map_err(|e| format!("uname: {e}"))?;
+            .map_err(|e| CacheError::Uname(e.into()))?;
         Ok(Env {
             nsboot: env!("CARGO_PKG_VERSION").into(),
             libseccomp: (v.major, v.minor, v.micro),
@@ -110,8 +143,8 @@ pub fn key_of(profile_json: &[u8], env: &Env) -> u128 {
 }
 
 /// The cache key of `spec` here and now.
-pub fn key(spec: &LinuxSeccomp) -> Result<u128, String> {
-    let json = serde_json::to_vec(spec).map_err(|e| format!("serialising the profile: {e}"))?;
+pub fn key(spec: &LinuxSeccomp) -> Result<u128, CacheError> {
+    let json = serde_json::to_vec(spec).map_err(|e| CacheError::Serialise(e.to_string()))?;
     Ok(key_of(&json, Env::current()?))
 }
 
@@ -134,35 +167,32 @@ pub fn encode(program: &Program) -> Vec<u8> {
 }
 
 /// A cache file's program, if it is one for `key`.
-pub fn decode(bytes: &[u8], key: u128) -> Result<Program, String> {
+pub fn decode(bytes: &[u8], key: u128) -> Result<Program, CacheError> {
     if bytes.len() > MAX_FILE {
-        return Err(format!(
-            "{} bytes is too long for a BPF program",
-            bytes.len()
-        ));
+        return Err(CacheError::TooLong(bytes.len()));
     }
     let (head, body) = bytes.split_at(bytes.len().min(HEADER));
     if head.len() < HEADER || head[..MAGIC.len()] != MAGIC {
-        return Err("not an nsboot BPF file (bad header)".into());
+        return Err(CacheError::BadHeader);
     }
     let mut want = [0u8; 16];
     want.copy_from_slice(&head[MAGIC.len()..]);
     if u128::from_le_bytes(want) != sum(key, body) {
-        return Err("checksum mismatch (a torn or corrupted file)".into());
+        return Err(CacheError::Checksum);
     }
-    Program::new(key, body.to_vec())
+    Ok(Program::new(key, body.to_vec())?)
 }
 
 /// Only our own regular files, writable by nobody else, are trusted to hold a filter.
-pub fn check_owner(is_file: bool, uid: u32, mode: u32, euid: u32) -> Result<(), String> {
+pub fn check_owner(is_file: bool, uid: u32, mode: u32, euid: u32) -> Result<(), CacheError> {
     if !is_file {
-        return Err("not a regular file".into());
+        return Err(CacheError::NotAFile);
     }
     if uid != euid {
-        return Err(format!("owned by uid {uid}, not by this user ({euid})"));
+        return Err(CacheError::Owner { uid, euid });
     }
     if mode & 0o022 != 0 {
-        return Err(format!("mode {:o} lets others write it", mode & 0o7777));
+        return Err(CacheError::Mode(mode & 0o7777));
     }
     Ok(())
 }
@@ -171,7 +201,7 @@ pub fn check_owner(is_file: bool, uid: u32, mode: u32, euid: u32) -> Result<(), 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Miss {
     Absent,
-    Invalid(String),
+    Invalid(CacheError),
 }
 
 /// Reads and validates the cache file at `path` for `key`.
@@ -181,16 +211,18 @@ pub fn read(path: &Path, key: u128) -> Result<Program, Miss> {
     let file = match OpenOptions::new().read(true).custom_flags(flags).open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Miss::Absent),
-        Err(e) => return Err(Miss::Invalid(e.to_string())),
+        Err(e) => return Err(Miss::Invalid(CacheError::Io(e.to_string()))),
     };
-    let meta = file.metadata().map_err(|e| Miss::Invalid(e.to_string()))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Miss::Invalid(CacheError::Io(e.to_string())))?;
     let euid = nix::unistd::geteuid().as_raw();
     check_owner(meta.file_type().is_file(), meta.uid(), meta.mode(), euid)
         .map_err(Miss::Invalid)?;
     let mut bytes = Vec::with_capacity((meta.len() as usize).min(MAX_FILE + 1));
     file.take(MAX_FILE as u64 + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| Miss::Invalid(e.to_string()))?;
+        .map_err(|e| Miss::Invalid(CacheError::Io(e.to_string())))?;
     decode(&bytes, key).map_err(Miss::Invalid)
 }
 
@@ -243,7 +275,7 @@ pub fn program(root: &Path, spec: Option<&LinuxSeccomp>) -> Option<Program> {
     }
 }
 
-fn lookup(root: &Path, spec: &LinuxSeccomp) -> Result<Program, String> {
+fn lookup(root: &Path, spec: &LinuxSeccomp) -> Result<Program, CacheError> {
     let key = key(spec)?;
     let dir = root.join(DIR);
     let path = dir.join(file_name(key));
@@ -257,9 +289,9 @@ fn lookup(root: &Path, spec: &LinuxSeccomp) -> Result<Program, String> {
             tracing::debug!(path = %path.display(), "seccomp cache file ignored: {why}");
         }
     }
-    let (ctx, notify) = super::compile(spec).map_err(|e| e.to_string())?;
+    let (ctx, notify) = super::compile(spec).map_err(|e| CacheError::Compile(e.to_string()))?;
     if notify {
-        return Err("the profile has NOTIFY rules".into());
+        return Err(CacheError::Notify);
     }
     let program = bpf::export(key, &ctx)?;
     match store(&dir, &program) {

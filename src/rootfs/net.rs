@@ -1,11 +1,12 @@
 //! The sandbox's own network namespace: only a loopback device, which the kernel creates
 //! down. The supervisor brings it up (runc and runsc do the same), so that servers and
-//! tests listening on 127.0.0.1 work inside `--network none`.
+//! tests listening on 127.0.0.1 work inside `--network none`. Part of `rootfs`: the mounts
+//! that show the namespace (sysfs) wait for it.
 //!
-//! Creating a network namespace is one of the dearest steps of a launch (about half a
-//! millisecond). So the supervisor does not clone into one: a helper process makes it and
-//! brings lo up ([`Pending::start`]) while the supervisor waits for its maps and builds the
-//! root, and the supervisor joins it ([`Pending::join`]) before anything depends on it.
+//! Creating a network namespace is one of the dearest steps of a launch. So the supervisor
+//! does not clone into one: a helper process makes it and brings lo up ([`Pending::start`])
+//! while the supervisor waits for its maps and builds the root, and the supervisor joins it
+//! ([`Pending::join`]) before anything depends on it.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
@@ -62,7 +63,7 @@ impl Pending {
                 let made = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
                     .map_err(|e| err("unshare", e.into()))
                     .and_then(|()| loopback_up());
-                let _ = crate::wire::send(&w, &made);
+                let _ = crate::sys::wire::send(&w, &made);
                 loop {
                     nix::unistd::pause();
                 }
@@ -90,8 +91,10 @@ impl Pending {
         let Some(report) = h.report.take() else {
             return Ok(());
         };
-        let report =
-            crate::wire::expect::<Result<(), NetError>>(&report, "the network namespace helper");
+        let report = crate::sys::wire::expect::<Result<(), NetError>>(
+            &report,
+            "the network namespace helper",
+        );
         let joined = match report {
             Ok(Ok(())) => nix::sched::setns(h.pidfd.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
                 .map_err(|e| NetError::Create {

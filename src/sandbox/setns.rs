@@ -16,9 +16,9 @@ use std::os::fd::{AsFd, OwnedFd};
 use nix::sched::CloneFlags;
 use serde::{Deserialize, Serialize};
 
-use crate::console::ConsoleError;
-use crate::lifecycle;
+use crate::process::console::ConsoleError;
 use crate::process::ProcessError;
+use crate::state::lifecycle;
 use crate::sys::Errno;
 
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]

@@ -116,6 +116,12 @@ pub fn cut(s: &str, keep: usize) -> String {
     }
 }
 
+/// [`fatal`] for an error; returns nsboot's own failure status, 125.
+pub fn fail(e: &dyn std::fmt::Display) -> i32 {
+    fatal(&e.to_string());
+    125
+}
+
 /// Reports nsboot's own fatal error: `nsboot: MSG` on stderr, and with `--log F --log-format
 /// json` exactly one `{"level":"error","time":..,"msg":..}` object in F (podman parses it).
 pub fn fatal(msg: &str) {

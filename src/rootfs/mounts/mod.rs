@@ -62,7 +62,7 @@ pub enum MountError {
     #[error(transparent)]
     Guard(#[from] super::guard::GuardError),
     #[error(transparent)]
-    Net(#[from] crate::net::NetError),
+    Net(#[from] crate::rootfs::net::NetError),
 }
 
 impl From<super::nodes::NodeError> for MountError {
@@ -232,14 +232,14 @@ pub(super) fn bind_from_host(
 
 /// Supervisor side, after the first pivot_root: host paths are under `host`, the container
 /// root is `newroot`. Every spec mount except type proc, in order; but a sysfs while the
-/// network namespace it must show is still being made ([`crate::net::Pending`]) is left for
+/// network namespace it must show is still being made ([`crate::rootfs::net::Pending`]) is left for
 /// later ([`mount_entries`]), with the entries beneath it, so that the devices go in meanwhile.
 /// Returns those entries.
 pub fn mount_all(
     spec: &Spec,
     host: &Path,
     newroot: &Path,
-    net: &mut crate::net::Pending,
+    net: &mut crate::rootfs::net::Pending,
 ) -> Result<Vec<usize>, MountError> {
     let mounts: Vec<&Mount> = spec.mounts().iter().flatten().collect();
     let mut deferred: Vec<usize> = Vec::new();
@@ -282,7 +282,7 @@ pub fn mount_entries(
     host: &Path,
     newroot: &Path,
     which: &[usize],
-    net: &mut crate::net::Pending,
+    net: &mut crate::rootfs::net::Pending,
 ) -> Result<(), MountError> {
     if which.is_empty() {
         return Ok(());

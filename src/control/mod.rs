@@ -8,7 +8,7 @@ use nix::sys::socket::{accept4, SockFlag};
 use serde::{Deserialize, Serialize};
 
 use crate::process::ProcessError;
-use crate::wire::{self, WireError};
+use crate::sys::wire::{self, WireError};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum Request {

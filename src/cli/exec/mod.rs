@@ -10,13 +10,13 @@ use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use oci_spec::runtime::Process;
 
 use crate::cli::Global;
-use crate::console;
-use crate::lifecycle;
+use crate::process::console;
 use crate::process::FdMapping;
-use crate::setns::{self, SetnsError, Target};
+use crate::sandbox::setns::{self, SetnsError, Target};
 use crate::spec::Spec;
+use crate::state::lifecycle;
+use crate::sys::wire;
 use crate::sys::{self, Cloned};
-use crate::wire;
 
 mod process_spec;
 
@@ -103,7 +103,7 @@ pub fn run(args: ExecArgs, global: &Global) -> i32 {
     match exec(args, global) {
         Ok(code) => code,
         Err(e) => {
-            crate::log::fatal(&e.to_string());
+            crate::sys::log::fatal(&e.to_string());
             e.exit_code()
         }
     }

@@ -3,7 +3,9 @@
 //! marker and the controller socket. A foreground run's (`run`, `do`) is one file, its
 //! state.json, which is also its lock: it needs nothing else, and a directory is dear on a
 //! disk file system (ext4 gives it a block at mkdir and frees it at rmdir, with `-o discard` a
-//! device discard the caller waits for: ~0.3 ms of a 5 ms run).
+//! device discard the caller waits for, on the start-up path).
+
+pub mod lifecycle;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -19,7 +21,7 @@ mod sweep;
 pub use entry::{create, create_foreground, lock_existing, open, private_name, remove_at, Entry};
 use read::with_started;
 pub use read::{list, load};
-pub use root::{fd as root_fd, path as default_root, shown};
+pub use root::{fd as root_fd, path as default_root, shown, tmp_dir};
 pub use sweep::{remove_debris, sweep};
 
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
@@ -89,7 +91,7 @@ impl State {
             pid,
             bundle,
             rootfs,
-            created: crate::log::now_rfc3339(),
+            created: crate::sys::log::now_rfc3339(),
             owner: nix::unistd::geteuid().to_string(),
             annotations,
             foreground: false,
@@ -110,7 +112,7 @@ fn io(path: &Path, e: impl Into<Errno>) -> StateError {
             ": make it writable for you or choose another with --root".into()
         }
         libc::ENOSPC => ": the file system is full".into(),
-        libc::EMFILE | libc::ENFILE => crate::sandbox::limits::hint(&errno),
+        libc::EMFILE | libc::ENFILE => crate::sys::limits::hint(&errno),
         _ => ": choose a writable state directory with --root".into(),
     };
     StateError::Io {
@@ -122,7 +124,7 @@ fn io(path: &Path, e: impl Into<Errno>) -> StateError {
 
 /// An id as printed back in a message (one is up to 1024 characters, a rejected one any).
 pub fn cut(id: &str) -> String {
-    crate::log::cut(id, 64)
+    crate::sys::log::cut(id, 64)
 }
 
 /// Refuses ids that could escape the state root or confuse a shell (runc's rule).

@@ -2,6 +2,11 @@
 //! maps, release it through the userns sync fd, read start-sync, start it, forward signals
 //! and wait.
 
+pub mod hooks;
+pub mod launch;
+pub mod pty;
+pub mod setns;
+
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 
@@ -19,12 +24,11 @@ use crate::protocol::{
     self, AppFds, BootError, Cloned as InProcess, Handoff, ProtocolError, SpecFrom, StartSync,
 };
 use crate::spec::Spec;
-use crate::sys::{self, Cloned, Errno};
-use crate::wire::WireError;
+use crate::sys::wire::WireError;
+use crate::sys::{self, limits, Cloned, Errno};
 
 mod exec_boot;
 pub mod hint;
-pub mod limits;
 mod wait;
 use exec_boot::{exec_boot, spec_memfd};
 use hint::clone_hint;
@@ -129,7 +133,7 @@ pub struct Sandbox {
 }
 
 /// The namespaces of the supervisor: always user, mount, pid, ipc, uts; net and cgroup per spec
-/// (a new net only with `net`: otherwise the supervisor makes it, see [`crate::net::Pending`]).
+/// (a new net only with `net`: otherwise the supervisor makes it, see [`crate::rootfs::net::Pending`]).
 fn clone_flags(spec: &Spec, net: bool) -> CloneFlags {
     let mut f = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWNS
@@ -223,7 +227,7 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
         None
     };
     // An exec'd `nsboot boot` keeps runsc's contract: it is cloned into every namespace.
-    let make_netns = !plan.exec_boot && crate::net::creates_netns(&plan.spec);
+    let make_netns = !plan.exec_boot && crate::rootfs::net::creates_netns(&plan.spec);
     let flags = clone_flags(&plan.spec, !make_netns);
     let cloned = sys::clone_process(flags).map_err(|errno| SandboxError::Clone {
         errno,
@@ -267,7 +271,7 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
         }
         Cloned::Parent { pid, pidfd } => (pid, pidfd),
     };
-    crate::log::phase("spawn");
+    crate::sys::log::phase("spawn");
     drop((
         userns_r,
         start_w,
@@ -321,7 +325,7 @@ impl Spawning {
             return Err(e.into());
         }
         drop(sync);
-        crate::log::phase("map");
+        crate::sys::log::phase("map");
         Ok(())
     }
 
@@ -342,7 +346,7 @@ impl Spawning {
         } = self;
         match protocol::read_start_sync(&start_r) {
             Ok(StartSync::Ready) => {
-                crate::log::phase("sync");
+                crate::sys::log::phase("sync");
                 Ok(Sandbox {
                     pid,
                     pidfd,

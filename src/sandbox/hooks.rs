@@ -154,12 +154,12 @@ fn run_one(kind: HookKind, index: usize, hook: &Hook, input: &[u8]) -> Result<()
         let _ = stdin.write_all(input);
     }
     let pidfd =
-        crate::lifecycle::pidfd_open(child.id() as i32).map_err(|e| io("watching it", e))?;
+        crate::state::lifecycle::pidfd_open(child.id() as i32).map_err(|e| io("watching it", e))?;
     let timeout = hook.timeout().filter(|t| *t > 0);
     let limit = timeout
         .map(|t| Duration::from_secs(t as u64))
         .unwrap_or(Duration::MAX);
-    if !crate::lifecycle::wait_exit(&pidfd, limit) {
+    if !crate::state::lifecycle::wait_exit(&pidfd, limit) {
         let _ = crate::sys::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
         let _ = child.wait();
         return Err(HookError::Timeout {
