@@ -1,6 +1,7 @@
 //! A terminal for `nsboot do` (and `run` with process.terminal): a pty made in the sandbox's
-//! own devpts, sized like the caller's terminal, with job control (Ctrl-C reaches the command
-//! through the pty's line discipline). `script` gives nsboot a real terminal to start from.
+//! own devpts, sized like the caller's terminal (or by process.consoleSize), with job control
+//! (Ctrl-C reaches the command through the pty's line discipline). `script` gives nsboot a
+//! real terminal to start from.
 
 mod common;
 
