@@ -13,6 +13,7 @@ pub mod lifecycle;
 pub mod log;
 pub mod net;
 pub mod process;
+pub mod procfs;
 pub mod pty;
 pub mod rootfs;
 pub mod sandbox;

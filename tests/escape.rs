@@ -10,14 +10,14 @@ mod caps;
 mod common;
 #[path = "escape/devices.rs"]
 mod devices;
+#[path = "escape/fds.rs"]
+mod fds;
 #[path = "escape/masks.rs"]
 mod masks;
 #[path = "escape/procfs.rs"]
 mod procfs;
 #[path = "escape/rootfs.rs"]
 mod rootfs;
-#[path = "escape/fds.rs"]
-mod fds;
 #[path = "escape/spec_contract.rs"]
 mod spec_contract;
 #[path = "escape/state_dir.rs"]

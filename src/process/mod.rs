@@ -286,7 +286,8 @@ fn app_main(
     // The pty comes from the container's own devpts, so that its name resolves inside.
     let terminal = match console.take() {
         Some(sock) => {
-            let pty = crate::console::open_pty().map_err(ProcessError::Console)?;
+            let pty =
+                crate::console::open_pty(process.console_size()).map_err(ProcessError::Console)?;
             crate::console::send_master(sock.as_fd(), &pty).map_err(ProcessError::Console)?;
             Some(pty.slave)
         }

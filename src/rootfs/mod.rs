@@ -173,15 +173,22 @@ fn bind_rootfs(rootfs_fd: &std::fs::File, rootfs: &Path) -> Result<(), RootfsErr
     }
 }
 
+/// Set once the nested-container line is out: the refusals that follow from it (the app's
+/// proc, a sysfs) say nothing more.
+pub(crate) static NESTED_WARNED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 /// A fresh proc for the supervisor's pid namespace. The kernel refuses it ("too revealing")
 /// when no fully visible proc exists in this mount namespace, as inside CI containers whose
 /// /proc has overmounts; then the host's proc is bound recursively instead.
 fn mount_supervisor_proc() -> Result<(), RootfsError> {
+    use crate::sandbox::hint;
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     match mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>) {
         Ok(()) => Ok(()),
         Err(nix::errno::Errno::EPERM) => {
-            tracing::warn!("the kernel refused a new /proc (nested container?): binding the host's /proc instead");
+            tracing::warn!("{}; {}", hint::NESTED_PROC, hint::NESTED_PROC_FIX);
+            NESTED_WARNED.store(true, std::sync::atomic::Ordering::Relaxed);
             let old = format!("{OLDROOT}/proc");
             step(
                 "binding the host's /proc",

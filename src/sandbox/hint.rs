@@ -12,6 +12,9 @@ use crate::sys::Errno;
 pub const APPARMOR_SYSCTL: &str = "kernel.apparmor_restrict_unprivileged_userns";
 pub const USERNS_CLONE_SYSCTL: &str = "kernel.unprivileged_userns_clone";
 pub const MAX_USERNS_SYSCTL: &str = "user.max_user_namespaces";
+/// Why a fresh proc is refused inside another container, what the sandbox then sees, and the fix.
+pub const NESTED_PROC: &str = "nested container: the outer container's overmounts on /proc and /sys make the kernel refuse a fresh /proc, so the sandbox sees this container's /proc (its processes and their command lines)";
+pub const NESTED_PROC_FIX: &str = "for a /proc of the sandbox's own, unmask /proc and /sys in the outer container (podman: --security-opt unmask=ALL, docker: --security-opt systempaths=unconfined)";
 pub const CONTAINER_SECCOMP: &str = "the container's seccomp profile forbids user namespaces: run it with --security-opt seccomp=unconfined";
 
 /// A sysctl's value; None when this kernel has no such file (or /proc/sys is masked).

@@ -140,7 +140,7 @@ pub const PROCESS: &[Field] = &[
     leaf("terminal", Applied("src/pty.rs, src/console.rs")),
     f(
         "consoleSize",
-        Checked("ignored without a terminal, as the spec says; refused with one"),
+        Checked("src/console.rs: the pty's size before the process starts, up to 65535; ignored without a terminal, as the spec says"),
         Object(&[]),
     ),
     f("user", Applied(CREDS), Object(USER)),
