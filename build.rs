@@ -1,4 +1,9 @@
-//! Lays out the functions a launch runs next to each other in the release binary.
+//! Builds the sealed exec helper, and lays out the functions a launch runs next to each other
+//! in the release binary.
+//!
+//! The exec helper (`src/process/exec-helper.S`, laid out by `exec-helper.ld`) is assembled and
+//! linked with binutils' `as` and `ld` into `$OUT_DIR/exec-helper`, which `trampoline.rs`
+//! embeds: a static position-independent ELF of a few hundred bytes.
 //!
 //! `link/startup.order` (written by `scripts/link-order` from a profile of launches) lists them;
 //! rust-lld places them first, in that order (`--symbol-ordering-file`). The kernel maps a
@@ -6,13 +11,17 @@
 //! costs page faults and resident memory at every start. Names missing from the binary (the
 //! list is older than the code) are skipped silently.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=link/startup.order");
     println!("cargo:rerun-if-changed=build.rs");
     let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
-    let order = std::path::Path::new(&dir).join("link/startup.order");
+    if std::env::var("CARGO_CFG_TARGET_ARCH").is_ok_and(|a| a == "x86_64") {
+        exec_helper(Path::new(&dir));
+    }
+    let order = Path::new(&dir).join("link/startup.order");
     let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
     let target = std::env::var("TARGET").unwrap_or_default();
     if !release || !links_with_lld(&target) {
@@ -28,6 +37,50 @@ fn main() {
     // Relative relocations packed (DT_RELR, glibc >= 2.36): the start-up reads a few KiB of
     // them instead of 230 KiB of .rela.dyn.
     println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+}
+
+/// Assembles and links the exec helper with binutils for x86_64: the host's own `as` and `ld`,
+/// or the cross ones (Debian's binutils-x86-64-linux-gnu) when the build runs elsewhere.
+fn exec_helper(dir: &Path) {
+    let src = dir.join("src/process/exec-helper.S");
+    let script = dir.join("src/process/exec-helper.ld");
+    println!("cargo:rerun-if-changed={}", src.display());
+    println!("cargo:rerun-if-changed={}", script.display());
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let obj = out.join("exec-helper.o");
+    let prefix = if cfg!(target_arch = "x86_64") {
+        ""
+    } else {
+        "x86_64-linux-gnu-"
+    };
+    run(Command::new(format!("{prefix}as"))
+        .args(["--64", "-o"])
+        .args([&obj, &src]));
+    // -pie --no-dynamic-linker: ET_DYN without an interpreter, loaded anywhere; -z text: an
+    // absolute address (a relocation no loader would apply) fails the link.
+    run(Command::new(format!("{prefix}ld"))
+        .args([
+            "-pie",
+            "--no-dynamic-linker",
+            "-z",
+            "text",
+            "--build-id=none",
+            "-s",
+            "-T",
+        ])
+        .arg(&script)
+        .arg("-o")
+        .args([out.join("exec-helper"), obj]));
+}
+
+fn run(cmd: &mut Command) {
+    match cmd.status() {
+        Ok(s) if s.success() => {}
+        Ok(s) => panic!("building the exec helper: {cmd:?} failed ({s}), see its messages above"),
+        Err(e) => {
+            panic!("building the exec helper: {cmd:?}: {e}: install binutils (scripts/setup.sh)")
+        }
+    }
 }
 
 /// rust-lld links x86_64-unknown-linux-gnu by default since Rust 1.90, unless turned off;

@@ -338,29 +338,46 @@ fn nested_proc_with_overmounts_is_one_line_with_the_true_cause() {
     else {
         return;
     };
-    // An outer container's mask: a file of its /proc covered by a bind mount.
-    let script = format!(
-        "mount --bind /dev/null /proc/uptime && exec {} check",
-        common::nsboot_bin().display()
-    );
-    let mut cmd = common::as_user(Mode::RootlessSingle, unshare);
-    cmd.args([
-        "--user",
-        "--map-root-user",
-        "--mount",
-        "--",
-        "/bin/sh",
-        "-c",
-        &script,
-    ]);
-    let out = output(&mut cmd);
+    // An outer container's masks: a file of its /proc and a directory of its /sys covered.
+    let nested = |args: &str| {
+        let script = format!(
+            "mount --bind /dev/null /proc/uptime && mount -t tmpfs tmpfs /sys/firmware && exec {} {args}",
+            common::nsboot_bin().display()
+        );
+        let mut cmd = common::as_user(Mode::RootlessSingle, unshare);
+        cmd.args([
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "--",
+            "/bin/sh",
+            "-c",
+            &script,
+        ]);
+        output(&mut cmd)
+    };
+    let out = nested("check");
     let proc: Vec<&str> = out.stdout.lines().filter(|l| l.contains("/proc")).collect();
     assert_eq!(proc.len(), 1, "{out:?}");
+    let cause = "nested container: the outer container's overmounts on /proc and /sys make the kernel refuse a fresh /proc, so the sandbox sees this container's /proc (its processes and their command lines)";
     assert!(
-        proc[0].starts_with("warn  fresh /proc in a new pid namespace: nested container: the outer container's overmounts on /proc and /sys")
-            && proc[0].contains("its processes and their command lines"),
+        proc[0].starts_with(&format!(
+            "warn  fresh /proc in a new pid namespace: {cause}"
+        )),
         "{}",
         proc[0]
+    );
+    // `do` says the same, once, and nothing about a network it does not share.
+    let out = nested("do -- true");
+    assert_eq!(out.status, 0, "{out:?}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{out:?}");
+    assert!(
+        lines[0]
+            .trim_start()
+            .starts_with(&format!("WARN {cause}; ")),
+        "{}",
+        lines[0]
     );
 }
 

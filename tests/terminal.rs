@@ -1,6 +1,7 @@
 //! A terminal for `nsboot do` (and `run` with process.terminal): a pty made in the sandbox's
-//! own devpts, sized like the caller's terminal, with job control (Ctrl-C reaches the command
-//! through the pty's line discipline). `script` gives nsboot a real terminal to start from.
+//! own devpts, sized like the caller's terminal (or by process.consoleSize), with job control
+//! (Ctrl-C reaches the command through the pty's line discipline). `script` gives nsboot a
+//! real terminal to start from.
 
 mod common;
 
@@ -170,6 +171,27 @@ fn ctrl_z_and_fg_work_in_an_interactive_shell() {
             std::thread::sleep(Duration::from_millis(50));
         };
         assert_eq!(status.code(), Some(4), "{ctx}: {:?}", screen.text());
+        common::assert_nothing_left(mode, bundle.state_dir());
+    }
+}
+
+#[test]
+fn run_with_a_terminal_sizes_its_pty_from_console_size() {
+    for mode in common::modes() {
+        let bundle = Bundle::new(mode)
+            .args(&["/bin/sh", "-c", "stty size; exit 3"])
+            .edit(|c| {
+                c["process"]["terminal"] = serde_json::json!(true);
+                c["process"]["consoleSize"] = serde_json::json!({"height": 33, "width": 101});
+            });
+        // No terminal of the caller's to size it from: the spec's size is what the app sees.
+        let mut cmd = bundle.run_cmd(&format!("csize-{mode:?}").to_lowercase());
+        let out = common::output(cmd.stdin(Stdio::null()));
+        assert_eq!(out.status, 3, "{mode:?}: {out:?}");
+        assert!(
+            out.stdout.replace('\r', "").contains("33 101\n"),
+            "{mode:?}: {out:?}"
+        );
         common::assert_nothing_left(mode, bundle.state_dir());
     }
 }

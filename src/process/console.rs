@@ -61,8 +61,9 @@ fn pty_err(step: &str, e: nix::errno::Errno) -> ConsoleError {
     }
 }
 
-/// Opens a new pty in the current mount namespace's devpts (call it inside the container).
-pub fn open_pty() -> Result<Pty, ConsoleError> {
+/// Opens a new pty in the current mount namespace's devpts (call it inside the container),
+/// sized `size` (process.consoleSize; unset or zero leaves the kernel's) before anyone sees it.
+pub fn open_pty(size: Option<oci_spec::runtime::Box>) -> Result<Pty, ConsoleError> {
     let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
     let master = open("/dev/ptmx", flags, Mode::empty())
         .or_else(|_| open("/dev/pts/ptmx", flags, Mode::empty()))
@@ -92,6 +93,22 @@ pub fn open_pty() -> Result<Pty, ConsoleError> {
     }
     // SAFETY: the kernel just returned this fd; we own it alone.
     let slave = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(slave) };
+    if let Some(b) = size.filter(|b| b.height() != 0 || b.width() != 0) {
+        // Within u16: the spec's contract refuses larger sizes.
+        let ws = libc::winsize {
+            ws_row: b.height() as u16,
+            ws_col: b.width() as u16,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads a winsize from a valid pointer.
+        if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) } != 0 {
+            return Err(pty_err(
+                "setting the terminal's process.consoleSize",
+                nix::errno::Errno::last(),
+            ));
+        }
+    }
     let mut n: libc::c_uint = 0;
     // SAFETY: TIOCGPTN writes an unsigned int to a valid pointer.
     let name = if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut n) } == 0 {
@@ -153,7 +170,7 @@ mod tests {
 
     #[test]
     fn master_crosses_the_socket_and_talks_to_the_slave() {
-        let pty = open_pty().expect("a pty on the host");
+        let pty = open_pty(None).expect("a pty on the host");
         let (a, b) = socketpair(
             AddressFamily::Unix,
             SockType::Stream,

@@ -288,7 +288,8 @@ fn app_main(
     // The pty comes from the container's own devpts, so that its name resolves inside.
     let terminal = match console.take() {
         Some(sock) => {
-            let pty = crate::process::console::open_pty().map_err(ProcessError::Console)?;
+            let pty = crate::process::console::open_pty(process.console_size())
+                .map_err(ProcessError::Console)?;
             crate::process::console::send_master(sock.as_fd(), &pty)
                 .map_err(ProcessError::Console)?;
             Some(pty.slave)

@@ -6,10 +6,10 @@
 //! `/proc/self/exe`, or a script with `#!/proc/self/exe`, would make that exec run the host
 //! binary inside the container, dumpable; a container process could then hold its
 //! /proc/PID/exe and write the binary once it is no longer running. So the process execs this
-//! helper instead (a 400-byte static program in a memfd sealed against any write, shrink or
-//! grow), and the helper execs the program: /proc/self/exe is then the sealed memfd. runc and
-//! crun copy their whole binary into a sealed memfd and re-exec it; copying this helper instead
-//! costs a few microseconds, not a copy of megabytes.
+//! helper instead (`exec-helper.S`, a static program of a few hundred bytes, in a memfd sealed
+//! against any write, shrink or grow), and the helper execs the program: /proc/self/exe is then
+//! the sealed memfd. runc and crun copy their whole binary into a sealed memfd and re-exec it;
+//! copying this helper instead costs a few microseconds, not a copy of megabytes.
 //!
 //! The helper's command line: `[MARKER, REPORT_FD, PROGRAM, ARGS...]`. It marks REPORT_FD
 //! close-on-exec and execs PROGRAM with ARGS; if that fails it writes the errno (4 bytes,
@@ -28,114 +28,14 @@ use super::ProcessError;
 use crate::sys::Errno;
 
 #[cfg(not(target_arch = "x86_64"))]
-compile_error!("the exec helper (src/process/trampoline.rs) exists for x86_64 only: add this architecture's machine code");
+compile_error!("the exec helper (src/process/exec-helper.S) exists for x86_64 only: write it for this architecture");
 
 /// argv[0] the helper insists on.
 const MARKER: &str = "nsboot-exec";
 
-/// The helper's code, position-independent (x86_64, Intel syntax):
-/// ```text
-///     mov r13, [rsp]            ; argc
-///     cmp r13, 3
-///     jb  refuse
-///     mov rsi, [rsp+8]          ; argv[0] must be MARKER
-///     lea rdi, [rip+marker]
-/// 1:  mov al, [rsi]
-///     cmp al, [rdi]
-///     jne refuse
-///     inc rsi
-///     inc rdi
-///     test al, al
-///     jnz 1b
-///     mov rsi, [rsp+16]         ; argv[1]: the report fd, in decimal
-///     xor r12d, r12d
-/// 2:  movzx eax, byte [rsi]
-///     test eax, eax
-///     jz 3f
-///     imul r12d, r12d, 10
-///     lea r12d, [r12+rax-48]
-///     inc rsi
-///     jmp 2b
-/// 3:  fcntl(r12d, F_SETFD, FD_CLOEXEC)          ; mov edi/esi/edx, mov eax 72, syscall
-///     execve(argv[2], &argv[3], &argv[argc+1]) ; mov rdi [rsp+24], lea rsi [rsp+32],
-///                                              ; lea rdx [rsp+r13*8+16], mov eax 59, syscall
-///     neg eax                                  ; failed: -errno
-///     mov [rsp-8], eax
-///     write(r12d, rsp-8, 4)                    ; mov eax 1, syscall
-///     mov edi, 127
-///     jmp 4f
-/// refuse:
-///     write(2, msg, 80)
-///     mov edi, 126
-/// 4:  exit_group(edi)                          ; mov eax 231, syscall
-/// marker: .asciz "nsboot-exec"
-/// msg:    .ascii "nsboot: not a program to run in the container (it is the runtime's exec helper)\n"
-/// ```
-#[rustfmt::skip]
-const CODE: [u8; 274] = [
-    0x4c, 0x8b, 0x2c, 0x24, 0x49, 0x83, 0xfd, 0x03, 0x0f, 0x82, 0x84, 0x00, 0x00, 0x00, 0x48, 0x8b,
-    0x74, 0x24, 0x08, 0x48, 0x8d, 0x3d, 0x9c, 0x00, 0x00, 0x00, 0x8a, 0x06, 0x3a, 0x07, 0x75, 0x72,
-    0x48, 0xff, 0xc6, 0x48, 0xff, 0xc7, 0x84, 0xc0, 0x75, 0xf0, 0x48, 0x8b, 0x74, 0x24, 0x10, 0x45,
-    0x31, 0xe4, 0x0f, 0xb6, 0x06, 0x85, 0xc0, 0x74, 0x0e, 0x45, 0x6b, 0xe4, 0x0a, 0x45, 0x8d, 0x64,
-    0x04, 0xd0, 0x48, 0xff, 0xc6, 0xeb, 0xeb, 0x44, 0x89, 0xe7, 0xbe, 0x02, 0x00, 0x00, 0x00, 0xba,
-    0x01, 0x00, 0x00, 0x00, 0xb8, 0x48, 0x00, 0x00, 0x00, 0x0f, 0x05, 0x48, 0x8b, 0x7c, 0x24, 0x18,
-    0x48, 0x8d, 0x74, 0x24, 0x20, 0x4a, 0x8d, 0x54, 0xec, 0x10, 0xb8, 0x3b, 0x00, 0x00, 0x00, 0x0f,
-    0x05, 0xf7, 0xd8, 0x89, 0x44, 0x24, 0xf8, 0x44, 0x89, 0xe7, 0x48, 0x8d, 0x74, 0x24, 0xf8, 0xba,
-    0x04, 0x00, 0x00, 0x00, 0xb8, 0x01, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xbf, 0x7f, 0x00, 0x00, 0x00,
-    0xeb, 0x1d, 0xbf, 0x02, 0x00, 0x00, 0x00, 0x48, 0x8d, 0x35, 0x24, 0x00, 0x00, 0x00, 0xba, 0x50,
-    0x00, 0x00, 0x00, 0xb8, 0x01, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xbf, 0x7e, 0x00, 0x00, 0x00, 0xb8,
-    0xe7, 0x00, 0x00, 0x00, 0x0f, 0x05,
-    // marker (0xb6) and msg (0xc2), as the code's rip-relative leas expect them.
-    b'n', b's', b'b', b'o', b'o', b't', b'-', b'e', b'x', b'e', b'c', 0,
-    b'n', b's', b'b', b'o', b'o', b't', b':', b' ', b'n', b'o', b't', b' ', b'a', b' ',
-    b'p', b'r', b'o', b'g', b'r', b'a', b'm', b' ', b't', b'o', b' ', b'r', b'u', b'n', b' ', b'i',
-    b'n', b' ', b't', b'h', b'e', b' ', b'c', b'o', b'n', b't', b'a', b'i', b'n', b'e', b'r', b' ',
-    b'(', b'i', b't', b' ', b'i', b's', b' ', b't', b'h', b'e', b' ', b'r', b'u', b'n', b't', b'i',
-    b'm', b'e', b'\'', b's', b' ', b'e', b'x', b'e', b'c', b' ', b'h', b'e', b'l', b'p', b'e', b'r',
-    b')', b'\n',
-];
-
-/// Where the helper's one segment is loaded (above any mmap_min_addr).
-const BASE: u64 = 0x40_0000;
-const EHDR: usize = 64;
-const PHDR: usize = 56;
-
-/// The helper as a static ELF executable: the file header, one read+execute PT_LOAD of the
-/// whole file, the code. Built at compile time.
-const ELF: [u8; EHDR + PHDR + CODE.len()] = elf();
-
-const fn put(buf: &mut [u8; EHDR + PHDR + CODE.len()], at: usize, bytes: &[u8]) {
-    let mut i = 0;
-    while i < bytes.len() {
-        buf[at + i] = bytes[i];
-        i += 1;
-    }
-}
-
-const fn elf() -> [u8; EHDR + PHDR + CODE.len()] {
-    let size = (EHDR + PHDR + CODE.len()) as u64;
-    let mut b = [0u8; EHDR + PHDR + CODE.len()];
-    // e_ident: ELF, 64-bit, little-endian, version 1, System V.
-    put(&mut b, 0, &[0x7f, b'E', b'L', b'F', 2, 1, 1, 0]);
-    put(&mut b, 16, &2u16.to_le_bytes()); // e_type: ET_EXEC
-    put(&mut b, 18, &0x3eu16.to_le_bytes()); // e_machine: x86-64
-    put(&mut b, 20, &1u32.to_le_bytes()); // e_version
-    put(&mut b, 24, &(BASE + (EHDR + PHDR) as u64).to_le_bytes()); // e_entry: the code
-    put(&mut b, 32, &(EHDR as u64).to_le_bytes()); // e_phoff
-    put(&mut b, 52, &(EHDR as u16).to_le_bytes()); // e_ehsize
-    put(&mut b, 54, &(PHDR as u16).to_le_bytes()); // e_phentsize
-    put(&mut b, 56, &1u16.to_le_bytes()); // e_phnum
-    let p = EHDR;
-    put(&mut b, p, &1u32.to_le_bytes()); // p_type: PT_LOAD
-    put(&mut b, p + 4, &5u32.to_le_bytes()); // p_flags: R + X
-    put(&mut b, p + 16, &BASE.to_le_bytes()); // p_vaddr (p_offset 0)
-    put(&mut b, p + 24, &BASE.to_le_bytes()); // p_paddr
-    put(&mut b, p + 32, &size.to_le_bytes()); // p_filesz
-    put(&mut b, p + 40, &size.to_le_bytes()); // p_memsz
-    put(&mut b, p + 48, &0x1000u64.to_le_bytes()); // p_align
-    put(&mut b, EHDR + PHDR, &CODE);
-    b
-}
+/// The helper, built from `exec-helper.S` by build.rs: a static position-independent ELF of
+/// one read+execute segment.
+const ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/exec-helper"));
 
 /// Sent by the process to its parent right before it hands over to the helper; the parent's
 /// message enum has a variant of the same name and shape (`Exec { program }`).
@@ -253,12 +153,94 @@ pub fn outcome(sock: BorrowedFd<'_>, program: String) -> Result<(), ProcessError
 mod tests {
     use super::*;
 
+    /// The built helper, run from its sealed memfd with `arg0` as argv[0] and no environment.
+    fn helper(t: &Trampoline, arg0: &str) -> std::process::Command {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = std::process::Command::new(format!("/proc/self/fd/{}", t.0.as_raw_fd()));
+        cmd.arg0(arg0).env_clear();
+        cmd
+    }
+
+    fn exited(status: std::process::ExitStatus) -> Option<i32> {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), None, "the helper was killed: {status}");
+        status.code()
+    }
+
     #[test]
-    fn the_helpers_strings_sit_where_its_code_loads_them() {
-        assert_eq!(&CODE[0xb6..0xc2], b"nsboot-exec\0");
-        assert_eq!(CODE.len() - 0xc2, 0x50);
-        assert!(CODE.ends_with(b"exec helper)\n"));
-        assert_eq!(MARKER.as_bytes(), &CODE[0xb6..0xc1]);
+    fn the_helper_is_a_static_pie_with_no_writable_segment() {
+        let u16_at = |at: usize| u16::from_le_bytes([ELF[at], ELF[at + 1]]);
+        let u32_at = |at: usize| u32::from_le_bytes(ELF[at..at + 4].try_into().unwrap());
+        assert_eq!(&ELF[..4], b"\x7fELF");
+        assert_eq!((u16_at(16), u16_at(18)), (3, 0x3e), "ET_DYN, x86-64");
+        let phoff = u64::from_le_bytes(ELF[32..40].try_into().unwrap()) as usize;
+        let (size, count) = (usize::from(u16_at(54)), usize::from(u16_at(56)));
+        let phdrs: Vec<(u32, u32)> = (0..count)
+            .map(|i| phoff + i * size)
+            .map(|p| (u32_at(p), u32_at(p + 4)))
+            .collect();
+        // PT_LOAD R+X, PT_GNU_STACK R+W: no interpreter, no dynamic section, no W+X.
+        assert_eq!(phdrs, [(1, 5), (0x6474_e551, 6)]);
+    }
+
+    #[test]
+    fn run_any_other_way_the_helper_refuses_in_one_line() {
+        let t = Trampoline::create().unwrap();
+        let program = ["1", "/bin/true", "true"];
+        let cases: [(&str, &[&str]); 4] = [
+            ("/proc/self/exe", &program),
+            ("nsboot-exe", &program),
+            ("nsboot-exec2", &program),
+            (MARKER, &["1"]),
+        ];
+        for (arg0, args) in cases {
+            let out = helper(&t, arg0).args(args).output().unwrap();
+            assert_eq!(exited(out.status), Some(126), "{arg0} {args:?}");
+            assert_eq!(
+                String::from_utf8_lossy(&out.stderr),
+                "nsboot: not a program to run in the container (it is the runtime's exec helper)\n"
+            );
+            assert!(out.stdout.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_failed_exec_writes_its_errno_to_the_report_fd_and_exits_127() {
+        use std::io::Read;
+        let t = Trampoline::create().unwrap();
+        let (r, w) = nix::unistd::pipe().unwrap();
+        // Inherited (not close-on-exec), with several digits.
+        let fd = nix::fcntl::fcntl(w.as_raw_fd(), nix::fcntl::FcntlArg::F_DUPFD(100)).unwrap();
+        // SAFETY: F_DUPFD just returned this new fd; we own it alone.
+        let report = unsafe { OwnedFd::from_raw_fd(fd) };
+        let out = helper(&t, MARKER)
+            .args([&fd.to_string(), "/nonexistent/program", "program"])
+            .output()
+            .unwrap();
+        drop((report, w));
+        assert_eq!(exited(out.status), Some(127));
+        let mut errno = [0u8; 4];
+        std::fs::File::from(r).read_exact(&mut errno).unwrap();
+        assert_eq!(i32::from_le_bytes(errno), libc::ENOENT);
+    }
+
+    #[test]
+    fn the_program_gets_its_args_and_environment_but_not_the_report_fd() {
+        let t = Trampoline::create().unwrap();
+        // Exit 3 only if fd 2, the report fd here, is closed in the program.
+        let script = r#"echo "$NSBT_VAR $0 $1"; if true >&2; then exit 9; fi; exit 3"#;
+        let out = helper(&t, MARKER)
+            .env("NSBT_VAR", "from-env")
+            .args(["2", "/bin/sh", "sh", "-c", script, "zero", "one"])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "from-env zero one\n");
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(exited(out.status), Some(3));
     }
 
     #[test]

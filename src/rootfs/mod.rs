@@ -175,6 +175,15 @@ fn bind_rootfs(rootfs_fd: &std::fs::File, rootfs: &Path) -> Result<(), RootfsErr
     }
 }
 
+/// Why a fresh proc is refused inside another container, what the sandbox then sees, and the fix.
+pub const NESTED_PROC: &str = "nested container: the outer container's overmounts on /proc and /sys make the kernel refuse a fresh /proc, so the sandbox sees this container's /proc (its processes and their command lines)";
+pub const NESTED_PROC_FIX: &str = "for a /proc of the sandbox's own, unmask /proc and /sys in the outer container (podman: --security-opt unmask=ALL, docker: --security-opt systempaths=unconfined)";
+
+/// Set once the nested-container line is out: the refusals that follow from it (the app's
+/// proc, a sysfs) say nothing more.
+pub(crate) static NESTED_WARNED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 /// A fresh proc for the supervisor's pid namespace. The kernel refuses it ("too revealing")
 /// when no fully visible proc exists in this mount namespace, as inside CI containers whose
 /// /proc has overmounts; then the host's proc is bound recursively instead.
@@ -183,7 +192,8 @@ fn mount_supervisor_proc() -> Result<(), RootfsError> {
     match mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>) {
         Ok(()) => Ok(()),
         Err(nix::errno::Errno::EPERM) => {
-            tracing::warn!("the kernel refused a new /proc (nested container?): binding the host's /proc instead");
+            tracing::warn!("{NESTED_PROC}; {NESTED_PROC_FIX}");
+            NESTED_WARNED.store(true, std::sync::atomic::Ordering::Relaxed);
             let old = format!("{OLDROOT}/proc");
             step(
                 "binding the host's /proc",

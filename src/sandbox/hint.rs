@@ -12,6 +12,8 @@ use crate::sys::Errno;
 pub const APPARMOR_SYSCTL: &str = "kernel.apparmor_restrict_unprivileged_userns";
 pub const USERNS_CLONE_SYSCTL: &str = "kernel.unprivileged_userns_clone";
 pub const MAX_USERNS_SYSCTL: &str = "user.max_user_namespaces";
+/// Why a fresh proc is refused inside another container (the root setup says it too).
+pub use crate::rootfs::{NESTED_PROC, NESTED_PROC_FIX};
 pub const CONTAINER_SECCOMP: &str = "the container's seccomp profile forbids user namespaces: run it with --security-opt seccomp=unconfined";
 
 /// A sysctl's value; None when this kernel has no such file (or /proc/sys is masked).

@@ -42,7 +42,8 @@ pub fn console_pair() -> Result<(OwnedFd, OwnedFd), PtyError> {
     .map_err(|e| PtyError::Open(e.into()))
 }
 
-/// Receives the pty master from the application, sizes it like the caller's terminal and puts
+/// Receives the pty master from the application, sizes it like the caller's terminal (when
+/// stdin is one, which then wins over process.consoleSize, as with runc) and puts
 /// the caller's terminal in raw mode: keys reach the pty untouched and its line discipline acts.
 pub fn receive(sock: &OwnedFd) -> Result<Relay, PtyError> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};

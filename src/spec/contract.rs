@@ -41,10 +41,12 @@ pub fn check_user(process: &Process) -> Result<(), SpecError> {
         ));
     }
     let size = process.console_size();
-    if process.terminal() == Some(true) && size.is_some_and(|b| b.height() != 0 || b.width() != 0) {
+    let max = u64::from(u16::MAX);
+    if process.terminal() == Some(true) && size.is_some_and(|b| b.height() > max || b.width() > max)
+    {
         return Err(SpecError::invalid(
             "process.consoleSize",
-            "set, but not applied by nsboot: the terminal takes the size of the caller's or the console socket's; remove it",
+            format!("a terminal is at most {max} rows and columns: lower height and width"),
         ));
     }
     Ok(())

@@ -158,7 +158,7 @@ pub const PROCESS: &[Field] = &[
     leaf("terminal", Applied("src/sandbox/pty.rs, src/process/console.rs")),
     f(
         "consoleSize",
-        Checked("ignored without a terminal, as the spec says; refused with one"),
+        Checked("src/process/console.rs: the pty's size before the process starts, up to 65535; ignored without a terminal, as the spec says"),
         Object(&[]),
     ),
     f("user", Applied(CREDS), Object(USER)),

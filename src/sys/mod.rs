@@ -5,6 +5,7 @@
 
 pub mod limits;
 pub mod log;
+pub mod procfs;
 pub mod socket;
 pub mod wire;
 
@@ -292,4 +293,34 @@ pub fn exec_self(args: Vec<String>) -> Errno {
     nix::unistd::execve(c"/proc/self/exe", &argv, &env)
         .unwrap_err()
         .into()
+}
+
+/// openat2(2) of `path` below `dir` with open flags `flags` and RESOLVE_* flags `resolve`.
+pub fn openat2(
+    dir: std::os::fd::BorrowedFd<'_>,
+    path: &std::ffi::CStr,
+    flags: i32,
+    resolve: u64,
+) -> Result<std::os::fd::OwnedFd, Errno> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    // SAFETY: open_how is plain data; all-zero is its valid "no flags" value.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = flags as u64;
+    how.resolve = resolve;
+    // SAFETY: openat2 reads a NUL-terminated path and `size_of::<open_how>()` bytes from `how`,
+    // both alive for the call; it returns a new fd or -1.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            path.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: fd is a fresh fd owned by nobody else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
 }

@@ -180,7 +180,7 @@ fn run_never_runs_the_host_binary_in_the_container() {
             // "running" is written while the application may still be nsboot (not dumpable,
             // so nobody may join it yet): retry until it has execed.
             let mut seen = support::nsb(&b, &["exec", &c, "/bin/sh", "-c", OBSERVE_PID1]);
-            let deadline = Instant::now() + Duration::from_secs(5);
+            let deadline = Instant::now() + Duration::from_secs(30);
             while seen.status == 125 && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
                 seen = support::nsb(&b, &["exec", &c, "/bin/sh", "-c", OBSERVE_PID1]);

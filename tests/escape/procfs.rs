@@ -81,3 +81,88 @@ fn a_proc_or_sys_that_is_a_symlink_in_the_image_is_refused() {
         }
     }
 }
+
+/// nsboot's own writes into /proc (oom_score_adj) go through a verified handle: with a file
+/// bound over /proc/self/oom_score_adj, or a tmpfs over /proc, the write refuses instead of
+/// landing in what covers it. The container's set-up cannot place a mount there (destinations
+/// inside /proc are refused, above), so this pins the helper itself, in a private mount
+/// namespace as root.
+#[test]
+fn a_proc_write_refuses_a_mount_over_its_file() {
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    use nix::sys::wait::{waitpid, WaitStatus};
+    use nix::unistd::{fork, ForkResult};
+    use nsboot::sys::procfs::write_self;
+
+    if !common::is_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (decoy, report) = (dir.path().join("decoy"), dir.path().join("report"));
+    fs::write(&decoy, "decoy\n").unwrap();
+    let none = None::<&str>;
+    let check = || -> Result<(), String> {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
+        mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
+            .map_err(|e| e.to_string())?;
+        let target = "/proc/self/oom_score_adj";
+        mount(Some(&decoy), target, none, MsFlags::MS_BIND, none).map_err(|e| e.to_string())?;
+        let over = write_self("oom_score_adj", "100");
+        let landed = fs::read_to_string(&decoy).unwrap();
+        if !over
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("a mount covers it"))
+            || landed != "decoy\n"
+        {
+            return Err(format!(
+                "bind over the file: {over:?}, the decoy holds {landed:?}"
+            ));
+        }
+        umount2(target, MntFlags::MNT_DETACH).map_err(|e| e.to_string())?;
+        // Uncovered, the same write lands in procfs.
+        write_self("oom_score_adj", "100").map_err(|e| format!("uncovered: {e}"))?;
+        let now = fs::read_to_string(target).unwrap();
+        if now.trim() != "100" {
+            return Err(format!("uncovered: oom_score_adj is {now:?}"));
+        }
+        mount(
+            Some("tmpfs"),
+            "/proc",
+            Some("tmpfs"),
+            MsFlags::empty(),
+            none,
+        )
+        .map_err(|e| e.to_string())?;
+        let over = write_self("oom_score_adj", "100");
+        if !over
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("not a procfs root"))
+        {
+            return Err(format!("tmpfs over /proc: {over:?}"));
+        }
+        Ok(())
+    };
+    // SAFETY: the child runs `check` and leaves with _exit; glibc's fork resets the malloc
+    // locks, so allocating in the child of the threaded test runner is sound.
+    match unsafe { fork() }.unwrap() {
+        ForkResult::Child => {
+            let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(check)) {
+                Ok(Ok(())) => 0,
+                Ok(Err(e)) => {
+                    let _ = fs::write(&report, e);
+                    1
+                }
+                Err(_) => 2,
+            };
+            // SAFETY: leave without running the test harness's atexit handlers.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => match waitpid(child, None).unwrap() {
+            WaitStatus::Exited(_, 0) => {}
+            other => panic!(
+                "{other:?}: {}",
+                fs::read_to_string(&report).unwrap_or_default()
+            ),
+        },
+    }
+}

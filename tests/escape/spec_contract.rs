@@ -325,7 +325,7 @@ fn every_field_nsboot_does_not_apply_is_refused() {
                 "console-size",
                 |c| {
                     c["process"]["terminal"] = json!(true);
-                    c["process"]["consoleSize"] = json!({"height": 10, "width": 40});
+                    c["process"]["consoleSize"] = json!({"height": 10, "width": 70000});
                 },
                 &["process.consoleSize"],
             ),

@@ -189,11 +189,14 @@ fn exec_tty_sends_the_pty_master_to_the_console_socket() {
 }
 
 #[test]
-fn create_with_terminal_sends_the_pty_master_to_the_console_socket() {
+fn create_with_terminal_sends_a_pty_sized_by_console_size_to_the_console_socket() {
     for mode in common::modes() {
         let b = Bundle::new(mode)
-            .args(&["/bin/sh", "-c", "tty; exit 4"])
-            .edit(|c| c["process"]["terminal"] = json!(true));
+            .args(&["/bin/sh", "-c", "tty; stty size; exit 4"])
+            .edit(|c| {
+                c["process"]["terminal"] = json!(true);
+                c["process"]["consoleSize"] = json!({"height": 33, "width": 101});
+            });
         let sock = ConsoleSocket::new(&b, "console.sock");
         let c = create(&b, "term", &["--console-socket", sock.arg()]);
         assert_eq!(c.status, 0, "{mode:?}: create: {}", c.stderr);
@@ -206,6 +209,7 @@ fn create_with_terminal_sends_the_pty_master_to_the_console_socket() {
             text.contains("/dev/pts/0"),
             "{mode:?}: the app's tty: {text:?}"
         );
+        assert!(text.contains("33 101"), "{mode:?}: stty size: {text:?}");
         wait_status(&b, "term", "stopped");
         delete_and_check(&b, "term", false);
     }

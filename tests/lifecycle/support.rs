@@ -68,7 +68,7 @@ pub fn app_output(b: &Bundle, id: &str) -> String {
 
 /// Polls (10 s at most) until `f` holds; returns whether it did.
 pub fn eventually(mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if f() {
             return true;

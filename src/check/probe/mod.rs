@@ -6,6 +6,7 @@ mod child;
 pub use child::{hostname_allowed, ProbeError, Step};
 
 use crate::check::{Caller, Item};
+use crate::sandbox::hint;
 use crate::sys::Errno;
 
 /// (major, minor) of a kernel release such as "6.1.0-18-amd64".
@@ -81,15 +82,26 @@ pub fn userns_items(res: &Result<(), ProbeError>, release: &str) -> [Item; 2] {
 pub fn proc_item(res: &Result<(), ProbeError>) -> Item {
     match res {
         Ok(()) => Item::ok(PROC, "mounts"),
-        Err(ProbeError::Step { step: Step::Proc, errno }) if errno.nix() == nix::errno::Errno::EPERM => Item::warn(
-            PROC,
-            "nested container: the outer container's overmounts on /proc and /sys make the kernel refuse a fresh /proc, so the sandbox sees this container's /proc (its processes and their command lines)",
-            "for a /proc of the sandbox's own, unmask /proc and /sys in the outer container (podman: --security-opt unmask=ALL, docker: --security-opt systempaths=unconfined)",
-        ),
-        Err(e @ ProbeError::Step { step: Step::Proc, .. }) => {
-            Item::warn(PROC, e.to_string(), "nsboot will bind the supervisor's /proc; report this errno if runs fail")
+        Err(ProbeError::Step {
+            step: Step::Proc,
+            errno,
+        }) if errno.nix() == nix::errno::Errno::EPERM => {
+            Item::warn(PROC, hint::NESTED_PROC, hint::NESTED_PROC_FIX)
         }
-        Err(e) => Item::warn(PROC, format!("not probed: {e}"), "fix the user namespace probe first"),
+        Err(
+            e @ ProbeError::Step {
+                step: Step::Proc, ..
+            },
+        ) => Item::warn(
+            PROC,
+            e.to_string(),
+            "nsboot will bind the supervisor's /proc; report this errno if runs fail",
+        ),
+        Err(e) => Item::warn(
+            PROC,
+            format!("not probed: {e}"),
+            "fix the user namespace probe first",
+        ),
     }
 }
 

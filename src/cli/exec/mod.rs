@@ -215,7 +215,7 @@ fn child(
     let terminal = match console {
         Some(sock) => {
             // Inside the container's mount namespace: the pty belongs to its devpts.
-            let pty = console::open_pty()?;
+            let pty = console::open_pty(process.console_size())?;
             console::send_master(sock.as_fd(), &pty)?;
             Some(pty.slave)
         }

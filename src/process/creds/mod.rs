@@ -33,6 +33,11 @@ pub enum CredsError {
     OomRange { value: i32 },
     #[error("process.oomScoreAdj {value}: writing /proc/self/oom_score_adj failed: {errno}{}", oom_hint(*.errno))]
     Oom { value: i32, errno: Errno },
+    #[error("process.oomScoreAdj {value}: {err}")]
+    OomUnverified {
+        value: i32,
+        err: crate::sys::procfs::ProcfsError,
+    },
     #[error("process.user.additionalGids {gids:?} need a gid map written by newgidmap: this user namespace denies setgroups (a single-id gid map); give the caller a range in /etc/subgid or remove additionalGids")]
     SetgroupsDenied { gids: Vec<u32> },
     #[error("process.user.{field} {id} is not mapped in the user namespace ({map} cover {ranges}): add a mapping or run with a subordinate range")]
@@ -175,9 +180,10 @@ pub fn set_oom_score_adj(value: Option<i32>) -> Result<(), CredsError> {
     if !(-1000..=1000).contains(&value) {
         return Err(CredsError::OomRange { value });
     }
-    std::fs::write("/proc/self/oom_score_adj", value.to_string()).map_err(|e| CredsError::Oom {
-        value,
-        errno: e.into(),
+    use crate::sys::procfs::{self, ProcfsError};
+    procfs::write_self("oom_score_adj", &value.to_string()).map_err(|err| match err {
+        ProcfsError::Io { errno, .. } => CredsError::Oom { value, errno },
+        err => CredsError::OomUnverified { value, err },
     })
 }
 

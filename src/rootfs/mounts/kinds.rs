@@ -8,21 +8,27 @@ use super::{bind_from_host, Ctx, MountError, MountOptions};
 use crate::rootfs::resolve::{self, Create};
 use crate::sys::Errno;
 
-/// A new sysfs needs the network namespace to belong to our user namespace; without a
-/// private netns the kernel says EPERM and the host's /sys is bound read-only instead.
+/// A new sysfs needs the network namespace to belong to our user namespace, and (like proc)
+/// a fully visible sysfs in the mount namespace, which a nested container's masks on /sys
+/// deny. Either way the kernel says EPERM and the host's /sys is bound read-only instead.
 pub(super) fn sysfs(
     ctx: &Ctx,
     host: BorrowedFd,
     source: &str,
     o: &MountOptions,
+    own_netns: bool,
 ) -> Result<(), MountError> {
     let target = ctx.spec_target(Create::Dir, "sysfs")?;
     match resolve::mount_fs(target.fd.as_fd(), source, "sysfs", o.flags, &o.data()) {
         Err(Errno(libc::EPERM)) => {
-            tracing::warn!(
-                "sysfs on {} is a read-only bind of the host's /sys: the container shares the host's network namespace",
-                ctx.dest.display()
-            );
+            let dest = ctx.dest.display();
+            if !own_netns {
+                tracing::warn!("sysfs on {dest} is a read-only bind of the host's /sys: the container shares the host's network namespace");
+            } else if crate::rootfs::NESTED_WARNED.load(std::sync::atomic::Ordering::Relaxed) {
+                tracing::debug!("sysfs on {dest} refused: binding the host's /sys read-only");
+            } else {
+                tracing::warn!("sysfs on {dest} is a read-only bind of this container's /sys: nested container: the outer container's overmounts on /sys make the kernel refuse a fresh one");
+            }
             let mut ro = MountOptions::parse(&["rbind", "ro", "nosuid", "nodev", "noexec"]);
             ro.propagation = o.propagation.clone();
             bind_from_host(ctx, host, Path::new("/sys"), &ro)

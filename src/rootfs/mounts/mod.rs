@@ -11,6 +11,7 @@ use nix::mount::MsFlags;
 use serde::{Deserialize, Serialize};
 
 use super::resolve::{self, Create, Resolved};
+use crate::rootfs::net::creates_netns;
 use crate::spec::Spec;
 use crate::sys::Errno;
 use oci_spec::runtime::Mount;
@@ -323,7 +324,7 @@ pub fn mount_entries(
             "sysfs" => {
                 // A new sysfs shows the network namespace it is mounted in.
                 net.join()?;
-                sysfs(&ctx, host_fd.as_fd(), &source, &o)?
+                sysfs(&ctx, host_fd.as_fd(), &source, &o, creates_netns(spec))?
             }
             "devpts" => devpts(&ctx, &source, &o)?,
             _ => new_fs(&ctx, &source, typ, &o)?,
@@ -358,10 +359,11 @@ pub fn mount_procs(spec: &Spec, newroot: &Path) -> Result<(), MountError> {
         let target = ctx.target(Create::Dir)?;
         match resolve::mount_fs(target.fd.as_fd(), "proc", "proc", o.flags, &o.data()) {
             // "Too revealing": the kernel wants a fully visible proc in the namespace, and
-            // inside many CI containers the host's /proc has files mounted over it.
+            // inside many CI containers the host's /proc has files mounted over it. The
+            // supervisor's own proc was refused first, and said so.
             Err(Errno(libc::EPERM)) => {
-                tracing::warn!(
-                    "a new proc on {} was refused (the host's /proc has overmounts): the sandbox sees the supervisor's proc",
+                tracing::debug!(
+                    "a new proc on {} was refused: binding the supervisor's",
                     ctx.dest.display()
                 );
                 let sup = open_root(Path::new("/proc"))?;

@@ -138,31 +138,16 @@ fn resolve_fast(
         rel.as_path()
     };
     let c_rel = std::ffi::CString::new(rel.as_os_str().as_encoded_bytes()).ok()?;
-    // SAFETY: open_how is plain data; all-zero is its valid "no flags" value.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
-    // SAFETY: openat2 reads a NUL-terminated path and `size_of::<open_how>()` bytes from `how`,
-    // both alive for the call; it returns a new fd or -1.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root.as_raw_fd(),
-            c_rel.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    if fd >= 0 {
-        return Some(Ok(Resolved {
-            fd: own(fd as RawFd),
+    let flags = libc::O_PATH | libc::O_CLOEXEC;
+    let resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    match crate::sys::openat2(root, &c_rel, flags, resolve) {
+        Ok(fd) => Some(Ok(Resolved {
+            fd,
             path: lexical(path),
-        }));
-    }
-    match Errno::last() {
+        })),
         // No symlink came before the missing component, so the walk would stop there too.
-        Errno(libc::ENOENT) if create == Create::No => Some(Err(Errno(libc::ENOENT))),
-        _ => None,
+        Err(Errno(libc::ENOENT)) if create == Create::No => Some(Err(Errno(libc::ENOENT))),
+        Err(_) => None,
     }
 }
 
