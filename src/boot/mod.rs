@@ -152,10 +152,10 @@ fn supervise_app(input: BootInput, janitor: Option<&Janitor>) -> i32 {
             // Die with the caller. If it is already gone, the sync fd reads EOF, the maps are
             // missing and becoming root fails: no sandbox outlives a dead caller.
             nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(|e| {
-                BootError::Step {
+                BootError::Step(crate::sys::Failed {
                     step: "setting the parent-death signal".into(),
                     errno: e.into(),
-                }
+                })
             })?;
         }
         // Started first: it works while we wait for the maps.

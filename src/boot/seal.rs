@@ -9,19 +9,21 @@ use crate::sys::Errno;
 /// hostname and domainname, in the sandbox's UTS namespace.
 pub(super) fn set_names(spec: &Spec) -> Result<(), BootError> {
     if let Some(h) = spec.hostname() {
-        nix::unistd::sethostname(h).map_err(|e| BootError::Step {
-            step: format!("setting hostname {h:?}"),
-            errno: e.into(),
+        nix::unistd::sethostname(h).map_err(|e| {
+            BootError::Step(crate::sys::Failed {
+                step: format!("setting hostname {h:?}"),
+                errno: e.into(),
+            })
         })?;
     }
     if let Some(d) = spec.domainname() {
         // SAFETY: setdomainname reads len bytes from a valid buffer.
         let r = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
         if r != 0 {
-            return Err(BootError::Step {
+            return Err(BootError::Step(crate::sys::Failed {
                 step: format!("setting domainname {d:?}"),
                 errno: Errno::last(),
-            });
+            }));
         }
     }
     Ok(())
@@ -36,8 +38,10 @@ pub(super) fn seal(spec: &Spec) -> Result<(), BootError> {
         .and_then(|p| p.capabilities().as_ref());
     caps::apply_supervisor(spec_caps)?;
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-    nix::sys::prctl::set_dumpable(false).map_err(|e| BootError::Step {
-        step: "making the supervisor non-dumpable".into(),
-        errno: e.into(),
+    nix::sys::prctl::set_dumpable(false).map_err(|e| {
+        BootError::Step(crate::sys::Failed {
+            step: "making the supervisor non-dumpable".into(),
+            errno: e.into(),
+        })
     })
 }

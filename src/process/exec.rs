@@ -16,16 +16,9 @@ use super::seccomp::bpf::Program;
 use super::trampoline::{Handover, Trampoline};
 use super::{creds, FdMapping, ProcessError};
 use crate::spec::Spec;
-use crate::sys::{self, Errno};
+use crate::sys::{self, step, Errno};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-fn step<T>(what: &str, r: nix::Result<T>) -> Result<T, ProcessError> {
-    r.map_err(|e| ProcessError::Step {
-        step: what.into(),
-        errno: e.into(),
-    })
-}
 
 /// The program to execute: args[0] looked up in the process's PATH inside the container root
 /// (as given when it is executed from --exec-fd).
@@ -168,9 +161,11 @@ fn close_all_but(keep: &[RawFd]) -> Result<(), ProcessError> {
     keep.sort_unstable();
     keep.dedup();
     let close = |first: u32, last: u32| {
-        sys::close_range(first, last).map_err(|errno| ProcessError::Step {
-            step: "closing the fds the process does not get".into(),
-            errno,
+        sys::close_range(first, last).map_err(|errno| {
+            ProcessError::Step(crate::sys::Failed {
+                step: "closing the fds the process does not get".into(),
+                errno,
+            })
         })
     };
     let mut first = 3u32;
@@ -282,9 +277,11 @@ fn resolve_program(arg0: &str, env: &[String]) -> Result<PathBuf, ProcessError> 
 }
 
 fn cstring(b: &[u8]) -> Result<CString, ProcessError> {
-    CString::new(b).map_err(|_| ProcessError::Step {
-        step: "an argument or variable contains a NUL byte".into(),
-        errno: Errno(libc::EINVAL),
+    CString::new(b).map_err(|_| {
+        ProcessError::Step(crate::sys::Failed {
+            step: "an argument or variable contains a NUL byte".into(),
+            errno: Errno(libc::EINVAL),
+        })
     })
 }
 

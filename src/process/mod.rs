@@ -40,8 +40,8 @@ pub enum ProcessError {
     LeakedDir { fd: i32, target: String },
     #[error("the spec has no process to run: add process.args to config.json")]
     NoProcess,
-    #[error("{step}: {errno}")]
-    Step { step: String, errno: Errno },
+    #[error(transparent)]
+    Step(#[from] crate::sys::Failed),
     #[error(transparent)]
     Rootfs(#[from] RootfsError),
     #[error(transparent)]
@@ -116,9 +116,11 @@ pub fn create(
         None,
         SockFlag::SOCK_CLOEXEC,
     )
-    .map_err(|e| ProcessError::Step {
-        step: "creating the application socket".into(),
-        errno: e.into(),
+    .map_err(|e| {
+        ProcessError::Step(crate::sys::Failed {
+            step: "creating the application socket".into(),
+            errno: e.into(),
+        })
     })?;
     let flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS;
     let given = Given { app, fds, program };
@@ -127,9 +129,11 @@ pub fn create(
     } else {
         start_forked(spec, &sup, given, flags)
     };
-    let (pid, pidfd) = started.map_err(|errno| ProcessError::Step {
-        step: "starting the application".into(),
-        errno,
+    let (pid, pidfd) = started.map_err(|errno| {
+        ProcessError::Step(crate::sys::Failed {
+            step: "starting the application".into(),
+            errno,
+        })
     })?;
     match wire::expect::<AppMsg>(&sup, "the application's root to be ready")? {
         AppMsg::Ready => Ok(App {
@@ -142,10 +146,10 @@ pub fn create(
             let _ = sys::pidfd_wait(pidfd.as_fd());
             Err(e)
         }
-        AppMsg::Exec { .. } => Err(ProcessError::Step {
+        AppMsg::Exec { .. } => Err(ProcessError::Step(crate::sys::Failed {
             step: "creating the application: it execed before it was ready".into(),
             errno: Errno(libc::EPROTO),
-        }),
+        })),
     }
 }
 
@@ -251,10 +255,10 @@ impl App {
             None => Ok(()),
             Some(AppMsg::Failed(e)) => Err(e),
             Some(AppMsg::Exec { program }) => trampoline::outcome(self.sock.as_fd(), program),
-            Some(AppMsg::Ready) => Err(ProcessError::Step {
+            Some(AppMsg::Ready) => Err(ProcessError::Step(crate::sys::Failed {
                 step: "starting the application: unexpected Ready".into(),
                 errno: Errno(libc::EPROTO),
-            }),
+            })),
         }
     }
 }

@@ -48,10 +48,10 @@ pub enum Handover {
 pub struct Trampoline(OwnedFd);
 
 fn step(what: &str, errno: Errno) -> ProcessError {
-    ProcessError::Step {
+    ProcessError::Step(crate::sys::Failed {
         step: format!("{what} (the sealed exec helper)"),
         errno,
-    }
+    })
 }
 
 impl Trampoline {

@@ -102,8 +102,8 @@ pub enum BootError {
     Control(#[from] ControlError),
     #[error("reading the spec from --spec-fd: {0}")]
     SpecFd(String),
-    #[error("{step}: {errno}")]
-    Step { step: String, errno: Errno },
+    #[error(transparent)]
+    Step(#[from] crate::sys::Failed),
 }
 
 impl BootError {

@@ -25,7 +25,7 @@ use nix::unistd::{chdir, mkdir};
 use serde::{Deserialize, Serialize};
 
 use crate::spec::Spec;
-use crate::sys::{self, Errno};
+use crate::sys::{self, step, Errno};
 pub use mounts::MountError;
 
 /// Where the supervisor assembles the container root, inside its own tmpfs root.
@@ -35,21 +35,14 @@ pub const OLDROOT: &str = "/oldroot";
 
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum RootfsError {
-    #[error("{step}: {errno}")]
-    Step { step: String, errno: Errno },
+    #[error(transparent)]
+    Step(#[from] crate::sys::Failed),
     #[error("opening the rootfs {path}: {errno}: check root.path in config.json")]
     OpenRootfs { path: String, errno: Errno },
     #[error(transparent)]
     Mount(#[from] MountError),
     #[error(transparent)]
     Net(#[from] crate::rootfs::net::NetError),
-}
-
-fn step<T>(what: impl Into<String>, r: nix::Result<T>) -> Result<T, RootfsError> {
-    r.map_err(|e| RootfsError::Step {
-        step: what.into(),
-        errno: e.into(),
-    })
 }
 
 /// The mount propagation for "/" from linux.rootfsPropagation (default rslave, as runc).
@@ -154,9 +147,11 @@ pub fn setup_supervisor_root(
 fn bind_rootfs(rootfs_fd: &std::fs::File, rootfs: &Path) -> Result<(), RootfsError> {
     use std::os::fd::AsFd;
     let what = format!("binding the rootfs {} to {NEWROOT}", rootfs.display());
-    let err = |errno: Errno| RootfsError::Step {
-        step: what.clone(),
-        errno,
+    let err = |errno: Errno| {
+        RootfsError::Step(crate::sys::Failed {
+            step: what.clone(),
+            errno,
+        })
     };
     let target = resolve::open_root(Path::new(NEWROOT)).map_err(err)?;
     let (src, dst) = (rootfs_fd.as_fd(), target.as_fd());
@@ -166,10 +161,10 @@ fn bind_rootfs(rootfs_fd: &std::fs::File, rootfs: &Path) -> Result<(), RootfsErr
             resolve::bind(src, dst, true).map_err(err)?;
             let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NODEV;
             let flags = flags | locked_flags(Path::new(NEWROOT));
-            step(
+            Ok(step(
                 &what,
                 mount(None::<&str>, NEWROOT, None::<&str>, flags, None::<&str>),
-            )
+            )?)
         }
         other => other.map_err(err),
     }
@@ -195,7 +190,7 @@ fn mount_supervisor_proc() -> Result<(), RootfsError> {
             tracing::warn!("{NESTED_PROC}; {NESTED_PROC_FIX}");
             NESTED_WARNED.store(true, std::sync::atomic::Ordering::Relaxed);
             let old = format!("{OLDROOT}/proc");
-            step(
+            Ok(step(
                 "binding the host's /proc",
                 mount(
                     Some(old.as_str()),
@@ -204,18 +199,18 @@ fn mount_supervisor_proc() -> Result<(), RootfsError> {
                     MsFlags::MS_BIND | MsFlags::MS_REC,
                     None::<&str>,
                 ),
-            )
+            )?)
         }
-        Err(e) => step("mounting /proc for the supervisor", Err(e)),
+        Err(e) => Ok(step("mounting /proc for the supervisor", Err(e))?),
     }
 }
 
 /// Supervisor: its /proc is no longer needed once the application has mounted its own.
 pub fn drop_supervisor_proc() -> Result<(), RootfsError> {
-    step(
+    Ok(step(
         "unmounting the supervisor's /proc",
         umount2("/proc", MntFlags::MNT_DETACH),
-    )
+    )?)
 }
 
 /// Application, in its own pid and mount namespaces: own /proc, masked and read-only paths,
@@ -250,10 +245,10 @@ pub fn setup_app_root(spec: &Spec) -> Result<(), RootfsError> {
 pub fn remount_readonly(path: &Path) -> Result<(), RootfsError> {
     let locked = locked_flags(path);
     let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | locked;
-    step(
+    Ok(step(
         format!("making {} read-only", path.display()),
         mount(None::<&str>, path, None::<&str>, flags, None::<&str>),
-    )
+    )?)
 }
 
 /// nosuid/nodev/noexec/atime flags of the mount at `path`, which a remount must repeat.

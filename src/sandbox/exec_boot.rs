@@ -19,9 +19,11 @@ pub(super) fn spec_memfd(spec: &Spec) -> Result<OwnedFd, SandboxError> {
     let body = serde_json::to_vec(spec).unwrap_or_default();
     wire::FdIo(fd.as_fd())
         .write_all_checked(&body)
-        .map_err(|errno| SandboxError::Step {
-            step: "writing the spec memfd".into(),
-            errno,
+        .map_err(|errno| {
+            SandboxError::Step(crate::sys::Failed {
+                step: "writing the spec memfd".into(),
+                errno,
+            })
         })?;
     Ok(fd)
 }
@@ -66,10 +68,10 @@ pub(super) fn exec_boot(
     }
     args.push(plan.id.clone());
     let err = sys::exec_self(args);
-    let e = BootError::Step {
+    let e = BootError::Step(crate::sys::Failed {
         step: "executing nsboot boot (/proc/self/exe)".into(),
         errno: err,
-    };
+    });
     protocol::report_failure(&start, &e);
     // SAFETY: _exit in the cloned child.
     unsafe { libc::_exit(125) }

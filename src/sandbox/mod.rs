@@ -25,7 +25,7 @@ use crate::protocol::{
 };
 use crate::spec::Spec;
 use crate::sys::wire::WireError;
-use crate::sys::{self, limits, Cloned, Errno};
+use crate::sys::{self, limits, step, Cloned, Errno};
 
 mod exec_boot;
 pub mod hint;
@@ -36,8 +36,8 @@ pub use wait::{block_forwarded_signals, forwarded_signalfd};
 
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum SandboxError {
-    #[error("{step}: {errno}{}", limits::hint(.errno))]
-    Step { step: String, errno: Errno },
+    #[error("{failed}{hint}", failed = .0, hint = limits::hint(&.0.errno))]
+    Step(#[from] crate::sys::Failed),
     #[error("creating the sandbox's namespaces: {errno}{hint}")]
     Clone { errno: Errno, hint: String },
     #[error(transparent)]
@@ -153,13 +153,6 @@ fn clone_flags(spec: &Spec, net: bool) -> CloneFlags {
         }
     }
     f
-}
-
-fn step<T>(what: &str, r: nix::Result<T>) -> Result<T, SandboxError> {
-    r.map_err(|e| SandboxError::Step {
-        step: what.into(),
-        errno: e.into(),
-    })
 }
 
 /// How a caller starts the supervisor: exec'd as `nsboot boot` when NSBOOT_EXEC_BOOT=1 (its

@@ -23,10 +23,10 @@ impl Sandbox {
             Some(c) if self.start_sent => control::start_reply(c)?,
             Some(c) => control::send_start(c)?,
             None => {
-                return Err(SandboxError::Step {
+                return Err(SandboxError::Step(crate::sys::Failed {
                     step: "starting: no controller connection".into(),
                     errno: Errno(libc::ENOTCONN),
-                })
+                }))
             }
         };
         self.started.set(true);
@@ -131,14 +131,17 @@ impl Sandbox {
 /// Blocks the forwarded signals before spawning, so that none is lost (the supervisor inherits
 /// the mask and reads them from its own signalfd).
 pub fn block_forwarded_signals() -> Result<(), SandboxError> {
-    step("blocking signals", protocol::forwarded_set().thread_block())
+    Ok(step(
+        "blocking signals",
+        protocol::forwarded_set().thread_block(),
+    )?)
 }
 
 /// The caller's signalfd for the forwarded signals (after spawning: the supervisor needs none).
 pub fn forwarded_signalfd() -> Result<SignalFd, SandboxError> {
     let set: SigSet = protocol::forwarded_set();
-    step(
+    Ok(step(
         "creating a signalfd",
         SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC),
-    )
+    )?)
 }

@@ -13,6 +13,23 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// A named step that failed with an errno ("setting hostname \"x\": Operation not
+/// permitted"): the one `Step` of every part's error enum.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[error("{step}: {errno}")]
+pub struct Failed {
+    pub step: String,
+    pub errno: Errno,
+}
+
+/// `r`, its error named by the step `what` (`?` turns it into the part's own error).
+pub fn step<T>(what: impl Into<String>, r: nix::Result<T>) -> Result<T, Failed> {
+    r.map_err(|e| Failed {
+        step: what.into(),
+        errno: e.into(),
+    })
+}
+
 /// An errno, serialised as its number so that a supervisor's error reaches the caller intact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]

@@ -172,9 +172,11 @@ fn confirmation(
     if exec_boot {
         return Ok((None, None));
     }
-    let step = |step: &str, errno: Errno| SandboxError::Step {
-        step: step.into(),
-        errno,
+    let step = |step: &str, errno: Errno| {
+        SandboxError::Step(crate::sys::Failed {
+            step: step.into(),
+            errno,
+        })
     };
     let (confirmed, confirm) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| step("creating the create-confirmation pipe", e.into()))?;

@@ -95,10 +95,10 @@ fn run_in(
         match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK) {
             Ok(p) => p,
             Err(e) => {
-                return fail(&sandbox::SandboxError::Step {
+                return fail(&sandbox::SandboxError::Step(crate::sys::Failed {
                     step: "creating the state-created pipe".into(),
                     errno: e.into(),
-                })
+                }))
             }
         };
     let janitor = match (crate::sys::pidfd_self(), root.map(open_dir)) {
