@@ -36,7 +36,7 @@ pub use leftovers::assert_nothing_left;
 #[allow(unused_imports)]
 pub use mountinfo::{find_mount, host_submounts, mount_at, parse_mountinfo, MountLine};
 #[allow(unused_imports)]
-pub use run::{output, spawn_piped, Output};
+pub use run::{output, output_within, spawn_piped, Output};
 #[allow(unused_imports)]
 pub use running::Running;
 
