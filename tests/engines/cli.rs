@@ -4,7 +4,7 @@ use std::process::Command;
 
 use crate::common::Output;
 use crate::harness::{
-    compare, container_name, expect_stdout, is_container_init, joined_netns, on_a_pty, prints, run,
+    compare, container_name, expect_stdout, is_container_init, joined_ns, on_a_pty, prints, run,
     run_in_pty, status, Runtime, Step, EXEC_PRINTS, EXEC_SCRIPT,
 };
 use crate::image::IMAGE;
@@ -161,25 +161,29 @@ pub fn kill_delivers_the_signal<E: Cli>(e: &E, rt: Runtime, name: &str) -> Step 
     prints(&cli(e, rt, &["wait", name]), "9", "wait after kill")
 }
 
-pub fn network_container_joins_its_namespace<E: Cli>(e: &E, rt: Runtime, name: &str) -> Step {
-    sleeper(e, rt, name)?;
-    let own = cli(e, rt, &["exec", name, "readlink", "/proc/self/ns/net"]);
-    status(&own, 0, "exec readlink")?;
-    let net = format!("container:{name}");
-    let argv = [
-        "run",
-        "--rm",
-        "--network",
-        &net,
-        IMAGE,
-        "readlink",
-        "/proc/self/ns/net",
-    ];
-    joined_netns(
-        &cli(e, rt, &argv),
-        own.stdout.trim(),
-        "run --network container:X",
-    )
+/// `run --KIND container:X` (KIND: network, pid, ipc) puts the new container in X's namespace.
+pub fn joins_namespace_of_container<E: Cli>(kind: &str) -> impl Fn(&E, Runtime, &str) -> Step {
+    let kind = kind.to_string();
+    move |e, rt, name| {
+        sleeper(e, rt, name)?;
+        let file = format!(
+            "/proc/self/ns/{}",
+            if kind == "network" { "net" } else { &kind }
+        );
+        let own = cli(e, rt, &["exec", name, "readlink", &file]);
+        status(&own, 0, "exec readlink")?;
+        let flag = format!("--{kind}");
+        let other = format!("container:{name}");
+        let argv = ["run", "--rm", &flag, &other, IMAGE, "readlink", &file];
+        let what = format!("run {flag} container:X");
+        joined_ns(&cli(e, rt, &argv), own.stdout.trim(), &what)
+    }
+}
+
+/// A command the image lacks: the engine's 127, as with runc.
+pub fn missing_command_exits_127<E: Cli>(e: &E, rt: Runtime, _: &str) -> Step {
+    let out = cli(e, rt, &["run", "--rm", IMAGE, "/no/such/program"]);
+    status(&out, 127, "run of a missing command")
 }
 
 pub fn state_pid_is_the_containers_init<E: Cli>(e: &E, rt: Runtime, name: &str) -> Step {

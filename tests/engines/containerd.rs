@@ -6,7 +6,7 @@
 use std::process::Command;
 
 use crate::harness::{
-    available, compare, expect_stdout, is_container_init, joined_netns, on_a_pty, run, run_in_pty,
+    available, compare, expect_stdout, is_container_init, joined_ns, on_a_pty, run, run_in_pty,
     status, wait_until, Runtime, Sandbox, Step, EXEC_PRINTS, EXEC_SCRIPT,
 };
 use crate::image::{archive, IMAGE};
@@ -314,6 +314,46 @@ fn containerd_run_with_ns_joins_a_network_namespace_by_path() {
             return Err("unshare --net did not start".into());
         }
         let want = want.unwrap().display().to_string();
-        joined_netns(&out, &want, "ctr run --with-ns network:PATH")
+        joined_ns(&out, &want, "ctr run --with-ns network:PATH")
     });
+}
+
+#[test]
+fn containerd_teardown_after_a_failed_step_leaves_nothing() {
+    let Some(c) = Ctr::new() else { return };
+    c.sleeper(Runtime::Runc, "abandoned").unwrap();
+    let pid = c.task_pid("abandoned").unwrap();
+    let top = c.sb.top.clone();
+    let shim = format!(
+        "/usr/bin/containerd-shim-runc-v2 -namespace {} -id abandoned -address {}",
+        c.ns,
+        c.sb.path("c.sock").display()
+    );
+    let socket = crate::harness::shim_socket(&shim).unwrap();
+    assert!(
+        socket.exists(),
+        "the shim's socket is not {}",
+        socket.display()
+    );
+    // As a failing test does: neither the container removed nor the sandbox finished.
+    drop(c);
+    let left = crate::harness::leftovers_of(&top);
+    assert!(left.is_empty(), "left behind: {left:?}");
+    // Gone, or a zombie waiting for the machine's init to reap it.
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = state
+        .rsplit(')')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .next();
+    assert!(
+        matches!(state, None | Some("Z")),
+        "the container's sleep ({pid}) still runs: state {state:?}"
+    );
+    assert!(
+        !socket.exists(),
+        "the shim's socket {} is left",
+        socket.display()
+    );
 }

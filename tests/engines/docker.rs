@@ -145,11 +145,34 @@ fn docker_kill_delivers_the_signal() {
 }
 
 #[test]
+fn docker_run_of_a_missing_command_exits_127() {
+    cli::steps::<Docker>("exit status 127", cli::missing_command_exits_127);
+}
+
+#[test]
 #[ignore = "nsboot: linux.namespaces[].path is not joined (refused or ignored)"]
 fn docker_network_container_joins_its_namespace() {
     cli::steps::<Docker>(
         "--network container:X",
-        cli::network_container_joins_its_namespace,
+        cli::joins_namespace_of_container("network"),
+    );
+}
+
+#[test]
+#[ignore = "nsboot: linux.namespaces[].path is not joined (refused or ignored)"]
+fn docker_pid_container_joins_its_namespace() {
+    cli::steps::<Docker>(
+        "--pid container:X",
+        cli::joins_namespace_of_container("pid"),
+    );
+}
+
+#[test]
+#[ignore = "nsboot: linux.namespaces[].path is not joined (refused or ignored)"]
+fn docker_ipc_container_joins_its_namespace() {
+    cli::steps::<Docker>(
+        "--ipc container:X",
+        cli::joins_namespace_of_container("ipc"),
     );
 }
 

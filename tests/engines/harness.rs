@@ -209,14 +209,15 @@ pub fn wait_until(timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// Err unless `out` printed the network namespace `want` (a `readlink /proc/self/ns/net` of
-/// the container joined) and that is not the host's: a runtime that drops the path and stays
+/// Err unless `out` printed the namespace `want` (a `readlink /proc/self/ns/KIND` in the
+/// container that joined) and that is not the host's: a runtime that drops the path and stays
 /// in the host's namespace must not pass because two containers both see the host's.
-pub fn joined_netns(out: &Output, want: &str, what: &str) -> Step {
-    let host = fs::read_link("/proc/self/ns/net").map(|p| p.display().to_string());
+pub fn joined_ns(out: &Output, want: &str, what: &str) -> Step {
+    let kind = want.split(':').next().unwrap_or_default();
+    let host = fs::read_link(format!("/proc/self/ns/{kind}")).map(|p| p.display().to_string());
     if host.as_deref().is_ok_and(|h| h == want) {
         return Err(format!(
-            "{what}: the container joined runs in the host's network namespace {want}"
+            "{what}: the container joined runs in the host's namespace {want}"
         ));
     }
     prints(out, want, what)?;
@@ -419,9 +420,22 @@ fn tail(log: &Path) -> String {
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
+/// What is left of a sandbox whose top was `top`: its dir, its processes, its mounts.
+pub fn leftovers_of(top: &Path) -> Vec<String> {
+    let mut left: Vec<String> = processes_of(top)
+        .into_iter()
+        .map(|(pid, cmd)| format!("process {pid} {cmd}"))
+        .collect();
+    left.extend(mounts_under(top).into_iter().map(|m| format!("mount {m}")));
+    if top.exists() {
+        left.push(format!("dir {}", top.display()));
+    }
+    left
+}
+
 /// The socket a containerd runc v2 shim listens on, from its command line: containerd 1.6
 /// names it by the sha256 of "ADDRESS/NAMESPACE/ID", in /run/containerd/s whatever its root.
-fn shim_socket(cmdline: &str) -> Option<PathBuf> {
+pub fn shim_socket(cmdline: &str) -> Option<PathBuf> {
     let words: Vec<&str> = cmdline.split_whitespace().collect();
     if !words.first()?.ends_with("containerd-shim-runc-v2") {
         return None;

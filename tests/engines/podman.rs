@@ -5,7 +5,7 @@
 //! /pause, since no pause image can be pulled.
 
 use crate::cli::{self, cli, Cli};
-use crate::harness::{available, joined_netns, status, Runtime, Sandbox, Step};
+use crate::harness::{available, joined_ns, status, Runtime, Sandbox, Step};
 use crate::image::{archive, IMAGE};
 
 struct Podman {
@@ -148,11 +148,34 @@ fn podman_root_kill_delivers_the_signal() {
 }
 
 #[test]
+fn podman_root_run_of_a_missing_command_exits_127() {
+    cli::steps::<Podman>("exit status 127", cli::missing_command_exits_127);
+}
+
+#[test]
 #[ignore = "nsboot: linux.namespaces[].path is not joined (refused or ignored)"]
 fn podman_root_network_container_joins_its_namespace() {
     cli::steps::<Podman>(
         "--network container:X",
-        cli::network_container_joins_its_namespace,
+        cli::joins_namespace_of_container("network"),
+    );
+}
+
+#[test]
+#[ignore = "nsboot: linux.namespaces[].path is not joined (refused or ignored)"]
+fn podman_root_pid_container_joins_its_namespace() {
+    cli::steps::<Podman>(
+        "--pid container:X",
+        cli::joins_namespace_of_container("pid"),
+    );
+}
+
+#[test]
+#[ignore = "nsboot: linux.namespaces[].path is not joined (refused or ignored)"]
+fn podman_root_ipc_container_joins_its_namespace() {
+    cli::steps::<Podman>(
+        "--ipc container:X",
+        cli::joins_namespace_of_container("ipc"),
     );
 }
 
@@ -197,7 +220,7 @@ fn podman_root_pod_members_share_the_infra_network() {
                 "readlink",
                 "/proc/self/ns/net",
             ];
-            joined_netns(&cli(e, rt, &argv), own.stdout.trim(), "a second pod member")
+            joined_ns(&cli(e, rt, &argv), own.stdout.trim(), "a second pod member")
         });
         let _ = cli(e, rt, &["pod", "kill", &pod]);
         let rm = cli(e, rt, &["pod", "rm", "-f", &pod]);
