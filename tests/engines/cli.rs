@@ -165,7 +165,18 @@ pub fn kill_delivers_the_signal<E: Cli>(e: &E, rt: Runtime, name: &str) -> Step 
 pub fn joins_namespace_of_container<E: Cli>(kind: &str) -> impl Fn(&E, Runtime, &str) -> Step {
     let kind = kind.to_string();
     move |e, rt, name| {
-        sleeper(e, rt, name)?;
+        // Docker lets a container's ipc namespace be joined only when it says so.
+        let donor: &[&str] = match kind.as_str() {
+            "ipc" => &["--ipc", "shareable"],
+            _ => &[],
+        };
+        let run = [
+            &["run", "-d", "--name", name][..],
+            donor,
+            &[IMAGE, "sleep", "1000"],
+        ]
+        .concat();
+        status(&cli(e, rt, &run), 0, "run -d")?;
         let file = format!(
             "/proc/self/ns/{}",
             if kind == "network" { "net" } else { &kind }
