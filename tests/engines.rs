@@ -26,3 +26,7 @@ mod harness;
 mod image;
 #[path = "engines/podman.rs"]
 mod podman;
+#[path = "engines/podman_rootless.rs"]
+mod podman_rootless;
+#[path = "engines/sandbox.rs"]
+mod sandbox;

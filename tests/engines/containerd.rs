@@ -7,9 +7,10 @@ use std::process::Command;
 
 use crate::harness::{
     available, compare, expect_stdout, is_container_init, joined_ns, on_a_pty, run, run_in_pty,
-    status, wait_until, Runtime, Sandbox, Step, EXEC_PRINTS, EXEC_SCRIPT,
+    status, wait_until, Runtime, Step, EXEC_PRINTS, EXEC_SCRIPT,
 };
 use crate::image::{archive, IMAGE};
+use crate::sandbox::Sandbox;
 
 const ENGINE: &str = "containerd";
 
@@ -329,7 +330,7 @@ fn containerd_teardown_after_a_failed_step_leaves_nothing() {
         c.ns,
         c.sb.path("c.sock").display()
     );
-    let socket = crate::harness::shim_socket(&shim).unwrap();
+    let socket = crate::sandbox::shim_socket(&shim).unwrap();
     assert!(
         socket.exists(),
         "the shim's socket is not {}",
@@ -337,7 +338,7 @@ fn containerd_teardown_after_a_failed_step_leaves_nothing() {
     );
     // As a failing test does: neither the container removed nor the sandbox finished.
     drop(c);
-    let left = crate::harness::leftovers_of(&top);
+    let left = crate::sandbox::leftovers_of(&top);
     assert!(left.is_empty(), "left behind: {left:?}");
     // Gone, or a zombie waiting for the machine's init to reap it.
     let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();

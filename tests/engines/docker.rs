@@ -6,8 +6,9 @@
 use std::process::Command;
 
 use crate::cli::{self, cli, Cli};
-use crate::harness::{available, prints, run, Runtime, Sandbox, Step};
+use crate::harness::{available, prints, run, Runtime, Step};
 use crate::image::{archive, IMAGE};
+use crate::sandbox::Sandbox;
 
 struct Docker {
     sb: Sandbox,
