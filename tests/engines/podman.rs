@@ -65,12 +65,19 @@ impl<const ROOTLESS: bool> Cli for Podman<ROOTLESS> {
         // Root here lacks CAP_SYS_RESOURCE: podman's default rlimits (1048576) must come down.
         // Rootless on cgroup v1 podman runs without cgroups by itself (runc would refuse
         // podman's `cgroups = "disabled"`).
+        // Rootless podman's defaults are below HOME and XDG_RUNTIME_DIR, in top already.
+        let dirs = match ROOTLESS {
+            true => String::new(),
+            false => format!(
+                "tmp_dir = \"{t}/xdg/tmp\"\nvolume_path = \"{t}/home/volumes\"\n\
+                 static_dir = \"{t}/home/storage/libpod\"\n"
+            ),
+        };
         let conf = format!(
             "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n\
              log_driver = \"k8s-file\"\nnetns = \"none\"\n\
              [engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n\
-             events_logfile_path = \"{t}/events.log\"\ntmp_dir = \"{t}/xdg/tmp\"\n\
-             volume_path = \"{t}/home/volumes\"\nstatic_dir = \"{t}/home/storage/libpod\"\n\
+             events_logfile_path = \"{t}/events.log\"\n{dirs}\
              infra_image = \"{IMAGE}\"\ninfra_command = \"/pause\"\n\
              [engine.runtimes]\nnsboot = [\"{nsboot}\"]\nrunc = [\"{runc}\"]\n"
         );
