@@ -10,7 +10,16 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 [ "$(id -u)" = 0 ] || { echo "engines-setup.sh: run as root (sudo $0)" >&2; exit 1; }
 
-# util-linux gives `script` (a pty for -it), tar packs the busybox image, iproute2 gives `ip`.
-pkgs="containerd docker.io podman conmon runc util-linux tar iproute2"
+# Installing docker.io or containerd starts their system daemons where an init system runs
+# (creating docker0 and iptables rules): the tests need none of that, so policy-rc.d (which
+# invoke-rc.d and deb-systemd-invoke obey) forbids starting services during this install.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+
+# util-linux gives `script` (a pty for -it) and `unshare`; tar packs the busybox image.
+pkgs="containerd docker.io podman conmon runc util-linux tar"
 install_missing engines-setup.sh $pkgs
 

@@ -9,6 +9,21 @@ use crate::harness::{
 };
 use crate::image::IMAGE;
 
+/// One `#[test]` per step: `NAME: "step" => step_fn;`, each with its attributes (an
+/// `#[ignore = "nsboot: ..."]` names what nsboot does not yet do as runc does).
+macro_rules! step_tests {
+    ($engine:ty; $($(#[$attr:meta])* $name:ident: $step:literal => $f:expr;)*) => {
+        $(
+            #[test]
+            $(#[$attr])*
+            fn $name() {
+                crate::cli::steps::<$engine>($step, $f);
+            }
+        )*
+    };
+}
+pub(crate) use step_tests;
+
 /// An engine driven through a docker-compatible command line.
 pub trait Cli: Sized {
     const ENGINE: &'static str;

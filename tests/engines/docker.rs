@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use crate::cli::{self, cli, Cli};
+use crate::cli::{self, cli, step_tests, Cli};
 use crate::harness::{available, prints, run, Runtime, Step};
 use crate::image::{archive, IMAGE};
 use crate::sandbox::Sandbox;
@@ -99,97 +99,29 @@ impl Cli for Docker {
     }
 }
 
-#[test]
-fn docker_run_prints_and_returns_the_exit_status() {
-    cli::steps::<Docker>("run", cli::run_prints_and_exits);
-}
-
-#[test]
-fn docker_detached_container_takes_exec() {
-    cli::steps::<Docker>("exec", cli::detached_takes_exec);
-}
-
-#[test]
-fn docker_exec_t_gives_a_terminal() {
-    cli::steps::<Docker>("exec -t", cli::exec_t_gives_a_terminal);
-}
-
-#[test]
-#[ignore = "nsboot: `docker run -it` hangs (create leaves a descendant holding the shim's pipe)"]
-fn docker_run_it_gives_a_terminal() {
-    cli::steps::<Docker>("run -it", cli::run_it_gives_a_terminal);
-}
-
-#[test]
-fn docker_stop_kills_after_the_grace_period() {
-    cli::steps::<Docker>("stop", cli::stop_kills_after_the_grace_period);
-}
-
-#[test]
-fn docker_rm_removes_a_stopped_container() {
-    cli::steps::<Docker>("rm", cli::rm_removes_a_stopped_container);
-}
-
-#[test]
-fn docker_logs_has_stdout_and_stderr() {
-    cli::steps::<Docker>("logs", cli::logs_has_stdout_and_stderr);
-}
-
-#[test]
-fn docker_top_lists_the_containers_process() {
-    cli::steps::<Docker>("top", cli::top_lists_the_containers_process);
-}
-
-#[test]
-fn docker_kill_delivers_the_signal() {
-    cli::steps::<Docker>("kill", cli::kill_delivers_the_signal);
-}
-
-#[test]
-fn docker_run_of_a_missing_command_exits_127() {
-    cli::steps::<Docker>("exit status 127", cli::missing_command_exits_127);
-}
-
-#[test]
-#[ignore = "nsboot: linux.namespaces[].path is not joined (refused or ignored)"]
-fn docker_network_container_joins_its_namespace() {
-    cli::steps::<Docker>(
-        "--network container:X",
-        cli::joins_namespace_of_container("network"),
-    );
-}
-
-#[test]
-#[ignore = "nsboot: linux.namespaces[].path is not joined (refused or ignored)"]
-fn docker_pid_container_joins_its_namespace() {
-    cli::steps::<Docker>(
-        "--pid container:X",
-        cli::joins_namespace_of_container("pid"),
-    );
-}
-
-#[test]
-#[ignore = "nsboot: linux.namespaces[].path is not joined (refused or ignored)"]
-fn docker_ipc_container_joins_its_namespace() {
-    cli::steps::<Docker>(
-        "--ipc container:X",
-        cli::joins_namespace_of_container("ipc"),
-    );
-}
-
-#[test]
-#[ignore = "nsboot: the state pid is nsboot's supervisor, not the container's init"]
-fn docker_state_pid_is_the_containers_init() {
-    cli::steps::<Docker>("state pid", cli::state_pid_is_the_containers_init);
-}
-
-#[test]
-#[ignore = "nsboot: noNewPrivileges is set though the spec leaves it out"]
-fn docker_setuid_works_inside() {
-    cli::steps::<Docker>(
-        "setuid (no noNewPrivileges)",
-        cli::setuid_works_without_no_new_privileges,
-    );
+step_tests! {
+    Docker;
+    docker_run_prints_and_returns_the_exit_status: "run" => cli::run_prints_and_exits;
+    docker_detached_container_takes_exec: "exec" => cli::detached_takes_exec;
+    docker_exec_t_gives_a_terminal: "exec -t" => cli::exec_t_gives_a_terminal;
+    #[ignore = "nsboot: `docker run -it` hangs (create leaves a descendant holding the shim's pipe)"]
+    docker_run_it_gives_a_terminal: "run -it" => cli::run_it_gives_a_terminal;
+    docker_stop_kills_after_the_grace_period: "stop" => cli::stop_kills_after_the_grace_period;
+    docker_rm_removes_a_stopped_container: "rm" => cli::rm_removes_a_stopped_container;
+    docker_logs_has_stdout_and_stderr: "logs" => cli::logs_has_stdout_and_stderr;
+    docker_top_lists_the_containers_process: "top" => cli::top_lists_the_containers_process;
+    docker_kill_delivers_the_signal: "kill" => cli::kill_delivers_the_signal;
+    docker_run_of_a_missing_command_exits_127: "exit status 127" => cli::missing_command_exits_127;
+    #[ignore = "nsboot: linux.namespaces[].path is not joined (net: the host's stays; pid, ipc: a new one)"]
+    docker_network_container_joins_its_namespace: "--network container:X" => cli::joins_namespace_of_container("network");
+    #[ignore = "nsboot: linux.namespaces[].path is not joined (net: the host's stays; pid, ipc: a new one)"]
+    docker_pid_container_joins_its_namespace: "--pid container:X" => cli::joins_namespace_of_container("pid");
+    #[ignore = "nsboot: linux.namespaces[].path is not joined (net: the host's stays; pid, ipc: a new one)"]
+    docker_ipc_container_joins_its_namespace: "--ipc container:X" => cli::joins_namespace_of_container("ipc");
+    #[ignore = "nsboot: the state pid is nsboot's supervisor, not the container's init"]
+    docker_state_pid_is_the_containers_init: "state pid" => cli::state_pid_is_the_containers_init;
+    #[ignore = "nsboot: noNewPrivileges is set though the spec leaves it out"]
+    docker_setuid_works_inside: "setuid (no noNewPrivileges)" => cli::setuid_works_without_no_new_privileges;
 }
 
 #[test]

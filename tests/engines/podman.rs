@@ -8,7 +8,7 @@
 use std::fs;
 use std::os::unix::fs::{chown, PermissionsExt};
 
-use crate::cli::{self, cli, Cli};
+use crate::cli::{self, cli, step_tests, Cli};
 use crate::common::{self, Mode};
 use crate::harness::{available, joined_ns, status, Runtime, Step};
 use crate::image::{archive, IMAGE};
@@ -188,101 +188,29 @@ pub fn pod_members_share_the_network<const R: bool>(
     status(&rm, 0, "pod rm -f")
 }
 
-#[test]
-fn podman_root_run_prints_and_returns_the_exit_status() {
-    cli::steps::<RootPodman>("run", cli::run_prints_and_exits);
-}
-
-#[test]
-fn podman_root_detached_container_takes_exec() {
-    cli::steps::<RootPodman>("exec", cli::detached_takes_exec);
-}
-
-#[test]
-fn podman_root_exec_t_gives_a_terminal() {
-    cli::steps::<RootPodman>("exec -t", cli::exec_t_gives_a_terminal);
-}
-
-#[test]
-fn podman_root_run_it_gives_a_terminal() {
-    cli::steps::<RootPodman>("run -it", cli::run_it_gives_a_terminal);
-}
-
-#[test]
-fn podman_root_stop_kills_after_the_grace_period() {
-    cli::steps::<RootPodman>("stop", cli::stop_kills_after_the_grace_period);
-}
-
-#[test]
-fn podman_root_rm_removes_a_stopped_container() {
-    cli::steps::<RootPodman>("rm", cli::rm_removes_a_stopped_container);
-}
-
-#[test]
-fn podman_root_logs_has_stdout_and_stderr() {
-    cli::steps::<RootPodman>("logs", cli::logs_has_stdout_and_stderr);
-}
-
-#[test]
-#[ignore = "nsboot: `podman top` is empty (the state pid is nsboot's supervisor)"]
-fn podman_root_top_lists_the_containers_process() {
-    cli::steps::<RootPodman>("top", cli::top_lists_the_containers_process);
-}
-
-#[test]
-fn podman_root_kill_delivers_the_signal() {
-    cli::steps::<RootPodman>("kill", cli::kill_delivers_the_signal);
-}
-
-#[test]
-fn podman_root_run_of_a_missing_command_exits_127() {
-    cli::steps::<RootPodman>("exit status 127", cli::missing_command_exits_127);
-}
-
-#[test]
-#[ignore = "nsboot: linux.namespaces[].path is not joined (refused or ignored)"]
-fn podman_root_network_container_joins_its_namespace() {
-    cli::steps::<RootPodman>(
-        "--network container:X",
-        cli::joins_namespace_of_container("network"),
-    );
-}
-
-#[test]
-#[ignore = "nsboot: linux.namespaces[].path is not joined (refused or ignored)"]
-fn podman_root_pid_container_joins_its_namespace() {
-    cli::steps::<RootPodman>(
-        "--pid container:X",
-        cli::joins_namespace_of_container("pid"),
-    );
-}
-
-#[test]
-#[ignore = "nsboot: linux.namespaces[].path is not joined (refused or ignored)"]
-fn podman_root_ipc_container_joins_its_namespace() {
-    cli::steps::<RootPodman>(
-        "--ipc container:X",
-        cli::joins_namespace_of_container("ipc"),
-    );
-}
-
-#[test]
-#[ignore = "nsboot: the state pid is nsboot's supervisor, not the container's init"]
-fn podman_root_state_pid_is_the_containers_init() {
-    cli::steps::<RootPodman>("state pid", cli::state_pid_is_the_containers_init);
-}
-
-#[test]
-#[ignore = "nsboot: noNewPrivileges is set though the spec leaves it out"]
-fn podman_root_setuid_works_inside() {
-    cli::steps::<RootPodman>(
-        "setuid (no noNewPrivileges)",
-        cli::setuid_works_without_no_new_privileges,
-    );
-}
-
-#[test]
-#[ignore = "nsboot: linux.namespaces[].path is not joined (refused or ignored)"]
-fn podman_root_pod_members_share_the_infra_network() {
-    cli::steps::<RootPodman>("pod", pod_members_share_the_network);
+step_tests! {
+    RootPodman;
+    podman_root_run_prints_and_returns_the_exit_status: "run" => cli::run_prints_and_exits;
+    podman_root_detached_container_takes_exec: "exec" => cli::detached_takes_exec;
+    podman_root_exec_t_gives_a_terminal: "exec -t" => cli::exec_t_gives_a_terminal;
+    podman_root_run_it_gives_a_terminal: "run -it" => cli::run_it_gives_a_terminal;
+    podman_root_stop_kills_after_the_grace_period: "stop" => cli::stop_kills_after_the_grace_period;
+    podman_root_rm_removes_a_stopped_container: "rm" => cli::rm_removes_a_stopped_container;
+    podman_root_logs_has_stdout_and_stderr: "logs" => cli::logs_has_stdout_and_stderr;
+    #[ignore = "nsboot: `podman top` is empty (the state pid is nsboot's supervisor)"]
+    podman_root_top_lists_the_containers_process: "top" => cli::top_lists_the_containers_process;
+    podman_root_kill_delivers_the_signal: "kill" => cli::kill_delivers_the_signal;
+    podman_root_run_of_a_missing_command_exits_127: "exit status 127" => cli::missing_command_exits_127;
+    #[ignore = "nsboot: linux.namespaces[].path is not joined (net: the host's stays; pid, ipc: a new one)"]
+    podman_root_network_container_joins_its_namespace: "--network container:X" => cli::joins_namespace_of_container("network");
+    #[ignore = "nsboot: linux.namespaces[].path is not joined (net: the host's stays; pid, ipc: a new one)"]
+    podman_root_pid_container_joins_its_namespace: "--pid container:X" => cli::joins_namespace_of_container("pid");
+    #[ignore = "nsboot: linux.namespaces[].path is not joined (net: the host's stays; pid, ipc: a new one)"]
+    podman_root_ipc_container_joins_its_namespace: "--ipc container:X" => cli::joins_namespace_of_container("ipc");
+    #[ignore = "nsboot: the state pid is nsboot's supervisor, not the container's init"]
+    podman_root_state_pid_is_the_containers_init: "state pid" => cli::state_pid_is_the_containers_init;
+    #[ignore = "nsboot: noNewPrivileges is set though the spec leaves it out"]
+    podman_root_setuid_works_inside: "setuid (no noNewPrivileges)" => cli::setuid_works_without_no_new_privileges;
+    #[ignore = "nsboot: linux.namespaces[].path is not joined (net: the host's stays; pid, ipc: a new one)"]
+    podman_root_pod_members_share_the_infra_network: "pod" => pod_members_share_the_network;
 }

@@ -5,115 +5,43 @@
 //! would take minutes. Not yet traced: tests/podman.rs's podman (cgroups disabled, which runc
 //! refuses; `import`; a fuller environment) does not wait. scripts/engines-table runs it.
 
-use crate::cli;
+use crate::cli::{self, step_tests};
 use crate::podman::{pod_members_share_the_network, Podman};
 
 type Rootless = Podman<true>;
 
-#[test]
-#[ignore = "slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
-fn podman_rootless_run_prints_and_returns_the_exit_status() {
-    cli::steps::<Rootless>("run", cli::run_prints_and_exits);
-}
-
-#[test]
-#[ignore = "slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
-fn podman_rootless_detached_container_takes_exec() {
-    cli::steps::<Rootless>("exec", cli::detached_takes_exec);
-}
-
-#[test]
-#[ignore = "slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
-fn podman_rootless_exec_t_gives_a_terminal() {
-    cli::steps::<Rootless>("exec -t", cli::exec_t_gives_a_terminal);
-}
-
-#[test]
-#[ignore = "slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
-fn podman_rootless_run_it_gives_a_terminal() {
-    cli::steps::<Rootless>("run -it", cli::run_it_gives_a_terminal);
-}
-
-#[test]
-#[ignore = "slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
-fn podman_rootless_stop_kills_after_the_grace_period() {
-    cli::steps::<Rootless>("stop", cli::stop_kills_after_the_grace_period);
-}
-
-#[test]
-#[ignore = "slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
-fn podman_rootless_rm_removes_a_stopped_container() {
-    cli::steps::<Rootless>("rm", cli::rm_removes_a_stopped_container);
-}
-
-#[test]
-#[ignore = "slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
-fn podman_rootless_logs_has_stdout_and_stderr() {
-    cli::steps::<Rootless>("logs", cli::logs_has_stdout_and_stderr);
-}
-
-#[test]
-#[ignore = "nsboot: `podman top` is empty (the state pid is nsboot's supervisor); and slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
-fn podman_rootless_top_lists_the_containers_process() {
-    cli::steps::<Rootless>("top", cli::top_lists_the_containers_process);
-}
-
-#[test]
-#[ignore = "slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
-fn podman_rootless_kill_delivers_the_signal() {
-    cli::steps::<Rootless>("kill", cli::kill_delivers_the_signal);
-}
-
-#[test]
-#[ignore = "slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
-fn podman_rootless_run_of_a_missing_command_exits_127() {
-    cli::steps::<Rootless>("exit status 127", cli::missing_command_exits_127);
-}
-
-#[test]
-#[ignore = "nsboot: linux.namespaces[].path is not joined (refused or ignored); and slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
-fn podman_rootless_network_container_joins_its_namespace() {
-    cli::steps::<Rootless>(
-        "--network container:X",
-        cli::joins_namespace_of_container("network"),
-    );
-}
-
-#[test]
-#[ignore = "nsboot: linux.namespaces[].path is not joined (refused or ignored); and slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
-fn podman_rootless_pid_container_joins_its_namespace() {
-    cli::steps::<Rootless>(
-        "--pid container:X",
-        cli::joins_namespace_of_container("pid"),
-    );
-}
-
-#[test]
-#[ignore = "nsboot: linux.namespaces[].path is not joined (refused or ignored); and slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
-fn podman_rootless_ipc_container_joins_its_namespace() {
-    cli::steps::<Rootless>(
-        "--ipc container:X",
-        cli::joins_namespace_of_container("ipc"),
-    );
-}
-
-#[test]
-#[ignore = "nsboot: the state pid is nsboot's supervisor, not the container's init; and slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
-fn podman_rootless_state_pid_is_the_containers_init() {
-    cli::steps::<Rootless>("state pid", cli::state_pid_is_the_containers_init);
-}
-
-#[test]
-#[ignore = "nsboot: noNewPrivileges is set though the spec leaves it out; and slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
-fn podman_rootless_setuid_works_inside() {
-    cli::steps::<Rootless>(
-        "setuid (no noNewPrivileges)",
-        cli::setuid_works_without_no_new_privileges,
-    );
-}
-
-#[test]
-#[ignore = "nsboot: linux.namespaces[].path is not joined (refused or ignored); and slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
-fn podman_rootless_pod_members_share_the_infra_network() {
-    cli::steps::<Rootless>("pod", pod_members_share_the_network);
+step_tests! {
+    Rootless;
+    #[ignore = "slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
+    podman_rootless_run_prints_and_returns_the_exit_status: "run" => cli::run_prints_and_exits;
+    #[ignore = "slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
+    podman_rootless_detached_container_takes_exec: "exec" => cli::detached_takes_exec;
+    #[ignore = "slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
+    podman_rootless_exec_t_gives_a_terminal: "exec -t" => cli::exec_t_gives_a_terminal;
+    #[ignore = "slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
+    podman_rootless_run_it_gives_a_terminal: "run -it" => cli::run_it_gives_a_terminal;
+    #[ignore = "slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
+    podman_rootless_stop_kills_after_the_grace_period: "stop" => cli::stop_kills_after_the_grace_period;
+    #[ignore = "slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
+    podman_rootless_rm_removes_a_stopped_container: "rm" => cli::rm_removes_a_stopped_container;
+    #[ignore = "slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
+    podman_rootless_logs_has_stdout_and_stderr: "logs" => cli::logs_has_stdout_and_stderr;
+    #[ignore = "nsboot: `podman top` is empty (the state pid is nsboot's supervisor); and slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
+    podman_rootless_top_lists_the_containers_process: "top" => cli::top_lists_the_containers_process;
+    #[ignore = "slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
+    podman_rootless_kill_delivers_the_signal: "kill" => cli::kill_delivers_the_signal;
+    #[ignore = "slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
+    podman_rootless_run_of_a_missing_command_exits_127: "exit status 127" => cli::missing_command_exits_127;
+    #[ignore = "nsboot: linux.namespaces[].path is not joined (net: the host's stays; pid, ipc: a new one); and slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
+    podman_rootless_network_container_joins_its_namespace: "--network container:X" => cli::joins_namespace_of_container("network");
+    #[ignore = "nsboot: linux.namespaces[].path is not joined (net: the host's stays; pid, ipc: a new one); and slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
+    podman_rootless_pid_container_joins_its_namespace: "--pid container:X" => cli::joins_namespace_of_container("pid");
+    #[ignore = "nsboot: linux.namespaces[].path is not joined (net: the host's stays; pid, ipc: a new one); and slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
+    podman_rootless_ipc_container_joins_its_namespace: "--ipc container:X" => cli::joins_namespace_of_container("ipc");
+    #[ignore = "nsboot: the state pid is nsboot's supervisor, not the container's init; and slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
+    podman_rootless_state_pid_is_the_containers_init: "state pid" => cli::state_pid_is_the_containers_init;
+    #[ignore = "nsboot: noNewPrivileges is set though the spec leaves it out; and slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
+    podman_rootless_setuid_works_inside: "setuid (no noNewPrivileges)" => cli::setuid_works_without_no_new_privileges;
+    #[ignore = "nsboot: linux.namespaces[].path is not joined (net: the host's stays; pid, ipc: a new one); and slow here: rootless podman waits 20 s for conmon per run; scripts/engines-table runs it"]
+    podman_rootless_pod_members_share_the_infra_network: "pod" => pod_members_share_the_network;
 }
