@@ -113,6 +113,11 @@ impl<const ROOTLESS: bool> Cli for Podman<ROOTLESS> {
             ("PATH", crate::harness::PATH.to_string()),
             ("HOME", format!("{t}/home")),
             ("USER", self.user.name.clone()),
+            // Without these, rootless podman's `run --rm` waited out conmon's 20 s timeout.
+            ("LOGNAME", self.user.name.clone()),
+            ("SHELL", "/bin/sh".into()),
+            ("XDG_CONFIG_HOME", format!("{t}/home/.config")),
+            ("XDG_DATA_HOME", format!("{t}/home/.local/share")),
             ("XDG_RUNTIME_DIR", format!("{t}/xdg")),
             ("CONTAINERS_CONF", format!("{t}/containers.conf")),
             ("CONTAINERS_STORAGE_CONF", format!("{t}/storage.conf")),
