@@ -36,7 +36,7 @@ pub use leftovers::assert_nothing_left;
 #[allow(unused_imports)]
 pub use mountinfo::{find_mount, host_submounts, mount_at, parse_mountinfo, MountLine};
 #[allow(unused_imports)]
-pub use run::{children_of, output, spawn_piped, wait_code, Output};
+pub use run::{children_of, output, output_within, spawn_piped, wait_code, Output};
 #[allow(unused_imports)]
 pub use running::Running;
 
