@@ -29,7 +29,7 @@ pub use bundle::Bundle;
 #[allow(unused_imports)]
 pub use fixtures::{
     add_tmp_and, bind, give_to, host_dir, private_rootfs, run_ok, run_over_shared_mount, sections,
-    sh, sh_with_mounts, test_id, top, with_private_rootfs,
+    sh, sh_with_mounts, test_id, top, with_private_rootfs, Tmpfs,
 };
 #[allow(unused_imports)]
 pub use leftovers::assert_nothing_left;
