@@ -10,7 +10,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use common::do_run::{cwd, fresh, sh, user_dir, EROFS};
-use common::{Bundle, Mode};
+use common::{Bundle, Mode, Tmpfs};
 
 #[test]
 fn do_sees_the_host_root_read_only() {
@@ -39,6 +39,43 @@ fn do_sees_the_host_root_read_only() {
                 path.display()
             );
         }
+    }
+}
+
+/// A mount below the host's root (here a world-writable tmpfs) is read-only too, while the
+/// working directory and a --volume stay writable.
+#[test]
+fn do_sees_host_submounts_read_only() {
+    for mode in common::modes() {
+        let bundle = Bundle::new(mode);
+        let dir = fresh(Path::new("/var/tmp"), "subro", mode);
+        let Some(_tmpfs) = Tmpfs::mount(&dir) else {
+            return;
+        };
+        let sub = dir.join("f");
+        let vol = user_dir(&bundle, "vol");
+        let volume = vol.display().to_string();
+        let script = format!(
+            "touch {}; echo $?; touch in-cwd {}/in-vol",
+            sub.display(),
+            vol.display()
+        );
+        let out = sh(&bundle, &["--volume", &volume], &script);
+        assert_eq!(
+            (out.status, out.stdout.as_str()),
+            (0, "1\n"),
+            "{mode:?}: {out:?}"
+        );
+        let want = format!("touch: cannot touch '{}': {EROFS}\n", sub.display());
+        assert_eq!(out.stderr, want, "{mode:?}");
+        assert!(
+            !sub.exists(),
+            "{mode:?}: {} reached the host",
+            sub.display()
+        );
+        assert!(cwd(&bundle).join("in-cwd").exists(), "{mode:?}");
+        assert!(vol.join("in-vol").exists(), "{mode:?}");
+        common::assert_nothing_left(mode, bundle.state_dir());
     }
 }
 

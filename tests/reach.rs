@@ -5,7 +5,7 @@
 //! namespaces or sethostname refused, with EPERM or ENOSYS), a newuidmap without its setuid
 //! bit, one whose owner is unmapped in an outer user namespace, an outer user namespace whose
 //! /proc has overmounts. The VM-only environments (AppArmor's restriction, user namespaces
-//! switched off) run when NSBOOT_VM_ENV names them (`apparmor-profile`, `apparmor-caps`,
+//! switched off) run when NSBOOT_VM_ENV names them (`apparmor-profile`, `apparmor-nocaps`,
 //! `userns-off`; scripts/vmtest sets it) and otherwise print a skip line.
 
 mod common;

@@ -13,8 +13,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::{
-    find_mount, parse_mountinfo, run_over_shared_mount, sh, with_private_rootfs, Bundle, Mode,
-    MountLine, Output,
+    add_tmp_and, find_mount, parse_mountinfo, run_over_shared_mount, sh, with_private_rootfs,
+    Bundle, Mode, MountLine, Output, Tmpfs,
 };
 use serde_json::json;
 
@@ -250,6 +250,30 @@ fn readonly_root_refuses_writes() {
             "{mode:?}: {out:?}"
         );
         assert!(!bundle.dir().join("rootfs/x").exists(), "{mode:?}");
+        common::assert_nothing_left(mode, bundle.state_dir());
+    }
+}
+
+/// root.readonly reaches the mounts below the rootfs (a world-writable tmpfs here), while
+/// the spec's own writable mounts (/tmp) stay writable on top.
+#[test]
+fn readonly_root_reaches_rootfs_submounts() {
+    for mode in common::modes() {
+        let script = "touch /sub/x; echo $?; touch /tmp/x && echo tmp";
+        let bundle = add_tmp_and(with_private_rootfs(sh(mode, script)), vec![])
+            .edit(|c| c["root"]["readonly"] = json!(true));
+        let Some(tmpfs) = Tmpfs::mount(&bundle.dir().join("rootfs/sub")) else {
+            return;
+        };
+        let out = bundle.run(&id("rosub", mode));
+        let written = bundle.dir().join("rootfs/sub/x").exists();
+        drop(tmpfs); // the test's own mount, not one nsboot left
+        assert_eq!(
+            (out.status, out.stdout.as_str(), out.stderr.as_str()),
+            (0, "1\ntmp\n", "touch: /sub/x: Read-only file system\n"),
+            "{mode:?}: {out:?}"
+        );
+        assert!(!written, "{mode:?}: /sub/x reached the host");
         common::assert_nothing_left(mode, bundle.state_dir());
     }
 }

@@ -72,9 +72,16 @@ fn install() -> Result<PathBuf, SetupError> {
     if !Path::new(SECURITYFS).is_dir() {
         return Err(SetupError::NoAppArmor);
     }
+    // The distribution's place first, then PATH (a parser installed elsewhere).
+    let on_path = std::env::var_os("PATH").map(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("apparmor_parser"))
+            .collect::<Vec<_>>()
+    });
     let parser = ["/usr/sbin/apparmor_parser", "/sbin/apparmor_parser"]
         .iter()
-        .map(Path::new)
+        .map(std::path::PathBuf::from)
+        .chain(on_path.into_iter().flatten())
         .find(|p| p.is_file())
         .ok_or(SetupError::NoParser)?;
     let path = Path::new(PROFILE_DIR).join(profile_name(&exe));

@@ -119,7 +119,7 @@ pub fn setup_supervisor_root(
     )?;
     step("chdir /", chdir("/"))?;
     mount_supervisor_proc()?;
-    bind_rootfs(&rootfs_fd, rootfs)?;
+    bind_rootfs(&rootfs_fd, rootfs, root_readonly(spec))?;
     drop(rootfs_fd);
     if root_propagation(spec).contains(MsFlags::MS_SHARED) {
         step(
@@ -144,7 +144,13 @@ pub fn setup_supervisor_root(
 
 /// The rootfs bound (with its submounts) at NEWROOT, nodev: a device node shipped in the image
 /// must not open (the container's nodes are binds of the host's, with their own flags).
-fn bind_rootfs(rootfs_fd: &std::fs::File, rootfs: &Path) -> Result<(), RootfsError> {
+/// `readonly`: its submounts read-only from the start (the spec's mounts land on top and keep
+/// their own flags); the top follows in [`setup_app_root`], once the mount points are made.
+fn bind_rootfs(
+    rootfs_fd: &std::fs::File,
+    rootfs: &Path,
+    readonly: bool,
+) -> Result<(), RootfsError> {
     use std::os::fd::AsFd;
     let what = format!("binding the rootfs {} to {NEWROOT}", rootfs.display());
     let err = |errno: Errno| {
@@ -155,16 +161,27 @@ fn bind_rootfs(rootfs_fd: &std::fs::File, rootfs: &Path) -> Result<(), RootfsErr
     };
     let target = resolve::open_root(Path::new(NEWROOT)).map_err(err)?;
     let (src, dst) = (rootfs_fd.as_fd(), target.as_fd());
-    match resolve::bind_with(src, dst, true, resolve::MOUNT_ATTR_NODEV) {
-        // No mount_setattr (Linux < 5.12): bind, then remount the top nodev.
+    let bound = match readonly {
+        true => resolve::bind_readonly_below(src, dst, resolve::MOUNT_ATTR_NODEV),
+        false => resolve::bind_with(src, dst, true, resolve::MOUNT_ATTR_NODEV),
+    };
+    match bound {
+        // No mount_setattr (Linux < 5.12): bind, then remount the top nodev and each submount
+        // read-only.
         Err(Errno(libc::ENOSYS)) => {
             resolve::bind(src, dst, true).map_err(err)?;
             let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NODEV;
             let flags = flags | locked_flags(Path::new(NEWROOT));
-            Ok(step(
+            step(
                 &what,
                 mount(None::<&str>, NEWROOT, None::<&str>, flags, None::<&str>),
-            )?)
+            )?;
+            if readonly {
+                for sub in overlay::mount_points_beneath(Path::new(NEWROOT)) {
+                    remount_readonly(&sub)?;
+                }
+            }
+            Ok(())
         }
         other => other.map_err(err),
     }
@@ -173,6 +190,14 @@ fn bind_rootfs(rootfs_fd: &std::fs::File, rootfs: &Path) -> Result<(), RootfsErr
 /// Why a fresh proc is refused inside another container, what the sandbox then sees, and the fix.
 pub const NESTED_PROC: &str = "nested container: the outer container's overmounts on /proc and /sys make the kernel refuse a fresh /proc, so the sandbox sees this container's /proc (its processes and their command lines)";
 pub const NESTED_PROC_FIX: &str = "for a /proc of the sandbox's own, unmask /proc and /sys in the outer container (podman: --security-opt unmask=ALL, docker: --security-opt systempaths=unconfined)";
+
+/// root.readonly, false when absent.
+fn root_readonly(spec: &Spec) -> bool {
+    spec.root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+}
 
 /// Set once the nested-container line is out: the refusals that follow from it (the app's
 /// proc, a sysfs) say nothing more.
@@ -230,12 +255,7 @@ pub fn setup_app_root(spec: &Spec) -> Result<(), RootfsError> {
         umount2(".", MntFlags::MNT_DETACH),
     )?;
     step("chdir /", chdir("/"))?;
-    if spec
-        .root()
-        .as_ref()
-        .and_then(|r| r.readonly())
-        .unwrap_or(false)
-    {
+    if root_readonly(spec) {
         remount_readonly(Path::new("/"))?;
     }
     Ok(())

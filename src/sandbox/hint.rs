@@ -38,10 +38,13 @@ pub fn apparmor_label() -> Option<String> {
 
 /// Whether AppArmor takes the capabilities of the user namespaces this process makes: the
 /// restriction is on and no profile of ours allows `userns,` (an unconfined label gets the
-/// `unprivileged_userns` profile at unshare), or we already run under that profile.
+/// `unprivileged_userns` profile at unshare), we already run under that profile, or a profile
+/// in enforce mode confines us (one without `userns,` refuses the namespace itself).
 pub fn apparmor_restricts(label: Option<&str>, restrict: Option<&str>) -> bool {
     let label = label.unwrap_or("unconfined");
-    label.starts_with("unprivileged_userns") || (restrict == Some("1") && label == "unconfined")
+    label.starts_with("unprivileged_userns")
+        || label.ends_with(" (enforce)")
+        || (restrict == Some("1") && label == "unconfined")
 }
 
 fn apparmor_restricts_here() -> bool {
@@ -52,13 +55,19 @@ fn apparmor_restricts_here() -> bool {
         )
 }
 
-/// The fix for AppArmor's restriction, with this binary's path.
+/// The fix for AppArmor's restriction, with this binary's path: the sysctl's restriction
+/// (Ubuntu), or a profile that confines this binary.
 pub fn apparmor_fix() -> String {
-    format!(
-        "AppArmor restricts unprivileged user namespaces ({APPARMOR_SYSCTL}=1) and no profile allows them for {}: run `sudo {} setup apparmor` (or sudo sysctl -w {APPARMOR_SYSCTL}=0)",
-        exe().display(),
-        exe().display()
-    )
+    let exe = exe();
+    let exe = exe.display();
+    match apparmor_label().filter(|l| l.ends_with(" (enforce)")) {
+        Some(label) if !label.starts_with("unprivileged_userns") => format!(
+            "the AppArmor profile {label} confines {exe} without user namespaces or the capabilities in them: add `userns,` and `capability,` to it, or replace it with `sudo {exe} setup apparmor`"
+        ),
+        _ => format!(
+            "AppArmor restricts unprivileged user namespaces ({APPARMOR_SYSCTL}=1) and no profile allows them for {exe}: run `sudo {exe} setup apparmor` (or sudo sysctl -w {APPARMOR_SYSCTL}=0)"
+        ),
+    }
 }
 
 /// This binary, as an AppArmor profile must name it.
@@ -78,10 +87,18 @@ pub fn in_container() -> bool {
 }
 
 pub fn container_markers(marker_file: bool, status: &str) -> bool {
-    marker_file
-        || status
-            .lines()
-            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["Seccomp:", "2"])
+    marker_file || seccomp_filtered(status)
+}
+
+/// Whether a seccomp filter is on (`Seccomp: 2`): only then can seccomp be what refused.
+pub fn seccomp_filtered(status: &str) -> bool {
+    status
+        .lines()
+        .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["Seccomp:", "2"])
+}
+
+fn seccomp_filtered_here() -> bool {
+    seccomp_filtered(&std::fs::read_to_string("/proc/self/status").unwrap_or_default())
 }
 
 /// Why creating a user namespace failed with `errno`, and the fix (None: no known cause).
@@ -98,10 +115,10 @@ pub fn userns_refused(errno: Errno) -> Option<String> {
         libc::EPERM | libc::EACCES | libc::ENOSYS => {
             if value(USERNS_CLONE_SYSCTL) == "0" && errno.0 != libc::ENOSYS {
                 Some(format!("unprivileged user namespaces are disabled ({USERNS_CLONE_SYSCTL}=0): run: {sudo}sysctl -w {USERNS_CLONE_SYSCTL}=1"))
-            } else if in_container() {
-                Some(CONTAINER_SECCOMP.into())
             } else if apparmor_restricts_here() {
                 Some(apparmor_fix())
+            } else if seccomp_filtered_here() {
+                Some(CONTAINER_SECCOMP.into())
             } else if errno.0 == libc::ENOSYS {
                 Some("a seccomp filter answers clone/unshare with ENOSYS: run nsboot where user namespaces are allowed".into())
             } else {
@@ -159,7 +176,9 @@ mod tests {
             Some("unprivileged_userns (enforce)"),
             None
         ));
+        assert!(apparmor_restricts(Some("nsboot-nouserns (enforce)"), None));
         assert!(!apparmor_restricts(Some("nsboot (unconfined)"), Some("1")));
+        assert!(!apparmor_restricts(Some("nsboot (complain)"), Some("1")));
         assert!(!apparmor_restricts(Some("unconfined"), Some("0")));
         assert!(!apparmor_restricts(Some("unconfined"), None));
     }

@@ -140,3 +140,32 @@ pub fn run_over_shared_mount(bundle: &Bundle, shared: &Path, id: &str) -> Option
     cmd.current_dir(bundle.dir()).stdin(Stdio::null());
     Some(output(&mut cmd))
 }
+
+/// A world-writable tmpfs mounted (as root) at a fresh directory; unmounted and removed on
+/// drop, also when the test fails. None, with a printed line, when not root.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &Path) -> Option<Tmpfs> {
+        if !is_root() {
+            println!("skipped: mounting a tmpfs at {} needs root", dir.display());
+            return None;
+        }
+        fs::create_dir(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        let guard = Tmpfs(dir.to_path_buf());
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "mode=1777", "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "mount -t tmpfs {}", dir.display());
+        Some(guard)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = fs::remove_dir(&self.0);
+    }
+}

@@ -29,14 +29,14 @@ pub use bundle::Bundle;
 #[allow(unused_imports)]
 pub use fixtures::{
     add_tmp_and, bind, give_to, host_dir, private_rootfs, run_ok, run_over_shared_mount, sections,
-    sh, sh_with_mounts, test_id, top, with_private_rootfs,
+    sh, sh_with_mounts, test_id, top, with_private_rootfs, Tmpfs,
 };
 #[allow(unused_imports)]
 pub use leftovers::assert_nothing_left;
 #[allow(unused_imports)]
 pub use mountinfo::{find_mount, host_submounts, mount_at, parse_mountinfo, MountLine};
 #[allow(unused_imports)]
-pub use run::{children_of, output, spawn_piped, wait_code, Output};
+pub use run::{children_of, output, output_within, spawn_piped, wait_code, Output};
 #[allow(unused_imports)]
 pub use running::Running;
 

@@ -19,13 +19,18 @@ pub struct Output {
 
 /// Run `cmd` to completion, capturing its output; kill its process group after [`RUN_TIMEOUT`].
 pub fn output(cmd: &mut Command) -> Output {
+    output_within(cmd, RUN_TIMEOUT)
+}
+
+/// [`output`] with a deadline of the caller's choosing.
+pub fn output_within(cmd: &mut Command, timeout: Duration) -> Output {
     let mut child = spawn_piped(cmd);
     let pid = child.id() as i32;
     let out = drain(child.stdout.take().expect("piped stdout"));
     let err = drain(child.stderr.take().expect("piped stderr"));
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || tx.send(child.wait()));
-    let (status, timed_out) = match rx.recv_timeout(RUN_TIMEOUT) {
+    let (status, timed_out) = match rx.recv_timeout(timeout) {
         Ok(status) => (status, false),
         Err(_) => {
             let _ = nix::sys::signal::killpg(
@@ -38,9 +43,7 @@ pub fn output(cmd: &mut Command) -> Output {
     let status = status.unwrap_or_else(|e| panic!("waiting for {cmd:?}: {e}"));
     let mut stderr = err();
     if timed_out {
-        stderr.push_str(&format!(
-            "\n[harness] killed after {RUN_TIMEOUT:?}: {cmd:?}\n"
-        ));
+        stderr.push_str(&format!("\n[harness] killed after {timeout:?}: {cmd:?}\n"));
     }
     Output {
         status: status

@@ -288,7 +288,7 @@ fn bind_readonly(src: &Path, dst: &Path, recursive: bool) -> Result<(), MountErr
 }
 
 /// Mount points strictly beneath `root`, from /proc/self/mountinfo (the supervisor's own).
-fn mount_points_beneath(root: &Path) -> Vec<PathBuf> {
+pub(super) fn mount_points_beneath(root: &Path) -> Vec<PathBuf> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     parse_mount_points(&text)
         .into_iter()

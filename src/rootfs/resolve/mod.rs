@@ -243,6 +243,40 @@ pub fn bind_with(
     recursive: bool,
     attrs: u64,
 ) -> Result<(), Errno> {
+    bind_tree(source, target, recursive, |tree| match attrs {
+        0 => Ok(()),
+        _ => set_attrs(tree, attrs),
+    })
+}
+
+/// A recursive [`bind_with`] for a read-only root: the clone and every mount beneath it get
+/// `attrs` and read-only before it is attached, then its top mount gets the source's own
+/// read-only state back: mount points are still made in it until the root is done, when it
+/// is remounted read-only. One syscall more than [`bind_with`], and no moment where a
+/// submount is attached writable. `Err(ENOSYS)` (Linux < 5.12) comes before anything is mounted.
+pub fn bind_readonly_below(
+    source: BorrowedFd<'_>,
+    target: BorrowedFd<'_>,
+    attrs: u64,
+) -> Result<(), Errno> {
+    let source_ro = fstatvfs(source)?.flags().contains(FsFlags::ST_RDONLY);
+    bind_tree(source, target, true, |tree| {
+        set_attrs(tree, attrs | MOUNT_ATTR_RDONLY)?;
+        match source_ro {
+            true => Ok(()),
+            false => mount_setattr(tree, 0, MOUNT_ATTR_RDONLY, 0),
+        }
+    })
+}
+
+/// Clones the mount (tree) at `source`, lets `prepare` set its attributes while it is still
+/// detached, and moves it onto `target`.
+fn bind_tree(
+    source: BorrowedFd<'_>,
+    target: BorrowedFd<'_>,
+    recursive: bool,
+    prepare: impl FnOnce(BorrowedFd<'_>) -> Result<(), Errno>,
+) -> Result<(), Errno> {
     let rec = if recursive { libc::AT_RECURSIVE } else { 0 } as u32;
     let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as u32 | rec;
     // SAFETY: open_tree reads the static "" path; it returns a new fd or -1.
@@ -252,9 +286,7 @@ pub fn bind_with(
         return Err(Errno::last());
     }
     let tree = own(tree as RawFd);
-    if attrs != 0 {
-        set_attrs(tree.as_fd(), attrs)?;
-    }
+    prepare(tree.as_fd())?;
     let both = libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH;
     // SAFETY: move_mount reads the two static "" paths; both fds are open.
     let rc = unsafe {
@@ -360,13 +392,19 @@ pub fn set_readonly_recursive(target: BorrowedFd<'_>) -> Result<(), Errno> {
 
 /// Sets `attrs` on the mount at `target` and every mount beneath it; nothing is cleared.
 fn set_attrs(target: BorrowedFd<'_>, attrs: u64) -> Result<(), Errno> {
+    mount_setattr(target, attrs, 0, libc::AT_RECURSIVE)
+}
+
+/// mount_setattr: sets `set` and clears `clr` on the mount at `target` (`flags`: AT_RECURSIVE
+/// for every mount beneath it too, or 0).
+fn mount_setattr(target: BorrowedFd<'_>, set: u64, clr: u64, flags: i32) -> Result<(), Errno> {
     let attr = MountAttr {
-        attr_set: attrs,
-        attr_clr: 0,
+        attr_set: set,
+        attr_clr: clr,
         propagation: 0,
         userns_fd: 0,
     };
-    let flags = libc::AT_EMPTY_PATH | libc::AT_RECURSIVE;
+    let flags = libc::AT_EMPTY_PATH | flags;
     // SAFETY: mount_setattr reads `size_of::<MountAttr>()` bytes from `attr`, which is a live
     // repr(C) struct laid out as the kernel's struct mount_attr; the path is a static "".
     let rc = unsafe {

@@ -1,0 +1,230 @@
+//! podman, as root and rootless (as the test user, with its subordinate range), with `--runtime`
+//! set to runc or nsboot: containers.conf, storage.conf (vfs), storage, run root, tmp dir and
+//! events log all in the test's temp dir, the cgroupfs manager (as root with a cgroup parent of
+//! the test's own; rootless on cgroup v1 without cgroups), no network (each container still gets a network
+//! namespace of its own), the image `podman load`ed. A pod's infra container runs the image's
+//! /pause, since no pause image can be pulled.
+
+use std::fs;
+use std::os::unix::fs::{chown, PermissionsExt};
+
+use crate::cli::{self, cli, step_tests, Cli};
+use crate::common::{self, Mode};
+use crate::harness::{available, joined_ns, status, Runtime, Step};
+use crate::image::{archive, IMAGE};
+use crate::sandbox::Sandbox;
+
+/// podman as root, or (ROOTLESS) as the unprivileged test user with its subordinate range.
+pub struct Podman<const ROOTLESS: bool> {
+    sb: Sandbox,
+    /// Root: the cgroup parent of the test's own. Rootless on cgroup v1 there is none to use.
+    cgroup_parent: Option<String>,
+    user: &'static common::TestUser,
+    /// One podman at a time: they share podman's own locks, and the user's pause process.
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+pub type RootPodman = Podman<false>;
+
+impl<const ROOTLESS: bool> Cli for Podman<ROOTLESS> {
+    const ENGINE: &'static str = if ROOTLESS {
+        "podman rootless"
+    } else {
+        "podman"
+    };
+
+    fn start() -> Option<Self> {
+        if !available(Self::ENGINE, &["/usr/bin/podman", "/usr/bin/conmon"]) {
+            return None;
+        }
+        static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let mode = if ROOTLESS {
+            Mode::RootlessSubid
+        } else {
+            Mode::Root
+        };
+        let user = common::user(mode);
+        let mut sb = Sandbox::new(if ROOTLESS { "podman-rl" } else { "podman" });
+        let parent = sb.top.file_name().unwrap().to_string_lossy().into_owned();
+        let t = sb.top.display().to_string();
+        for (dir, perm) in [("", 0o755), ("xdg", 0o700), ("home", 0o700)] {
+            let d = sb.path(dir);
+            fs::create_dir_all(&d).unwrap();
+            fs::set_permissions(&d, fs::Permissions::from_mode(perm)).unwrap();
+            chown(&d, Some(user.uid), Some(user.gid)).unwrap();
+        }
+        // Rootless podman's pause process holds its user namespace: it ends with the test.
+        sb.kill_at_teardown(sb.path("xdg/libpod/tmp/pause.pid"));
+        let cgroup_parent = (!ROOTLESS).then(|| {
+            sb.own_cgroup(&parent);
+            format!("/{parent}")
+        });
+        let runc = Runtime::Runc.path().display().to_string();
+        let nsboot = Runtime::Nsboot.path().display().to_string();
+        // Root here lacks CAP_SYS_RESOURCE: podman's default rlimits (1048576) must come down.
+        // Rootless on cgroup v1 podman runs without cgroups by itself (runc would refuse
+        // podman's `cgroups = "disabled"`).
+        // Rootless podman's defaults are below HOME and XDG_RUNTIME_DIR, in top already.
+        let dirs = match ROOTLESS {
+            true => String::new(),
+            false => format!(
+                "tmp_dir = \"{t}/xdg/tmp\"\nvolume_path = \"{t}/home/volumes\"\n\
+                 static_dir = \"{t}/home/storage/libpod\"\n"
+            ),
+        };
+        let conf = format!(
+            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n\
+             log_driver = \"k8s-file\"\nnetns = \"none\"\n\
+             [engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n\
+             events_logfile_path = \"{t}/events.log\"\n{dirs}\
+             infra_image = \"{IMAGE}\"\ninfra_command = \"/pause\"\n\
+             [engine.runtimes]\nnsboot = [\"{nsboot}\"]\nrunc = [\"{runc}\"]\n"
+        );
+        let storage = format!(
+            "[storage]\ndriver = \"vfs\"\ngraphroot = \"{t}/home/storage\"\n\
+             runroot = \"{t}/xdg/storage\"\n"
+        );
+        fs::write(sb.path("containers.conf"), conf).unwrap();
+        fs::write(sb.path("storage.conf"), storage).unwrap();
+        let e = Podman {
+            sb,
+            cgroup_parent,
+            user,
+            _serial: serial,
+        };
+        let tar = archive(&e.sb.top).display().to_string();
+        let out = cli(&e, Runtime::Runc, &["load", "-i", &tar]);
+        assert_eq!(out.status, 0, "podman load: {}", out.stderr);
+        Some(e)
+    }
+
+    fn argv(&self, rt: Runtime, args: &[&str]) -> Vec<String> {
+        let t = self.sb.top.display();
+        let mut argv: Vec<String> = Vec::new();
+        if ROOTLESS {
+            argv.push("setpriv".into());
+            argv.push(format!("--reuid={}", self.user.uid));
+            argv.push(format!("--regid={}", self.user.gid));
+            argv.extend(["--init-groups".into(), "--".into()]);
+        }
+        argv.extend(["env".into(), "-i".into()]);
+        for (k, v) in [
+            ("PATH", crate::harness::PATH.to_string()),
+            ("HOME", format!("{t}/home")),
+            ("USER", self.user.name.clone()),
+            // Without these, rootless podman's `run --rm` waited out conmon's 20 s timeout.
+            ("LOGNAME", self.user.name.clone()),
+            ("SHELL", "/bin/sh".into()),
+            ("XDG_CONFIG_HOME", format!("{t}/home/.config")),
+            ("XDG_DATA_HOME", format!("{t}/home/.local/share")),
+            ("XDG_RUNTIME_DIR", format!("{t}/xdg")),
+            ("CONTAINERS_CONF", format!("{t}/containers.conf")),
+            ("CONTAINERS_STORAGE_CONF", format!("{t}/storage.conf")),
+        ] {
+            argv.push(format!("{k}={v}"));
+        }
+        argv.extend([
+            "/usr/bin/podman".into(),
+            "--runtime".into(),
+            rt.name().into(),
+        ]);
+        let mut args = args.iter().map(|s| s.to_string()).peekable();
+        let first: Vec<String> = match args.peek().map(String::as_str) {
+            Some("run" | "create") => vec![args.next().unwrap()],
+            Some("pod") => args.by_ref().take(2).collect(),
+            _ => Vec::new(),
+        };
+        let in_pod = args.clone().any(|a| a == "--pod");
+        let creates = first == ["run"] || first == ["create"] || first == ["pod", "create"];
+        argv.extend(first);
+        if let Some(parent) = self.cgroup_parent.as_ref().filter(|_| creates && !in_pod) {
+            argv.push(format!("--cgroup-parent={parent}"));
+        }
+        argv.extend(args);
+        argv
+    }
+
+    fn finish(self) {
+        let pods = cli(&self, Runtime::Runc, &["pod", "ps", "-q"]);
+        assert_eq!(
+            (pods.status, pods.stdout.trim()),
+            (0, ""),
+            "pods left: {}",
+            pods.stderr
+        );
+        self.sb.finish();
+    }
+}
+
+/// A pod of two: the second member must be in the first's (the infra's) network namespace.
+pub fn pod_members_share_the_network<const R: bool>(
+    e: &Podman<R>,
+    rt: Runtime,
+    name: &str,
+) -> Step {
+    let pod = format!("{name}-pod");
+    // The infra image is ours: its /pause, as it has no pause binary of podman's.
+    let argv = ["pod", "create", "--infra-command", "/pause", "--name", &pod];
+    let out = cli(e, rt, &argv);
+    status(&out, 0, "pod create")?;
+    let member = format!("{name}-a");
+    let argv = [
+        "run", "-d", "--pod", &pod, "--name", &member, IMAGE, "sleep", "1000",
+    ];
+    let out = cli(e, rt, &argv);
+    let result = status(&out, 0, "run -d --pod").and_then(|()| {
+        let own = cli(e, rt, &["exec", &member, "readlink", "/proc/self/ns/net"]);
+        status(&own, 0, "exec readlink")?;
+        let argv = [
+            "run",
+            "--rm",
+            "--pod",
+            &pod,
+            IMAGE,
+            "readlink",
+            "/proc/self/ns/net",
+        ];
+        joined_ns(&cli(e, rt, &argv), own.stdout.trim(), "a second pod member")
+    });
+    let _ = cli(e, rt, &["pod", "kill", &pod]);
+    let rm = cli(e, rt, &["pod", "rm", "-f", &pod]);
+    result?;
+    status(&rm, 0, "pod rm -f")
+}
+
+step_tests! {
+    RootPodman;
+    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
+    podman_root_run_prints_and_returns_the_exit_status: "run" => cli::run_prints_and_exits;
+    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
+    podman_root_detached_container_takes_exec: "exec" => cli::detached_takes_exec;
+    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
+    podman_root_exec_t_gives_a_terminal: "exec -t" => cli::exec_t_gives_a_terminal;
+    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
+    podman_root_run_it_gives_a_terminal: "run -it" => cli::run_it_gives_a_terminal;
+    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
+    podman_root_stop_kills_after_the_grace_period: "stop" => cli::stop_kills_after_the_grace_period;
+    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
+    podman_root_rm_removes_a_stopped_container: "rm" => cli::rm_removes_a_stopped_container;
+    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
+    podman_root_logs_has_stdout_and_stderr: "logs" => cli::logs_has_stdout_and_stderr;
+    #[ignore = "nsboot: `podman top` is empty (the state pid is nsboot's supervisor)"]
+    podman_root_top_lists_the_containers_process: "top" => cli::top_lists_the_containers_process;
+    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
+    podman_root_kill_delivers_the_signal: "kill" => cli::kill_delivers_the_signal;
+    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
+    podman_root_run_of_a_missing_command_exits_127: "exit status 127" => cli::missing_command_exits_127;
+    #[ignore = "nsboot: linux.namespaces[].path is not joined (net: the host's stays; pid, ipc: a new one)"]
+    podman_root_network_container_joins_its_namespace: "--network container:X" => cli::joins_namespace_of_container("network");
+    #[ignore = "nsboot: linux.namespaces[].path is not joined (net: the host's stays; pid, ipc: a new one)"]
+    podman_root_pid_container_joins_its_namespace: "--pid container:X" => cli::joins_namespace_of_container("pid");
+    #[ignore = "nsboot: linux.namespaces[].path is not joined (net: the host's stays; pid, ipc: a new one)"]
+    podman_root_ipc_container_joins_its_namespace: "--ipc container:X" => cli::joins_namespace_of_container("ipc");
+    #[ignore = "nsboot: the state pid is nsboot's supervisor, not the container's init"]
+    podman_root_state_pid_is_the_containers_init: "state pid" => cli::state_pid_is_the_containers_init;
+    #[ignore = "nsboot: noNewPrivileges is set though the spec leaves it out"]
+    podman_root_setuid_works_inside: "setuid (no noNewPrivileges)" => cli::setuid_works_without_no_new_privileges;
+    #[ignore = "nsboot: linux.namespaces[].path is not joined (net: the host's stays; pid, ipc: a new one)"]
+    podman_root_pod_members_share_the_infra_network: "pod" => pod_members_share_the_network;
+}
