@@ -7,6 +7,7 @@
 //! survives); what must be judged as the user (cwd) comes after; seccomp is loaded as late as
 //! its own needs allow, so that the profile has to permit as few of our syscalls as possible.
 
+use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
@@ -36,6 +37,11 @@ pub enum CredsError {
     #[error("process.oomScoreAdj {value}: {err}")]
     OomUnverified {
         value: i32,
+        err: crate::procfs::ProcfsError,
+    },
+    #[error("linux.sysctl[{key:?}]: {err}")]
+    Sysctl {
+        key: String,
         err: crate::procfs::ProcfsError,
     },
     #[error("process.user.additionalGids {gids:?} need a gid map written by newgidmap: this user namespace denies setgroups (a single-id gid map); give the caller a range in /etc/subgid or remove additionalGids")]
@@ -185,6 +191,19 @@ pub fn set_oom_score_adj(value: Option<i32>) -> Result<(), CredsError> {
         ProcfsError::Io { errno, .. } => CredsError::Oom { value, errno },
         err => CredsError::OomUnverified { value, err },
     })
+}
+
+/// linux.sysctl, written by the application in all its namespaces while it is still root of
+/// its user namespace, which owns them (validation let only those sysctls through).
+pub fn set_sysctls(sysctl: Option<&HashMap<String, String>>) -> Result<(), CredsError> {
+    for (key, value) in sysctl.into_iter().flatten() {
+        let path = crate::spec::sysctl::proc_path(key);
+        crate::procfs::write_sys(&path, value).map_err(|err| CredsError::Sysctl {
+            key: key.clone(),
+            err,
+        })?;
+    }
+    Ok(())
 }
 
 /// The supplementary groups are exactly additionalGids. A user namespace whose gid map was

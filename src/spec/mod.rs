@@ -20,6 +20,7 @@ mod locate;
 mod options;
 mod scan;
 mod syntax;
+pub mod sysctl;
 mod validate;
 
 pub use do_spec::{do_spec, DoOptions, Network};
