@@ -39,7 +39,7 @@ pub enum CredsError {
         value: i32,
         err: crate::procfs::ProcfsError,
     },
-    #[error("linux.sysctl[{key:?}]: {err}")]
+    #[error("linux.sysctl[{key:?}]: {err}{}", sysctl_hint(err))]
     Sysctl {
         key: String,
         err: crate::procfs::ProcfsError,
@@ -81,6 +81,21 @@ fn oom_hint(errno: Errno) -> &'static str {
     match errno.nix() {
         NixErrno::EACCES | NixErrno::EPERM => ": lowering the OOM score needs CAP_SYS_RESOURCE on the host; raise the value or remove process.oomScoreAdj",
         NixErrno::ENOENT => ": /proc is not mounted in the container; add a proc mount to the spec",
+        _ => "",
+    }
+}
+
+fn sysctl_hint(err: &crate::procfs::ProcfsError) -> &'static str {
+    let crate::procfs::ProcfsError::Io { errno, .. } = err else {
+        return "";
+    };
+    match errno.nix() {
+        // The kernel hands a namespace's sysctl files to its owner only for net and ipc.
+        NixErrno::EACCES | NixErrno::EPERM => {
+            ": the kernel lets only the host's root write it; run as root or remove it"
+        }
+        NixErrno::ENOENT => ": this kernel has no such sysctl; check the name or remove it",
+        NixErrno::EINVAL => ": the kernel refused the value; fix it",
         _ => "",
     }
 }

@@ -93,3 +93,26 @@ fn sysctls_outside_the_containers_namespaces_or_failing_are_refused() {
     }
     assert_eq!(before, [host(PORT), host("kernel.panic")]);
 }
+
+/// kernel.domainname belongs to the uts namespace, but the kernel hands its file to no
+/// namespace owner: an unprivileged caller gets one line naming it, root gets the value.
+#[test]
+fn domainname_is_set_as_root_and_named_when_the_kernel_refuses_it() {
+    let before = host("kernel.domainname");
+    for mode in common::modes() {
+        let bundle = Bundle::new(mode)
+            .args(&["/bin/cat", "/proc/sys/kernel/domainname"])
+            .edit(|c| c["linux"]["sysctl"] = json!({ "kernel.domainname": "sysctl.test" }));
+        let out = bundle.run(&id("domainname", mode));
+        let ok = if mode.is_rootless() {
+            out.status == 125
+                && out.stderr.lines().count() == 1
+                && out.stderr.contains("linux.sysctl[\"kernel.domainname\"]")
+        } else {
+            out.status == 0 && out.stdout == "sysctl.test\n"
+        };
+        assert!(ok, "{mode:?}: {out:?}");
+        common::assert_nothing_left(mode, bundle.state_dir());
+    }
+    assert_eq!(before, host("kernel.domainname"));
+}
