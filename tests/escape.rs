@@ -22,6 +22,8 @@ mod rootfs;
 mod spec_contract;
 #[path = "escape/state_dir.rs"]
 mod state_dir;
+#[path = "escape/sysctl.rs"]
+mod sysctl;
 
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};

@@ -390,13 +390,19 @@ fn refused_fields_cannot_hide_behind_escapes_or_duplicate_keys() {
     let cases: [(&str, &str, &[&str]); 4] = [
         (
             "escaped-key",
-            r#""linux": {"sys\u0063tl": {"kernel.domainname": "x"},"#,
-            &["linux.sysctl"],
+            r#""linux": {"sys\u0063tl": {"kernel.panic": "1"},"#,
+            &[
+                "linux.sysctl[\"kernel.panic\"]",
+                "separate kernel namespace",
+            ],
         ),
         (
             "duplicate-key",
-            r#""linux": {"sysctl": {}, "sysctl": {"kernel.domainname": "x"},"#,
-            &["linux.sysctl"],
+            r#""linux": {"sysctl": {}, "sysctl": {"kernel.panic": "1"},"#,
+            &[
+                "linux.sysctl[\"kernel.panic\"]",
+                "separate kernel namespace",
+            ],
         ),
         (
             "escaped-ns-path",

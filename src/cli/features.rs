@@ -100,8 +100,12 @@ mod tests {
         let refused = d["annotations"]["io.github.nsboot.refusedFields"]
             .as_str()
             .unwrap();
+        assert!(
+            !refused.split(',').any(|f| f == "linux.sysctl"),
+            "{refused}"
+        );
         for field in [
-            "linux.sysctl",
+            "process.scheduler",
             "linux.namespaces[].path",
             "mounts[].uidMappings",
         ] {

@@ -229,7 +229,9 @@ fn app_child(spec: &Spec, sup: RawFd, given: Given, autostart: bool) -> i32 {
         program,
     } = given;
     let oom = spec.process().as_ref().and_then(|p| p.oom_score_adj());
+    let sysctl = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref());
     let err = match creds::set_oom_score_adj(oom)
+        .and_then(|()| creds::set_sysctls(sysctl))
         .map_err(ProcessError::from)
         .and_then(|()| {
             // Until it execs, this process is nsboot: keep others from its /proc/PID/exe. (A

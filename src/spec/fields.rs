@@ -286,7 +286,7 @@ const LINUX: &[Field] = &[
     f("gidMappings", Checked("src/idmap/"), Array(&Object(ID_MAP))),
     f(
         "sysctl",
-        Refused("nsboot does not write sysctls yet: remove them (or set them on the host)"),
+        Checked("src/spec/sysctl.rs, src/process/creds.rs; only the container's own namespaces"),
         Map(&Leaf),
     ),
     f("resources", Applied("see its fields"), Object(RESOURCES)),

@@ -21,6 +21,7 @@ mod options;
 mod scan;
 pub mod seccomp_profile;
 mod syntax;
+pub mod sysctl;
 mod validate;
 
 pub use do_spec::{do_spec, DoOptions, Network, OVERLAY_ANNOTATION};

@@ -270,18 +270,6 @@ fn namespace_paths_of_every_type_and_the_time_namespace_are_refused() {
     );
 }
 
-#[test]
-fn sysctl_is_refused_not_ignored() {
-    refuse_all(
-        "sysctl",
-        &[(
-            "ip-forward",
-            |c| c["linux"]["sysctl"] = json!({ "net.ipv4.ip_forward": "1" }),
-            &["linux.sysctl"],
-        )],
-    );
-}
-
 /// Each field nsboot does not apply, set to a real value: refused naming its JSON path.
 #[test]
 fn every_field_nsboot_does_not_apply_is_refused() {

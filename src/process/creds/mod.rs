@@ -7,6 +7,7 @@
 //! survives); what must be judged as the user (cwd) comes after; seccomp is loaded as late as
 //! its own needs allow, so that the profile has to permit as few of our syscalls as possible.
 
+use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
@@ -37,6 +38,11 @@ pub enum CredsError {
     OomUnverified {
         value: i32,
         err: crate::sys::procfs::ProcfsError,
+    },
+    #[error("linux.sysctl[{key:?}]: {err}{}", sysctl_hint(err))]
+    Sysctl {
+        key: String,
+        err: crate::procfs::ProcfsError,
     },
     #[error("process.user.additionalGids {gids:?} need a gid map written by newgidmap: this user namespace denies setgroups (a single-id gid map); give the caller a range in /etc/subgid or remove additionalGids")]
     SetgroupsDenied { gids: Vec<u32> },
@@ -75,6 +81,21 @@ fn oom_hint(errno: Errno) -> &'static str {
     match errno.nix() {
         NixErrno::EACCES | NixErrno::EPERM => ": lowering the OOM score needs CAP_SYS_RESOURCE on the host; raise the value or remove process.oomScoreAdj",
         NixErrno::ENOENT => ": /proc is not mounted in the container; add a proc mount to the spec",
+        _ => "",
+    }
+}
+
+fn sysctl_hint(err: &crate::procfs::ProcfsError) -> &'static str {
+    let crate::procfs::ProcfsError::Io { errno, .. } = err else {
+        return "";
+    };
+    match errno.nix() {
+        // The kernel hands a namespace's sysctl files to its owner only for net and ipc.
+        NixErrno::EACCES | NixErrno::EPERM => {
+            ": the kernel lets only the host's root write it; run as root or remove it"
+        }
+        NixErrno::ENOENT => ": this kernel has no such sysctl; check the name or remove it",
+        NixErrno::EINVAL => ": the kernel refused the value; fix it",
         _ => "",
     }
 }
@@ -185,6 +206,19 @@ pub fn set_oom_score_adj(value: Option<i32>) -> Result<(), CredsError> {
         ProcfsError::Io { errno, .. } => CredsError::Oom { value, errno },
         err => CredsError::OomUnverified { value, err },
     })
+}
+
+/// linux.sysctl, written by the application in all its namespaces while it is still root of
+/// its user namespace, which owns them (validation let only those sysctls through).
+pub fn set_sysctls(sysctl: Option<&HashMap<String, String>>) -> Result<(), CredsError> {
+    for (key, value) in sysctl.into_iter().flatten() {
+        let path = crate::spec::sysctl::proc_path(key);
+        crate::procfs::write_sys(&path, value).map_err(|err| CredsError::Sysctl {
+            key: key.clone(),
+            err,
+        })?;
+    }
+    Ok(())
 }
 
 /// The supplementary groups are exactly additionalGids. A user namespace whose gid map was
