@@ -42,7 +42,7 @@ pub enum CredsError {
     #[error("linux.sysctl[{key:?}]: {err}{}", sysctl_hint(err))]
     Sysctl {
         key: String,
-        err: crate::procfs::ProcfsError,
+        err: crate::sys::procfs::ProcfsError,
     },
     #[error("process.user.additionalGids {gids:?} need a gid map written by newgidmap: this user namespace denies setgroups (a single-id gid map); give the caller a range in /etc/subgid or remove additionalGids")]
     SetgroupsDenied { gids: Vec<u32> },
@@ -85,8 +85,8 @@ fn oom_hint(errno: Errno) -> &'static str {
     }
 }
 
-fn sysctl_hint(err: &crate::procfs::ProcfsError) -> &'static str {
-    let crate::procfs::ProcfsError::Io { errno, .. } = err else {
+fn sysctl_hint(err: &crate::sys::procfs::ProcfsError) -> &'static str {
+    let crate::sys::procfs::ProcfsError::Io { errno, .. } = err else {
         return "";
     };
     match errno.nix() {
@@ -213,7 +213,7 @@ pub fn set_oom_score_adj(value: Option<i32>) -> Result<(), CredsError> {
 pub fn set_sysctls(sysctl: Option<&HashMap<String, String>>) -> Result<(), CredsError> {
     for (key, value) in sysctl.into_iter().flatten() {
         let path = crate::spec::sysctl::proc_path(key);
-        crate::procfs::write_sys(&path, value).map_err(|err| CredsError::Sysctl {
+        crate::sys::procfs::write_sys(&path, value).map_err(|err| CredsError::Sysctl {
             key: key.clone(),
             err,
         })?;
