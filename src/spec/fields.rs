@@ -286,7 +286,9 @@ const LINUX: &[Field] = &[
     f("gidMappings", Checked("src/idmap/"), Array(&Object(ID_MAP))),
     f(
         "sysctl",
-        Checked("src/spec/sysctl.rs, src/process/creds/mod.rs; only the container's own namespaces"),
+        Checked(
+            "src/spec/sysctl.rs, src/process/creds/mod.rs; only the container's own namespaces",
+        ),
         Map(&Leaf),
     ),
     f("resources", Applied("see its fields"), Object(RESOURCES)),
