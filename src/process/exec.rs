@@ -61,23 +61,27 @@ pub fn exec(
     let envp = cstrings(&env)?;
     let path = cstring(program.as_os_str().as_encoded_bytes())?;
     let name = program.display().to_string();
-    // Before seccomp: the profile need not allow memfd_create.
-    let helper = match exec_fd {
-        Some(_) => None,
-        None => Some(Trampoline::create()?),
+    // What the last exec goes through: the caller's fd, or the sealed helper, made before
+    // seccomp (the profile need not allow memfd_create).
+    enum Last {
+        Fd(OwnedFd),
+        Helper(Trampoline),
+    }
+    let last = match exec_fd {
+        Some(fd) => Last::Fd(fd),
+        None => Last::Helper(Trampoline::create()?),
     };
     let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
     creds::apply(process, profile, seccomp.as_ref())?;
-    let errno = match (&exec_fd, helper) {
-        (Some(fd), _) => nix::unistd::fexecve(fd.as_raw_fd(), &argv, &envp).unwrap_err(),
-        (None, Some(helper)) => {
+    let errno = match last {
+        Last::Fd(fd) => nix::unistd::fexecve(fd.as_raw_fd(), &argv, &envp).unwrap_err(),
+        Last::Helper(helper) => {
             let handover = Handover::Exec {
                 program: name.clone(),
             };
             crate::sys::wire::send(report, &handover)?;
             helper.exec(report, &path, &argv, &envp).nix()
         }
-        (None, None) => unreachable!("a helper is made when there is no exec fd"),
     };
     Err(exec_error(name, errno.into()))
 }
