@@ -1,0 +1,718 @@
+//! Pods through containerd's CRI plugin, driven the way the kubelet drives it, with no cluster:
+//! containerd runs with a root, state dir, socket and CRI config of its own (runtime handlers
+//! `runc` and `nsboot`: the runc v2 shim with BinaryName set, cgroupfs), inside a network
+//! namespace the test makes (the CNI bridge lives there and goes with it), the pause and busybox
+//! images imported from the local archive. The CRI client is tests/cri-client (tonic, kept out
+//! of nsboot's dependencies), built once into target/cri-client; each call is one run of it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::harness::{available, compare, run, wait_until, Runtime, Step};
+use crate::image::{archive_with_pause, IMAGE, PAUSE_IMAGE};
+use crate::sandbox::Sandbox;
+
+const ENGINE: &str = "cri";
+/// CRI enums (runtime/v1/api.proto).
+const CONTAINER_RUNNING: i64 = 1;
+const CONTAINER_EXITED: i64 = 2;
+const NS_CONTAINER: i64 = 1;
+
+/// One `#[test]` per step, run with the `runc` and the `nsboot` handler on one containerd.
+macro_rules! step_tests {
+    ($($(#[$attr:meta])* $name:ident: $step:literal => $f:expr;)*) => {
+        $(
+            #[test]
+            $(#[$attr])*
+            fn $name() {
+                steps($step, $f);
+            }
+        )*
+    };
+}
+
+pub struct Cri {
+    sb: Sandbox,
+    client: PathBuf,
+    /// The cgroup parent of the test's pods (in every hierarchy): removed at the end.
+    cgroup: String,
+}
+
+/// A pod of a step: its id and the config the kubelet gave it (CreateContainer repeats it).
+pub struct Pod {
+    pub id: String,
+    pub config: Value,
+    pub logs: PathBuf,
+}
+
+/// The client binary, built once per test run (cargo keeps it in target/cri-client).
+fn client() -> PathBuf {
+    static CLIENT: OnceLock<PathBuf> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let target = dir.join("target/cri-client");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let out = crate::common::output(
+                Command::new(cargo)
+                    .args(["build", "--quiet", "--manifest-path"])
+                    .arg(dir.join("tests/cri-client/Cargo.toml"))
+                    .arg("--target-dir")
+                    .arg(&target),
+            );
+            assert_eq!(out.status, 0, "building tests/cri-client: {}", out.stderr);
+            // Below the build.target's triple when .cargo/config.toml names one.
+            let triple = target.join("x86_64-unknown-linux-gnu/debug/nsboot-cri-client");
+            match triple.exists() {
+                true => triple,
+                false => target.join("debug/nsboot-cri-client"),
+            }
+        })
+        .clone()
+}
+
+impl Cri {
+    fn new() -> Option<Cri> {
+        let bins = [
+            "/usr/bin/containerd",
+            "/usr/bin/ctr",
+            "/usr/bin/containerd-shim-runc-v2",
+            "/usr/lib/cni/bridge",
+            "/usr/lib/cni/host-local",
+            "/usr/lib/cni/loopback",
+        ];
+        if !available(ENGINE, &bins) {
+            return None;
+        }
+        let client = client();
+        let mut sb = Sandbox::new("cri");
+        let top = sb.top.display().to_string();
+        let cgroup = sb.top.file_name().unwrap().to_string_lossy().into_owned();
+        sb.own_cgroup(&cgroup);
+        std::fs::create_dir_all(sb.path("cni")).unwrap();
+        std::fs::write(sb.path("cni/10-nsbt.conflist"), cni_config(&top)).unwrap();
+        std::fs::write(sb.path("config.toml"), containerd_config(&top)).unwrap();
+        let sock = sb.path("c.sock");
+        let probe = client.clone();
+        // containerd in a network namespace of its own, loopback up (the exec streaming server
+        // listens there): the pods' bridge and veths live in it and go with it.
+        let script =
+            "ip link set lo up && exec /usr/bin/containerd --log-level warn --config \"$0\"";
+        sb.start_daemon(
+            "containerd",
+            Command::new("unshare")
+                .args(["--net", "--", "sh", "-c", script])
+                .arg(sb.path("config.toml")),
+            || sock.exists() && run(Command::new(&probe).arg(&sock).arg("version")).status == 0,
+        );
+        let c = Cri { sb, client, cgroup };
+        let tar = archive_with_pause(&c.sb.top);
+        let out = run(Command::new("/usr/bin/ctr")
+            .arg("-a")
+            .arg(&sock)
+            .args(["-n", "k8s.io", "images", "import"])
+            .arg(&tar));
+        assert_eq!(
+            out.status,
+            0,
+            "ctr images import: {}\n{}",
+            out.stderr,
+            c.sb.logs()
+        );
+        for image in [IMAGE, PAUSE_IMAGE] {
+            let seen = wait_until(Duration::from_secs(10), || {
+                c.call("image_status", json!({"image": {"image": image}}))
+                    .is_ok_and(|v| !v["image"].is_null())
+            });
+            assert!(seen, "the CRI does not see {image}:\n{}", c.sb.logs());
+        }
+        Some(c)
+    }
+
+    /// CRI call `method` (snake_case) with `req` (absent fields take their defaults).
+    pub fn call(&self, method: &str, req: Value) -> Result<Value, String> {
+        let out = run(Command::new(&self.client)
+            .arg(self.sb.path("c.sock"))
+            .arg(method)
+            .arg(req.to_string()));
+        if out.status != 0 {
+            // The runtime's own words come last, after the shim's and the bundle's path.
+            let e = out.stderr.trim().trim_start_matches("nsboot-cri-client: ");
+            let e = match e.rsplit_once("config.json: ") {
+                Some((_, why)) => format!("{method}: {why}"),
+                None => e.to_string(),
+            };
+            return Err(crate::harness::first_lines(&e));
+        }
+        serde_json::from_str(&out.stdout).map_err(|e| format!("{method}: {e}: {}", out.stdout))
+    }
+
+    /// A pod named `name` with `rt` as its handler, each container in a pid namespace of its
+    /// own (as the kubelet asks unless shareProcessNamespace).
+    pub fn run_pod(&self, rt: Runtime, name: &str) -> Result<Pod, String> {
+        let logs = self.sb.path(&format!("logs/{name}"));
+        std::fs::create_dir_all(&logs).unwrap();
+        let config = json!({
+            "metadata": {"name": name, "uid": format!("uid-{name}"), "namespace": "default"},
+            "hostname": name,
+            "log_directory": logs,
+            "linux": {
+                "cgroup_parent": format!("/{}/{name}", self.cgroup),
+                "security_context": {"namespace_options": {"pid": NS_CONTAINER}},
+            },
+        });
+        let resp = self.call(
+            "run_pod_sandbox",
+            json!({"config": config, "runtime_handler": rt.name()}),
+        )?;
+        let id = resp["pod_sandbox_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        Ok(Pod { id, config, logs })
+    }
+
+    /// Create and start container `name` in `pod` running `argv`, `linux` its LinuxContainerConfig;
+    /// logs to `<log_directory>/<name>.log`. Returns its id.
+    pub fn start(
+        &self,
+        pod: &Pod,
+        name: &str,
+        argv: &[&str],
+        mut linux: Value,
+    ) -> Result<String, String> {
+        linux["security_context"]["namespace_options"]["pid"] = json!(NS_CONTAINER);
+        let config = json!({
+            "metadata": {"name": name},
+            "image": {"image": IMAGE},
+            "command": argv,
+            "log_path": format!("{name}.log"),
+            "linux": linux,
+        });
+        let resp = self.call(
+            "create_container",
+            json!({"pod_sandbox_id": pod.id, "config": config, "sandbox_config": pod.config}),
+        )?;
+        let id = resp["container_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        self.call("start_container", json!({"container_id": id}))?;
+        Ok(id)
+    }
+
+    /// A `sleep 1000` container.
+    pub fn sleeper(&self, pod: &Pod, name: &str, linux: Value) -> Result<String, String> {
+        self.start(pod, name, &["sleep", "1000"], linux)
+    }
+
+    pub fn status(&self, id: &str) -> Result<Value, String> {
+        self.call(
+            "container_status",
+            json!({"container_id": id, "verbose": true}),
+        )
+    }
+
+    /// Wait until container `id` is in `state` (CONTAINER_*); its status then.
+    pub fn wait_state(&self, id: &str, state: i64, timeout: Duration) -> Result<Value, String> {
+        let mut last = Value::Null;
+        wait_until(timeout, || {
+            last = self.status(id).unwrap_or(Value::Null);
+            last["status"]["state"].as_i64() == Some(state)
+        });
+        match last["status"]["state"].as_i64() == Some(state) {
+            true => Ok(last),
+            false => Err(format!(
+                "container {name} is not in state {state}: {}",
+                last["status"],
+                name = &id[..12.min(id.len())]
+            )),
+        }
+    }
+
+    /// ExecSync `argv` in `id`: (exit code, stdout, stderr).
+    pub fn exec_sync(&self, id: &str, argv: &[&str]) -> Result<(i64, String, String), String> {
+        let r = self.call(
+            "exec_sync",
+            json!({"container_id": id, "cmd": argv, "timeout": 10}),
+        )?;
+        let text = |v: &Value| {
+            let bytes: Vec<u8> = v
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|b| b.as_u64().map(|b| b as u8))
+                .collect();
+            String::from_utf8_lossy(&bytes).into_owned()
+        };
+        Ok((
+            r["exit_code"].as_i64().unwrap_or(-1),
+            text(&r["stdout"]),
+            text(&r["stderr"]),
+        ))
+    }
+
+    /// Exec `argv` in `id` with a tty and stdin, attached as `kubectl exec -it` does (from
+    /// containerd's network namespace, where its streaming server listens): (exit status,
+    /// output). (A tty without stdin, which kubectl never asks for, loses the output in
+    /// containerd 1.6 with runc too.)
+    pub fn exec_tty(&self, id: &str, argv: &[&str]) -> Result<(i32, String), String> {
+        let r = self.call(
+            "exec",
+            json!({"container_id": id, "cmd": argv, "tty": true, "stdin": true, "stdout": true}),
+        )?;
+        let url = r["url"].as_str().ok_or("exec: no url")?;
+        let pid = self
+            .sb
+            .daemon_pid("containerd")
+            .ok_or("containerd is gone")?;
+        let out = run(Command::new("nsenter")
+            .arg(format!("--net=/proc/{pid}/ns/net"))
+            .arg("--")
+            .arg(&self.client)
+            .arg(self.sb.path("c.sock"))
+            .args(["stream", url]));
+        if out.stdout.is_empty() {
+            let err = crate::harness::first_lines(&out.stderr);
+            return Err(format!("exec -t: status {}: {err}", out.status));
+        }
+        Ok((out.status, out.stdout))
+    }
+
+    /// The host path of container `id`'s cgroup in hierarchy `controller`.
+    pub fn cgroup_dir(&self, id: &str, controller: &str) -> Result<PathBuf, String> {
+        let st = self.status(id)?;
+        let info: Value = serde_json::from_str(st["info"]["info"].as_str().unwrap_or("null"))
+            .map_err(|e| format!("container_status info: {e}"))?;
+        let path = info["runtimeSpec"]["linux"]["cgroupsPath"]
+            .as_str()
+            .ok_or("no cgroupsPath in the container's spec")?;
+        Ok(Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join(path.trim_start_matches('/')))
+    }
+
+    /// Stop and remove every pod (the kubelet's order: containers stopped with the sandbox).
+    pub fn remove_all(&self) -> Step {
+        let list = self.call("list_pod_sandbox", json!({}))?;
+        for p in list["items"].as_array().into_iter().flatten() {
+            let id = p["id"].as_str().unwrap_or_default();
+            self.call("stop_pod_sandbox", json!({"pod_sandbox_id": id}))?;
+            self.call("remove_pod_sandbox", json!({"pod_sandbox_id": id}))?;
+        }
+        Ok(())
+    }
+
+    fn finish(self) {
+        let pods = self.call("list_pod_sandbox", json!({}));
+        let ctrs = self.call("list_containers", json!({}));
+        let empty = |r: &Result<Value, String>| {
+            r.as_ref()
+                .is_ok_and(|v| v["items"].as_array().is_none_or(|a| a.is_empty()))
+        };
+        assert!(
+            empty(&pods) && empty(&ctrs),
+            "left in the CRI: {pods:?} {ctrs:?}"
+        );
+        self.sb.finish();
+    }
+}
+
+fn containerd_config(top: &str) -> String {
+    let runtime = |rt: Runtime| {
+        let name = rt.name();
+        format!(
+            "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.{name}]\n\
+             runtime_type = \"io.containerd.runc.v2\"\n\
+             [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.{name}.options]\n\
+             BinaryName = \"{}\"\nRoot = \"{top}/{name}\"\nSystemdCgroup = false\n",
+            rt.path().display()
+        )
+    };
+    format!(
+        "version = 2\nroot = \"{top}/root\"\nstate = \"{top}/state\"\n\
+         [grpc]\naddress = \"{top}/c.sock\"\n[ttrpc]\naddress = \"{top}/c.sock.ttrpc\"\n\
+         [debug]\naddress = \"\"\n[metrics]\naddress = \"\"\n\
+         [plugins.\"io.containerd.internal.v1.opt\"]\npath = \"{top}/opt\"\n\
+         [plugins.\"io.containerd.grpc.v1.cri\"]\n\
+         sandbox_image = \"{PAUSE_IMAGE}\"\n\
+         stream_server_address = \"127.0.0.1\"\nstream_server_port = \"0\"\n\
+         netns_mounts_under_state_dir = true\n\
+         disable_apparmor = true\ntolerate_missing_hugetlb_controller = true\n\
+         restrict_oom_score_adj = true\n\
+         [plugins.\"io.containerd.grpc.v1.cri\".containerd]\ndefault_runtime_name = \"runc\"\n\
+         {}{}\
+         [plugins.\"io.containerd.grpc.v1.cri\".cni]\nbin_dir = \"/usr/lib/cni\"\n\
+         conf_dir = \"{top}/cni\"\n",
+        runtime(Runtime::Runc),
+        runtime(Runtime::Nsboot)
+    )
+}
+
+/// A bridge (in containerd's network namespace) with host-local addresses kept below top.
+fn cni_config(top: &str) -> String {
+    json!({
+        "cniVersion": "0.4.0",
+        "name": "nsbt",
+        "plugins": [{
+            "type": "bridge",
+            "bridge": "nsbt0",
+            "isGateway": false,
+            "ipMasq": false,
+            "ipam": {
+                "type": "host-local",
+                "ranges": [[{"subnet": "10.88.7.0/24"}]],
+                "dataDir": format!("{top}/ipam"),
+            },
+        }],
+    })
+    .to_string()
+}
+
+/// Run `step` with both handlers on one containerd, each with a pod name of its own, and
+/// remove every pod after each.
+fn steps(name: &str, step: impl Fn(&Cri, Runtime, &str) -> Step) {
+    let Some(c) = Cri::new() else { return };
+    compare(ENGINE, name, |rt| {
+        let result = step(&c, rt, &crate::harness::container_name(name, rt));
+        let cleanup = c.remove_all();
+        result.and(cleanup)
+    });
+    c.finish();
+}
+
+/// Err unless `got` is `want`.
+fn expect<T: PartialEq + std::fmt::Debug>(got: T, want: T, what: &str) -> Step {
+    match got == want {
+        true => Ok(()),
+        false => Err(format!("{what}: {got:?}, not {want:?}")),
+    }
+}
+
+/// The log file of container `name` in `pod`: its lines' stream and text (CRI log format:
+/// `TIME STREAM TAG TEXT`).
+fn log_lines(pod: &Pod, name: &str) -> Vec<(String, String)> {
+    std::fs::read_to_string(pod.logs.join(format!("{name}.log")))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.splitn(4, ' ');
+            let (_time, stream, _tag) = (w.next()?, w.next()?, w.next()?);
+            Some((stream.to_string(), w.next().unwrap_or_default().to_string()))
+        })
+        .collect()
+}
+
+step_tests! {
+    #[ignore = "nsboot: pods need namespaces joined by path and cgroups as root"]
+    cri_pod_runs_and_its_containers_share_the_network: "pod network" => pod_network;
+    #[ignore = "nsboot: pods need namespaces joined by path and cgroups as root"]
+    cri_security_context_is_applied: "securityContext" => security_context;
+    #[ignore = "nsboot: pods need namespaces joined by path and cgroups as root"]
+    cri_resources_are_applied_and_updated: "resources" => resources;
+    #[ignore = "nsboot: pods need namespaces joined by path and cgroups as root"]
+    cri_container_and_pod_stats: "stats" => stats;
+    #[ignore = "nsboot: pods need namespaces joined by path and cgroups as root"]
+    cri_exec_sync_and_exec_with_a_tty: "exec" => exec;
+    #[ignore = "nsboot: pods need namespaces joined by path and cgroups as root"]
+    cri_logs_are_written_where_the_kubelet_reads_them: "logs" => logs;
+    #[ignore = "nsboot: pods need namespaces joined by path and cgroups as root"]
+    cri_stop_container_honours_the_grace_period: "stop grace" => stop_grace;
+    #[ignore = "nsboot: pods need namespaces joined by path and cgroups as root"]
+    cri_pod_teardown_leaves_nothing: "teardown" => teardown;
+}
+
+/// RunPodSandbox, then a server on localhost in one container and a client of it in another;
+/// both in the sandbox's network namespace, not the host's. Prints the time from
+/// RunPodSandbox to the first container running.
+fn pod_network(c: &Cri, rt: Runtime, name: &str) -> Step {
+    let t0 = Instant::now();
+    let pod = c.run_pod(rt, name)?;
+    let server = "mkdir -p /tmp/www && echo hello-from-a >/tmp/www/index.html && \
+                  exec httpd -f -p 127.0.0.1:8080 -h /tmp/www";
+    let a = c.start(&pod, "a", &["sh", "-c", server], json!({}))?;
+    c.wait_state(&a, CONTAINER_RUNNING, Duration::from_secs(10))?;
+    eprintln!(
+        "cri: RunPodSandbox to a running container with {}: {} ms",
+        rt.name(),
+        t0.elapsed().as_millis()
+    );
+    let client = "for i in $(seq 100); do wget -qO- http://127.0.0.1:8080/ && exit 0; \
+                  sleep 0.1; done; exit 1";
+    let b = c.start(&pod, "b", &["sh", "-c", client], json!({}))?;
+    let st = c.wait_state(&b, CONTAINER_EXITED, Duration::from_secs(20))?;
+    expect(
+        st["status"]["exit_code"].as_i64(),
+        Some(0),
+        "the client's exit code",
+    )?;
+    let lines = log_lines(&pod, "b");
+    if !lines.iter().any(|(_, t)| t == "hello-from-a") {
+        return Err(format!("the client did not reach the server: {lines:?}"));
+    }
+    let (_, net_a, _) = c.exec_sync(&a, &["readlink", "/proc/self/ns/net"])?;
+    let host = std::fs::read_link("/proc/self/ns/net")
+        .unwrap()
+        .display()
+        .to_string();
+    expect(
+        net_a.trim() == host,
+        false,
+        "the pod runs in the host's network namespace",
+    )?;
+    Ok(())
+}
+
+/// runAsUser, readOnlyRootFilesystem, capabilities drop ALL, seccomp RuntimeDefault,
+/// privileged false: as the container's init sees them.
+fn security_context(c: &Cri, rt: Runtime, name: &str) -> Step {
+    let pod = c.run_pod(rt, name)?;
+    let sc = json!({"security_context": {
+        "run_as_user": {"value": 1000},
+        "readonly_rootfs": true,
+        "privileged": false,
+        "capabilities": {"drop_capabilities": ["ALL"]},
+        "seccomp": {"profile_type": 0},
+    }});
+    let id = c.sleeper(&pod, "app", sc)?;
+    let script = "grep -E '^(Uid|CapEff|CapBnd|Seccomp):' /proc/1/status | tr -s '\\t ' ' '; \
+                  touch /x 2>/dev/null && echo rootfs-writable || echo rootfs-read-only";
+    let (code, out, err) = c.exec_sync(&id, &["sh", "-c", script])?;
+    expect(code, 0, &format!("the check's exit code ({err})"))?;
+    let want = "Uid: 1000 1000 1000 1000\nCapBnd: 0000000000000000\n\
+                CapEff: 0000000000000000\nSeccomp: 2\nrootfs-read-only\n";
+    let mut got: Vec<&str> = out.lines().collect();
+    got.sort();
+    let mut w: Vec<&str> = want.lines().collect();
+    w.sort();
+    expect(got, w, "the container's init")
+}
+
+/// Memory and CPU limits in the container's cgroup, then changed by UpdateContainerResources.
+fn resources(c: &Cri, rt: Runtime, name: &str) -> Step {
+    let pod = c.run_pod(rt, name)?;
+    let res = |mem: i64, quota: i64| json!({"memory_limit_in_bytes": mem, "cpu_period": 100000, "cpu_quota": quota, "cpu_shares": 512});
+    let id = c.sleeper(&pod, "app", json!({"resources": res(64 << 20, 50000)}))?;
+    let read = |ctl: &str, file: &str| -> Result<String, String> {
+        let p = c.cgroup_dir(&id, ctl)?.join(file);
+        std::fs::read_to_string(&p)
+            .map(|s| s.trim().to_string())
+            .map_err(|e| format!("{}: {e}", p.display()))
+    };
+    expect(
+        read("memory", "memory.limit_in_bytes")?,
+        (64u64 << 20).to_string(),
+        "memory limit",
+    )?;
+    expect(
+        read("cpu", "cpu.cfs_quota_us")?,
+        "50000".into(),
+        "cpu quota",
+    )?;
+    expect(read("cpu", "cpu.shares")?, "512".into(), "cpu shares")?;
+    c.call(
+        "update_container_resources",
+        json!({"container_id": id, "linux": res(96 << 20, 20000)}),
+    )?;
+    expect(
+        read("memory", "memory.limit_in_bytes")?,
+        (96u64 << 20).to_string(),
+        "updated memory limit",
+    )?;
+    expect(
+        read("cpu", "cpu.cfs_quota_us")?,
+        "20000".into(),
+        "updated cpu quota",
+    )
+}
+
+/// ContainerStats and PodSandboxStats report the container's CPU and memory use.
+fn stats(c: &Cri, rt: Runtime, name: &str) -> Step {
+    let pod = c.run_pod(rt, name)?;
+    let busy = "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; exec sleep 1000";
+    let id = c.start(&pod, "app", &["sh", "-c", busy], json!({}))?;
+    let mut last = Value::Null;
+    let ok = wait_until(Duration::from_secs(10), || {
+        last = c
+            .call("container_stats", json!({"container_id": id}))
+            .unwrap_or(Value::Null);
+        let s = &last["stats"];
+        s["cpu"]["usage_core_nano_seconds"]["value"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+            && s["memory"]["working_set_bytes"]["value"]
+                .as_u64()
+                .unwrap_or(0)
+                > 0
+    });
+    if !ok {
+        return Err(format!("container_stats: {last}"));
+    }
+    let p = c.call("pod_sandbox_stats", json!({"pod_sandbox_id": pod.id}))?;
+    let linux = &p["stats"]["linux"];
+    if linux["cpu"]["usage_core_nano_seconds"]["value"]
+        .as_u64()
+        .unwrap_or(0)
+        == 0
+        || linux["memory"]["working_set_bytes"]["value"]
+            .as_u64()
+            .unwrap_or(0)
+            == 0
+    {
+        return Err(format!("pod_sandbox_stats: {p}"));
+    }
+    Ok(())
+}
+
+/// ExecSync passes back stdout, stderr and the exit code; Exec with a tty runs on a pty.
+fn exec(c: &Cri, rt: Runtime, name: &str) -> Step {
+    let pod = c.run_pod(rt, name)?;
+    let id = c.sleeper(&pod, "app", json!({}))?;
+    let r = c.exec_sync(&id, &["sh", "-c", "echo out; echo err >&2; exit 3"])?;
+    expect(r, (3, "out\n".into(), "err\n".into()), "exec_sync")?;
+    let (code, out) = c.exec_tty(&id, &["sh", "-c", "tty; exit 4"])?;
+    expect(code, 4, &format!("exec -t's exit status ({out:?})"))?;
+    match out.contains("/dev/pts/") {
+        true => Ok(()),
+        false => Err(format!("exec -t: no terminal: {:?}", out.trim())),
+    }
+}
+
+/// The container's stdout and stderr in the CRI log format at log_directory/log_path.
+fn logs(c: &Cri, rt: Runtime, name: &str) -> Step {
+    let pod = c.run_pod(rt, name)?;
+    let id = c.start(
+        &pod,
+        "app",
+        &["sh", "-c", "echo to-out; echo to-err >&2"],
+        json!({}),
+    )?;
+    let st = c.wait_state(&id, CONTAINER_EXITED, Duration::from_secs(10))?;
+    expect(st["status"]["exit_code"].as_i64(), Some(0), "exit code")?;
+    let path = pod.logs.join("app.log");
+    expect(
+        st["status"]["log_path"].as_str().map(PathBuf::from),
+        Some(path),
+        "log_path",
+    )?;
+    let mut lines = log_lines(&pod, "app");
+    lines.sort();
+    let want = vec![
+        ("stderr".into(), "to-err".into()),
+        ("stdout".into(), "to-out".into()),
+    ];
+    expect(lines, want, "the log")
+}
+
+/// StopContainer: SIGTERM, then SIGKILL once the grace period is over.
+fn stop_grace(c: &Cri, rt: Runtime, name: &str) -> Step {
+    let pod = c.run_pod(rt, name)?;
+    let polite = "trap 'echo got-term; exit 0' TERM; while :; do sleep 0.1; done";
+    let a = c.start(&pod, "polite", &["sh", "-c", polite], json!({}))?;
+    // pid 1 ignores SIGTERM without a handler: only the SIGKILL after the grace period ends it.
+    let b = c.sleeper(&pod, "stubborn", json!({}))?;
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    c.call("stop_container", json!({"container_id": a, "timeout": 10}))?;
+    let quick = t.elapsed();
+    let st = c.wait_state(&a, CONTAINER_EXITED, Duration::from_secs(5))?;
+    expect(
+        st["status"]["exit_code"].as_i64(),
+        Some(0),
+        "exit code on SIGTERM",
+    )?;
+    if quick > Duration::from_secs(5)
+        || !log_lines(&pod, "polite")
+            .iter()
+            .any(|(_, l)| l == "got-term")
+    {
+        return Err(format!("the trap did not end it ({quick:?})"));
+    }
+    let t = Instant::now();
+    c.call("stop_container", json!({"container_id": b, "timeout": 2}))?;
+    let waited = t.elapsed();
+    let st = c.wait_state(&b, CONTAINER_EXITED, Duration::from_secs(5))?;
+    expect(
+        st["status"]["exit_code"].as_i64(),
+        Some(137),
+        "exit code after the grace period",
+    )?;
+    match waited >= Duration::from_secs(2) && waited < Duration::from_secs(8) {
+        true => Ok(()),
+        false => Err(format!(
+            "stopped after {waited:?}, not the 2 s grace period"
+        )),
+    }
+}
+
+/// StopPodSandbox and RemovePodSandbox: no process, mount, cgroup or netns of the pod left.
+fn teardown(c: &Cri, rt: Runtime, name: &str) -> Step {
+    let pod = c.run_pod(rt, name)?;
+    let id = c.sleeper(&pod, "app", json!({}))?;
+    let info = |v: Value| -> Value {
+        serde_json::from_str(v["info"]["info"].as_str().unwrap_or("null")).unwrap_or(Value::Null)
+    };
+    let cinfo = info(c.status(&id)?);
+    let pinfo = info(c.call(
+        "pod_sandbox_status",
+        json!({"pod_sandbox_id": pod.id, "verbose": true}),
+    )?);
+    let pids: Vec<i64> = [&cinfo["pid"], &pinfo["pid"]]
+        .iter()
+        .filter_map(|p| p.as_i64())
+        .collect();
+    let netns = pinfo["runtimeSpec"]["linux"]["namespaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|n| n["type"] == "network")
+        .and_then(|n| n["path"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let cgroup = c.cgroup_dir(&id, "memory")?;
+    if pids.len() != 2 || netns.is_empty() || !cgroup.exists() {
+        return Err(format!(
+            "the pod before teardown: pids {pids:?}, netns {netns:?}, cgroup {}",
+            cgroup.display()
+        ));
+    }
+    c.call("stop_pod_sandbox", json!({"pod_sandbox_id": pod.id}))?;
+    c.call("remove_pod_sandbox", json!({"pod_sandbox_id": pod.id}))?;
+    let mut left = Vec::new();
+    let gone = |p: &i64| {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+        stat.is_empty()
+            || stat
+                .rsplit(')')
+                .next()
+                .unwrap_or_default()
+                .trim_start()
+                .starts_with('Z')
+    };
+    wait_until(Duration::from_secs(5), || pids.iter().all(gone));
+    left.extend(
+        pids.iter()
+            .filter(|p| !gone(p))
+            .map(|p| format!("process {p}")),
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    if mounts.lines().any(|l| l.split(' ').nth(4) == Some(&netns)) || Path::new(&netns).exists() {
+        left.push(format!("netns {netns}"));
+    }
+    if cgroup.exists() {
+        left.push(format!("cgroup {}", cgroup.display()));
+    }
+    let listed = c.call("list_containers", json!({}))?;
+    if listed["items"].as_array().is_some_and(|a| !a.is_empty()) {
+        left.push(format!("containers {}", listed["items"]));
+    }
+    match left.is_empty() {
+        true => Ok(()),
+        false => Err(format!("left after RemovePodSandbox: {left:?}")),
+    }
+}
