@@ -300,15 +300,21 @@ impl Cri {
             .join(path.trim_start_matches('/')))
     }
 
-    /// Stop and remove every pod (the kubelet's order: containers stopped with the sandbox).
+    /// Stop and remove every pod (the kubelet's order: containers stopped with the sandbox),
+    /// each tried whatever the others did; the first failure.
     pub fn remove_all(&self) -> Step {
         let list = self.call("list_pod_sandbox", json!({}))?;
+        let mut result = Ok(());
         for p in list["items"].as_array().into_iter().flatten() {
-            let id = p["id"].as_str().unwrap_or_default();
-            self.call("stop_pod_sandbox", json!({"pod_sandbox_id": id}))?;
-            self.call("remove_pod_sandbox", json!({"pod_sandbox_id": id}))?;
+            let req = json!({"pod_sandbox_id": p["id"]});
+            let r = self
+                .call("stop_pod_sandbox", req.clone())
+                .and_then(|_| self.call("remove_pod_sandbox", req));
+            if let (Err(e), Ok(())) = (r, &result) {
+                result = Err(e);
+            }
         }
-        Ok(())
+        result
     }
 
     fn finish(self) {
