@@ -20,6 +20,8 @@ mod common;
 mod containerd;
 #[path = "engines/cri.rs"]
 mod cri;
+#[path = "engines/cri_node.rs"]
+mod cri_node;
 #[path = "engines/docker.rs"]
 mod docker;
 #[path = "engines/harness.rs"]
