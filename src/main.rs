@@ -55,6 +55,8 @@ fn run() -> i32 {
         Command::Ps(args) => cli::ps::run(args, &cli.global),
         Command::Features(args) => cli::features::run(args),
         Command::Exec(args) => cli::exec::run(args, &cli.global),
+        Command::Checkpoint(args) => cli::checkpoint::run(args, &cli.global),
+        Command::Restore(args) => cli::restore::run(args, &cli.global),
         Command::Boot(args) => cli::boot::run(args, &cli.global),
     }
 }

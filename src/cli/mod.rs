@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod boot;
 pub mod check;
+pub mod checkpoint;
 pub mod create;
 pub mod delete;
 pub mod do_cmd;
@@ -19,6 +20,7 @@ pub mod features;
 pub mod kill;
 pub mod list;
 pub mod ps;
+pub mod restore;
 pub mod run;
 pub mod setup;
 pub mod spec;
@@ -142,6 +144,10 @@ pub enum Command {
     Features(features::FeaturesArgs),
     /// Run a process in a running container.
     Exec(exec::ExecArgs),
+    /// Checkpoint a running container with CRIU.
+    Checkpoint(checkpoint::CheckpointArgs),
+    /// Restore a container from a CRIU checkpoint (not supported yet).
+    Restore(restore::RestoreArgs),
     /// INTERNAL: the sandbox supervisor, started by nsboot itself (runsc boot's fd contract).
     Boot(boot::BootArgs),
 }

@@ -2,6 +2,7 @@
 //! maps, release it through the userns sync fd, read start-sync, start it, forward signals
 //! and wait.
 
+pub mod criu;
 pub mod hooks;
 pub mod launch;
 pub mod pty;

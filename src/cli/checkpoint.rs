@@ -1,0 +1,116 @@
+//! `nsboot checkpoint [FLAGS] ID`: dump a running container's application with CRIU (runc's
+//! flags; `sandbox::criu` says what is dumped and how).
+
+use std::path::PathBuf;
+
+use crate::cli::Global;
+use crate::sandbox::criu::{self, DumpOptions};
+use crate::state::lifecycle::{self, LifecycleError, Status};
+
+// Checkpoint a running container with CRIU.
+#[derive(Debug, clap::Args)]
+pub struct CheckpointArgs {
+    /// Where to write the images (default: ./checkpoint).
+    #[arg(long = "image-path", value_name = "DIR")]
+    pub image_path: Option<PathBuf>,
+    /// Where CRIU writes dump.log and its work files (default: the image path).
+    #[arg(long = "work-path", value_name = "DIR")]
+    pub work_path: Option<PathBuf>,
+    /// Images of a previous pre-dump, relative to the image path.
+    #[arg(long = "parent-path", value_name = "DIR")]
+    pub parent_path: Option<PathBuf>,
+    /// Leave the container running once dumped.
+    #[arg(long = "leave-running")]
+    pub leave_running: bool,
+    /// Dump established TCP connections.
+    #[arg(long = "tcp-established")]
+    pub tcp_established: bool,
+    /// Allow external unix sockets.
+    #[arg(long = "ext-unix-sk")]
+    pub ext_unix_sk: bool,
+    /// Allow a shell job (a terminal shared with the caller).
+    #[arg(long = "shell-job")]
+    pub shell_job: bool,
+    /// Dump file locks.
+    #[arg(long = "file-locks")]
+    pub file_locks: bool,
+    /// Dump memory only, leave the container running (iterative migration).
+    #[arg(long = "pre-dump")]
+    pub pre_dump: bool,
+    /// CRIU's cgroup mode: soft, full, strict or ignore.
+    #[arg(long = "manage-cgroups-mode", value_name = "MODE")]
+    pub manage_cgroups_mode: Option<String>,
+    /// A namespace (network) whose contents are not dumped; restore makes it anew.
+    #[arg(long = "empty-ns", value_name = "NS")]
+    pub empty_ns: Vec<String>,
+    /// Refused: lazy migration needs a page server nsboot does not drive.
+    #[arg(long = "lazy-pages", hide = true)]
+    pub lazy_pages: bool,
+    /// Refused (see --lazy-pages).
+    #[arg(long = "page-server", hide = true, value_name = "ADDR:PORT")]
+    pub page_server: Option<String>,
+    /// Refused (see --lazy-pages).
+    #[arg(long = "status-fd", hide = true, value_name = "FD")]
+    pub status_fd: Option<i32>,
+    /// Accepted for runc command lines; CRIU's defaults apply.
+    #[arg(long = "auto-dedup", hide = true)]
+    pub auto_dedup: bool,
+    /// Accepted for runc command lines; CRIU's defaults apply.
+    #[arg(long = "tcp-skip-in-flight", hide = true)]
+    pub tcp_skip_in_flight: bool,
+    /// Accepted for runc command lines; CRIU's defaults apply.
+    #[arg(long = "link-remap", hide = true)]
+    pub link_remap: bool,
+    /// The container id.
+    pub id: String,
+}
+
+pub fn run(args: CheckpointArgs, global: &Global) -> i32 {
+    match checkpoint(args, global) {
+        Ok(()) => 0,
+        Err(e) => {
+            crate::sys::log::fatal(&e);
+            125
+        }
+    }
+}
+
+fn checkpoint(a: CheckpointArgs, global: &Global) -> Result<(), String> {
+    if a.lazy_pages || a.page_server.is_some() || a.status_fd.is_some() {
+        return Err("checkpoint: --lazy-pages, --page-server and --status-fd are not supported by nsboot: dump to an image directory".into());
+    }
+    let root = crate::state::root_dir(global.root.as_deref()).map_err(|e| e.to_string())?;
+    let c = lifecycle::load(&root, &a.id).map_err(|e| e.to_string())?;
+    let app = c.require_app().map_err(|e| e.to_string())?;
+    if c.status != Status::Running {
+        let e = LifecycleError::NotRunning {
+            id: a.id.clone(),
+            status: c.status.as_str().into(),
+        };
+        return Err(e.to_string());
+    }
+    let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
+    let opts = DumpOptions {
+        image_path: cwd.join(a.image_path.unwrap_or_else(|| "checkpoint".into())),
+        work_path: a.work_path.map(|p| cwd.join(p)),
+        leave_running: a.leave_running || a.pre_dump,
+        tcp_established: a.tcp_established,
+        ext_unix_sk: a.ext_unix_sk,
+        shell_job: a.shell_job,
+        file_locks: a.file_locks,
+        pre_dump: a.pre_dump,
+        parent_path: a.parent_path,
+        manage_cgroups_mode: a.manage_cgroups_mode,
+        empty_ns: a.empty_ns,
+    };
+    criu::dump(&a.id, app, &c.state.rootfs, &opts).map_err(|e| e.to_string())?;
+    if !opts.leave_running {
+        // CRIU killed the tree: wait (briefly) for the supervisor to see the application go,
+        // so that `state` right after says "stopped", as runc's does.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while lifecycle::is_alive(app) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! `nsboot checkpoint` (CRIU's `criu dump` of the application's tree) and `restore` (refused
+//! for now). Where CRIU itself cannot run (Debian's 3.17 on a kernel with a `[vvar_vclock]`
+//! mapping, 6.13 and later; a rootless caller), checkpoint must fail in one line, naming
+//! CRIU's error, and leave the container as it was. The VM environment `cgv2-root` (kernel
+//! 6.12) runs the dump itself.
+
+mod common;
+#[path = "lifecycle/support.rs"]
+mod support;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use common::{Bundle, Mode};
+use support::*;
+
+/// Prints a growing count, one number per line, five a second.
+const COUNTER: &str = "i=0; while :; do i=$((i+1)); echo $i; sleep 0.2; done";
+
+fn counter(mode: Mode) -> Bundle {
+    Bundle::new(mode).args(&["/bin/sh", "-c", COUNTER])
+}
+
+/// The last number the counter of `id` printed.
+fn count(b: &Bundle, id: &str) -> u64 {
+    app_output(b, id)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .last()
+        .unwrap_or(0)
+}
+
+/// Whether CRIU can run here at all (`criu check` initialises what every dump needs).
+fn criu_works() -> bool {
+    Command::new("criu")
+        .arg("check")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn start_counter(b: &Bundle, id: &str) {
+    let c = create(b, id, &[]);
+    assert_eq!(c.status, 0, "{:?}: create: {}", b.mode(), c.stderr);
+    let s = nsb(b, &["start", id]);
+    assert_eq!(s.status, 0, "{:?}: start: {}", b.mode(), s.stderr);
+    assert!(
+        eventually(|| count(b, id) >= 3),
+        "{:?}: the counter does not count: {}",
+        b.mode(),
+        app_output(b, id)
+    );
+}
+
+fn one_line_125(out: &common::Output, what: &str) {
+    assert_eq!(out.status, 125, "{what}: {out:?}");
+    assert_eq!(out.stderr.trim_end().lines().count(), 1, "{what}: {out:?}");
+}
+
+fn images(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn checkpoint_leave_running_dumps_and_the_counter_goes_on_then_a_dump_stops_it() {
+    if !common::is_root() {
+        return;
+    }
+    let b = counter(Mode::Root);
+    start_counter(&b, "ck");
+    let imgs = top(&b).join("images");
+    let work = top(&b).join("work");
+    let (img_s, work_s) = (imgs.to_str().unwrap(), work.to_str().unwrap());
+    let args = [
+        "checkpoint",
+        "--image-path",
+        img_s,
+        "--work-path",
+        work_s,
+        "--leave-running",
+        "ck",
+    ];
+    let out = nsb(&b, &args);
+    if !criu_works() {
+        // CRIU's own failure, in one line, and the container untouched.
+        one_line_125(&out, "checkpoint where criu cannot run");
+        assert!(out.stderr.contains("criu dump failed"), "{out:?}");
+        assert!(work.join("dump.log").is_file(), "no dump.log in {work:?}");
+        let before = count(&b, "ck");
+        assert!(
+            eventually(|| count(&b, "ck") > before),
+            "the counter stopped"
+        );
+        assert_eq!(status(&b, "ck"), "running");
+        let d = nsb(&b, &["delete", "--force", "ck"]);
+        assert_eq!(d.status, 0, "{d:?}");
+        common::assert_nothing_left(b.mode(), b.state_dir());
+        eprintln!("criu cannot run on this kernel: checked nsboot's refusal only");
+        return;
+    }
+    assert_eq!(out.status, 0, "checkpoint --leave-running: {out:?}");
+    let found = images(&imgs);
+    for want in ["inventory.img", "pstree.img"] {
+        assert!(found.iter().any(|f| f == want), "no {want} in {found:?}");
+    }
+    assert!(work.join("dump.log").is_file(), "no dump.log in {work:?}");
+    assert_eq!(status(&b, "ck"), "running", "--leave-running stopped it");
+    let before = count(&b, "ck");
+    assert!(
+        eventually(|| count(&b, "ck") > before + 2),
+        "the counter stopped after --leave-running"
+    );
+
+    // Without --leave-running, CRIU kills the tree once dumped: the container stops.
+    let imgs2 = top(&b).join("images2");
+    let out = nsb(
+        &b,
+        &["checkpoint", "--image-path", imgs2.to_str().unwrap(), "ck"],
+    );
+    assert_eq!(out.status, 0, "checkpoint: {out:?}");
+    assert!(images(&imgs2).iter().any(|f| f == "pstree.img"));
+    assert!(
+        imgs2.join("dump.log").is_file(),
+        "the work path defaults to the image path"
+    );
+    wait_status(&b, "ck", "stopped");
+    let d = nsb(&b, &["delete", "ck"]);
+    assert_eq!(d.status, 0, "{d:?}");
+    common::assert_nothing_left(b.mode(), b.state_dir());
+}
+
+#[test]
+fn rootless_checkpoint_fails_in_one_line_and_leaves_the_container_running() {
+    for mode in common::rootless_modes() {
+        let b = counter(mode);
+        start_counter(&b, "rl");
+        let imgs = top(&b).join("images");
+        let out = nsb(
+            &b,
+            &["checkpoint", "--image-path", imgs.to_str().unwrap(), "rl"],
+        );
+        one_line_125(&out, &format!("{mode:?}: rootless checkpoint"));
+        let before = count(&b, "rl");
+        assert!(eventually(|| count(&b, "rl") > before), "{mode:?}: stopped");
+        let d = nsb(&b, &["delete", "--force", "rl"]);
+        assert_eq!(d.status, 0, "{d:?}");
+        common::assert_nothing_left(b.mode(), b.state_dir());
+    }
+}
+
+#[test]
+fn checkpoint_needs_a_running_container() {
+    for mode in common::modes() {
+        let b = counter(mode);
+        let out = nsb(&b, &["checkpoint", "nope"]);
+        one_line_125(&out, "missing id");
+        assert!(out.stderr.contains("does not exist"), "{out:?}");
+        let c = create(&b, "cr", &[]);
+        assert_eq!(c.status, 0, "{mode:?}: create: {}", c.stderr);
+        let imgs = top(&b).join("images");
+        let out = nsb(
+            &b,
+            &["checkpoint", "--image-path", imgs.to_str().unwrap(), "cr"],
+        );
+        one_line_125(&out, "created container");
+        assert!(out.stderr.contains("is not running"), "{out:?}");
+        let out = nsb(&b, &["checkpoint", "--manage-cgroups-mode", "bogus", "cr"]);
+        one_line_125(&out, "bad cgroup mode");
+        let out = nsb(&b, &["checkpoint", "--lazy-pages", "cr"]);
+        one_line_125(&out, "lazy pages");
+        assert_eq!(status(&b, "cr"), "created");
+        let d = nsb(&b, &["delete", "--force", "cr"]);
+        assert_eq!(d.status, 0, "{d:?}");
+        common::assert_nothing_left(b.mode(), b.state_dir());
+    }
+}
+
+#[test]
+fn restore_is_refused_in_one_line_and_creates_nothing() {
+    for mode in common::modes() {
+        let b = counter(mode);
+        let imgs = top(&b).join("images");
+        fs::create_dir_all(&imgs).unwrap();
+        let bundle = b.dir().to_str().unwrap().to_string();
+        let args = [
+            "restore",
+            "--image-path",
+            imgs.to_str().unwrap(),
+            "--bundle",
+            &bundle,
+            "--detach",
+            "rs",
+        ];
+        let out = nsb(&b, &args);
+        one_line_125(&out, "restore");
+        assert!(out.stderr.contains("not supported"), "{out:?}");
+        let l = nsb(&b, &["state", "rs"]);
+        assert!(l.stderr.contains("does not exist"), "{l:?}");
+        common::assert_nothing_left(b.mode(), b.state_dir());
+    }
+}
