@@ -31,12 +31,22 @@ fn count(b: &Bundle, id: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The VM environments whose kernel Debian's CRIU 3.17 runs on (6.12: no `[vvar_vclock]`
+/// yet): there the dump and the restore themselves must pass.
+const CRIU_ENVS: &[&str] = &["cgv2-root", "cgv2-root-try"];
+
 /// Whether CRIU can run here at all (`criu check` initialises what every dump needs).
 fn criu_works() -> bool {
-    Command::new("criu")
+    let works = Command::new("criu")
         .arg("check")
         .output()
-        .is_ok_and(|o| o.status.success())
+        .is_ok_and(|o| o.status.success());
+    let env = std::env::var("NSBOOT_VM_ENV").unwrap_or_default();
+    assert!(
+        works || !CRIU_ENVS.contains(&env.as_str()),
+        "`criu check` fails in VM environment {env}, where CRIU must run"
+    );
+    works
 }
 
 fn start_counter(b: &Bundle, id: &str) {
@@ -70,7 +80,7 @@ fn images(dir: &Path) -> Vec<String> {
 }
 
 #[test]
-fn checkpoint_leave_running_dumps_and_the_counter_goes_on_then_a_dump_stops_it() {
+fn checkpoint_leave_running_then_checkpoint_then_restore_and_the_counter_goes_on() {
     if !common::is_root() {
         return;
     }
@@ -92,7 +102,7 @@ fn checkpoint_leave_running_dumps_and_the_counter_goes_on_then_a_dump_stops_it()
     if !criu_works() {
         // CRIU's own failure, in one line, and the container untouched.
         one_line_125(&out, "checkpoint where criu cannot run");
-        assert!(out.stderr.contains("criu dump failed"), "{out:?}");
+        assert!(out.stderr.contains("criu dump of container ck failed"), "{out:?}");
         assert!(work.join("dump.log").is_file(), "no dump.log in {work:?}");
         let before = count(&b, "ck");
         assert!(
@@ -102,6 +112,10 @@ fn checkpoint_leave_running_dumps_and_the_counter_goes_on_then_a_dump_stops_it()
         assert_eq!(status(&b, "ck"), "running");
         let d = nsb(&b, &["delete", "--force", "ck"]);
         assert_eq!(d.status, 0, "{d:?}");
+        // A restore from images CRIU could not write fails alike, and leaves no container.
+        let r = restore(&b, "ck", &imgs);
+        one_line_125(&r, "restore where criu cannot run");
+        assert!(nsb(&b, &["state", "ck"]).stderr.contains("does not exist"));
         common::assert_nothing_left(b.mode(), b.state_dir());
         eprintln!("criu cannot run on this kernel: checked nsboot's refusal only");
         return;
@@ -132,9 +146,45 @@ fn checkpoint_leave_running_dumps_and_the_counter_goes_on_then_a_dump_stops_it()
         "the work path defaults to the image path"
     );
     wait_status(&b, "ck", "stopped");
+    let last = count(&b, "ck");
     let d = nsb(&b, &["delete", "ck"]);
     assert_eq!(d.status, 0, "{d:?}");
+
+    // Restored under the same id, the counter goes on from where it was dumped.
+    let r = restore(&b, "ck", &imgs2);
+    assert_eq!(r.status, 0, "restore: {r:?}");
+    assert_eq!(status(&b, "ck"), "running");
+    assert!(
+        eventually(|| count(&b, "ck") > last + 2),
+        "the restored counter does not count: {}",
+        app_output(&b, "ck")
+    );
+    let after: Vec<u64> = app_output(&b, "ck")
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .skip_while(|&n| n != last)
+        .collect();
+    assert!(
+        after.windows(2).all(|w| w[1] == w[0] + 1),
+        "the count restarted or skipped: {after:?}"
+    );
+    let d = nsb(&b, &["delete", "--force", "ck"]);
+    assert_eq!(d.status, 0, "{d:?}");
     common::assert_nothing_left(b.mode(), b.state_dir());
+}
+
+/// `nsboot restore --detach` of `images` into `id`, its output in a file (the restored
+/// supervisor keeps the caller's stdio, as after create).
+fn restore(b: &Bundle, id: &str, images: &Path) -> common::Output {
+    let mut cmd = b.nsboot();
+    cmd.arg("--root")
+        .arg(b.state_dir())
+        .args(["restore", "--detach", "--bundle"])
+        .arg(b.dir())
+        .arg("--image-path")
+        .arg(images)
+        .arg(id);
+    run_to_file(b, &format!("restore-{id}"), cmd)
 }
 
 #[test]
@@ -184,24 +234,19 @@ fn checkpoint_needs_a_running_container() {
 }
 
 #[test]
-fn restore_is_refused_in_one_line_and_creates_nothing() {
+fn restore_without_a_checkpoint_fails_in_one_line_and_creates_nothing() {
     for mode in common::modes() {
         let b = counter(mode);
         let imgs = top(&b).join("images");
         fs::create_dir_all(&imgs).unwrap();
-        let bundle = b.dir().to_str().unwrap().to_string();
-        let args = [
-            "restore",
-            "--image-path",
-            imgs.to_str().unwrap(),
-            "--bundle",
-            &bundle,
-            "--detach",
-            "rs",
-        ];
-        let out = nsb(&b, &args);
-        one_line_125(&out, "restore");
-        assert!(out.stderr.contains("not supported"), "{out:?}");
+        let r = restore(&b, "rs", &imgs);
+        one_line_125(&r, "restore of an empty image path");
+        assert!(r.stderr.contains("nsboot checkpoint"), "{r:?}");
+        let mut cmd = b.nsboot();
+        cmd.arg("--root").arg(b.state_dir());
+        cmd.args(["restore", "--console-socket", "/nonexistent", "rs"]);
+        let r = run_to_file(&b, "restore-console", cmd);
+        one_line_125(&r, "restore with a console socket");
         let l = nsb(&b, &["state", "rs"]);
         assert!(l.stderr.contains("does not exist"), "{l:?}");
         common::assert_nothing_left(b.mode(), b.state_dir());

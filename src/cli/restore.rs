@@ -1,63 +1,112 @@
-//! `nsboot restore [FLAGS] ID`: runc's command line, refused for now (one line, 125): see
-//! `sandbox::criu` for what a checkpoint holds and docs for what a restore lacks.
+//! `nsboot restore [FLAGS] ID`: a container made from a bundle and a checkpoint of
+//! `nsboot checkpoint` (runc's flags; `sandbox::criu::restore` says how).
 
 use std::path::PathBuf;
 
 use crate::cli::Global;
+use crate::sandbox::criu::{self, RestoreOptions};
 
-// Restore a container from a CRIU checkpoint (not supported yet: refused).
+// Restore a container from a CRIU checkpoint.
 #[derive(Debug, clap::Args)]
 pub struct RestoreArgs {
     /// The checkpoint's images (default: ./checkpoint).
     #[arg(long = "image-path", value_name = "DIR")]
     pub image_path: Option<PathBuf>,
-    /// Where CRIU writes restore.log.
+    /// Where CRIU writes restore.log (default: the image path).
     #[arg(long = "work-path", value_name = "DIR")]
     pub work_path: Option<PathBuf>,
     /// The bundle (default: the current directory).
-    #[arg(long, short = 'b', value_name = "DIR")]
-    pub bundle: Option<PathBuf>,
+    #[arg(long, short = 'b', value_name = "DIR", default_value = ".")]
+    pub bundle: PathBuf,
     /// Return once restored.
     #[arg(long, short = 'd')]
     pub detach: bool,
-    /// Write the restored application's pid to FILE.
+    /// Write the container's pid (its supervisor's) to FILE.
     #[arg(long = "pid-file", value_name = "FILE")]
     pub pid_file: Option<PathBuf>,
-    /// Socket that receives the terminal's master.
+    /// Refused: a restored terminal is not supported yet.
     #[arg(long = "console-socket", value_name = "PATH")]
     pub console_socket: Option<PathBuf>,
-    #[arg(long = "tcp-established", hide = true)]
+    /// Restore established TCP connections.
+    #[arg(long = "tcp-established")]
     pub tcp_established: bool,
-    #[arg(long = "ext-unix-sk", hide = true)]
+    /// Allow external unix sockets.
+    #[arg(long = "ext-unix-sk")]
     pub ext_unix_sk: bool,
-    #[arg(long = "shell-job", hide = true)]
+    /// Allow a shell job.
+    #[arg(long = "shell-job")]
     pub shell_job: bool,
-    #[arg(long = "file-locks", hide = true)]
+    /// Restore file locks.
+    #[arg(long = "file-locks")]
     pub file_locks: bool,
-    #[arg(long = "manage-cgroups-mode", hide = true, value_name = "MODE")]
+    /// CRIU's cgroup mode: soft, full, strict or ignore.
+    #[arg(long = "manage-cgroups-mode", value_name = "MODE")]
     pub manage_cgroups_mode: Option<String>,
+    /// Accepted for runc command lines: a dumped namespace is restored, an empty one made.
     #[arg(long = "empty-ns", hide = true, value_name = "NS")]
     pub empty_ns: Vec<String>,
+    /// Accepted for runc command lines (the supervisor reaps, not the caller).
     #[arg(long = "no-subreaper", hide = true)]
     pub no_subreaper: bool,
+    /// Accepted for runc command lines.
     #[arg(long = "no-pivot", hide = true)]
     pub no_pivot: bool,
+    /// Accepted for runc command lines; CRIU's defaults apply.
     #[arg(long = "auto-dedup", hide = true)]
     pub auto_dedup: bool,
+    /// Refused: lazy migration needs a page server nsboot does not drive.
     #[arg(long = "lazy-pages", hide = true)]
     pub lazy_pages: bool,
+    /// Refused: nsboot applies no LSM label.
     #[arg(long = "lsm-profile", hide = true, value_name = "TYPE:LABEL")]
     pub lsm_profile: Option<String>,
+    /// Refused: nsboot applies no LSM label.
     #[arg(long = "lsm-mount-context", hide = true, value_name = "CONTEXT")]
     pub lsm_mount_context: Option<String>,
     /// The container id.
     pub id: String,
 }
 
-pub fn run(args: RestoreArgs, _global: &Global) -> i32 {
-    crate::sys::log::fatal(&format!(
-        "restore of container {}: not supported by nsboot yet (the application's tree must be restored under a new supervisor, which nsboot cannot do yet): use runc to restore, or start the container anew",
-        crate::state::cut(&args.id)
-    ));
-    125
+pub fn run(a: RestoreArgs, global: &Global) -> i32 {
+    use crate::sys::log::fail;
+    if a.console_socket.is_some() {
+        return fail(&"restore: --console-socket is not supported: nsboot restores containers without a terminal only");
+    }
+    if a.lazy_pages || a.lsm_profile.is_some() || a.lsm_mount_context.is_some() {
+        return fail(&"restore: --lazy-pages, --lsm-profile and --lsm-mount-context are not supported by nsboot");
+    }
+    if let Err(e) = crate::state::validate_id(&a.id) {
+        return fail(&e);
+    }
+    let spec = match crate::spec::load(&a.bundle) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let bundle = std::path::absolute(&a.bundle).unwrap_or_else(|_| a.bundle.clone());
+    let rootfs = match crate::spec::rootfs_path(&spec, &bundle) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    let root = match crate::state::root_dir(global.root.as_deref()) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
+    let opts = RestoreOptions {
+        id: a.id,
+        bundle,
+        image_path: cwd.join(a.image_path.unwrap_or_else(|| "checkpoint".into())),
+        work_path: a.work_path.map(|p| cwd.join(p)),
+        detach: a.detach,
+        pid_file: a.pid_file.map(|p| cwd.join(p)),
+        tcp_established: a.tcp_established,
+        ext_unix_sk: a.ext_unix_sk,
+        shell_job: a.shell_job,
+        file_locks: a.file_locks,
+        manage_cgroups_mode: a.manage_cgroups_mode,
+    };
+    match criu::restore(&root, &spec, &rootfs, &opts) {
+        Ok(code) => code,
+        Err(e) => fail(&e),
+    }
 }

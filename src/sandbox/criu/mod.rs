@@ -10,6 +10,9 @@
 //! destination, as runc declares them (`--ext-mount-map DEST:DEST`); a restore maps them back.
 
 use std::path::{Path, PathBuf};
+
+mod restore;
+pub use restore::{restore, RestoreOptions};
 use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
@@ -34,18 +37,18 @@ pub struct DumpOptions {
 
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum CriuError {
-    #[error("checkpoint needs CRIU: `criu` was not found in PATH: install it (Debian: apt-get install criu)")]
+    #[error("checkpoint and restore need CRIU: `criu` was not found in PATH: install it (Debian: apt-get install criu)")]
     Missing,
-    #[error("checkpoint of container {id}: {what} {path}: {why}")]
+    #[error("container {id}: {what} {path}: {why}")]
     Dir {
         id: String,
         what: String,
         path: PathBuf,
         why: String,
     },
-    #[error("checkpoint of container {id}: running criu: {why}")]
+    #[error("container {id}: running criu: {why}")]
     Spawn { id: String, why: String },
-    #[error("checkpoint of container {id}: criu {action} failed ({how}): {error}; see {log}")]
+    #[error("criu {action} of container {id} failed ({how}): {error}; see {log}")]
     Failed {
         id: String,
         action: String,
@@ -53,20 +56,22 @@ pub enum CriuError {
         error: String,
         log: PathBuf,
     },
-    #[error("checkpoint: --{flag} {value:?} is not one of {allowed}")]
+    #[error("--{flag} {value:?} is not one of {allowed}")]
     Flag {
         flag: String,
         value: String,
         allowed: String,
     },
     #[error(
-        "checkpoint of container {id}: the application's mounts (/proc/{pid}/mountinfo): {why}"
+        "container {id}: the application's mounts (/proc/{pid}/mountinfo): {why}"
     )]
     Mounts { id: String, pid: i32, why: String },
+    #[error("restore of container {id}: {why}")]
+    Restore { id: String, why: String },
 }
 
 /// `--manage-cgroups-mode` values CRIU knows.
-const CGROUP_MODES: &[&str] = &["soft", "full", "strict", "ignore"];
+pub(crate) const CGROUP_MODES: &[&str] = &["soft", "full", "strict", "ignore"];
 /// `--empty-ns` values, runc's names for CRIU's.
 const EMPTY_NS: &[&str] = &["network"];
 
@@ -137,13 +142,29 @@ pub fn dump(id: &str, app: i32, rootfs: &Path, o: &DumpOptions) -> Result<(), Cr
     if !o.empty_ns.is_empty() {
         cmd.args(["--empty-ns", "net"]);
     }
-    for dest in external_mounts(&mountinfo) {
-        cmd.arg("--ext-mount-map").arg(format!("{dest}:{dest}"));
+    let externals = external_mounts(&mountinfo);
+    for m in &externals {
+        cmd.arg("--ext-mount-map").arg(format!("{0}:{0}", m.dest));
     }
+    // What a restore needs besides CRIU's images: where each external mount came from, and
+    // what the application's stdio was (a pipe of the engine's is handed over anew).
+    let record = Record {
+        mounts: externals,
+        stdio: (0..3)
+            .map(|fd| {
+                std::fs::read_link(format!("/proc/{app}/fd/{fd}"))
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            })
+            .collect(),
+    };
+    let body = serde_json::to_vec_pretty(&record).unwrap_or_default();
+    let rec = o.image_path.join(RECORD);
+    std::fs::write(&rec, body).map_err(|e| dir_err("writing", &rec, e))?;
     run(id, action, cmd, &work.join(&log_name))
 }
 
-fn flag(flag: &str, value: &str, allowed: &[&str]) -> CriuError {
+pub(crate) fn flag(flag: &str, value: &str, allowed: &[&str]) -> CriuError {
     CriuError::Flag {
         flag: flag.into(),
         value: value.into(),
@@ -153,16 +174,17 @@ fn flag(flag: &str, value: &str, allowed: &[&str]) -> CriuError {
 
 /// Runs criu with its output in the log, and turns a failure into one line: the first
 /// `Error` line CRIU logged (the cause; the later ones are its consequences).
-fn run(id: &str, action: &str, mut cmd: Command, log: &Path) -> Result<(), CriuError> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(|e| CriuError::Spawn {
-            id: id.into(),
-            why: e.to_string(),
-        })?;
+pub(crate) fn run(id: &str, action: &str, mut cmd: Command, log: &Path) -> Result<(), CriuError> {
+    // A restore's criu keeps the caller's stdio: `--inherit-fd fd[N]:..` names its own fds.
+    if action != "restore" {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+    }
+    let out = cmd.output().map_err(|e| CriuError::Spawn {
+        id: id.into(),
+        why: e.to_string(),
+    })?;
     if out.status.success() {
         return Ok(());
     }
@@ -170,12 +192,7 @@ fn run(id: &str, action: &str, mut cmd: Command, log: &Path) -> Result<(), CriuE
     let stderr = String::from_utf8_lossy(&out.stderr);
     let error = first_error(&logged)
         .or_else(|| first_error(&stderr))
-        .or_else(|| {
-            stderr
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .map(str::to_string)
-        })
+        .or_else(|| stderr.lines().find(|l| !l.trim().is_empty()).map(str::to_string))
         .unwrap_or_else(|| "no error logged".into());
     Err(CriuError::Failed {
         id: id.into(),
@@ -206,7 +223,7 @@ fn first_error(log: &str) -> Option<String> {
 }
 
 /// The criu binary: `criu` in PATH (as runc finds it).
-fn find_criu() -> Option<PathBuf> {
+pub(crate) fn find_criu() -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
     std::env::split_paths(&path)
         .chain(["/usr/sbin".into(), "/sbin".into()])
@@ -214,22 +231,48 @@ fn find_criu() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The file nsboot adds to a checkpoint's images (runc's `descriptors.json` holds the stdio).
+pub const RECORD: &str = "nsboot.json";
+
+/// What nsboot adds to CRIU's images.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Record {
+    pub mounts: Vec<External>,
+    /// /proc/APP/fd/{0,1,2} at dump (`pipe:[123]`, a path).
+    pub stdio: Vec<String>,
+}
+
+/// An external mount: its destination, and its file system's type and root (the path inside
+/// that file system), from which a restore finds its source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct External {
+    pub dest: String,
+    pub fstype: String,
+    pub root: String,
+}
+
 /// Mount points (other than the root) whose file system has no mount of its own root in the
 /// same namespace: binds from outside, which CRIU can only take as external mounts.
-pub fn external_mounts(mountinfo: &str) -> Vec<String> {
-    let mounts: Vec<(&str, &str, &str)> = mountinfo
+pub fn external_mounts(mountinfo: &str) -> Vec<External> {
+    // (device, root, destination, fstype)
+    let mounts: Vec<(&str, &str, &str, &str)> = mountinfo
         .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split(' ').collect();
-            (f.len() > 4).then(|| (f[2], f[3], f[4]))
+            let sep = f.iter().position(|x| *x == "-")?;
+            (f.len() > sep + 1 && sep > 4).then(|| (f[2], f[3], f[4], f[sep + 1]))
         })
         .collect();
     mounts
         .iter()
-        .filter(|(dev, root, dest)| {
-            *dest != "/" && *root != "/" && !mounts.iter().any(|(d, r, _)| d == dev && *r == "/")
+        .filter(|(dev, root, dest, _)| {
+            *dest != "/" && *root != "/" && !mounts.iter().any(|(d, r, ..)| d == dev && *r == "/")
         })
-        .map(|(_, _, dest)| unescape(dest))
+        .map(|(_, root, dest, fstype)| External {
+            dest: unescape(dest),
+            fstype: (*fstype).into(),
+            root: unescape(root),
+        })
         .collect()
 }
 
@@ -270,10 +313,10 @@ mod tests {
 
     #[test]
     fn binds_from_outside_are_external_and_binds_within_are_not() {
-        assert_eq!(
-            external_mounts(INFO),
-            vec!["/dev/null", "/proc/keys", "/etc/hosts"]
-        );
+        let found: Vec<String> = external_mounts(INFO).into_iter().map(|m| m.dest).collect();
+        assert_eq!(found, vec!["/dev/null", "/proc/keys", "/etc/hosts"]);
+        assert_eq!(external_mounts(INFO)[2].root, "/etc/my hosts");
+        assert_eq!(external_mounts(INFO)[1].fstype, "devtmpfs");
         assert_eq!(unescape("/a\\040b"), "/a b");
     }
 

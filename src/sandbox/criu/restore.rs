@@ -1,0 +1,214 @@
+//! Restore: nsboot's shape rebuilt around CRIU. The caller clones a supervisor as pid 1 of a
+//! new pid namespace (with a mount namespace of its own, where it mounts that namespace's
+//! /proc for CRIU). The supervisor runs `criu restore --restore-detached`, which re-creates
+//! the application's namespaces (user, pid nested below the supervisor's, mount, net, ipc,
+//! uts) from the images; once CRIU exits the application is the supervisor's child, as after
+//! `create`+`start`. The supervisor reaps until the application is gone and exits with its
+//! status; killing it (`delete --force`) ends its pid namespace and every process in it.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use nix::mount::{mount, MsFlags};
+use nix::sched::CloneFlags;
+
+use super::{flag, run, CriuError, Record, CGROUP_MODES, RECORD};
+use crate::spec::Spec;
+use crate::state;
+use crate::sys::{self, Cloned};
+
+/// runc's restore flags.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub image_path: PathBuf,
+    pub work_path: Option<PathBuf>,
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub tcp_established: bool,
+    pub ext_unix_sk: bool,
+    pub shell_job: bool,
+    pub file_locks: bool,
+    pub manage_cgroups_mode: Option<String>,
+}
+
+fn err(id: &str, why: impl Into<String>) -> CriuError {
+    CriuError::Restore {
+        id: id.into(),
+        why: why.into(),
+    }
+}
+
+/// Restores the container `o.id` from `o.image_path`; returns the exit status to end with
+/// (0 once restored with --detach, else the application's).
+pub fn restore(state_root: &Path, spec: &Spec, rootfs: &Path, o: &RestoreOptions) -> Result<i32, CriuError> {
+    let id = o.id.as_str();
+    let criu = super::find_criu().ok_or(CriuError::Missing)?;
+    if let Some(m) = &o.manage_cgroups_mode {
+        if !CGROUP_MODES.contains(&m.as_str()) {
+            return Err(flag("manage-cgroups-mode", m, CGROUP_MODES));
+        }
+    }
+    let rec_path = o.image_path.join(RECORD);
+    let record: Record = std::fs::read(&rec_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| {
+            err(id, format!("{} is missing or unreadable: the image path must hold an nsboot checkpoint", rec_path.display()))
+        })?;
+    let work = o.work_path.clone().unwrap_or_else(|| o.image_path.clone());
+    std::fs::create_dir_all(&work).map_err(|e| err(id, format!("work directory {}: {e}", work.display())))?;
+
+    let mut cmd = Command::new(criu);
+    cmd.arg("restore")
+        .arg("--images-dir")
+        .arg(&o.image_path)
+        .arg("--work-dir")
+        .arg(&work)
+        .args(["--log-file", "restore.log", "-v4", "--restore-detached"])
+        .arg("--root")
+        .arg(rootfs);
+    for (on, f) in [
+        (o.tcp_established, "--tcp-established"),
+        (o.ext_unix_sk, "--ext-unix-sk"),
+        (o.shell_job, "--shell-job"),
+        (o.file_locks, "--file-locks"),
+    ] {
+        if on {
+            cmd.arg(f);
+        }
+    }
+    match &o.manage_cgroups_mode {
+        Some(m) => cmd.arg(format!("--manage-cgroups={m}")),
+        None => cmd.arg("--manage-cgroups"),
+    };
+    for m in &record.mounts {
+        let src = external_source(spec, m).ok_or_else(|| {
+            err(id, format!("the external mount {} ({} {}) has no source in the bundle's config.json", m.dest, m.fstype, m.root))
+        })?;
+        cmd.arg("--ext-mount-map").arg(format!("{}:{}", m.dest, src));
+    }
+    // The application's stdio pipes (an engine's, at dump) are this command's own stdio now.
+    for (fd, what) in record.stdio.iter().enumerate() {
+        if what.starts_with("pipe:") || what.starts_with("socket:") {
+            cmd.arg("--inherit-fd").arg(format!("fd[{fd}]:{what}"));
+        }
+    }
+
+    let entry = state::create(state_root, id).map_err(|e| err(id, e.to_string()))?;
+    let (report_r, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| err(id, format!("creating a pipe: {e}")))?;
+    let cloned = sys::clone_process(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS)
+        .map_err(|e| err(id, format!("cloning the supervisor: {e}")));
+    let (pid, pidfd) = match cloned {
+        Ok(Cloned::Child) => supervise(cmd, id, &work, report_w),
+        Ok(Cloned::Parent { pid, pidfd }) => (pid, pidfd),
+        Err(e) => {
+            entry.remove();
+            return Err(e);
+        }
+    };
+    drop(report_w);
+    let mut report = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut std::fs::File::from(report_r), &mut report);
+    if !report.is_empty() {
+        let _ = sys::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
+        let _ = sys::pidfd_wait(pidfd.as_fd());
+        entry.remove();
+        return Err(serde_json::from_slice(&report)
+            .unwrap_or_else(|_| err(id, String::from_utf8_lossy(&report).into_owned())));
+    }
+    let st = state::State::new(
+        id,
+        "running",
+        pid.as_raw(),
+        o.bundle.clone(),
+        rootfs.into(),
+        spec.annotations().clone(),
+    );
+    let saved = entry.save(&st).map_err(|e| err(id, e.to_string())).and_then(|()| match &o.pid_file {
+        Some(p) => std::fs::write(p, pid.to_string())
+            .map_err(|e| err(id, format!("writing the pid file {}: {e}", p.display()))),
+        None => Ok(()),
+    });
+    if let Err(e) = saved {
+        let _ = sys::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
+        let _ = sys::pidfd_wait(pidfd.as_fd());
+        entry.remove();
+        return Err(e);
+    }
+    drop(entry);
+    if o.detach {
+        return Ok(0);
+    }
+    sys::pidfd_wait(pidfd.as_fd()).map_err(|e| err(id, format!("waiting for the supervisor: {e}")))
+}
+
+/// The host path an external mount is bound from: the host's device nodes (nsboot binds
+/// /dev/null & co. and masks files with /dev/null), or the spec's bind mount at that place.
+fn external_source(spec: &Spec, m: &super::External) -> Option<String> {
+    if m.fstype == "devtmpfs" {
+        return Some(format!("/dev{}", m.root));
+    }
+    spec.mounts()
+        .iter()
+        .flatten()
+        .find(|sm| sm.destination().to_str() == Some(m.dest.as_str()))
+        .and_then(|sm| sm.source().as_ref())
+        .map(|s| s.to_string_lossy().into_owned())
+}
+
+/// The supervisor, pid 1 of its pid namespace: /proc of that namespace for CRIU, CRIU's
+/// restore (its failure reported on `report` as a serialised error), then reaping until the
+/// application is gone. Never returns.
+fn supervise(mut cmd: Command, id: &str, work: &Path, report: OwnedFd) -> ! {
+    // The caller's fds (the state lock among them) are not the supervisor's to keep; the
+    // report pipe moves to fd 3.
+    let fd = report.as_raw_fd();
+    let moved = nix::unistd::dup2(fd, 3).is_ok();
+    std::mem::forget(report);
+    if !moved || sys::close_range(4, u32::MAX).is_err() {
+        std::process::exit(125);
+    }
+    // SAFETY: fd 3 is the report pipe's write end, duplicated above and owned by nobody else.
+    let report = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(3) };
+    let fail = |e: CriuError| -> ! {
+        let _ = nix::unistd::write(&report, &serde_json::to_vec(&e).unwrap_or_default());
+        std::process::exit(125)
+    };
+    let private = mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    );
+    let proc_ = mount(
+        Some("proc"),
+        "/proc",
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    );
+    if let Err(e) = private.and(proc_) {
+        fail(err(id, format!("mounting /proc for CRIU in the supervisor: {e}")));
+    }
+    if let Err(e) = run(id, "restore", std::mem::replace(&mut cmd, Command::new("true")), &work.join("restore.log")) {
+        fail(e);
+    }
+    drop(report);
+    // Reap everything; the application is the last to go (pid 1 of its own namespace).
+    let mut status = 0;
+    loop {
+        match nix::sys::wait::wait() {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => status = c,
+            Ok(nix::sys::wait::WaitStatus::Signaled(_, s, _)) => status = 128 + s as i32,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => break,
+        }
+    }
+    std::process::exit(status)
+}
