@@ -300,6 +300,17 @@ fn app_main(
                 .map_err(ProcessError::Console)?;
             Some(pty.slave)
         }
+        // A created container's process leads a session of its own, as runc's init does: a
+        // session led from outside its pid namespace cannot be checkpointed (CRIU).
+        None if !autostart => {
+            nix::unistd::setsid().map_err(|e| {
+                ProcessError::Step(crate::sys::Failed {
+                    step: "starting a session for the application".into(),
+                    errno: e.into(),
+                })
+            })?;
+            None
+        }
         None => None,
     };
     wire::send(sock, &AppMsg::Ready)?;

@@ -120,11 +120,12 @@ pub fn dump(id: &str, app: i32, rootfs: &Path, o: &DumpOptions) -> Result<(), Cr
         .args(["--log-file", &log_name, "-v4"])
         .arg("--root")
         .arg(rootfs);
+    let shell_job = o.shell_job;
     for (on, flag) in [
         (o.leave_running, "--leave-running"),
         (o.tcp_established, "--tcp-established"),
         (o.ext_unix_sk, "--ext-unix-sk"),
-        (o.shell_job, "--shell-job"),
+        (shell_job, "--shell-job"),
         (o.file_locks, "--file-locks"),
     ] {
         if on {
@@ -147,16 +148,20 @@ pub fn dump(id: &str, app: i32, rootfs: &Path, o: &DumpOptions) -> Result<(), Cr
         cmd.arg("--ext-mount-map").arg(format!("{0}:{0}", m.dest));
     }
     // What a restore needs besides CRIU's images: where each external mount came from, and
-    // what the application's stdio was (a pipe of the engine's is handed over anew).
+    // what the application's stdio was (the engine's pipes, a file outside the container),
+    // which a restore hands over anew (`--inherit-fd`).
+    let stdio: Vec<String> = (0..3).map(|fd| stdio_key(app, fd, &mountinfo)).collect();
+    let mut declared = Vec::new();
+    for key in stdio.iter().filter(|k| k.starts_with("file[")) {
+        if !declared.contains(key) {
+            cmd.arg("--external").arg(key);
+            declared.push(key.clone());
+        }
+    }
     let record = Record {
+        shell_job,
         mounts: externals,
-        stdio: (0..3)
-            .map(|fd| {
-                std::fs::read_link(format!("/proc/{app}/fd/{fd}"))
-                    .map(|p| p.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            })
-            .collect(),
+        stdio,
     };
     let body = serde_json::to_vec_pretty(&record).unwrap_or_default();
     let rec = o.image_path.join(RECORD);
@@ -231,12 +236,44 @@ pub(crate) fn find_criu() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// CRIU's name for the application's fd `fd`: `pipe:[N]` and `socket:[N]` as they are, a
+/// file on a mount outside the container as `file[MNT_ID:INODE]` (hex); "" for what CRIU
+/// dumps by itself (a file inside) or what is not there.
+fn stdio_key(app: i32, fd: i32, mountinfo: &str) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let link = format!("/proc/{app}/fd/{fd}");
+    let Ok(target) = std::fs::read_link(&link) else {
+        return String::new();
+    };
+    let target = target.to_string_lossy().into_owned();
+    if target.starts_with("pipe:") || target.starts_with("socket:") {
+        return target;
+    }
+    let mnt_id = std::fs::read_to_string(format!("/proc/{app}/fdinfo/{fd}"))
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("mnt_id:").map(|v| v.trim().to_string()))
+        });
+    let inside = |id: &str| mountinfo.lines().any(|l| l.split(' ').next() == Some(id));
+    match (mnt_id, std::fs::metadata(&link)) {
+        (Some(id), Ok(meta)) if !inside(&id) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            format!("file[{id:x}:{:x}]", meta.ino())
+        }
+        _ => String::new(),
+    }
+}
+
 /// The file nsboot adds to a checkpoint's images (runc's `descriptors.json` holds the stdio).
 pub const RECORD: &str = "nsboot.json";
 
 /// What nsboot adds to CRIU's images.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Record {
+    /// Dumped with --shell-job (the session and process group lie outside the container).
+    #[serde(default)]
+    pub shell_job: bool,
     pub mounts: Vec<External>,
     /// /proc/APP/fd/{0,1,2} at dump (`pipe:[123]`, a path).
     pub stdio: Vec<String>,

@@ -73,7 +73,7 @@ pub fn restore(state_root: &Path, spec: &Spec, rootfs: &Path, o: &RestoreOptions
     for (on, f) in [
         (o.tcp_established, "--tcp-established"),
         (o.ext_unix_sk, "--ext-unix-sk"),
-        (o.shell_job, "--shell-job"),
+        (o.shell_job || record.shell_job, "--shell-job"),
         (o.file_locks, "--file-locks"),
     ] {
         if on {
@@ -90,10 +90,13 @@ pub fn restore(state_root: &Path, spec: &Spec, rootfs: &Path, o: &RestoreOptions
         })?;
         cmd.arg("--ext-mount-map").arg(format!("{}:{}", m.dest, src));
     }
-    // The application's stdio pipes (an engine's, at dump) are this command's own stdio now.
-    for (fd, what) in record.stdio.iter().enumerate() {
-        if what.starts_with("pipe:") || what.starts_with("socket:") {
-            cmd.arg("--inherit-fd").arg(format!("fd[{fd}]:{what}"));
+    // The application's stdio from outside (an engine's pipes, a file) is this command's own
+    // stdio now, as runc hands it over.
+    let mut inherited: Vec<&String> = Vec::new();
+    for (fd, key) in record.stdio.iter().enumerate() {
+        if !key.is_empty() && !inherited.contains(&key) {
+            cmd.arg("--inherit-fd").arg(format!("fd[{fd}]:{key}"));
+            inherited.push(key);
         }
     }
 
