@@ -195,3 +195,41 @@ fn missing_linux_device_is_one_line_naming_it() {
         common::assert_nothing_left(mode, bundle.state_dir());
     }
 }
+
+/// As real root, a linux.devices node the host lacks is made (mknod) with the entry's
+/// fileMode (0666 when absent), uid and gid, as runc does; it opens as the device it claims.
+/// Rootless, the kernel allows no mknod: still one line naming the entry (above).
+#[test]
+fn as_root_a_missing_device_is_made_with_its_mode_and_owner() {
+    if !common::is_root() {
+        eprintln!("not root: no node is made");
+        return;
+    }
+    let mode = Mode::Root;
+    let devices = json!([
+        { "path": "/dev/nsbt-null", "type": "c", "major": 1, "minor": 3,
+          "fileMode": 416, "uid": 1, "gid": 2 },
+        { "path": "/dev/nsbt-zero", "type": "c", "major": 1, "minor": 5 },
+        { "path": "/dev/sub/nsbt-fifo", "type": "p", "fileMode": 384, "uid": 3, "gid": 4 }
+    ]);
+    let script =
+        "stat -c '%n %F %t %T %a %u %g' /dev/nsbt-null /dev/nsbt-zero /dev/sub/nsbt-fifo; \
+                  echo x > /dev/nsbt-null && echo null=ok; head -c 3 /dev/nsbt-zero | wc -c; \
+                  cat /proc/self/mountinfo | grep -c nsbt-";
+    let bundle = Bundle::new(mode)
+        .args(&["/bin/sh", "-c", script])
+        .edit(|c| c["linux"]["devices"] = devices);
+    let out = run_ok(&bundle, "mknod");
+    assert_eq!(
+        out.stdout,
+        "/dev/nsbt-null character special file 1 3 640 1 2\n\
+         /dev/nsbt-zero character special file 1 5 666 0 0\n\
+         /dev/sub/nsbt-fifo fifo 0 0 600 3 4\n\
+         null=ok\n3\n3\n",
+        "{out:?}"
+    );
+    assert!(
+        !Path::new("/dev/nsbt-null").exists(),
+        "a node was made on the host's /dev"
+    );
+}

@@ -73,33 +73,41 @@ fn symlinks(
     links
 }
 
-/// Supervisor side, after mount_all: /dev as a tmpfs unless the spec mounts one, the
-/// standard nodes and linux.devices bound from the host, and the standard symlinks.
+/// Supervisor side, before the spec's mounts (so that /dev comes first in the mount table
+/// and its entries beneath /dev land on it): /dev as a tmpfs unless the spec mounts one.
+pub fn mount_default(spec: &Spec, newroot: &Path) -> Result<(), MountError> {
+    let dev = Path::new("/dev");
+    if spec_mounts(spec).iter().any(|(d, _)| d == dev) {
+        return Ok(());
+    }
+    let root = open_root(newroot)?;
+    let ctx = Ctx {
+        at: "/dev setup".into(),
+        dest: dev,
+        root: root.as_fd(),
+    };
+    let target = ctx.target(Create::Dir)?;
+    // nodev: the nodes are binds of the host's, which keep their own mount's flags; a
+    // node made here (by real root with CAP_MKNOD) must not open.
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME;
+    resolve::mount_fs(
+        target.fd.as_fd(),
+        "tmpfs",
+        "tmpfs",
+        flags,
+        "mode=755,size=65536k",
+    )
+    .map_err(|e| ctx.mount_err("a tmpfs", e))
+}
+
+/// Supervisor side, after mount_all (and [`mount_default`]): the standard nodes and
+/// linux.devices bound from the host, and the standard symlinks.
 pub fn setup(spec: &Spec, host: &Path, newroot: &Path) -> Result<(), MountError> {
     let host_fd = open_root(host)?;
     let root = open_root(newroot)?;
     let mounted = spec_mounts(spec);
     let is_mounted = |p: &Path| mounted.iter().any(|(d, _)| d == p);
     let dev = Path::new("/dev");
-    if !is_mounted(dev) {
-        let ctx = Ctx {
-            at: "/dev setup".into(),
-            dest: dev,
-            root: root.as_fd(),
-        };
-        let target = ctx.target(Create::Dir)?;
-        // nodev: the nodes are binds of the host's, which keep their own mount's flags; a
-        // node made here (by real root with CAP_MKNOD) must not open.
-        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME;
-        resolve::mount_fs(
-            target.fd.as_fd(),
-            "tmpfs",
-            "tmpfs",
-            flags,
-            "mode=755,size=65536k",
-        )
-        .map_err(|e| ctx.mount_err("a tmpfs", e))?;
-    }
 
     let linux = spec.linux().as_ref();
     let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();

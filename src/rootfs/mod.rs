@@ -45,22 +45,29 @@ pub enum RootfsError {
     Net(#[from] crate::rootfs::net::NetError),
 }
 
-/// The mount propagation for "/" from linux.rootfsPropagation (default rslave, as runc).
-fn root_propagation(spec: &Spec) -> MsFlags {
+/// linux.rootfsPropagation as mount flags, None when absent. runc applies it to the container's
+/// "/" once pivoted into it (before, a shared root would make pivot_root fail, and sharing the
+/// host's "/" would let mounts propagate back to it).
+fn root_propagation(spec: &Spec) -> Option<MsFlags> {
     let p = spec
         .linux()
         .as_ref()
         .and_then(|l| l.rootfs_propagation().clone());
-    match p.as_deref() {
-        Some("private") => MsFlags::MS_PRIVATE,
-        Some("rprivate") => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-        Some("shared") => MsFlags::MS_SHARED,
-        Some("rshared") => MsFlags::MS_SHARED | MsFlags::MS_REC,
-        Some("slave") => MsFlags::MS_SLAVE,
-        Some("unbindable") => MsFlags::MS_UNBINDABLE,
-        Some("runbindable") => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
-        _ => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-    }
+    let (rec, name) = match p.as_deref()? {
+        "" => return None,
+        p => match p.strip_prefix('r') {
+            Some(rest) if !rest.is_empty() => (MsFlags::MS_REC, rest),
+            _ => (MsFlags::empty(), p),
+        },
+    };
+    let kind = match name {
+        "private" => MsFlags::MS_PRIVATE,
+        "shared" => MsFlags::MS_SHARED,
+        "slave" => MsFlags::MS_SLAVE,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        _ => return None,
+    };
+    Some(kind | rec)
 }
 
 /// Supervisor: from the host's mount namespace copy to an empty root holding /proc and the
@@ -73,24 +80,17 @@ pub fn setup_supervisor_root(
     net: &mut crate::rootfs::net::Pending,
 ) -> Result<(), RootfsError> {
     let none = None::<&str>;
-    // Nothing we mount may propagate back to the host.
+    // Nothing we mount may propagate back to the host: slave (events from the host still
+    // reach the container), private when the spec asks for it.
+    let private = MsFlags::MS_PRIVATE;
+    let flags = match root_propagation(spec) {
+        Some(p) if p.contains(private) => private,
+        _ => MsFlags::MS_SLAVE,
+    };
     step(
         "making / a slave mount",
-        mount(
-            none,
-            "/",
-            none,
-            root_propagation(spec) | MsFlags::MS_REC,
-            none,
-        ),
+        mount(none, "/", none, flags | MsFlags::MS_REC, none),
     )?;
-    if root_propagation(spec).contains(MsFlags::MS_SHARED) {
-        // pivot_root refuses shared mounts; the spec's sharing applies to the container root.
-        step(
-            "making / private",
-            mount(none, "/", none, MsFlags::MS_PRIVATE | MsFlags::MS_REC, none),
-        )?;
-    }
     // Open the rootfs before a tmpfs may hide it (it may live under /tmp).
     let rootfs_fd = std::fs::OpenOptions::new()
         .read(true)
@@ -121,15 +121,10 @@ pub fn setup_supervisor_root(
     mount_supervisor_proc()?;
     bind_rootfs(&rootfs_fd, rootfs, root_readonly(spec))?;
     drop(rootfs_fd);
-    if root_propagation(spec).contains(MsFlags::MS_SHARED) {
-        step(
-            "sharing the container root",
-            mount(none, NEWROOT, none, root_propagation(spec), none),
-        )?;
-    }
     // Before the spec's mounts, so that cwd, volumes, /proc, /tmp... land on top of it.
     overlay::apply(spec, Path::new(NEWROOT))?;
     let host = Path::new(OLDROOT);
+    dev::mount_default(spec, Path::new(NEWROOT))?;
     let later = mounts::mount_all(spec, host, Path::new(NEWROOT), net)?;
     dev::setup(spec, host, Path::new(NEWROOT))?;
     net.finish()?;
@@ -255,6 +250,12 @@ pub fn setup_app_root(spec: &Spec) -> Result<(), RootfsError> {
         umount2(".", MntFlags::MNT_DETACH),
     )?;
     step("chdir /", chdir("/"))?;
+    if let Some(p) = root_propagation(spec) {
+        step(
+            "applying linux.rootfsPropagation to /",
+            mount(None::<&str>, "/", None::<&str>, p, None::<&str>),
+        )?;
+    }
     if root_readonly(spec) {
         remount_readonly(Path::new("/"))?;
     }

@@ -390,6 +390,12 @@ pub fn set_readonly_recursive(target: BorrowedFd<'_>) -> Result<(), Errno> {
     set_attrs(target, MOUNT_ATTR_RDONLY)
 }
 
+/// Sets `set` and clears `clr` (MOUNT_ATTR_*) on the mount at `target` and every mount
+/// beneath it: the spec's recursive options (`rro`, `rnosuid`...).
+pub fn set_recursive(target: BorrowedFd<'_>, set: u64, clr: u64) -> Result<(), Errno> {
+    mount_setattr(target, set, clr, libc::AT_RECURSIVE)
+}
+
 /// Sets `attrs` on the mount at `target` and every mount beneath it; nothing is cleared.
 fn set_attrs(target: BorrowedFd<'_>, attrs: u64) -> Result<(), Errno> {
     mount_setattr(target, attrs, 0, libc::AT_RECURSIVE)
