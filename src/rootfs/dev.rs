@@ -28,7 +28,7 @@ const DEFAULT_NODES: [(&str, nodes::Node); 6] = [
 ];
 
 /// `/a/./b/` and `/a/b` name the same mount point.
-fn clean(p: &Path) -> PathBuf {
+pub(super) fn clean(p: &Path) -> PathBuf {
     let mut out = PathBuf::from("/");
     for c in p.components() {
         match c {
@@ -101,8 +101,14 @@ pub fn mount_default(spec: &Spec, newroot: &Path) -> Result<(), MountError> {
 }
 
 /// Supervisor side, after mount_all (and [`mount_default`]): the standard nodes and
-/// linux.devices bound from the host, and the standard symlinks.
-pub fn setup(spec: &Spec, host: &Path, newroot: &Path) -> Result<(), MountError> {
+/// linux.devices bound from the host (or from `made`, the nodes real root made that the host
+/// lacks: `mknod`), and the standard symlinks.
+pub fn setup(
+    spec: &Spec,
+    host: &Path,
+    newroot: &Path,
+    made: Option<BorrowedFd>,
+) -> Result<(), MountError> {
     let host_fd = open_root(host)?;
     let root = open_root(newroot)?;
     let mounted = spec_mounts(spec);
@@ -153,14 +159,22 @@ pub fn setup(spec: &Spec, host: &Path, newroot: &Path) -> Result<(), MountError>
             dest: path,
             root: root.as_fd(),
         };
-        let (source, st) = match nodes::host_node(&ctx, host_fd.as_fd(), path, &nodes::Node::of(d))
-        {
-            Err(MountError::SourceMissing { .. }) => {
-                return Err(MountError::DeviceMissing {
-                    at,
-                    path: path.clone(),
-                })
-            }
+        let want = nodes::Node::of(d);
+        let missing = || MountError::DeviceMissing {
+            at: at.clone(),
+            path: path.clone(),
+        };
+        let (source, st) = match nodes::host_node(&ctx, host_fd.as_fd(), path, &want) {
+            Err(MountError::SourceMissing { .. }) => match made {
+                Some(made) => {
+                    let name = Path::new(&super::mknod::name(i)).to_path_buf();
+                    match nodes::host_node(&ctx, made, &name, &want) {
+                        Err(MountError::SourceMissing { .. }) => return Err(missing()),
+                        other => other?,
+                    }
+                }
+                None => return Err(missing()),
+            },
             other => other?,
         };
         nodes::entry_allowed(&ctx, d, &st, &rules)?;

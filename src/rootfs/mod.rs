@@ -10,6 +10,7 @@ pub mod net;
 
 pub mod dev;
 pub mod guard;
+pub mod mknod;
 pub mod mounts;
 pub mod nodes;
 pub mod overlay;
@@ -74,10 +75,13 @@ fn root_propagation(spec: &Spec) -> Option<MsFlags> {
 /// assembled container root at /newroot.
 /// `net`: the sandbox's network namespace, joined before the first sysfs (which shows the
 /// network namespace of whoever mounts it) and at the latest when the root is done.
+/// `made`: the linux.devices nodes the host lacks, made by a caller that is real root
+/// ([`mknod`]).
 pub fn setup_supervisor_root(
     spec: &Spec,
     rootfs: &Path,
     net: &mut crate::rootfs::net::Pending,
+    made: Option<std::os::fd::OwnedFd>,
 ) -> Result<(), RootfsError> {
     let none = None::<&str>;
     // Nothing we mount may propagate back to the host: slave (events from the host still
@@ -118,6 +122,13 @@ pub fn setup_supervisor_root(
         sys::pivot_root(base, &base.join("oldroot")).map_err(|e| e.nix()),
     )?;
     step("chdir /", chdir("/"))?;
+    let made = match made {
+        Some(tree) => Some(step(
+            "attaching the linux.devices nodes made by root",
+            mknod::attach(tree).map_err(|e| e.nix()),
+        )?),
+        None => None,
+    };
     mount_supervisor_proc()?;
     bind_rootfs(&rootfs_fd, rootfs, root_readonly(spec))?;
     drop(rootfs_fd);
@@ -126,7 +137,16 @@ pub fn setup_supervisor_root(
     let host = Path::new(OLDROOT);
     dev::mount_default(spec, Path::new(NEWROOT))?;
     let later = mounts::mount_all(spec, host, Path::new(NEWROOT), net)?;
-    dev::setup(spec, host, Path::new(NEWROOT))?;
+    dev::setup(
+        spec,
+        host,
+        Path::new(NEWROOT),
+        made.as_ref().map(std::os::fd::AsFd::as_fd),
+    )?;
+    if made.is_some() {
+        drop(made);
+        mknod::detach();
+    }
     net.finish()?;
     mounts::mount_entries(spec, host, Path::new(NEWROOT), &later, net)?;
     step(

@@ -223,13 +223,22 @@ const NAMESPACE: &[Field] = &[
     ),
 ];
 const DEVICE: &[Field] = &[
-    leaf("type", Applied("src/rootfs/dev.rs")),
-    leaf("path", Applied("src/rootfs/dev.rs")),
-    leaf("major", Applied("src/rootfs/dev.rs")),
-    leaf("minor", Applied("src/rootfs/dev.rs")),
-    leaf("fileMode", Applied("src/rootfs/dev.rs")),
-    leaf("uid", Applied("src/rootfs/dev.rs")),
-    leaf("gid", Applied("src/rootfs/dev.rs")),
+    leaf("type", Applied("src/rootfs/dev.rs, src/rootfs/mknod.rs")),
+    leaf("path", Applied("src/rootfs/dev.rs, src/rootfs/mknod.rs")),
+    leaf("major", Applied("src/rootfs/dev.rs, src/rootfs/mknod.rs")),
+    leaf("minor", Applied("src/rootfs/dev.rs, src/rootfs/mknod.rs")),
+    leaf(
+        "fileMode",
+        Applied("src/rootfs/mknod.rs: a node real root makes, 0666 when absent; a host node bound must have it (src/rootfs/nodes.rs)"),
+    ),
+    leaf(
+        "uid",
+        Applied("src/rootfs/mknod.rs: a node real root makes; a host node bound must have it (src/rootfs/nodes.rs)"),
+    ),
+    leaf(
+        "gid",
+        Applied("src/rootfs/mknod.rs: a node real root makes; a host node bound must have it (src/rootfs/nodes.rs)"),
+    ),
 ];
 const RESOURCES: &[Field] = &[
     f(
