@@ -587,6 +587,11 @@ fn proc_or_sys_symlinks_are_refused_promptly() {
                 "{ctx}: {out:?}"
             );
             assert!(took.as_secs() < 10, "{ctx}: refused after {took:?}");
+            // Nothing was made where the symlink points.
+            assert!(
+                !rootfs.join("nowhere").exists(),
+                "{ctx}: /nowhere made in the rootfs"
+            );
             common::assert_nothing_left(mode, bundle.state_dir());
         }
     }

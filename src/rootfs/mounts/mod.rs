@@ -104,6 +104,25 @@ impl Ctx<'_> {
     /// [`Ctx::target`] for an entry of the spec's mounts of type `typ`, refused where it
     /// resolved somewhere the spec may not mount (see `guard`).
     pub fn spec_target(&self, create: Create, typ: &str) -> Result<Resolved, MountError> {
+        if super::guard::no_symlink(typ)
+            && resolve::through_symlink(self.root, self.dest) == Some(true)
+        {
+            // Refused before anything is made where the symlink points.
+            let resolved = match self.target(Create::No) {
+                Ok(r) => r.path,
+                Err(MountError::Target { errno, .. }) if errno.0 == libc::ENOENT => {
+                    PathBuf::from("a path missing in the rootfs")
+                }
+                Err(e) => return Err(e),
+            };
+            return Err(super::guard::GuardError::Symlinked {
+                at: self.at.clone(),
+                dest: self.dest.to_path_buf(),
+                resolved,
+                typ: typ.into(),
+            }
+            .into());
+        }
         let r = self.target(create)?;
         super::guard::destination(&self.at, self.dest, &r.path, typ)?;
         Ok(r)

@@ -151,6 +151,23 @@ fn resolve_fast(
     }
 }
 
+/// Whether `path` goes through a symlink inside `root` before anything missing in it:
+/// `Some(true)` then, `Some(false)` when not, None when the kernel cannot tell (no openat2).
+/// What is to be refused at a symlink is refused before anything is created beyond it.
+pub fn through_symlink(root: BorrowedFd<'_>, path: &Path) -> Option<bool> {
+    let rel: PathBuf = components(path).collect();
+    if rel.as_os_str().is_empty() {
+        return Some(false);
+    }
+    let c_rel = std::ffi::CString::new(rel.as_os_str().as_encoded_bytes()).ok()?;
+    let resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_SYMLINKS;
+    match crate::sys::openat2(root, &c_rel, libc::O_PATH | libc::O_CLOEXEC, resolve) {
+        Ok(_) | Err(Errno(libc::ENOENT | libc::ENOTDIR)) => Some(false),
+        Err(Errno(libc::ELOOP)) => Some(true),
+        Err(_) => None,
+    }
+}
+
 /// Resolves `path` (absolute or not, it is taken from `root`) inside `root`, following
 /// symlinks as if `root` were `/`, creating what is missing according to `create`.
 pub fn resolve(root: BorrowedFd<'_>, path: &Path, create: Create) -> Result<Resolved, Errno> {
