@@ -211,26 +211,46 @@ fn as_root_a_missing_device_is_made_with_its_mode_and_owner() {
         { "path": "/dev/nsbt-null", "type": "c", "major": 1, "minor": 3,
           "fileMode": 400, "uid": 0, "gid": 2 },
         { "path": "/dev/nsbt-zero", "type": "c", "major": 1, "minor": 5 },
-        { "path": "/dev/sub/nsbt-fifo", "type": "p", "fileMode": 384, "uid": 3, "gid": 4 }
+        { "path": "/dev/sub/nsbt-fifo", "type": "p", "fileMode": 384, "uid": 3, "gid": 4 },
+        // The host has it, with another mode and group: a bind would keep the host's.
+        { "path": "/dev/full", "type": "c", "major": 1, "minor": 7, "fileMode": 416, "gid": 5 }
     ]);
     let script =
-        "stat -c '%n %F %t %T %a %u %g' /dev/nsbt-null /dev/nsbt-zero /dev/sub/nsbt-fifo; \
+        "stat -c '%n %F %t %T %a %u %g' /dev/nsbt-null /dev/nsbt-zero /dev/sub/nsbt-fifo /dev/full; \
                   echo x > /dev/nsbt-null && echo null=ok; head -c 3 /dev/nsbt-zero | wc -c; \
-                  cat /proc/self/mountinfo | grep -c nsbt-";
+                  grep -c -e nsbt- -e /dev/full /proc/self/mountinfo";
     let bundle = Bundle::new(mode)
         .args(&["/bin/sh", "-c", script])
         .edit(|c| c["linux"]["devices"] = devices);
+    if std::env::var_os("NSBOOT_EXEC_BOOT").is_some_and(|v| v == "1") {
+        // An exec'd `nsboot boot` gets no nodes from its caller: the device is missing.
+        let out = bundle.run(&id("mknod", mode));
+        assert!(
+            out.status == 125 && out.stderr.contains("does not exist on the host"),
+            "{out:?}"
+        );
+        common::assert_nothing_left(mode, bundle.state_dir());
+        return;
+    }
     let out = run_ok(&bundle, "mknod");
     assert_eq!(
         out.stdout,
         "/dev/nsbt-null character special file 1 3 620 0 2\n\
          /dev/nsbt-zero character special file 1 5 666 0 0\n\
          /dev/sub/nsbt-fifo fifo 0 0 600 3 4\n\
-         null=ok\n3\n3\n",
+         /dev/full character special file 1 7 640 0 5\n\
+         null=ok\n3\n4\n",
         "{out:?}"
     );
     assert!(
         !Path::new("/dev/nsbt-null").exists(),
         "a node was made on the host's /dev"
+    );
+    let full = std::fs::metadata("/dev/full").unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (full.mode() & 0o777, full.gid()),
+        (0o666, 0),
+        "the host's /dev/full changed"
     );
 }

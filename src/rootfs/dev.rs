@@ -159,24 +159,7 @@ pub fn setup(
             dest: path,
             root: root.as_fd(),
         };
-        let want = nodes::Node::of(d);
-        let missing = || MountError::DeviceMissing {
-            at: at.clone(),
-            path: path.clone(),
-        };
-        let (source, st) = match nodes::host_node(&ctx, host_fd.as_fd(), path, &want) {
-            Err(MountError::SourceMissing { .. }) => match made {
-                Some(made) => {
-                    let name = Path::new(&super::mknod::name(i)).to_path_buf();
-                    match nodes::host_node(&ctx, made, &name, &want) {
-                        Err(MountError::SourceMissing { .. }) => return Err(missing()),
-                        other => other?,
-                    }
-                }
-                None => return Err(missing()),
-            },
-            other => other?,
-        };
+        let (source, st) = spec_node(&ctx, host_fd.as_fd(), made, i, d)?;
         nodes::entry_allowed(&ctx, d, &st, &rules)?;
         let parent = path.parent().unwrap_or(Path::new("/"));
         let dir =
@@ -193,6 +176,35 @@ pub fn setup(
         link(&ctx, dev_fd.as_fd(), name, target)?;
     }
     Ok(())
+}
+
+/// linux.devices[i]'s node: the host's at its path, checked to be the device it names, or the
+/// one real root made for it (`mknod`: the host lacks it, or has it with another mode or owner).
+fn spec_node(
+    ctx: &Ctx,
+    host: BorrowedFd,
+    made: Option<BorrowedFd>,
+    i: usize,
+    d: &oci_spec::runtime::LinuxDevice,
+) -> Result<(std::os::fd::OwnedFd, nix::sys::stat::FileStat), MountError> {
+    let want = nodes::Node::of(d);
+    let missing = || MountError::DeviceMissing {
+        at: ctx.at.clone(),
+        path: ctx.dest.to_path_buf(),
+    };
+    let from_host = match nodes::host_node(ctx, host, ctx.dest, &want) {
+        Err(MountError::SourceMissing { .. }) => None,
+        other => Some(other?),
+    };
+    let name = PathBuf::from(super::mknod::name(i));
+    let made = match made {
+        Some(made) => match nodes::host_node(ctx, made, &name, &want) {
+            Err(MountError::SourceMissing { .. }) => None,
+            other => Some(other?),
+        },
+        None => None,
+    };
+    made.or(from_host).ok_or_else(missing)
 }
 
 /// One symlink in /dev; whatever already has the name (from the rootfs or the spec) wins.

@@ -27,16 +27,20 @@ pub fn name(i: usize) -> String {
 }
 
 /// Caller side: the tmpfs holding a node for each linux.devices entry whose path the host
-/// lacks; None when there is none, when nsboot is not real root, or when a node cannot be
-/// made (the supervisor then reports the device missing).
+/// lacks, or has as the device named but with another mode or owner than the entry's (a bind
+/// would keep the host's); None when there is none, when nsboot is not real root, or when a
+/// node cannot be made (the supervisor then binds the host's, or reports it missing).
 pub fn make(spec: &Spec, mapping: &Mapping) -> Option<OwnedFd> {
     let devices = spec.linux().as_ref()?.devices().clone()?;
+    if devices.is_empty() || crate::idmap::is_rootless() {
+        return None;
+    }
     let missing: Vec<(usize, &LinuxDevice)> = devices
         .iter()
         .enumerate()
-        .filter(|(_, d)| !super::dev::clean(d.path()).exists())
+        .filter(|(_, d)| wanted(d, mapping))
         .collect();
-    if missing.is_empty() || crate::idmap::is_rootless() {
+    if missing.is_empty() {
         return None;
     }
     let made = (|| -> Result<OwnedFd, Errno> {
@@ -48,6 +52,39 @@ pub fn make(spec: &Spec, mapping: &Mapping) -> Option<OwnedFd> {
     })();
     made.map_err(|e| tracing::debug!("making the linux.devices nodes the host lacks: {e}"))
         .ok()
+}
+
+/// Whether linux.devices entry `d` needs a node of its own: the host has none at its path, or
+/// has the very device named there with another mode, uid or gid. Another device, or no
+/// device, at the path is left for the supervisor to refuse.
+fn wanted(d: &LinuxDevice, mapping: &Mapping) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let Ok(st) = std::fs::metadata(super::dev::clean(d.path())) else {
+        return true;
+    };
+    let t = st.file_type();
+    let same_device = match d.typ() {
+        LinuxDeviceType::P => t.is_fifo(),
+        typ => {
+            let kind = if typ == LinuxDeviceType::B {
+                t.is_block_device()
+            } else {
+                t.is_char_device()
+            };
+            let num = (
+                nix::sys::stat::major(st.rdev()),
+                nix::sys::stat::minor(st.rdev()),
+            );
+            kind && i64::try_from(num.0) == Ok(d.major()) && i64::try_from(num.1) == Ok(d.minor())
+        }
+    };
+    let mode = d.file_mode().map(|m| m & 0o7777);
+    let uid = d.uid().and_then(|u| host_id(&mapping.uids, u));
+    let gid = d.gid().and_then(|g| host_id(&mapping.gids, g));
+    let differs = mode.is_some_and(|m| m != st.mode() & 0o7777)
+        || uid.is_some_and(|u| u != st.uid())
+        || gid.is_some_and(|g| g != st.gid());
+    same_device && differs
 }
 
 /// The host id of container id `id`, per `ranges`.
