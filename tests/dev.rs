@@ -213,10 +213,12 @@ fn as_root_a_missing_device_is_made_with_its_mode_and_owner() {
         { "path": "/dev/nsbt-zero", "type": "c", "major": 1, "minor": 5 },
         { "path": "/dev/sub/nsbt-fifo", "type": "p", "fileMode": 384, "uid": 3, "gid": 4 },
         // The host has it, with another mode and group: a bind would keep the host's.
-        { "path": "/dev/full", "type": "c", "major": 1, "minor": 7, "fileMode": 416, "gid": 5 }
+        { "path": "/dev/full", "type": "c", "major": 1, "minor": 7, "fileMode": 416, "gid": 5 },
+        // Nothing said: 0666 and root's, as runc makes it (the host's is 0644 here).
+        { "path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11 }
     ]);
     let script =
-        "stat -c '%n %F %t %T %a %u %g' /dev/nsbt-null /dev/nsbt-zero /dev/sub/nsbt-fifo /dev/full; \
+        "stat -c '%n %F %t %T %a %u %g' /dev/nsbt-null /dev/nsbt-zero /dev/sub/nsbt-fifo /dev/full /dev/kmsg; \
                   echo x > /dev/nsbt-null && echo null=ok; head -c 3 /dev/nsbt-zero | wc -c; \
                   grep -c -e nsbt- -e /dev/full /proc/self/mountinfo";
     let bundle = Bundle::new(mode)
@@ -239,6 +241,7 @@ fn as_root_a_missing_device_is_made_with_its_mode_and_owner() {
          /dev/nsbt-zero character special file 1 5 666 0 0\n\
          /dev/sub/nsbt-fifo fifo 0 0 600 3 4\n\
          /dev/full character special file 1 7 640 0 5\n\
+         /dev/kmsg character special file 1 b 666 0 0\n\
          null=ok\n3\n4\n",
         "{out:?}"
     );

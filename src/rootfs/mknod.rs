@@ -55,7 +55,8 @@ pub fn make(spec: &Spec, mapping: &Mapping) -> Option<OwnedFd> {
 }
 
 /// Whether linux.devices entry `d` needs a node of its own: the host has none at its path, or
-/// has the very device named there with another mode, uid or gid. Another device, or no
+/// has the very device named there with another mode, uid or gid (the entry's, or runc's
+/// defaults when it leaves them out). Another device, or no
 /// device, at the path is left for the supervisor to refuse.
 fn wanted(d: &LinuxDevice, mapping: &Mapping) -> bool {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -78,12 +79,11 @@ fn wanted(d: &LinuxDevice, mapping: &Mapping) -> bool {
             kind && i64::try_from(num.0) == Ok(d.major()) && i64::try_from(num.1) == Ok(d.minor())
         }
     };
-    let mode = d.file_mode().map(|m| m & 0o7777);
-    let uid = d.uid().and_then(|u| host_id(&mapping.uids, u));
-    let gid = d.gid().and_then(|g| host_id(&mapping.gids, g));
-    let differs = mode.is_some_and(|m| m != st.mode() & 0o7777)
-        || uid.is_some_and(|u| u != st.uid())
-        || gid.is_some_and(|g| g != st.gid());
+    // runc's defaults for what the entry leaves out: 0666, owned by the container's root.
+    let mode = d.file_mode().unwrap_or(0o666) & 0o7777;
+    let uid = host_id(&mapping.uids, d.uid().unwrap_or(0));
+    let gid = host_id(&mapping.gids, d.gid().unwrap_or(0));
+    let differs = mode != st.mode() & 0o7777 || uid != Some(st.uid()) || gid != Some(st.gid());
     same_device && differs
 }
 
