@@ -221,7 +221,7 @@ mod tests {
                 &mut crate::rootfs::net::Pending::none(),
             )
             .map_err(|e| e.to_string())?;
-            dev::setup(&spec, Path::new("/"), &root).map_err(|e| e.to_string())?;
+            dev::setup(&spec, Path::new("/"), &root, None).map_err(|e| e.to_string())?;
             // As pid 1 of the new pid namespace, like the application.
             let code = in_child(&t.path().join("report2"), || {
                 mounts::mount_procs(&spec, &root).map_err(|e| e.to_string())?;

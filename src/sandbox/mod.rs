@@ -222,6 +222,11 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
     // An exec'd `nsboot boot` keeps runsc's contract: it is cloned into every namespace.
     let make_netns = !plan.exec_boot && crate::rootfs::net::creates_netns(&plan.spec);
     let flags = clone_flags(&plan.spec, !make_netns);
+    // Real root makes the linux.devices nodes the host lacks; the supervisor cannot.
+    let made_nodes = match plan.exec_boot {
+        false => crate::rootfs::mknod::make(&plan.spec, &plan.mapping),
+        true => None,
+    };
     let cloned = sys::clone_process(flags).map_err(|errno| SandboxError::Clone {
         errno,
         hint: clone_hint(errno) + &limits::hint(&errno),
@@ -257,6 +262,7 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
                     created: plan.created,
                     seccomp,
                     make_netns,
+                    made_nodes,
                 },
             });
             // SAFETY: _exit ends the cloned child without running the caller's destructors.
@@ -266,6 +272,7 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
     };
     crate::sys::log::phase("spawn");
     drop((
+        made_nodes,
         userns_r,
         start_w,
         ctl_boot,

@@ -149,6 +149,12 @@ pub fn check_mounts(spec: &Spec) -> Result<(), SpecError> {
         let typ = m.typ().as_deref().unwrap_or("");
         let bind = typ == "bind" || options.iter().any(|o| o == "bind" || o == "rbind");
         for (j, o) in options.iter().enumerate() {
+            if o == "idmap" || o == "ridmap" {
+                return Err(SpecError::invalid(
+                    format!("mounts[{i}].options[{j}]"),
+                    format!("{o:?}: nsboot makes no id-mapped mounts yet: remove it"),
+                ));
+            }
             let dropped = o == "tmpcopyup"
                 || (bind && !MOUNT_OPTIONS.contains(&o.as_str()) && !mount8_only(o));
             if dropped {

@@ -5,6 +5,7 @@
 
 pub mod limits;
 pub mod log;
+pub mod mount;
 pub mod procfs;
 pub mod socket;
 pub mod wire;

@@ -372,13 +372,13 @@ fn every_field_nsboot_does_not_apply_is_refused() {
                 &["mounts[6].uidMappings"],
             ),
             (
-                "bind-rro",
+                "bind-ridmap",
                 |c| {
                     let m = json!({"destination": "/mnt", "type": "bind", "source": "/tmp",
-                        "options": ["rbind", "rro"]});
+                        "options": ["rbind", "ridmap"]});
                     c["mounts"].as_array_mut().unwrap().push(m);
                 },
-                &["mounts[6].options[1]", "rro"],
+                &["mounts[6].options[1]", "ridmap"],
             ),
             (
                 "user-name",

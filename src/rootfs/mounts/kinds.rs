@@ -29,7 +29,7 @@ pub(super) fn sysfs(
             } else {
                 tracing::warn!("sysfs on {dest} is a read-only bind of this container's /sys: nested container: the outer container's overmounts on /sys make the kernel refuse a fresh one");
             }
-            let mut ro = MountOptions::parse(&["rbind", "ro", "nosuid", "nodev", "noexec"]);
+            let mut ro = MountOptions::parse(&["rbind", "ro", "rro", "nosuid", "nodev", "noexec"]);
             ro.propagation = o.propagation.clone();
             bind_from_host(ctx, host, Path::new("/sys"), &ro)
         }
@@ -63,7 +63,7 @@ pub(super) fn devpts(ctx: &Ctx, source: &str, o: &MountOptions) -> Result<(), Mo
 /// Cgroups are the host's business here: show its hierarchy read-only if we can, and never
 /// fail the container over it.
 pub(super) fn cgroup(ctx: &Ctx, host: BorrowedFd) {
-    let ro = MountOptions::parse(&["rbind", "ro", "nosuid", "nodev", "noexec"]);
+    let ro = MountOptions::parse(&["rbind", "ro", "rro", "nosuid", "nodev", "noexec"]);
     if let Some(there) = host_cgroups_already_there(ctx, host) {
         // The host's /sys was bound recursively (no sysfs of our own), so its cgroup hierarchy
         // is here already: give that mount the flags a bind would get (its submounts are
