@@ -179,10 +179,13 @@ impl Ctx<'_> {
         Ok(self.target(Create::No)?.fd)
     }
 
-    /// Flags and propagation that can only be set once the mount exists. `ro` and the other
-    /// flags reach the top mount only, as with runc (`rro`... reach an rbind's submounts).
+    /// Flags and propagation that can only be set once the mount exists. The flags reach the
+    /// top mount (runc's remount), but `ro` on an rbind reaches its submounts too: runc leaves
+    /// them writable, which a `-v /host:/data:ro` user does not expect (`rro` and the other
+    /// recursive options reach every submount).
     pub fn finish_bind(&self, what: &str, o: &MountOptions) -> Result<(), MountError> {
-        if o.flags.is_empty() && !o.atime && o.propagation.is_empty() {
+        let ro_rec = o.recursive && o.flags.contains(MsFlags::MS_RDONLY);
+        if o.flags.is_empty() && !o.atime && !ro_rec && o.propagation.is_empty() {
             // A plain bind: nothing to set, no need to resolve the new mount again.
             return Ok(());
         }
@@ -190,6 +193,9 @@ impl Ctx<'_> {
         if !o.flags.is_empty() || o.atime {
             resolve::remount_bind(top.as_fd(), o.flags, !o.atime)
                 .map_err(|e| self.mount_err(what, e))?;
+        }
+        if ro_rec {
+            resolve::set_readonly_recursive(top.as_fd()).map_err(|e| self.mount_err(what, e))?;
         }
         self.propagate(top.as_fd(), what, o)
     }
