@@ -15,6 +15,7 @@ pub mod nodes;
 pub mod overlay;
 pub mod paths;
 pub mod resolve;
+pub mod shown;
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -67,10 +68,12 @@ fn root_propagation(spec: &Spec) -> MsFlags {
 /// assembled container root at /newroot.
 /// `net`: the sandbox's network namespace, joined before the first sysfs (which shows the
 /// network namespace of whoever mounts it) and at the latest when the root is done.
+/// `shown`: the mounts made for namespaces joined by path, attached at their entries.
 pub fn setup_supervisor_root(
     spec: &Spec,
     rootfs: &Path,
     net: &mut crate::rootfs::net::Pending,
+    shown: &mut shown::Shown,
 ) -> Result<(), RootfsError> {
     let none = None::<&str>;
     // Nothing we mount may propagate back to the host.
@@ -130,10 +133,10 @@ pub fn setup_supervisor_root(
     // Before the spec's mounts, so that cwd, volumes, /proc, /tmp... land on top of it.
     overlay::apply(spec, Path::new(NEWROOT))?;
     let host = Path::new(OLDROOT);
-    let later = mounts::mount_all(spec, host, Path::new(NEWROOT), net)?;
+    let later = mounts::mount_all(spec, host, Path::new(NEWROOT), net, shown)?;
     dev::setup(spec, host, Path::new(NEWROOT))?;
     net.finish()?;
-    mounts::mount_entries(spec, host, Path::new(NEWROOT), &later, net)?;
+    mounts::mount_entries(spec, host, Path::new(NEWROOT), &later, net, shown)?;
     step(
         "detaching the old root",
         umount2(OLDROOT, MntFlags::MNT_DETACH),

@@ -215,11 +215,11 @@ pub const PROCESS: &[Field] = &[
 const NAMESPACE: &[Field] = &[
     leaf(
         "type",
-        Checked("src/sandbox/mod.rs, src/rootfs/net.rs; new namespaces; time refused"),
+        Checked("src/sandbox/mod.rs, src/rootfs/net.rs; listed: new, absent: inherited; mount, pid always new; time by path only"),
     ),
     leaf(
         "path",
-        Refused("nsboot cannot join namespaces by path yet: remove \"path\" for a new namespace"),
+        Applied("src/sandbox/nspath.rs: type checked, joined before the clone (user first); mount and pid refused"),
     ),
 ];
 const DEVICE: &[Field] = &[

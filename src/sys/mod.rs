@@ -5,6 +5,7 @@
 
 pub mod limits;
 pub mod log;
+pub mod nsfs;
 pub mod procfs;
 pub mod socket;
 pub mod wire;
