@@ -39,6 +39,10 @@ impl Shown {
         Ok(Shown { mounts })
     }
 
+    pub fn extend(&mut self, other: Shown) {
+        self.mounts.extend(other.mounts);
+    }
+
     pub fn has(&self, i: usize) -> bool {
         self.mounts.iter().any(|(j, _)| *j == i)
     }

@@ -230,11 +230,12 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
     let joins = nspath::Joins::open(&plan.spec)?;
     let user_joined = joins.joins_user();
     let (cloned, shown) = if joins.is_empty() {
+        let shown = nspath::inherited_mounts(&plan.spec);
         let cloned = sys::clone_process(flags).map_err(|errno| SandboxError::Clone {
             errno,
             hint: clone_hint(errno) + &limits::hint(&errno),
         })?;
-        (cloned, Default::default())
+        (cloned, shown)
     } else {
         joins.clone_supervisor(flags)?
     };

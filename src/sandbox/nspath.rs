@@ -61,6 +61,8 @@ pub enum NsPathError {
         kind: String,
         errno: Errno,
     },
+    #[error("{field}: setting it in the uts namespace joined by path: {errno}")]
+    Names { field: String, errno: Errno },
     #[error(
         "creating the sandbox's namespaces after joining linux.namespaces paths: {step}: {errno}"
     )]
@@ -123,6 +125,20 @@ fn namespaces(spec: &Spec) -> &[oci_spec::runtime::LinuxNamespace] {
         .as_ref()
         .and_then(|l| l.namespaces().as_deref())
         .unwrap_or_default()
+}
+
+fn lists(spec: &Spec, typ: Ns) -> bool {
+    namespaces(spec).iter().any(|n| n.typ() == typ)
+}
+
+/// The mqueue of the caller's ipc namespace, which a spec without one shares: made here, where
+/// the caller's capabilities reach it (as real root or an engine's root), as runc mounts it.
+/// Without them (rootless), none: the supervisor's own attempt then says why.
+pub fn inherited_mounts(spec: &Spec) -> Shown {
+    if lists(spec, Ns::Ipc) {
+        return Shown::default();
+    }
+    Shown::make(spec, &["mqueue"]).unwrap_or_default()
 }
 
 impl Joins {
@@ -268,6 +284,9 @@ impl Joins {
             return Ok(Shown::default());
         }
         let joined = |f: CloneFlags| self.joins.iter().any(|j| j.flag == f);
+        if joined(CloneFlags::CLONE_NEWUTS) {
+            self.set_names()?;
+        }
         let mut types = Vec::new();
         if joined(CloneFlags::CLONE_NEWIPC) {
             types.push("mqueue");
@@ -275,7 +294,7 @@ impl Joins {
         if joined(CloneFlags::CLONE_NEWNET) {
             types.push("sysfs");
         }
-        Shown::make(&self.spec, &types).map_err(|(index, errno)| {
+        let mut shown = Shown::make(&self.spec, &types).map_err(|(index, errno)| {
             let fstype = self
                 .spec
                 .mounts()
@@ -291,7 +310,28 @@ impl Joins {
                 kind: kind.into(),
                 errno,
             }
-        })
+        })?;
+        shown.extend(inherited_mounts(&self.spec));
+        Ok(shown)
+    }
+
+    /// hostname and domainname in a joined uts namespace (the supervisor leaves them to us).
+    fn set_names(&self) -> Result<(), NsPathError> {
+        let failed = |field: &str, e: Errno| NsPathError::Names {
+            field: field.into(),
+            errno: e,
+        };
+        if let Some(h) = self.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+            nix::unistd::sethostname(h).map_err(|e| failed("hostname", e.into()))?;
+        }
+        if let Some(d) = self.spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+            // SAFETY: setdomainname reads len bytes from a valid buffer.
+            let r = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
+            if r != 0 {
+                return Err(failed("domainname", Errno::last()));
+            }
+        }
+        Ok(())
     }
 
     /// The joined user namespace's maps, as its own member reads them (relative to its

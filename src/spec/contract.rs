@@ -65,15 +65,15 @@ pub fn check_namespaces(spec: &Spec) -> Result<(), SpecError> {
         .and_then(|l| l.namespaces().as_deref())
         .unwrap_or_default();
     for (i, ns) in namespaces.iter().enumerate() {
-        let refused = match (ns.typ(), ns.path()) {
-            (Ns::Mount, Some(_)) => "a mount namespace by path: nsboot builds the root in a new one: remove \"path\"",
-            (Ns::Pid, Some(_)) => "a pid namespace by path: nsboot mounts /proc in a new one of its user namespace: remove \"path\"",
-            (Ns::Time, None) => "a new time namespace: nsboot makes none yet: remove it, or give the path of one to join",
+        let (field, why) = match (ns.typ(), ns.path()) {
+            (Ns::Mount, Some(p)) => (".path", format!("{p:?}: nsboot builds the root in a new mount namespace, it joins none: remove \"path\"")),
+            (Ns::Pid, Some(p)) => (".path", format!("{p:?}: nsboot mounts /proc in a new pid namespace of its user namespace, it joins none: remove \"path\"")),
+            (Ns::Time, None) => ("", "a new time namespace: nsboot makes none yet: remove it, or give the path of one to join".into()),
             _ => continue,
         };
         return Err(SpecError::invalid(
-            format!("linux.namespaces[{i}]"),
-            refused,
+            format!("linux.namespaces[{i}]{field}"),
+            why,
         ));
     }
     for (typ, name, why) in [
