@@ -120,6 +120,9 @@ pub struct Plan<'a> {
     pub caller_only: Vec<BorrowedFd<'a>>,
     /// The supervisor, run in the cloned child when it is not exec'd.
     pub supervisor: protocol::Entry,
+    /// The container's cgroup.procs files (empty: nsboot manages no cgroup for it): the
+    /// application joins through them, and makes the cgroup namespace itself.
+    pub cgroup: Vec<OwnedFd>,
 }
 
 /// A booted supervisor, waiting for its start signal.
@@ -138,8 +141,9 @@ pub struct Sandbox {
 /// The namespaces of the supervisor: a new mount namespace always; user, pid, ipc, uts, net and
 /// cgroup as the spec lists them without a path (a new net only with `net`: otherwise the
 /// supervisor makes it, see [`crate::rootfs::net::Pending`]). Listed with a path: joined
-/// ([`nspath`]); not listed: the caller's.
-fn clone_flags(spec: &Spec, net: bool) -> CloneFlags {
+/// ([`nspath`]); not listed: the caller's. With a cgroup of its own, the application makes
+/// the cgroup namespace once in its cgroup.
+fn clone_flags(spec: &Spec, net: bool, cgroup_managed: bool) -> CloneFlags {
     let mut f = CloneFlags::CLONE_NEWNS;
     let nss = spec
         .linux()
@@ -153,7 +157,7 @@ fn clone_flags(spec: &Spec, net: bool) -> CloneFlags {
             LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
             LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
             LinuxNamespaceType::Network if net => CloneFlags::CLONE_NEWNET,
-            LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+            LinuxNamespaceType::Cgroup if !cgroup_managed => CloneFlags::CLONE_NEWCGROUP,
             _ => CloneFlags::empty(),
         };
     }
@@ -226,7 +230,7 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
     };
     // An exec'd `nsboot boot` keeps runsc's contract: it is cloned into every namespace.
     let make_netns = !plan.exec_boot && crate::rootfs::net::creates_netns(&plan.spec);
-    let flags = clone_flags(&plan.spec, !make_netns);
+    let flags = clone_flags(&plan.spec, !make_netns, !plan.cgroup.is_empty());
     let joins = nspath::Joins::open(&plan.spec)?;
     let user_joined = joins.joins_user();
     let (cloned, shown) = if joins.is_empty() {
@@ -263,6 +267,7 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
                     pass: preserved_fds(plan.preserve_fds),
                     exec: None,
                     console: plan.console.take(),
+                    cgroup: std::mem::take(&mut plan.cgroup),
                 },
                 attached: plan.attached,
                 cloned: InProcess {
@@ -285,6 +290,7 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
         ctl_boot,
         plan.console.take(),
         plan.created,
+        std::mem::take(&mut plan.cgroup),
     ));
     if user_joined {
         // Its maps are its own: EOF on the sync fd releases the supervisor at once.
