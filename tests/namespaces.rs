@@ -13,7 +13,7 @@ use common::{Bundle, Mode};
 use serde_json::{json, Value};
 use support::{create, eventually, nsb};
 
-/// A process holding namespaces of its own (net, ipc, uts; and a user namespace mapping its
+/// A process holding namespaces of its own (net, ipc, uts, cgroup; and a user namespace mapping its
 /// owner to root when rootless or asked), as a donor for paths.
 struct Donor {
     child: Child,
@@ -22,7 +22,7 @@ struct Donor {
 
 impl Donor {
     fn new(mode: Mode, user: bool) -> Donor {
-        let mut args = vec!["--net", "--ipc", "--uts"];
+        let mut args = vec!["--net", "--ipc", "--uts", "--cgroup"];
         if user || mode.is_rootless() {
             args.extend(["--user", "--map-root-user"]);
         }
@@ -70,13 +70,15 @@ fn ns_of(pid: &str, file: &str) -> String {
         .to_string()
 }
 
-const PRINT_NS: &str = "for n in net ipc uts user; do readlink /proc/self/ns/$n; done";
+const PRINT_NS: &str = "for n in net ipc uts user cgroup; do readlink /proc/self/ns/$n; done";
 
 /// The spec's `type` entry gets `path`; a user namespace joined by path brings its maps.
 fn join(c: &mut Value, typ: &str, path: &str) {
     let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
-    let entry = ns.iter_mut().find(|n| n["type"] == typ).unwrap();
-    entry["path"] = json!(path);
+    match ns.iter_mut().find(|n| n["type"] == typ) {
+        Some(entry) => entry["path"] = json!(path),
+        None => ns.push(json!({"type": typ, "path": path})),
+    }
     if typ == "user" {
         let linux = c["linux"].as_object_mut().unwrap();
         linux.remove("uidMappings");
@@ -84,11 +86,16 @@ fn join(c: &mut Value, typ: &str, path: &str) {
     }
 }
 
-/// Joins the donor's net, ipc and uts (and its user namespace when it has one of its own).
+/// Joins the donor's net, ipc, uts and cgroup (and its user namespace when it has one of its own).
 fn joining(mode: Mode, d: &Donor, args: &[&str]) -> Bundle {
     let own_user = mode.is_rootless();
     Bundle::new(mode).args(args).edit(|c| {
-        for (typ, file) in [("network", "net"), ("ipc", "ipc"), ("uts", "uts")] {
+        for (typ, file) in [
+            ("network", "net"),
+            ("ipc", "ipc"),
+            ("uts", "uts"),
+            ("cgroup", "cgroup"),
+        ] {
             join(c, typ, &d.path(file));
         }
         if own_user {
@@ -122,7 +129,8 @@ fn joined_namespaces_are_exactly_the_given_ones_never_the_hosts() {
         }
         // The spec's hostname, set in the joined namespace; its sysfs and mqueue are the
         // joined namespaces' own (only the donor's loopback), not binds of the host's.
-        assert_eq!(&lines[4..], ["nsboot", "lo", "1"], "{ctx}: {out:?}");
+        assert_eq!(lines[4], d.ns("cgroup"), "{ctx}: cgroup: {out:?}");
+        assert_eq!(&lines[5..], ["nsboot", "lo", "1"], "{ctx}: {out:?}");
         assert!(!out.stderr.contains("WARN"), "{ctx}: {out:?}");
     }
 }
@@ -143,8 +151,10 @@ fn exec_lands_in_the_joined_namespaces() {
         assert_eq!(del.status, 0, "{ctx}: delete: {del:?}");
         common::assert_nothing_left(mode, b.state_dir());
         let lines: Vec<&str> = out.stdout.lines().collect();
-        for (i, file) in ["net", "ipc", "uts"].iter().enumerate() {
-            assert_eq!(lines[i], d.ns(file), "{ctx}: {file}: {out:?}");
+        for (i, file) in ["net", "ipc", "uts", "user", "cgroup"].iter().enumerate() {
+            if *file != "user" {
+                assert_eq!(lines[i], d.ns(file), "{ctx}: {file}: {out:?}");
+            }
         }
     }
 }
@@ -307,6 +317,59 @@ fn rootless_join_of_a_namespace_owned_elsewhere_is_refused_with_the_fix() {
             &format!("nse-{}", mode as u8),
             &want,
             &format!("{mode:?}"),
+        );
+    }
+}
+
+#[test]
+fn a_time_namespace_joined_by_path_gives_its_clocks_to_run_and_exec() {
+    for mode in common::modes() {
+        let ctx = format!("{mode:?}");
+        let mut args = vec!["--time", "--boottime", "1000000"];
+        if mode.is_rootless() {
+            args.extend(["--user", "--map-root-user"]);
+        }
+        args.extend(["sleep", "1000"]);
+        let mut cmd = if mode.is_rootless() {
+            common::as_user(mode, "unshare")
+        } else {
+            Command::new("unshare")
+        };
+        let child = cmd.args(&args).stdin(Stdio::null()).spawn().unwrap();
+        let pid = child.id();
+        let ready = eventually(|| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c == "sleep\n")
+        });
+        let d = Donor { child, pid };
+        assert!(ready, "{ctx}: unshare --time did not start");
+        let b = Bundle::new(mode).args(&["sleep", "1000"]).edit(|c| {
+            let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+            ns.push(json!({"type": "time", "path": d.path("time")}));
+            if mode.is_rootless() {
+                join(c, "user", &d.path("user"));
+            }
+        });
+        let c = create(&b, "nst", &[]);
+        assert_eq!(c.status, 0, "{ctx}: create: {}", c.stderr);
+        let s = nsb(&b, &["start", "nst"]);
+        assert_eq!(s.status, 0, "{ctx}: start: {}", s.stderr);
+        let app = support::app_pid(&b, "nst").to_string();
+        assert_eq!(
+            ns_of(&app, "time"),
+            d.ns("time"),
+            "{ctx}: the application's"
+        );
+        let script = "readlink /proc/self/ns/time; cut -d. -f1 /proc/uptime";
+        let out = nsb(&b, &["exec", "nst", "sh", "-c", script]);
+        let del = nsb(&b, &["delete", "--force", "nst"]);
+        assert_eq!((out.status, del.status), (0, 0), "{ctx}: {out:?} {del:?}");
+        common::assert_nothing_left(mode, b.state_dir());
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        assert_eq!(lines[0], d.ns("time"), "{ctx}: {out:?}");
+        let uptime: u64 = lines[1].parse().unwrap();
+        assert!(
+            uptime >= 1_000_000,
+            "{ctx}: not the donor's boot time: {out:?}"
         );
     }
 }
