@@ -222,10 +222,13 @@ fn namespaces_not_listed_are_the_callers() {
     }
 }
 
+/// A run's id, the edit of the default config, a word of its refusal.
+type Edit = (&'static str, fn(&mut Value), &'static str);
+
 #[test]
 fn mount_and_pid_stay_new_and_time_is_joined_only() {
     let mode = common::modes()[0];
-    let edits: [(&str, fn(&mut Value), &str); 5] = [
+    let edits: [Edit; 5] = [
         ("nsm0", |c| drop_ns(c, "mount"), "no mount namespace"),
         ("nsm1", |c| drop_ns(c, "pid"), "no pid namespace"),
         (

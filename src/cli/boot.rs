@@ -54,6 +54,10 @@ pub struct BootArgs {
     /// each as its first step (the container's cgroup, made by the caller).
     #[arg(long = "cgroup-fd", value_name = "FD")]
     pub cgroup_fd: Vec<RawFd>,
+    /// A detached mount (fd FD) to attach at the spec's mounts[I]: one that shows a namespace
+    /// joined by path, made by the process that joined it (repeatable).
+    #[arg(long = "mount-fd", value_name = "I:FD", value_parser = parse_fd_mapping)]
+    pub mount_fd: Vec<(RawFd, RawFd)>,
     /// Die with the parent (PR_SET_PDEATHSIG).
     #[arg(long)]
     pub attached: bool,
@@ -129,7 +133,15 @@ pub fn run(args: BootArgs, _global: &crate::cli::Global) -> i32 {
         },
         attached: args.attached,
         // `nsboot boot` is started in every namespace of the spec by its caller.
-        cloned: Cloned::default(),
+        cloned: Cloned {
+            shown: crate::rootfs::shown::Shown::from_fds(
+                args.mount_fd
+                    .iter()
+                    .map(|&(i, fd)| (i as usize, own(fd)))
+                    .collect(),
+            ),
+            ..Cloned::default()
+        },
     })
 }
 

@@ -39,6 +39,16 @@ impl Shown {
         Ok(Shown { mounts })
     }
 
+    /// From `nsboot boot --mount-fd I:FD`.
+    pub fn from_fds(mounts: Vec<(usize, OwnedFd)>) -> Shown {
+        Shown { mounts }
+    }
+
+    /// Each detached mount and its entry's index, for an exec'd `nsboot boot`.
+    pub fn fds(&self) -> impl Iterator<Item = (usize, &OwnedFd)> {
+        self.mounts.iter().map(|(i, fd)| (*i, fd))
+    }
+
     pub fn extend(&mut self, other: Shown) {
         self.mounts.extend(other.mounts);
     }

@@ -251,7 +251,7 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
                 let _ = nix::unistd::close(fd.as_raw_fd());
             }
             if let Some(spec_fd) = spec_fd {
-                exec_boot(&plan, spec_fd, ctl_boot, start_w, userns_r);
+                exec_boot(&plan, spec_fd, ctl_boot, start_w, userns_r, &shown);
             }
             let code = (plan.supervisor)(Handoff {
                 id: plan.id,
