@@ -11,7 +11,7 @@ use crate::protocol::{AppFds, Cloned, FdMapping, Handoff, SpecFrom};
 
 // INTERNAL: the sandbox supervisor. nsboot starts it; do not call it directly.
 //
-// It is started in new user, mount, pid, ipc and uts namespaces, waits on --sync-userns-fd
+// It is started in the spec's namespaces (new, or joined by path), waits on --sync-userns-fd
 // until EOF (the caller has written its id maps), becomes root inside the user namespace,
 // sets up an empty root, writes one byte to --start-sync-fd, waits for the start signal on
 // --controller-fd, starts the application and exits with its status.

@@ -297,7 +297,7 @@ const LINUX: &[Field] = &[
     leaf("cgroupsPath", Cgroup),
     f(
         "namespaces",
-        Checked("src/sandbox/mod.rs; mount, pid, ipc and uts are required"),
+        Checked("src/sandbox/mod.rs; mount and pid are required"),
         Array(&Object(NAMESPACE)),
     ),
     f(
