@@ -180,10 +180,15 @@ fn a_path_of_the_wrong_type_a_dead_one_or_no_namespace_is_refused_in_one_line() 
         let other = Bundle::new(mode);
         let config = other.dir().join("config.json");
         let config = config.to_str().unwrap().to_string();
+        // A FIFO nobody writes to: a blocking open would hang nsboot.
+        let fifo = other.dir().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let fifo = fifo.to_str().unwrap().to_string();
         let cases = [
             (d.path("ipc"), "is of type ipc, not network"),
             (dead, "No such file or directory"),
             (config, "is no namespace file, not network"),
+            (fifo, "is no namespace file, not network"),
         ];
         for (i, (path, why)) in cases.iter().enumerate() {
             let ctx = format!("{mode:?}: {path}");

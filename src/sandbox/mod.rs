@@ -241,7 +241,7 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
         })?;
         (cloned, shown)
     } else {
-        joins.clone_supervisor(flags)?
+        joins.clone_supervisor(&plan.spec, flags)?
     };
     let (pid, pidfd) = match cloned {
         Cloned::Child => {

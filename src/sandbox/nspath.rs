@@ -10,6 +10,7 @@
 //! but must keep its own namespaces (its state, the id maps it writes, the hooks it runs).
 
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use nix::fcntl::OFlag;
@@ -105,8 +106,6 @@ struct Joined {
 /// The spec's namespaces given by path, opened and checked; the user namespace first.
 pub struct Joins {
     joins: Vec<Joined>,
-    /// The spec, for the mounts that show the joined namespaces.
-    spec: Spec,
     /// The spec's uid and gid mappings, each line "container host size", which a joined user
     /// namespace's must equal (when the spec has any).
     maps: [(&'static str, Vec<String>); 2],
@@ -145,19 +144,29 @@ impl Joins {
     /// Opens every `path` of `linux.namespaces` and checks its type (NS_GET_NSTYPE).
     pub fn open(spec: &Spec) -> Result<Joins, NsPathError> {
         let mut joins = Vec::new();
+        if joined_flags(spec).is_empty() {
+            return Ok(Joins {
+                joins,
+                maps: Default::default(),
+            });
+        }
         for (index, ns) in namespaces(spec).iter().enumerate() {
             let Some(path) = ns.path() else { continue };
             let (flag, kind, file) = type_of(ns.typ());
-            let fd =
-                std::fs::File::open(path)
-                    .map(OwnedFd::from)
-                    .map_err(|e| NsPathError::Open {
-                        index,
-                        path: path.clone(),
-                        errno: e.into(),
-                        kind: kind.into(),
-                        file: file.into(),
-                    })?;
+            // Non-blocking, no controlling tty: a FIFO or a terminal named here must not hang
+            // or adopt the caller; only an nsfs file passes the type check below.
+            let fd = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+                .open(path)
+                .map(OwnedFd::from)
+                .map_err(|e| NsPathError::Open {
+                    index,
+                    path: path.clone(),
+                    errno: e.into(),
+                    kind: kind.into(),
+                    file: file.into(),
+                })?;
             let what = match sys::nsfs::ns_type(fd.as_fd()) {
                 Ok(t) if t == flag => None,
                 Ok(t) => Some(format!(
@@ -194,7 +203,6 @@ impl Joins {
         let linux = spec.linux().as_ref();
         Ok(Joins {
             joins,
-            spec: spec.clone(),
             maps: [
                 ("uid", lines(linux.and_then(|l| l.uid_mappings().as_ref()))),
                 ("gid", lines(linux.and_then(|l| l.gid_mappings().as_ref()))),
@@ -217,7 +225,11 @@ impl Joins {
     /// clones it as the caller's own child (CLONE_PARENT), reports its pid and exits. Returns
     /// as `sys::clone_process` does, in the supervisor and in the caller; the supervisor also
     /// gets the mounts that show joined namespaces it could not mount itself.
-    pub fn clone_supervisor(self, flags: CloneFlags) -> Result<(Cloned, Shown), NsPathError> {
+    pub fn clone_supervisor(
+        self,
+        spec: &Spec,
+        flags: CloneFlags,
+    ) -> Result<(Cloned, Shown), NsPathError> {
         let failed = |step: &str, errno: Errno| NsPathError::Clone {
             step: step.into(),
             errno,
@@ -228,7 +240,7 @@ impl Joins {
             .map_err(|e| failed("starting the joining child", e))?;
         let Cloned::Parent { pidfd: joiner, .. } = joiner else {
             drop(report);
-            let cloned = self.enter().and_then(|shown| {
+            let cloned = self.enter(spec).and_then(|shown| {
                 sys::clone_process(flags | CloneFlags::CLONE_PARENT)
                     .map(|c| (c, shown))
                     .map_err(|e| failed("clone", e))
@@ -260,7 +272,7 @@ impl Joins {
     /// checked against the spec's). Then, unless the sandbox is in the joined user namespace
     /// (which owns what it joins), the mqueue of a joined ipc namespace and the sysfs of a
     /// joined network namespace, which only we can mount.
-    fn enter(&self) -> Result<Shown, NsPathError> {
+    fn enter(&self, spec: &Spec) -> Result<Shown, NsPathError> {
         for j in &self.joins {
             nix::sched::setns(j.fd.as_fd(), j.flag).map_err(|e| {
                 let kind = TYPES.iter().find(|x| x.1 == j.flag).map_or("", |x| x.2);
@@ -285,7 +297,7 @@ impl Joins {
         }
         let joined = |f: CloneFlags| self.joins.iter().any(|j| j.flag == f);
         if joined(CloneFlags::CLONE_NEWUTS) {
-            self.set_names()?;
+            set_names(spec)?;
         }
         let mut types = Vec::new();
         if joined(CloneFlags::CLONE_NEWIPC) {
@@ -294,9 +306,8 @@ impl Joins {
         if joined(CloneFlags::CLONE_NEWNET) {
             types.push("sysfs");
         }
-        let mut shown = Shown::make(&self.spec, &types).map_err(|(index, errno)| {
-            let fstype = self
-                .spec
+        let mut shown = Shown::make(spec, &types).map_err(|(index, errno)| {
+            let fstype = spec
                 .mounts()
                 .iter()
                 .flatten()
@@ -311,27 +322,8 @@ impl Joins {
                 errno,
             }
         })?;
-        shown.extend(inherited_mounts(&self.spec));
+        shown.extend(inherited_mounts(spec));
         Ok(shown)
-    }
-
-    /// hostname and domainname in a joined uts namespace (the supervisor leaves them to us).
-    fn set_names(&self) -> Result<(), NsPathError> {
-        let failed = |field: &str, e: Errno| NsPathError::Names {
-            field: field.into(),
-            errno: e,
-        };
-        if let Some(h) = self.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
-            nix::unistd::sethostname(h).map_err(|e| failed("hostname", e.into()))?;
-        }
-        if let Some(d) = self.spec.domainname().as_deref().filter(|d| !d.is_empty()) {
-            // SAFETY: setdomainname reads len bytes from a valid buffer.
-            let r = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
-            if r != 0 {
-                return Err(failed("domainname", Errno::last()));
-            }
-        }
-        Ok(())
     }
 
     /// The joined user namespace's maps, as its own member reads them (relative to its
@@ -360,4 +352,23 @@ impl Joins {
         }
         Ok(())
     }
+}
+
+/// hostname and domainname in a joined uts namespace (the supervisor leaves them to us).
+fn set_names(spec: &Spec) -> Result<(), NsPathError> {
+    let failed = |field: &str, e: Errno| NsPathError::Names {
+        field: field.into(),
+        errno: e,
+    };
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).map_err(|e| failed("hostname", e.into()))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        // SAFETY: setdomainname reads len bytes from a valid buffer.
+        let r = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
+        if r != 0 {
+            return Err(failed("domainname", Errno::last()));
+        }
+    }
+    Ok(())
 }
