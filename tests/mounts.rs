@@ -481,7 +481,7 @@ fn sysfs_with_a_network_namespace_is_a_fresh_sysfs() {
 #[test]
 fn sysfs_without_a_network_namespace_is_a_readonly_bind_with_a_warning() {
     let warning = "WARN sysfs on /sys is a read-only bind of the host's /sys: \
-                   the container shares the host's network namespace";
+                   the container has no network namespace of its own (the host's, or one joined by path)";
     for mode in common::modes() {
         let ctx = format!("{mode:?}");
         let bundle = Bundle::new(mode)

@@ -16,6 +16,7 @@ pub mod nodes;
 pub mod overlay;
 pub mod paths;
 pub mod resolve;
+pub mod shown;
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -77,11 +78,13 @@ fn root_propagation(spec: &Spec) -> Option<MsFlags> {
 /// network namespace of whoever mounts it) and at the latest when the root is done.
 /// `made`: the linux.devices nodes the host lacks, made by a caller that is real root
 /// ([`mknod`]).
+/// `shown`: the mounts made for namespaces joined by path, attached at their entries.
 pub fn setup_supervisor_root(
     spec: &Spec,
     rootfs: &Path,
     net: &mut crate::rootfs::net::Pending,
     made: Option<std::os::fd::OwnedFd>,
+    shown: &mut shown::Shown,
 ) -> Result<(), RootfsError> {
     let none = None::<&str>;
     // Nothing we mount may propagate back to the host: slave (events from the host still
@@ -136,7 +139,7 @@ pub fn setup_supervisor_root(
     overlay::apply(spec, Path::new(NEWROOT))?;
     let host = Path::new(OLDROOT);
     dev::mount_default(spec, Path::new(NEWROOT))?;
-    let later = mounts::mount_all(spec, host, Path::new(NEWROOT), net)?;
+    let later = mounts::mount_all(spec, host, Path::new(NEWROOT), net, shown)?;
     dev::setup(
         spec,
         host,
@@ -148,7 +151,7 @@ pub fn setup_supervisor_root(
         mknod::detach();
     }
     net.finish()?;
-    mounts::mount_entries(spec, host, Path::new(NEWROOT), &later, net)?;
+    mounts::mount_entries(spec, host, Path::new(NEWROOT), &later, net, shown)?;
     step(
         "detaching the old root",
         umount2(OLDROOT, MntFlags::MNT_DETACH),

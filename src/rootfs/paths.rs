@@ -219,6 +219,7 @@ mod tests {
                 Path::new("/"),
                 &root,
                 &mut crate::rootfs::net::Pending::none(),
+                &mut Default::default(),
             )
             .map_err(|e| e.to_string())?;
             dev::setup(&spec, Path::new("/"), &root, None).map_err(|e| e.to_string())?;

@@ -17,8 +17,10 @@ pub enum Rule {
     /// Refused unless empty or this value, which asks for what nsboot does anyway (an
     /// AppArmor profile "unconfined"): the value, and the fix to offer.
     RefusedBut(&'static str, &'static str),
-    /// A cgroup setting: nsboot manages no cgroups yet. An unprivileged caller gets one
-    /// warning (runc's and crun's rootless convention); real root is refused.
+    /// A cgroup setting: written to the container's cgroup (`src/cgroup/`); a value the
+    /// host's hierarchy cannot take is refused. An unprivileged caller with no cgroup
+    /// delegated to it (and any on cgroup v1) gets one warning (runc's and crun's rootless
+    /// convention) and runs without it.
     Cgroup,
 }
 
@@ -215,11 +217,11 @@ pub const PROCESS: &[Field] = &[
 const NAMESPACE: &[Field] = &[
     leaf(
         "type",
-        Checked("src/sandbox/mod.rs, src/rootfs/net.rs; new namespaces; time refused"),
+        Checked("src/sandbox/mod.rs, src/rootfs/net.rs; listed: new, absent: inherited; mount, pid always new; time by path only"),
     ),
     leaf(
         "path",
-        Refused("nsboot cannot join namespaces by path yet: remove \"path\" for a new namespace"),
+        Applied("src/sandbox/nspath.rs: type checked, joined before the clone (user first); mount and pid refused"),
     ),
 ];
 const DEVICE: &[Field] = &[
@@ -304,7 +306,7 @@ const LINUX: &[Field] = &[
     leaf("cgroupsPath", Cgroup),
     f(
         "namespaces",
-        Checked("src/sandbox/mod.rs; mount, pid, ipc and uts are required"),
+        Checked("src/sandbox/mod.rs; mount and pid are required"),
         Array(&Object(NAMESPACE)),
     ),
     f(

@@ -6,6 +6,7 @@
 pub mod limits;
 pub mod log;
 pub mod mount;
+pub mod nsfs;
 pub mod procfs;
 pub mod socket;
 pub mod wire;

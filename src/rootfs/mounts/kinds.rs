@@ -23,7 +23,7 @@ pub(super) fn sysfs(
         Err(Errno(libc::EPERM)) => {
             let dest = ctx.dest.display();
             if !own_netns {
-                tracing::warn!("sysfs on {dest} is a read-only bind of the host's /sys: the container shares the host's network namespace");
+                tracing::warn!("sysfs on {dest} is a read-only bind of the host's /sys: the container has no network namespace of its own (the host's, or one joined by path)");
             } else if crate::rootfs::NESTED_WARNED.load(std::sync::atomic::Ordering::Relaxed) {
                 tracing::debug!("sysfs on {dest} refused: binding the host's /sys read-only");
             } else {

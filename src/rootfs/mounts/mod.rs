@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::resolve::{self, Create, Resolved};
 use crate::rootfs::net::creates_netns;
+use crate::rootfs::shown::{self, Shown};
 use crate::spec::Spec;
 use crate::sys::Errno;
 use oci_spec::runtime::Mount;
@@ -280,6 +281,7 @@ pub fn mount_all(
     host: &Path,
     newroot: &Path,
     net: &mut crate::rootfs::net::Pending,
+    shown: &mut Shown,
 ) -> Result<Vec<usize>, MountError> {
     let mounts: Vec<&Mount> = spec.mounts().iter().flatten().collect();
     let first_deferred = match net.is_pending() {
@@ -289,7 +291,7 @@ pub fn mount_all(
     };
     let split = first_deferred.unwrap_or(mounts.len());
     let now: Vec<usize> = (0..split).collect();
-    mount_entries(spec, host, newroot, &now, net)?;
+    mount_entries(spec, host, newroot, &now, net, shown)?;
     Ok((split..mounts.len()).collect())
 }
 
@@ -317,6 +319,7 @@ pub fn mount_entries(
     newroot: &Path,
     which: &[usize],
     net: &mut crate::rootfs::net::Pending,
+    shown: &mut Shown,
 ) -> Result<(), MountError> {
     if which.is_empty() {
         return Ok(());
@@ -354,6 +357,15 @@ pub fn mount_entries(
                 bind_from_host(&ctx, host_fd.as_fd(), Path::new(&source), &o)?;
             }
             "cgroup" | "cgroup2" => cgroup(&ctx, host_fd.as_fd()),
+            // Made by the process that joined the namespace it shows (`shown`).
+            "mqueue" | "sysfs" if shown.has(i) => {
+                let tree = shown.take(i).expect("has");
+                let what = format!("a {typ}");
+                let target = ctx.spec_target(Create::Dir, typ)?;
+                shown::attach(tree.as_fd(), target.fd.as_fd())
+                    .map_err(|e| ctx.mount_err(&what, e))?;
+                ctx.propagate(ctx.mounted()?.as_fd(), &what, &o)?
+            }
             "sysfs" => {
                 // A new sysfs shows the network namespace it is mounted in.
                 net.join()?;

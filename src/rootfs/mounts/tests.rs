@@ -36,7 +36,14 @@ fn missing_bind_source_names_the_entry() {
         {"destination": "/data", "type": "none", "source": "/nonexistent/x", "options": ["rbind"]}]}"#;
     let spec: Spec = serde_json::from_str(json).unwrap();
     let none = &mut crate::rootfs::net::Pending::none();
-    let e = mount_all(&spec, Path::new("/"), t.path(), none).unwrap_err();
+    let e = mount_all(
+        &spec,
+        Path::new("/"),
+        t.path(),
+        none,
+        &mut Default::default(),
+    )
+    .unwrap_err();
     let want = "mount source /nonexistent/x for /data does not exist: create it or fix mounts[1].source in config.json";
     assert_eq!(e.to_string(), want);
 }
