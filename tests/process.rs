@@ -3,6 +3,8 @@
 //! (its own pid namespace, no stray fds, a clean signal state).
 
 mod common;
+#[path = "process/nnp.rs"]
+mod nnp;
 
 use std::os::unix::process::CommandExt;
 

@@ -185,7 +185,7 @@ pub const PROCESS: &[Field] = &[
     ),
     leaf(
         "noNewPrivileges",
-        Applied("src/process/creds/mod.rs (absent: on)"),
+        Applied("src/process/creds/mod.rs (absent: off, the OCI default)"),
     ),
     leaf(
         "apparmorProfile",

@@ -139,8 +139,8 @@ pub fn apply_with_listener(
     // A spec mistake is reported before anything changes.
     let sets = CapSets::from_spec(process.capabilities().as_ref())?;
     sets.validate()?;
-    // On unless the spec says otherwise: a spec that does not mention it gets no_new_privs.
-    let nnp = process.no_new_privileges().unwrap_or(true);
+    // The OCI default: off unless the spec sets it, so that setuid programs inside work.
+    let nnp = process.no_new_privileges().unwrap_or(false);
     let user = process.user();
     let mut send_listener = Some(send_listener);
     let mut load_seccomp = |spec: &LinuxSeccomp| -> Result<(), CredsError> {
