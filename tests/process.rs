@@ -5,6 +5,8 @@
 mod common;
 #[path = "process/nnp.rs"]
 mod nnp;
+#[path = "process/tuning.rs"]
+mod tuning;
 
 use std::os::unix::process::CommandExt;
 

@@ -397,14 +397,28 @@ fn filter_without_no_new_privileges_binds_a_non_root_user() {
             continue;
         }
         let bundle = filtered(mode, &script, allow_list(&creds)).edit(|c| {
-            c["process"].as_object_mut().unwrap().remove("noNewPrivileges");
+            c["process"]
+                .as_object_mut()
+                .unwrap()
+                .remove("noNewPrivileges");
             c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
         });
-        let out = assert_run(&bundle, &id("nnp-user", mode), 0, "1000\nNoNewPrivs:\t0\n1\n");
-        assert!(out.stderr.contains("Function not implemented"), "{mode:?}: {out:?}");
+        let out = assert_run(
+            &bundle,
+            &id("nnp-user", mode),
+            0,
+            "1000\nNoNewPrivs:\t0\n1\n",
+        );
+        assert!(
+            out.stderr.contains("Function not implemented"),
+            "{mode:?}: {out:?}"
+        );
         // Without them the uid switch is denied: one line, 125, the app never ran.
         let bundle = filtered(mode, &script, allow_list(&[])).edit(|c| {
-            c["process"].as_object_mut().unwrap().remove("noNewPrivileges");
+            c["process"]
+                .as_object_mut()
+                .unwrap()
+                .remove("noNewPrivileges");
             c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
         });
         let out = bundle.run(&id("nnp-user-denied", mode));

@@ -49,7 +49,11 @@ pub fn document() -> serde_json::Value {
             "selinux": { "enabled": applied("process.selinuxLabel") },
             "intelRdt": { "enabled": applied("linux.intelRdt") },
             "mountExtensions": { "idmap": { "enabled": applied("mounts.uidMappings") } },
-            "netDevices": { "enabled": applied("linux.netDevices") }
+            "netDevices": { "enabled": applied("linux.netDevices") },
+            "memoryPolicy": {
+                "modes": crate::spec::tuning::MPOL_MODES.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+                "flags": crate::spec::tuning::MPOL_FLAGS.iter().map(|(n, _)| *n).collect::<Vec<_>>()
+            }
         },
         "annotations": {
             "org.opencontainers.runc.checkpoint.enabled": "false",
@@ -90,7 +94,7 @@ mod tests {
     fn document_tells_what_the_spec_table_refuses() {
         let d = super::document();
         let ns = d["linux"]["namespaces"].as_array().unwrap();
-        assert!(!ns.contains(&"time".into()), "{ns:?}");
+        assert!(ns.contains(&"time".into()), "{ns:?}");
         let actions = d["linux"]["seccomp"]["actions"].as_array().unwrap();
         assert!(!actions.contains(&"SCMP_ACT_NOTIFY".into()));
         for off in ["apparmor", "selinux", "intelRdt", "netDevices"] {
@@ -106,9 +110,15 @@ mod tests {
         );
         for field in [
             "process.scheduler",
-            "linux.namespaces[].path",
-            "mounts[].uidMappings",
+            "linux.personality",
+            "linux.timeOffsets",
         ] {
+            assert!(
+                !refused.split(',').any(|f| f == field),
+                "{field}: {refused}"
+            );
+        }
+        for field in ["linux.namespaces[].path", "mounts[].uidMappings"] {
             assert!(refused.split(',').any(|f| f == field), "{field}: {refused}");
         }
     }

@@ -14,6 +14,7 @@ pub mod exec;
 pub mod rlimits;
 pub mod seccomp;
 pub mod trampoline;
+pub mod tuning;
 
 use std::convert::Infallible;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -50,6 +51,8 @@ pub enum ProcessError {
     Wire(#[from] WireError),
     #[error(transparent)]
     Console(crate::process::console::ConsoleError),
+    #[error(transparent)]
+    Tuning(#[from] tuning::TuningError),
 }
 
 impl ProcessError {
@@ -233,6 +236,8 @@ fn app_child(spec: &Spec, sup: RawFd, given: Given, autostart: bool) -> i32 {
     let err = match creds::set_oom_score_adj(oom)
         .and_then(|()| creds::set_sysctls(sysctl))
         .map_err(ProcessError::from)
+        // Its /proc/self/timens_offsets too must be written while the process is dumpable.
+        .and_then(|()| Ok(tuning::enter_time_namespace(spec)?))
         .and_then(|()| {
             // Until it execs, this process is nsboot: keep others from its /proc/PID/exe. (A
             // vforked one shares the supervisor's mm, which `seal` makes undumpable anyway.)
@@ -302,6 +307,8 @@ fn app_main(
         }
         None => None,
     };
+    // Before `create` returns, so that a value the kernel refuses fails it, as with runc.
+    tuning::apply(spec, process)?;
     wire::send(sock, &AppMsg::Ready)?;
     if !autostart && wire::recv::<()>(sock, "the start signal")?.is_none() {
         // The supervisor went away before starting us: nothing to report to.

@@ -73,12 +73,6 @@ pub fn check_namespaces(spec: &Spec) -> Result<(), SpecError> {
                 format!("{:?} set, but {fix}", p.display().to_string()),
             ));
         }
-        if ns.typ() == Ns::Time {
-            return Err(SpecError::invalid(
-                format!("linux.namespaces[{i}]"),
-                "a time namespace: nsboot makes none yet: remove it",
-            ));
-        }
     }
     for (typ, name) in [
         (Ns::Mount, "mount"),

@@ -6,6 +6,7 @@
 pub mod limits;
 pub mod log;
 pub mod procfs;
+pub mod sched;
 pub mod socket;
 pub mod wire;
 

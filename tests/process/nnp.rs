@@ -13,7 +13,10 @@ use super::{app_status, id, mapped_range_modes, status_field};
 fn no_new_privileges_absent_means_off() {
     for mode in common::modes() {
         let bundle = Bundle::new(mode).edit(|c| {
-            c["process"].as_object_mut().unwrap().remove("noNewPrivileges");
+            c["process"]
+                .as_object_mut()
+                .unwrap()
+                .remove("noNewPrivileges");
         });
         let status = app_status(bundle, &id("nnp-absent", mode));
         assert_eq!(status_field(&status, "NoNewPrivs"), "0", "{mode:?}");
@@ -28,12 +31,17 @@ fn suid_bundle(mode: Mode, nnp: Option<bool>) -> Bundle {
         c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
         c["process"]["args"] = json!(["/suid/su", "-c", "id -u", "root"]);
         // su sets groups and ids once setuid made it root: its bounding set must allow that.
-        let bounding = c["process"]["capabilities"]["bounding"].as_array_mut().unwrap();
+        let bounding = c["process"]["capabilities"]["bounding"]
+            .as_array_mut()
+            .unwrap();
         bounding.extend([json!("CAP_SETUID"), json!("CAP_SETGID")]);
         match nnp {
             Some(v) => c["process"]["noNewPrivileges"] = json!(v),
             None => {
-                c["process"].as_object_mut().unwrap().remove("noNewPrivileges");
+                c["process"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("noNewPrivileges");
             }
         }
     });
@@ -47,7 +55,11 @@ fn suid_bundle(mode: Mode, nnp: Option<bool>) -> Bundle {
     fs::set_permissions(suid.join("busybox"), fs::Permissions::from_mode(0o4755)).unwrap();
     symlink("busybox", suid.join("su")).unwrap();
     let passwd = fs::read_to_string(rootfs.join("etc/passwd")).unwrap();
-    fs::write(rootfs.join("etc/passwd"), passwd.replacen("root:x:", "root::", 1)).unwrap();
+    fs::write(
+        rootfs.join("etc/passwd"),
+        passwd.replacen("root:x:", "root::", 1),
+    )
+    .unwrap();
     bundle
 }
 

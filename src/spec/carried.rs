@@ -1,0 +1,162 @@
+//! Two linux fields that oci-spec 0.7 does not model as the runtime spec writes them, carried
+//! inside the typed `Spec` so that they travel wherever it goes (the exec'd `nsboot boot` gets
+//! the spec as JSON):
+//! - `linux.timeOffsets` (`{"monotonic": {"secs": 10, "nanosecs": 0}}`): oci-spec types the
+//!   values as strings, so decoding the spec's objects fails. Each object becomes the string
+//!   "SECS NANOSECS" (a line of /proc/self/timens_offsets without the clock);
+//! - `linux.memoryPolicy`: oci-spec has no such field (serde would drop it). It is kept, as
+//!   JSON, in the annotation `nsboot.memoryPolicy`, which is also how one may give it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{Spec, SpecError};
+
+/// The annotation that carries linux.memoryPolicy.
+pub const MEMORY_POLICY_ANNOTATION: &str = "nsboot.memoryPolicy";
+
+/// Whether the raw config may hold a field `normalize` rewrites (the fast decode skips it).
+pub fn needs_normalize(bytes: &[u8]) -> bool {
+    let has = |w: &[u8]| bytes.windows(w.len()).any(|x| x == w);
+    has(b"\"timeOffsets\"") || has(b"\"memoryPolicy\"")
+}
+
+/// Rewrites the two fields into their carried form (see the module's comment).
+pub fn normalize(v: &mut Value) -> Result<(), SpecError> {
+    let Some(linux) = v.get_mut("linux").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    if let Some(Value::Object(offsets)) = linux.get_mut("timeOffsets") {
+        for (clock, off) in offsets.iter_mut() {
+            if off.is_string() {
+                continue;
+            }
+            let at = format!("linux.timeOffsets.{clock}");
+            let parsed = TimeOffset::deserialize(&*off).map_err(|e| {
+                SpecError::invalid(&at, format!("{e}: write {{\"secs\": N, \"nanosecs\": N}}"))
+            })?;
+            *off = Value::String(format!("{} {}", parsed.secs, parsed.nanosecs));
+        }
+    }
+    match linux.remove("memoryPolicy") {
+        None | Some(Value::Null) => Ok(()),
+        Some(policy) => {
+            MemoryPolicy::deserialize(&policy)
+                .map_err(|e| SpecError::invalid("linux.memoryPolicy", e.to_string()))?;
+            let annotations = v
+                .as_object_mut()
+                .expect("an object: it has linux")
+                .entry("annotations")
+                .or_insert_with(|| Value::Object(Default::default()));
+            if let Some(map) = annotations.as_object_mut() {
+                map.insert(MEMORY_POLICY_ANNOTATION.into(), policy.to_string().into());
+            }
+            Ok(())
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimeOffset {
+    #[serde(default)]
+    secs: i64,
+    #[serde(default)]
+    nanosecs: u32,
+}
+
+/// linux.memoryPolicy as the runtime spec defines it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryPolicy {
+    pub mode: String,
+    #[serde(default)]
+    pub nodes: Option<String>,
+    #[serde(default)]
+    pub flags: Option<Vec<String>>,
+}
+
+/// The spec's memory policy, if any (validated by `check`).
+pub fn memory_policy(spec: &Spec) -> Option<MemoryPolicy> {
+    let text = spec.annotations().as_ref()?.get(MEMORY_POLICY_ANNOTATION)?;
+    serde_json::from_str(text).ok()
+}
+
+/// One clock's offset: (clock, seconds, nanoseconds).
+pub type Offset = (String, i64, u32);
+
+/// The spec's time offsets (validated by `check`).
+pub fn time_offsets(spec: &Spec) -> Vec<Offset> {
+    let Some(map) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref())
+    else {
+        return Vec::new();
+    };
+    let mut all: Vec<Offset> = map
+        .iter()
+        .filter_map(|(clock, text)| {
+            let (s, n) = text.split_once(' ')?;
+            Some((clock.clone(), s.parse().ok()?, n.parse().ok()?))
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+/// The values the kernel would refuse, refused now with the field's path.
+pub fn check(spec: &Spec) -> Result<(), SpecError> {
+    if let Some(map) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref())
+    {
+        let new_time_ns = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|ns| {
+                ns.iter().any(|n| {
+                    n.typ() == oci_spec::runtime::LinuxNamespaceType::Time && n.path().is_none()
+                })
+            });
+        if !map.is_empty() && !new_time_ns {
+            return Err(SpecError::invalid(
+                "linux.timeOffsets",
+                "set, but the spec makes no new time namespace: add {\"type\": \"time\"} to linux.namespaces",
+            ));
+        }
+        for (clock, text) in map {
+            let at = format!("linux.timeOffsets.{clock}");
+            if clock != "monotonic" && clock != "boottime" {
+                return Err(SpecError::invalid(
+                    at,
+                    "not a clock a time namespace offsets: use monotonic or boottime",
+                ));
+            }
+            let ok = text
+                .split_once(' ')
+                .and_then(|(s, n)| Some((s.parse::<i64>().ok()?, n.parse::<u32>().ok()?)));
+            match ok {
+                Some((_, n)) if n < 1_000_000_000 => {}
+                _ => {
+                    return Err(SpecError::invalid(
+                        at,
+                        "nanosecs must be below 1000000000 (and secs an integer)",
+                    ))
+                }
+            }
+        }
+    }
+    if let Some(text) = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(MEMORY_POLICY_ANNOTATION))
+    {
+        let policy: MemoryPolicy = serde_json::from_str(text)
+            .map_err(|e| SpecError::invalid("linux.memoryPolicy", e.to_string()))?;
+        super::tuning::mempolicy(&policy)
+            .map_err(|msg| SpecError::invalid("linux.memoryPolicy", msg))?;
+    }
+    Ok(())
+}
