@@ -55,6 +55,9 @@ pub struct Target {
     rest: CloneFlags,
 }
 
+/// A time namespace (nix names no such flag).
+const NEWTIME: CloneFlags = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+
 /// Names of the namespaces in `flags`, for messages.
 fn names(flags: CloneFlags) -> String {
     let all = [
@@ -65,6 +68,7 @@ fn names(flags: CloneFlags) -> String {
         (CloneFlags::CLONE_NEWUTS, "uts"),
         (CloneFlags::CLONE_NEWNET, "net"),
         (CloneFlags::CLONE_NEWCGROUP, "cgroup"),
+        (NEWTIME, "time"),
     ];
     all.iter()
         .filter(|(f, _)| flags.contains(*f))
@@ -85,13 +89,14 @@ fn differing(app: i32) -> CloneFlags {
         ("uts", CloneFlags::CLONE_NEWUTS),
         ("net", CloneFlags::CLONE_NEWNET),
         ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+        ("time", NEWTIME),
     ];
     let app = app.to_string();
     let mut flags = CloneFlags::empty();
     for (name, flag) in kinds {
         match (lifecycle::ns_id(&app, name), lifecycle::ns_id("self", name)) {
             (Some(theirs), Some(ours)) if theirs == ours => {}
-            (None, _) if matches!(name, "net" | "cgroup") => {}
+            (None, _) if matches!(name, "net" | "cgroup" | "time") => {}
             _ => flags |= flag,
         }
     }

@@ -5,7 +5,10 @@
 //!   values as strings, so decoding the spec's objects fails. Each object becomes the string
 //!   "SECS NANOSECS" (a line of /proc/self/timens_offsets without the clock);
 //! - `linux.memoryPolicy`: oci-spec has no such field (serde would drop it). It is kept, as
-//!   JSON, in the annotation `nsboot.memoryPolicy`, which is also how one may give it.
+//!   JSON, in the annotation `nsboot.memoryPolicy`, which is also how one may give it;
+//! - `process.execCPUAffinity` with `initial` and `final`: oci-spec reads it as
+//!   `execCpuAffinity` with `cpu_affinity_initial` and `cpu_affinity_final`, and would drop
+//!   the spec's.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -18,11 +21,35 @@ pub const MEMORY_POLICY_ANNOTATION: &str = "nsboot.memoryPolicy";
 /// Whether the raw config may hold a field `normalize` rewrites (the fast decode skips it).
 pub fn needs_normalize(bytes: &[u8]) -> bool {
     let has = |w: &[u8]| bytes.windows(w.len()).any(|x| x == w);
-    has(b"\"timeOffsets\"") || has(b"\"memoryPolicy\"")
+    has(b"\"timeOffsets\"") || has(b"\"memoryPolicy\"") || has(b"\"execCPUAffinity\"")
 }
 
-/// Rewrites the two fields into their carried form (see the module's comment).
+/// execCPUAffinity as oci-spec reads it.
+pub fn normalize_process(p: &mut Value) {
+    let Some(obj) = p.as_object_mut() else {
+        return;
+    };
+    let Some(mut a) = obj.remove("execCPUAffinity") else {
+        return;
+    };
+    if let Some(a) = a.as_object_mut() {
+        for (spec, ours) in [
+            ("initial", "cpu_affinity_initial"),
+            ("final", "cpu_affinity_final"),
+        ] {
+            if let Some(list) = a.remove(spec) {
+                a.insert(ours.into(), list);
+            }
+        }
+    }
+    obj.insert("execCpuAffinity".into(), a);
+}
+
+/// Rewrites the fields into their carried form (see the module's comment).
 pub fn normalize(v: &mut Value) -> Result<(), SpecError> {
+    if let Some(p) = v.get_mut("process") {
+        normalize_process(p);
+    }
     let Some(linux) = v.get_mut("linux").and_then(Value::as_object_mut) else {
         return Ok(());
     };
@@ -159,4 +186,67 @@ pub fn check(spec: &Spec) -> Result<(), SpecError> {
             .map_err(|msg| SpecError::invalid("linux.memoryPolicy", msg))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// config.json as the runtime spec writes these fields, decoded, then serialised and
+    /// decoded again (as the exec'd `nsboot boot` gets it): the values survive both.
+    #[test]
+    fn spec_forms_decode_and_survive_a_round_trip() {
+        let json = serde_json::json!({
+            "ociVersion": "1.2.0",
+            "process": {"cwd": "/", "user": {"uid": 0, "gid": 0}, "args": ["sh"],
+                        "execCPUAffinity": {"initial": "0-1", "final": "1"}},
+            "root": {"path": "rootfs"},
+            "linux": {
+                "namespaces": [{"type": "time"}],
+                "timeOffsets": {"monotonic": {"secs": -5, "nanosecs": 7}, "boottime": {"secs": 9}},
+                "memoryPolicy": {"mode": "MPOL_BIND", "nodes": "0"}
+            }
+        });
+        let path = std::path::Path::new("config.json");
+        let first = crate::spec::parse(path, json.to_string().as_bytes()).unwrap();
+        let again = crate::spec::parse(path, &serde_json::to_vec(&first).unwrap()).unwrap();
+        for spec in [&first, &again] {
+            check(spec).unwrap();
+            assert_eq!(
+                time_offsets(spec),
+                [("boottime".into(), 9, 0), ("monotonic".into(), -5, 7)]
+            );
+            let policy = memory_policy(spec).unwrap();
+            assert_eq!(
+                (policy.mode.as_str(), policy.nodes.as_deref()),
+                ("MPOL_BIND", Some("0"))
+            );
+            let a = spec
+                .process()
+                .as_ref()
+                .unwrap()
+                .exec_cpu_affinity()
+                .clone()
+                .unwrap();
+            assert_eq!(a.cpu_affinity_initial().as_deref(), Some("0-1"));
+            assert_eq!(a.cpu_affinity_final().as_deref(), Some("1"));
+        }
+    }
+
+    #[test]
+    fn malformed_offsets_and_policies_are_refused_with_their_path() {
+        let decode = |linux: serde_json::Value| {
+            let json = serde_json::json!({"ociVersion": "1.2.0", "linux": linux});
+            crate::spec::parse(std::path::Path::new("c.json"), json.to_string().as_bytes())
+                .unwrap_err()
+                .to_string()
+        };
+        let e = decode(serde_json::json!({"timeOffsets": {"boottime": {"seconds": 1}}}));
+        assert!(e.contains("linux.timeOffsets.boottime"), "{e}");
+        let e = decode(serde_json::json!({"memoryPolicy": {"nodes": "0"}}));
+        assert!(
+            e.contains("linux.memoryPolicy") && e.contains("mode"),
+            "{e}"
+        );
+    }
 }

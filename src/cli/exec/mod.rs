@@ -11,7 +11,7 @@ use oci_spec::runtime::Process;
 
 use crate::cli::Global;
 use crate::process::console;
-use crate::process::FdMapping;
+use crate::process::{FdMapping, ProcessError};
 use crate::sandbox::setns::{self, SetnsError, Target};
 use crate::spec::Spec;
 use crate::state::lifecycle;
@@ -205,7 +205,17 @@ fn child(
     pass: Vec<FdMapping>,
     report: &mut OwnedFd,
 ) -> Result<std::convert::Infallible, SetnsError> {
+    use crate::process::tuning;
+    let affinity = process.exec_cpu_affinity().as_ref();
+    // runc 1.2's order: the initial CPUs before the process joins the container, the final
+    // ones right before exec.
+    tuning::set_affinity(
+        affinity.and_then(|a| a.cpu_affinity_initial().as_ref()),
+        "initial",
+    )
+    .map_err(ProcessError::from)?;
     setns::join_rest(target)?;
+    tuning::apply(spec, process).map_err(ProcessError::from)?;
     {
         let mut ours = vec![&mut *report];
         ours.extend(console.as_mut());
@@ -221,6 +231,11 @@ fn child(
         }
         None => None,
     };
+    tuning::set_affinity(
+        affinity.and_then(|a| a.cpu_affinity_final().as_ref()),
+        "final",
+    )
+    .map_err(ProcessError::from)?;
     Ok(crate::process::exec::exec(
         spec,
         process,
