@@ -2,6 +2,8 @@
 //! capability sets, no_new_privs, hostname/domainname, oomScoreAdj, and what the app inherits
 //! (its own pid namespace, no stray fds, a clean signal state).
 
+#[path = "process/caps_refused.rs"]
+mod caps_refused;
 mod common;
 #[path = "process/nnp.rs"]
 mod nnp;

@@ -307,8 +307,12 @@ fn app_main(
         }
         None => None,
     };
-    // Before `create` returns, so that a value the kernel refuses fails it, as with runc.
+    // Before `create` returns, so that a value the kernel refuses fails it, as with runc
+    // (whose init meets these before it waits for `start`).
     tuning::apply(spec, process)?;
+    caps::CapSets::from_spec(process.capabilities().as_ref())
+        .and_then(|sets| sets.validate())
+        .map_err(creds::CredsError::from)?;
     wire::send(sock, &AppMsg::Ready)?;
     if !autostart && wire::recv::<()>(sock, "the start signal")?.is_none() {
         // The supervisor went away before starting us: nothing to report to.
