@@ -7,6 +7,8 @@ mod caps_refused;
 mod common;
 #[path = "process/nnp.rs"]
 mod nnp;
+#[path = "process/notify.rs"]
+mod notify;
 #[path = "process/tuning.rs"]
 mod tuning;
 

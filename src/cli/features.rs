@@ -33,9 +33,9 @@ pub fn document() -> serde_json::Value {
             "cgroup": { "v1": false, "v2": false, "systemd": false, "systemdUser": false, "rdma": false },
             "seccomp": {
                 "enabled": true,
-                // SCMP_ACT_NOTIFY is refused: nothing receives the listener fd yet.
+                // SCMP_ACT_NOTIFY with linux.seccomp.listenerPath (never as the default).
                 "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
-                    "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
+                    "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
                 "operators": ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
                     "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
                 "archs": ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM", "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64",
@@ -96,7 +96,7 @@ mod tests {
         let ns = d["linux"]["namespaces"].as_array().unwrap();
         assert!(ns.contains(&"time".into()), "{ns:?}");
         let actions = d["linux"]["seccomp"]["actions"].as_array().unwrap();
-        assert!(!actions.contains(&"SCMP_ACT_NOTIFY".into()));
+        assert!(actions.contains(&"SCMP_ACT_NOTIFY".into()));
         for off in ["apparmor", "selinux", "intelRdt", "netDevices"] {
             assert_eq!(d["linux"][off]["enabled"], false, "{off}");
         }

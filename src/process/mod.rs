@@ -53,6 +53,8 @@ pub enum ProcessError {
     Console(crate::process::console::ConsoleError),
     #[error(transparent)]
     Tuning(#[from] tuning::TuningError),
+    #[error(transparent)]
+    Agent(#[from] seccomp::agent::AgentError),
 }
 
 impl ProcessError {
@@ -93,6 +95,8 @@ enum AppMsg {
     Exec {
         program: String,
     },
+    /// The seccomp notify fd follows, for the agent (`seccomp::agent`).
+    Listener,
 }
 
 /// The created, not yet started application, seen from the supervisor.
@@ -102,16 +106,20 @@ pub struct App {
     sock: OwnedFd,
     /// Created to exec without a start signal, as soon as its root is ready.
     pub autostart: bool,
+    /// The seccomp agent that gets the filter's notify fd.
+    agent: Option<seccomp::agent::Listener>,
 }
 
 /// Supervisor: clones the application into new pid and mount namespaces and waits until its
 /// root is set up. `program`: the seccomp profile's program, compiled by the caller (None: the
 /// application compiles it). `autostart`: it goes on to exec without waiting for `start`.
+/// `agent`: linux.seccomp.listenerPath, connected while the host was in sight.
 pub fn create(
     spec: &Spec,
     fds: AppFds,
     program: Option<seccomp::bpf::Program>,
     autostart: bool,
+    agent: Option<seccomp::agent::Listener>,
 ) -> Result<App, ProcessError> {
     let (sup, app) = socketpair(
         AddressFamily::Unix,
@@ -127,10 +135,12 @@ pub fn create(
     })?;
     let flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS;
     let given = Given { app, fds, program };
-    let started = if autostart {
+    // A vforked application suspends the supervisor until it execs: none that needs the
+    // supervisor meanwhile (to relay its seccomp notify fd to the agent).
+    let started = if autostart && agent.is_none() {
         start_vforked(spec, &sup, given, flags)
     } else {
-        start_forked(spec, &sup, given, flags)
+        start_forked(spec, &sup, given, flags, autostart)
     };
     let (pid, pidfd) = started.map_err(|errno| {
         ProcessError::Step(crate::sys::Failed {
@@ -144,12 +154,13 @@ pub fn create(
             pidfd,
             sock: sup,
             autostart,
+            agent,
         }),
         AppMsg::Failed(e) => {
             let _ = sys::pidfd_wait(pidfd.as_fd());
             Err(e)
         }
-        AppMsg::Exec { .. } => Err(ProcessError::Step(crate::sys::Failed {
+        AppMsg::Exec { .. } | AppMsg::Listener => Err(ProcessError::Step(crate::sys::Failed {
             step: "creating the application: it execed before it was ready".into(),
             errno: Errno(libc::EPROTO),
         })),
@@ -164,17 +175,19 @@ struct Given {
     program: Option<seccomp::bpf::Program>,
 }
 
-/// An application that waits for the start signal (`create`, a run with hooks before start):
-/// a forked copy of the supervisor, which goes on meanwhile.
+/// An application that waits for the start signal (`create`, a run with hooks before start),
+/// or needs its supervisor before it execs: a forked copy of the supervisor, which goes on
+/// meanwhile.
 fn start_forked(
     spec: &Spec,
     sup: &OwnedFd,
     given: Given,
     flags: CloneFlags,
+    autostart: bool,
 ) -> Result<(Pid, OwnedFd), Errno> {
     match sys::clone_process(flags)? {
         Cloned::Child => {
-            let code = app_child(spec, sup.as_raw_fd(), given, false);
+            let code = app_child(spec, sup.as_raw_fd(), given, autostart);
             // SAFETY: _exit in a forked child: no destructors or atexit handlers of the parent's run.
             unsafe { libc::_exit(code) }
         }
@@ -258,14 +271,26 @@ impl App {
         if !self.autostart {
             wire::send(&self.sock, &())?;
         }
-        match wire::recv::<AppMsg>(&self.sock, "the application to exec")? {
-            None => Ok(()),
-            Some(AppMsg::Failed(e)) => Err(e),
-            Some(AppMsg::Exec { program }) => trampoline::outcome(self.sock.as_fd(), program),
-            Some(AppMsg::Ready) => Err(ProcessError::Step(crate::sys::Failed {
-                step: "starting the application: unexpected Ready".into(),
-                errno: Errno(libc::EPROTO),
-            })),
+        loop {
+            return match wire::recv::<AppMsg>(&self.sock, "the application to exec")? {
+                None => Ok(()),
+                Some(AppMsg::Failed(e)) => Err(e),
+                Some(AppMsg::Exec { program }) => trampoline::outcome(self.sock.as_fd(), program),
+                Some(AppMsg::Listener) => {
+                    let pid = self.pid.as_raw();
+                    // Its failure reaches the application, which reports it.
+                    let _ = seccomp::agent::Listener::relay(
+                        self.agent.as_ref(),
+                        self.sock.as_fd(),
+                        pid,
+                    );
+                    continue;
+                }
+                Some(AppMsg::Ready) => Err(ProcessError::Step(crate::sys::Failed {
+                    step: "starting the application: unexpected Ready".into(),
+                    errno: Errno(libc::EPROTO),
+                })),
+            };
         }
     }
 }

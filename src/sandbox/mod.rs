@@ -241,6 +241,7 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
                 spec: SpecFrom::Cloned {
                     spec: Box::new(plan.spec),
                     rootfs: plan.rootfs,
+                    bundle: plan.bundle,
                 },
                 controller: Some(ctl_boot),
                 start_sync: start_w,

@@ -116,18 +116,22 @@ pub fn check_linux(spec: &Spec) -> Result<(), SpecError> {
         }
     }
     if let Some(seccomp) = linux.seccomp() {
-        let notify = |at: String| {
-            SpecError::invalid(
-                at,
-                "SCMP_ACT_NOTIFY needs a seccomp agent, which nsboot cannot hand the listener to yet: use another action",
-            )
-        };
         if seccomp.default_action() == LinuxSeccompAction::ScmpActNotify {
-            return Err(notify("linux.seccomp.defaultAction".into()));
+            return Err(SpecError::invalid(
+                "linux.seccomp.defaultAction",
+                "SCMP_ACT_NOTIFY cannot be the default action (it would notify the agent of the process's own start-up): use it in syscalls rules",
+            ));
         }
+        let listener = seccomp
+            .listener_path()
+            .as_ref()
+            .is_some_and(|p| !p.as_os_str().is_empty());
         for (i, s) in seccomp.syscalls().iter().flatten().enumerate() {
-            if s.action() == LinuxSeccompAction::ScmpActNotify {
-                return Err(notify(format!("linux.seccomp.syscalls[{i}].action")));
+            if s.action() == LinuxSeccompAction::ScmpActNotify && !listener {
+                return Err(SpecError::invalid(
+                    format!("linux.seccomp.syscalls[{i}].action"),
+                    "SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath, the socket of the agent that gets the notify fd: set it",
+                ));
             }
         }
     }

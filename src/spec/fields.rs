@@ -269,7 +269,7 @@ const SYSCALL: &[Field] = &[
     f("names", Applied("src/process/seccomp/mod.rs"), Array(&Leaf)),
     leaf(
         "action",
-        Checked("src/process/seccomp/mod.rs; SCMP_ACT_NOTIFY refused"),
+        Checked("src/process/seccomp/mod.rs; SCMP_ACT_NOTIFY needs listenerPath"),
     ),
     leaf("errnoRet", Applied("src/process/seccomp/mod.rs")),
     f("args", Applied("src/process/seccomp/mod.rs"), Array(&Leaf)),
@@ -277,7 +277,7 @@ const SYSCALL: &[Field] = &[
 const SECCOMP: &[Field] = &[
     leaf(
         "defaultAction",
-        Checked("src/process/seccomp/mod.rs; SCMP_ACT_NOTIFY refused"),
+        Checked("src/process/seccomp/mod.rs; SCMP_ACT_NOTIFY refused as the default"),
     ),
     leaf("defaultErrnoRet", Applied("src/process/seccomp/mod.rs")),
     f(
@@ -288,11 +288,11 @@ const SECCOMP: &[Field] = &[
     f("flags", Applied("src/process/seccomp/bpf.rs"), Array(&Leaf)),
     leaf(
         "listenerPath",
-        Refused("nsboot has no seccomp notify agent support yet: remove it and the NOTIFY rules"),
+        Applied("src/process/seccomp/agent.rs: the notify fd and runc's process state, sent by the supervisor (or exec)"),
     ),
     leaf(
         "listenerMetadata",
-        Refused("nsboot has no seccomp notify agent support yet: remove it"),
+        Applied("src/process/seccomp/agent.rs"),
     ),
     f(
         "syscalls",

@@ -93,6 +93,8 @@ enum Report {
     Exec {
         program: String,
     },
+    /// The seccomp notify fd follows, for the agent (`seccomp::agent`).
+    Listener,
 }
 
 fn msg(e: impl std::fmt::Display) -> ExecError {
@@ -141,6 +143,13 @@ fn exec(args: ExecArgs, global: &Global) -> Result<i32, ExecError> {
                 .map_err(|e| msg(format!("creating the pid file {}: {e}", p.display())))
         })
         .transpose()?;
+    let agent = crate::process::seccomp::agent::Listener::connect(
+        &spec,
+        &args.id,
+        &c.state.bundle,
+        "running",
+    )
+    .map_err(msg)?;
     let pass = preserved_fds(args.preserve_fds);
     if !args.detach {
         crate::sandbox::block_forwarded_signals().map_err(msg)?;
@@ -172,13 +181,26 @@ fn exec(args: ExecArgs, global: &Global) -> Result<i32, ExecError> {
     };
     drop((report_child, console));
     // EOF: the process exec'd (the socket is close-on-exec); a frame: why it could not, or
-    // that it handed over to the exec helper, whose outcome follows.
-    let started = match wire::recv::<Report>(&report, "the exec'd process to start").map_err(msg)? {
-        None => Ok(()),
-        Some(Report::Failed(err)) => Err(err),
-        Some(Report::Exec { program }) => {
-            crate::process::trampoline::outcome(report.as_fd(), program).map_err(SetnsError::from)
-        }
+    // that it handed over to the exec helper, whose outcome follows (or its seccomp notify
+    // fd, for the agent, first).
+    let started = loop {
+        break match wire::recv::<Report>(&report, "the exec'd process to start").map_err(msg)? {
+            None => Ok(()),
+            Some(Report::Failed(err)) => Err(err),
+            Some(Report::Exec { program }) => {
+                crate::process::trampoline::outcome(report.as_fd(), program)
+                    .map_err(SetnsError::from)
+            }
+            Some(Report::Listener) => {
+                // Its failure reaches the process, which reports it.
+                let _ = crate::process::seccomp::agent::Listener::relay(
+                    agent.as_ref(),
+                    report.as_fd(),
+                    pid.as_raw(),
+                );
+                continue;
+            }
+        };
     };
     if let Err(err) = started {
         let _ = sys::pidfd_wait(pidfd.as_fd());

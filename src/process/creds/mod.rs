@@ -73,8 +73,8 @@ pub enum CredsError {
     NoNewPrivs { errno: Errno },
     #[error("linux.seccomp uses SCMP_ACT_NOTIFY but nothing here receives its listener fd: set linux.seccomp.listenerPath or remove the NOTIFY rules")]
     NotifyUnhandled,
-    #[error("handing the seccomp listener fd over: {0}")]
-    Listener(String),
+    #[error(transparent)]
+    Listener(#[from] super::seccomp::agent::AgentError),
 }
 
 fn oom_hint(errno: Errno) -> &'static str {
