@@ -192,6 +192,7 @@ fn supervise_app(input: BootInput, janitor: Option<&Janitor>) -> i32 {
         let app = phase("app", || {
             process::create(&spec, app, seccomp, autostart, agent)
         })?;
+        process::tuning::return_lent(spec.process().as_ref());
         // The application has its own /proc now; ours would only reveal the sandbox.
         rootfs::drop_supervisor_proc()?;
         seal(&spec)?;

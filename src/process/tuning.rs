@@ -75,7 +75,10 @@ pub fn apply(spec: &Spec, process: &Process) -> Result<(), TuningError> {
     if let Some(io) = process.io_priority() {
         let field = "process.ioPriority";
         let (class, level) = tuning::ioprio(io).map_err(invalid(field))?;
-        sched::set_ioprio(class, level).map_err(|errno| {
+        // Already lent by real root (`Lent`): setting IOPRIO_CLASS_RT again would need it here.
+        let already = sched::get_ioprio().is_ok_and(|p| p == (class << 13 | level));
+        if !already {
+            sched::set_ioprio(class, level).map_err(|errno| {
             let hint = match errno.nix() {
                 nix::errno::Errno::EPERM if class == 1 => format!(
                     "{HOST_ONLY} (CAP_SYS_ADMIN or CAP_SYS_NICE, for IOPRIO_CLASS_RT): use IOPRIO_CLASS_BE or IOPRIO_CLASS_IDLE"
@@ -83,7 +86,8 @@ pub fn apply(spec: &Spec, process: &Process) -> Result<(), TuningError> {
                 _ => String::new(),
             };
             kernel(field, "ioprio_set", errno, &hint)
-        })?;
+            })?;
+        }
     }
     if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         let field = "linux.personality";
@@ -152,4 +156,95 @@ pub fn set_affinity(list: Option<&String>, which: &str) -> Result<(), TuningErro
         };
         kernel(&field, "sched_setaffinity", errno, hint)
     })
+}
+
+/// What real root sets on itself for the container, to be taken back (`restore`).
+#[derive(Default)]
+pub struct Lent {
+    sched: Option<sched::SchedAttr>,
+    ioprio: Option<u32>,
+}
+
+/// Realtime policies, nice < 0 and IOPRIO_CLASS_RT need a capability of the host's user
+/// namespace, which no process in the container's has, as root too. Real root sets them on
+/// itself right before it clones into the container's namespaces, so that the processes made
+/// there inherit them (the process's own call then asks for nothing new), and takes them back
+/// right after (`restore`). Rootless, nothing happens: the process meets the kernel's refusal.
+/// Not SCHED_DEADLINE: a deadline task cannot fork.
+pub fn lend(process: Option<&Process>) -> Lent {
+    let mut lent = Lent::default();
+    let Some(process) = process else {
+        return lent;
+    };
+    if !nix::unistd::geteuid().is_root() {
+        return lent;
+    }
+    if let Some(v) = process
+        .scheduler()
+        .as_ref()
+        .and_then(|s| tuning::scheduler(s).ok())
+    {
+        if v.needs_host_privilege() && v.policy != 6 {
+            if let Ok(old) = sched::get_sched_attr() {
+                let attr = sched::SchedAttr {
+                    policy: v.policy,
+                    nice: v.nice,
+                    priority: v.priority,
+                    ..Default::default()
+                };
+                if sched::set_sched_attr(&attr).is_ok() {
+                    lent.sched = Some(old);
+                }
+            }
+        }
+    }
+    if let Some((1, level)) = process
+        .io_priority()
+        .as_ref()
+        .and_then(|p| tuning::ioprio(p).ok())
+    {
+        if let Ok(old) = sched::get_ioprio() {
+            if sched::set_ioprio(1, level).is_ok() {
+                lent.ioprio = Some(old);
+            }
+        }
+    }
+    lent
+}
+
+impl Lent {
+    /// Takes back what `lend` set (lowering needs no privilege).
+    pub fn restore(self) {
+        if let Some(old) = self.sched {
+            let _ = sched::set_sched_attr(&old);
+        }
+        if let Some(old) = self.ioprio {
+            let _ = sched::set_ioprio(old >> 13, old & 0x1fff);
+        }
+    }
+}
+
+/// The supervisor, once the application is made: back to the default scheduling if real root
+/// lent it what the application asked for (it asks for nothing the kernel would refuse).
+pub fn return_lent(process: Option<&Process>) {
+    let Some(process) = process else {
+        return;
+    };
+    let sched_lent = process
+        .scheduler()
+        .as_ref()
+        .and_then(|s| tuning::scheduler(s).ok())
+        .is_some_and(|v| v.needs_host_privilege() && v.policy != 6);
+    if sched_lent {
+        let _ = sched::set_sched_attr(&sched::SchedAttr::default());
+    }
+    let io_lent = process
+        .io_priority()
+        .as_ref()
+        .and_then(|p| tuning::ioprio(p).ok())
+        .is_some_and(|(class, _)| class == 1);
+    if io_lent {
+        // IOPRIO_CLASS_NONE: the default, derived from the nice value.
+        let _ = sched::set_ioprio(0, 0);
+    }
 }

@@ -222,10 +222,15 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
     // An exec'd `nsboot boot` keeps runsc's contract: it is cloned into every namespace.
     let make_netns = !plan.exec_boot && crate::rootfs::net::creates_netns(&plan.spec);
     let flags = clone_flags(&plan.spec, !make_netns);
+    let lent = crate::process::tuning::lend(plan.spec.process().as_ref());
     let cloned = sys::clone_process(flags).map_err(|errno| SandboxError::Clone {
         errno,
         hint: clone_hint(errno) + &limits::hint(&errno),
-    })?;
+    });
+    if matches!(cloned, Ok(Cloned::Parent { .. }) | Err(_)) {
+        lent.restore();
+    }
+    let cloned = cloned?;
     let (pid, pidfd) = match cloned {
         Cloned::Child => {
             drop((userns_w, start_r, ctl));

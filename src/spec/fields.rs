@@ -215,12 +215,12 @@ pub const PROCESS: &[Field] = &[
     leaf("selinuxLabel", Refused(LABELS)),
     f(
         "ioPriority",
-        Checked("src/process/tuning.rs; priority 0-7; IOPRIO_CLASS_RT needs a capability of the host's user namespace: the kernel's refusal, in one line"),
+        Checked("src/process/tuning.rs; priority 0-7; IOPRIO_CLASS_RT needs a capability of the host's user namespace: real root lends it, rootless gets the kernel's refusal, in one line"),
         Object(IO_PRIORITY),
     ),
     f(
         "scheduler",
-        Checked("src/process/tuning.rs; checked as runc does; SCHED_FIFO, SCHED_RR, SCHED_DEADLINE and nice < 0 need CAP_SYS_NICE of the host's user namespace: the kernel's refusal, in one line"),
+        Checked("src/process/tuning.rs; checked as runc does; SCHED_FIFO, SCHED_RR and nice < 0 need CAP_SYS_NICE of the host's user namespace: real root lends them, rootless gets the kernel's refusal, in one line (SCHED_DEADLINE always)"),
         Object(SCHEDULER),
     ),
     f(

@@ -36,6 +36,30 @@ pub struct SchedAttr {
     pub util_max: u32,
 }
 
+/// sched_getattr(self): the caller's scheduling attributes.
+pub fn get_sched_attr() -> Result<SchedAttr, Errno> {
+    let mut attr = SchedAttr::default();
+    let size = std::mem::size_of::<SchedAttr>() as u32;
+    // SAFETY: the kernel writes at most `size` bytes into `attr`, which lives across the call.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_sched_getattr,
+            0,
+            &mut attr as *mut SchedAttr,
+            size,
+            0,
+        )
+    })?;
+    Ok(attr)
+}
+
+/// ioprio_get(IOPRIO_WHO_PROCESS, self): class << 13 | level.
+pub fn get_ioprio() -> Result<u32, Errno> {
+    // SAFETY: ioprio_get takes two integers and touches no memory of ours.
+    let r = unsafe { libc::syscall(libc::SYS_ioprio_get, 1, 0) };
+    check(r).map(|()| r as u32)
+}
+
 /// sched_setattr(self, attr, 0).
 pub fn set_sched_attr(attr: &SchedAttr) -> Result<(), Errno> {
     let mut attr = *attr;

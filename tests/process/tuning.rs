@@ -47,8 +47,8 @@ fn scheduler_policy_and_nice_reach_the_app() {
 }
 
 #[test]
-fn scheduler_values_needing_the_hosts_cap_sys_nice_are_one_line_errors() {
-    for mode in common::modes() {
+fn scheduler_values_needing_the_hosts_cap_sys_nice_are_one_line_errors_when_rootless() {
+    for mode in common::rootless_modes() {
         for (name, sched) in [
             ("fifo", json!({"policy": "SCHED_FIFO", "priority": 10})),
             ("nice", json!({"policy": "SCHED_OTHER", "nice": -5})),
@@ -60,12 +60,79 @@ fn scheduler_values_needing_the_hosts_cap_sys_nice_are_one_line_errors() {
                 &["process.scheduler", "CAP_SYS_NICE"],
             );
         }
+    }
+    for mode in common::modes() {
         // A value runc's validation refuses never reaches the kernel.
         let b = sh(mode, "echo ran", |c| {
             c["process"]["scheduler"] = json!({"policy": "SCHED_OTHER", "priority": 3})
         });
         refused(b, "sched-prio", &["process.scheduler", "SCHED_FIFO"]);
     }
+}
+
+/// Fields 19 (nice), 40 (rt_priority) and 41 (policy) of /proc/`pid`/stat.
+fn host_sched(pid: &str) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after_comm.split(' ').collect();
+    // after_comm starts at field 3.
+    format!("{} {} {}", f[19 - 3], f[40 - 3], f[41 - 3])
+}
+
+#[test]
+fn realtime_scheduling_as_root_is_lent_to_the_app_alone() {
+    if !common::is_root() {
+        return;
+    }
+    let mode = common::Mode::Root;
+    let b = Bundle::new(mode)
+        .args(&["/bin/sh", "-c", "exec sleep 1000"])
+        .edit(|c| {
+            c["process"]["scheduler"] = json!({"policy": "SCHED_RR", "priority": 7});
+            c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_RT", "priority": 2});
+        });
+    let cid = id("sched-rr-root", mode);
+    let nsb = |args: &[&str]| {
+        let mut cmd = b.nsboot();
+        cmd.arg("--root").arg(b.state_dir()).args(args);
+        common::output_within(&mut cmd, std::time::Duration::from_secs(30))
+    };
+    let before = host_sched("self");
+    let c = nsb(&["create", "--bundle", b.dir().to_str().unwrap(), &cid]);
+    assert_eq!(c.status, 0, "{c:?}");
+    assert_eq!(nsb(&["start", &cid]).status, 0);
+    let ps = nsb(&["ps", "--format", "json", &cid]);
+    let pids: Vec<i32> = serde_json::from_str(&ps.stdout).unwrap();
+    let app = pids[0].to_string();
+    let status = std::fs::read_to_string(format!("/proc/{app}/status")).unwrap();
+    let sup = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(host_sched(&app), "0 7 2", "the app is SCHED_RR 7");
+    assert_eq!(
+        host_sched(&sup),
+        "0 0 0",
+        "the supervisor took back what it was lent"
+    );
+    assert_eq!(host_sched("self"), before);
+    // exec's process gets it the same way.
+    let e = nsb(&[
+        "exec",
+        &cid,
+        "/bin/sh",
+        "-c",
+        "set -- $(cat /proc/self/stat); echo ${40} ${41}; ionice -p $$",
+    ]);
+    assert_eq!(
+        (e.status, e.stdout.as_str()),
+        (0, "7 2\nrealtime: prio 2\n"),
+        "{e:?}"
+    );
+    nsb(&["delete", "--force", &cid]);
+    common::assert_nothing_left(mode, b.state_dir());
 }
 
 #[test]
@@ -88,7 +155,11 @@ fn io_priority_reaches_the_app() {
             "idle\n",
         );
         let rt = sh(mode, script, set("IOPRIO_CLASS_RT", 0));
-        refused(rt, "ioprio-rt", &["process.ioPriority", "IOPRIO_CLASS_BE"]);
+        if mode.is_rootless() {
+            refused(rt, "ioprio-rt", &["process.ioPriority", "IOPRIO_CLASS_BE"]);
+        } else {
+            prints(rt, "ioprio-rt", "realtime: prio 0\n");
+        }
         let bad = sh(mode, script, set("IOPRIO_CLASS_BE", 8));
         refused(
             bad,

@@ -154,6 +154,8 @@ fn exec(args: ExecArgs, global: &Global) -> Result<i32, ExecError> {
     if !args.detach {
         crate::sandbox::block_forwarded_signals().map_err(msg)?;
     }
+    // Real root lends the process what only the host's user namespace grants (`lend`).
+    let lent = crate::process::tuning::lend(Some(&process));
     let target = setns::join_user_and_pid(&args.id, app)?;
     let (report, report_child) = socketpair(
         AddressFamily::Unix,
@@ -179,6 +181,7 @@ fn exec(args: ExecArgs, global: &Global) -> Result<i32, ExecError> {
         }
         Cloned::Parent { pid, pidfd } => (pid, pidfd),
     };
+    lent.restore();
     drop((report_child, console));
     // EOF: the process exec'd (the socket is close-on-exec); a frame: why it could not, or
     // that it handed over to the exec helper, whose outcome follows (or its seccomp notify
