@@ -176,15 +176,14 @@ pub fn lend(process: Option<&Process>) -> Lent {
     let Some(process) = process else {
         return lent;
     };
-    if !nix::unistd::geteuid().is_root() {
-        return lent;
-    }
+    // No syscall unless the spec asks for what needs lending.
+    let root = || nix::unistd::geteuid().is_root();
     if let Some(v) = process
         .scheduler()
         .as_ref()
         .and_then(|s| tuning::scheduler(s).ok())
     {
-        if v.needs_host_privilege() && v.policy != 6 {
+        if v.needs_host_privilege() && v.policy != 6 && root() {
             if let Ok(old) = sched::get_sched_attr() {
                 let attr = sched::SchedAttr {
                     policy: v.policy,
@@ -198,11 +197,11 @@ pub fn lend(process: Option<&Process>) -> Lent {
             }
         }
     }
-    if let Some((1, level)) = process
+    let io = process
         .io_priority()
         .as_ref()
-        .and_then(|p| tuning::ioprio(p).ok())
-    {
+        .and_then(|p| tuning::ioprio(p).ok());
+    if let Some((1, level)) = io.filter(|_| root()) {
         if let Ok(old) = sched::get_ioprio() {
             if sched::set_ioprio(1, level).is_ok() {
                 lent.ioprio = Some(old);

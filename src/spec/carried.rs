@@ -20,8 +20,9 @@ pub const MEMORY_POLICY_ANNOTATION: &str = "nsboot.memoryPolicy";
 
 /// Whether the raw config may hold a field `normalize` rewrites (the fast decode skips it).
 pub fn needs_normalize(bytes: &[u8]) -> bool {
-    let has = |w: &[u8]| bytes.windows(w.len()).any(|x| x == w);
-    has(b"\"timeOffsets\"") || has(b"\"memoryPolicy\"") || has(b"\"execCPUAffinity\"")
+    const KEYS: [&[u8]; 3] = [b"timeOffsets\"", b"memoryPolicy\"", b"execCPUAffinity\""];
+    // One pass: a key starts after a quote.
+    (0..bytes.len()).any(|i| bytes[i] == b'"' && KEYS.iter().any(|k| bytes[i + 1..].starts_with(k)))
 }
 
 /// execCPUAffinity as oci-spec reads it.
