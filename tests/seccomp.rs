@@ -429,3 +429,24 @@ fn filter_without_no_new_privileges_binds_a_non_root_user() {
         common::assert_nothing_left(mode, bundle.state_dir());
     }
 }
+
+#[test]
+fn a_profile_denying_execveat_is_named_as_the_cause() {
+    // The last exec goes through nsboot's sealed helper, run from a memfd with execveat.
+    let rule = json!([{ "names": ["execveat"], "action": "SCMP_ACT_ERRNO" }]);
+    for mode in common::modes() {
+        for nnp in [true, false] {
+            let bundle = filtered(mode, "echo ran", allow_but(rule.clone()))
+                .edit(|c| c["process"]["noNewPrivileges"] = json!(nnp));
+            let out = bundle.run(&id(&format!("no-execveat-{nnp}"), mode));
+            assert!(
+                out.status == 125
+                    && out.stdout.is_empty()
+                    && out.stderr.trim().lines().count() == 1
+                    && out.stderr.contains("execveat"),
+                "{mode:?}: {out:?}"
+            );
+            common::assert_nothing_left(mode, bundle.state_dir());
+        }
+    }
+}

@@ -37,6 +37,8 @@ pub enum ProcessError {
     NotExecutable { program: String },
     #[error("executing {program}: {errno}")]
     Exec { program: String, errno: Errno },
+    #[error("executing {program}: running nsboot's exec helper from its sealed memfd (execveat): {errno}{}", helper_hint(*.errno))]
+    Helper { program: String, errno: Errno },
     #[error("fd {fd} is an open directory ({target}) that would survive into the application: refusing to start (it would reach outside the container root); close it or pass it with --pass-fd")]
     LeakedDir { fd: i32, target: String },
     #[error("the spec has no process to run: add process.args to config.json")]
@@ -55,6 +57,13 @@ pub enum ProcessError {
     Tuning(#[from] tuning::TuningError),
     #[error(transparent)]
     Agent(#[from] seccomp::agent::AgentError),
+}
+
+fn helper_hint(errno: Errno) -> &'static str {
+    match errno.0 {
+        libc::EPERM | libc::EACCES | libc::ENOSYS => ": the seccomp profile must allow execveat, which every exec into the container goes through; allow it in linux.seccomp",
+        _ => "",
+    }
 }
 
 impl ProcessError {
