@@ -133,6 +133,11 @@ fn realtime_scheduling_as_root_is_lent_to_the_app_alone() {
     );
     nsb(&["delete", "--force", &cid]);
     common::assert_nothing_left(mode, b.state_dir());
+    // A negative nice too.
+    let b = sh(mode, NICE_POLICY, |c| {
+        c["process"]["scheduler"] = json!({"policy": "SCHED_OTHER", "nice": -5})
+    });
+    prints(b, "sched-nice-root", "-5 0\n");
 }
 
 #[test]
