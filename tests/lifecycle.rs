@@ -5,6 +5,8 @@
 mod common;
 #[path = "lifecycle/exec.rs"]
 mod exec;
+#[path = "lifecycle/exec_process.rs"]
+mod exec_process;
 #[path = "lifecycle/hooks.rs"]
 mod hooks;
 #[path = "lifecycle/recovery.rs"]

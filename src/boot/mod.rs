@@ -26,6 +26,7 @@ struct BootInput {
     id: String,
     spec: Spec,
     rootfs: PathBuf,
+    bundle: PathBuf,
     controller: Option<OwnedFd>,
     start_sync: OwnedFd,
     sync_userns: Option<OwnedFd>,
@@ -41,12 +42,16 @@ struct BootInput {
 
 /// Both entries: read the spec the hand-off names, then supervise. Returns the exit status.
 pub fn main(h: Handoff) -> i32 {
-    let (spec, rootfs) = match h.spec {
-        SpecFrom::Cloned { spec, rootfs } => (*spec, rootfs),
+    let (spec, rootfs, bundle) = match h.spec {
+        SpecFrom::Cloned {
+            spec,
+            rootfs,
+            bundle,
+        } => (*spec, rootfs, bundle),
         SpecFrom::Fd { fd, bundle } => {
             let read = read_spec(&fd).and_then(|s| {
                 let root = spec::rootfs_path(&s, &bundle)?;
-                Ok((s, root))
+                Ok((s, root, bundle))
             });
             match read {
                 Ok(v) => v,
@@ -61,6 +66,7 @@ pub fn main(h: Handoff) -> i32 {
         id: h.id,
         spec,
         rootfs,
+        bundle,
         controller: h.controller,
         start_sync: h.start_sync,
         sync_userns: h.sync_userns,
@@ -136,6 +142,7 @@ fn supervise_app(input: BootInput, janitor: Option<&Janitor>) -> i32 {
         id,
         spec,
         rootfs,
+        bundle,
         controller,
         start_sync,
         sync_userns,
@@ -175,6 +182,9 @@ fn supervise_app(input: BootInput, janitor: Option<&Janitor>) -> i32 {
             None => userns::become_root()?,
         }
         set_names(&spec)?;
+        // While the host is in sight (the root's pivot hides it), as the namespace's root.
+        let agent = process::seccomp::agent::Listener::connect(&spec, &id, &bundle, "creating")
+            .map_err(process::ProcessError::from)?;
         if !make_netns {
             // A network namespace we were cloned into starts with lo down; we are its root now.
             crate::rootfs::net::setup(&spec)?;
@@ -185,7 +195,10 @@ fn supervise_app(input: BootInput, janitor: Option<&Janitor>) -> i32 {
         // A Start already queued (a foreground run): the application execs as soon as its
         // root is ready, while this supervisor drops its /proc and seals itself.
         let autostart = controller.as_ref().is_some_and(control::take_queued_start);
-        let app = phase("app", || process::create(&spec, app, seccomp, autostart))?;
+        let app = phase("app", || {
+            process::create(&spec, app, seccomp, autostart, agent)
+        })?;
+        process::tuning::return_lent(spec.process().as_ref());
         // The application has its own /proc now; ours would only reveal the sandbox.
         rootfs::drop_supervisor_proc()?;
         seal(&spec)?;

@@ -29,7 +29,11 @@ pub enum SpecFrom {
     /// bundle.
     Fd { fd: OwnedFd, bundle: PathBuf },
     /// A supervisor cloned in-process: the caller's copy, already resolved.
-    Cloned { spec: Box<Spec>, rootfs: PathBuf },
+    Cloned {
+        spec: Box<Spec>,
+        rootfs: PathBuf,
+        bundle: PathBuf,
+    },
 }
 
 /// What the caller hands the supervisor: the same whether it was exec'd as `nsboot boot` (from

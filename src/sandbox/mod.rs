@@ -237,17 +237,26 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
         true => None,
     };
     let joins = nspath::Joins::open(&plan.spec)?;
+    // Real root lends the spec's scheduler and I/O priority to the clone, then takes them back.
+    let lent = crate::process::tuning::lend(plan.spec.process().as_ref());
     let user_joined = joins.joins_user();
-    let (cloned, shown) = if joins.is_empty() {
+    let cloned = if joins.is_empty() {
         let shown = nspath::inherited_mounts(&plan.spec);
-        let cloned = sys::clone_process(flags).map_err(|errno| SandboxError::Clone {
-            errno,
-            hint: clone_hint(errno) + &limits::hint(&errno),
-        })?;
-        (cloned, shown)
+        sys::clone_process(flags)
+            .map_err(|errno| SandboxError::Clone {
+                errno,
+                hint: clone_hint(errno) + &limits::hint(&errno),
+            })
+            .map(|cloned| (cloned, shown))
     } else {
-        joins.clone_supervisor(&plan.spec, flags)?
+        joins
+            .clone_supervisor(&plan.spec, flags)
+            .map_err(SandboxError::from)
     };
+    if matches!(cloned, Ok((Cloned::Parent { .. }, _)) | Err(_)) {
+        lent.restore();
+    }
+    let (cloned, shown) = cloned?;
     let (pid, pidfd) = match cloned {
         Cloned::Child => {
             drop((userns_w, start_r, ctl));
@@ -263,6 +272,7 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
                 spec: SpecFrom::Cloned {
                     spec: Box::new(plan.spec),
                     rootfs: plan.rootfs,
+                    bundle: plan.bundle,
                 },
                 controller: Some(ctl_boot),
                 start_sync: start_w,

@@ -68,7 +68,6 @@ pub fn check_namespaces(spec: &Spec) -> Result<(), SpecError> {
         let (field, why) = match (ns.typ(), ns.path()) {
             (Ns::Mount, Some(p)) => (".path", format!("{p:?}: nsboot builds the root in a new mount namespace, it joins none: remove \"path\"")),
             (Ns::Pid, Some(p)) => (".path", format!("{p:?}: nsboot mounts /proc in a new pid namespace of its user namespace, it joins none: remove \"path\"")),
-            (Ns::Time, None) => ("", "a new time namespace: nsboot makes none yet: remove it, or give the path of one to join".into()),
             _ => continue,
         };
         return Err(SpecError::invalid(
@@ -116,18 +115,22 @@ pub fn check_linux(spec: &Spec) -> Result<(), SpecError> {
         }
     }
     if let Some(seccomp) = linux.seccomp() {
-        let notify = |at: String| {
-            SpecError::invalid(
-                at,
-                "SCMP_ACT_NOTIFY needs a seccomp agent, which nsboot cannot hand the listener to yet: use another action",
-            )
-        };
         if seccomp.default_action() == LinuxSeccompAction::ScmpActNotify {
-            return Err(notify("linux.seccomp.defaultAction".into()));
+            return Err(SpecError::invalid(
+                "linux.seccomp.defaultAction",
+                "SCMP_ACT_NOTIFY cannot be the default action (it would notify the agent of the process's own start-up): use it in syscalls rules",
+            ));
         }
+        let listener = seccomp
+            .listener_path()
+            .as_ref()
+            .is_some_and(|p| !p.as_os_str().is_empty());
         for (i, s) in seccomp.syscalls().iter().flatten().enumerate() {
-            if s.action() == LinuxSeccompAction::ScmpActNotify {
-                return Err(notify(format!("linux.seccomp.syscalls[{i}].action")));
+            if s.action() == LinuxSeccompAction::ScmpActNotify && !listener {
+                return Err(SpecError::invalid(
+                    format!("linux.seccomp.syscalls[{i}].action"),
+                    "SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath, the socket of the agent that gets the notify fd: set it",
+                ));
             }
         }
     }

@@ -44,6 +44,7 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
     check_namespaces(spec)?;
     contract::check_namespaces(spec)?;
     contract::check_linux(spec)?;
+    super::tuning::check(spec)?;
     super::sysctl::check(spec)?;
     contract::check_mounts(spec)?;
     contract::check_hooks(spec)?;

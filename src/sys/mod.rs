@@ -8,6 +8,7 @@ pub mod log;
 pub mod mount;
 pub mod nsfs;
 pub mod procfs;
+pub mod sched;
 pub mod socket;
 pub mod wire;
 

@@ -118,7 +118,7 @@ step_tests! {
     docker_ipc_container_joins_its_namespace: "--ipc container:X" => cli::joins_namespace_of_container("ipc");
     #[ignore = "nsboot: the state pid is nsboot's supervisor, not the container's init"]
     docker_state_pid_is_the_containers_init: "state pid" => cli::state_pid_is_the_containers_init;
-    #[ignore = "nsboot: noNewPrivileges is set though the spec leaves it out"]
+    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
     docker_setuid_works_inside: "setuid (no noNewPrivileges)" => cli::setuid_works_without_no_new_privileges;
 }
 

@@ -25,7 +25,6 @@ step_tests! {
     podman_rootless_ipc_container_joins_its_namespace: "--ipc container:X" => cli::joins_namespace_of_container("ipc");
     #[ignore = "nsboot: the state pid is nsboot's supervisor, not the container's init"]
     podman_rootless_state_pid_is_the_containers_init: "state pid" => cli::state_pid_is_the_containers_init;
-    #[ignore = "nsboot: noNewPrivileges is set though the spec leaves it out"]
     podman_rootless_setuid_works_inside: "setuid (no noNewPrivileges)" => cli::setuid_works_without_no_new_privileges;
     podman_rootless_pod_members_share_the_infra_network: "pod" => pod_members_share_the_network;
 }
