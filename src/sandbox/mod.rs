@@ -222,6 +222,20 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
     // An exec'd `nsboot boot` keeps runsc's contract: it is cloned into every namespace.
     let make_netns = !plan.exec_boot && crate::rootfs::net::creates_netns(&plan.spec);
     let flags = clone_flags(&plan.spec, !make_netns);
+    // process.terminal in `create`: the application gets the pty, and nothing of the sandbox
+    // may keep the caller's stdio, which an engine reads until EOF (go-runc under containerd
+    // and Docker waits on create's output pipe).
+    let null_stdio = match plan.console.is_some() && !plan.attached {
+        true => Some(step(
+            "opening /dev/null for the supervisor's stdio",
+            nix::fcntl::open(
+                "/dev/null",
+                OFlag::O_RDWR | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            ),
+        )?),
+        false => None,
+    };
     let cloned = sys::clone_process(flags).map_err(|errno| SandboxError::Clone {
         errno,
         hint: clone_hint(errno) + &limits::hint(&errno),
@@ -229,6 +243,11 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
     let (pid, pidfd) = match cloned {
         Cloned::Child => {
             drop((userns_w, start_r, ctl));
+            if let Some(null) = &null_stdio {
+                for fd in 0..3 {
+                    let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
+                }
+            }
             // This process's copies only: the caller keeps its own (the fd table was copied).
             for fd in &plan.caller_only {
                 let _ = nix::unistd::close(fd.as_raw_fd());

@@ -143,7 +143,9 @@ fn run_in(
     let _ = nix::unistd::write(&created_w, &[1]);
     let pid = spawning.pid.as_raw();
     // One write: the app starts right away (a foreground run is never seen "created").
-    let st = state::State::new(id, "running", pid, bundle, rootfs, annotations);
+    // "running" once the supervisor says the application exec'd (`state::lifecycle::inspect`).
+    let mut st = state::State::new(id, "running", pid, bundle, rootfs, annotations);
+    st.supervisor = pid;
     let entry = match root
         .map(|r| state::create_foreground(r, id, &st))
         .transpose()
