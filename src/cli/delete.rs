@@ -59,7 +59,14 @@ fn delete(args: &DeleteArgs, global: &Global) -> Result<(), LifecycleError> {
         }
         // A stopped container's supervisor may still be finishing (its application just
         // exited); killing it is harmless and makes sure nothing outlives the delete.
-        Status::Running | Status::Created | Status::Stopped => lifecycle::kill_supervisor(&c)?,
+        Status::Running | Status::Created | Status::Stopped => {
+            // Held before the kill: poststop runs once the application itself is gone.
+            let app = c.app.and_then(|p| lifecycle::pidfd_open(p).ok());
+            lifecycle::kill_supervisor(&c)?;
+            if let Some(fd) = app {
+                lifecycle::wait_exit(&fd, Duration::from_secs(10));
+            }
+        }
     }
     // A foreground `nsboot run` holds the lock until it has cleaned up after the kill above.
     let entry = match crate::state::lock_existing(&root, &args.id, Duration::from_secs(10)) {
@@ -69,16 +76,16 @@ fn delete(args: &DeleteArgs, global: &Global) -> Result<(), LifecycleError> {
     };
     let mut state = c.state.clone();
     state.status = "stopped".into();
-    // Poststop failures are warnings (runtime spec): the delete goes on regardless.
-    let _ = hooks::run(
-        HookKind::Poststop,
-        hooks::from_bundle(&state.bundle).as_ref(),
-        &state,
-    );
     if let Some(entry) = entry {
         entry.remove();
     }
-    Ok(())
+    // As runc: the container is gone whatever poststop does; its first failure is reported.
+    hooks::run(
+        HookKind::Poststop,
+        hooks::from_bundle(&state.bundle).as_ref(),
+        &state,
+    )
+    .map_err(|e| LifecycleError::Poststop(e.to_string()))
 }
 
 /// After --force: what killed commands left of the id goes too, and nothing of it may remain.

@@ -35,6 +35,8 @@ pub enum LifecycleError {
         "the supervisor of container {id} (pid {pid}) did not exit within {secs} s of SIGKILL"
     )]
     Stuck { id: String, pid: i32, secs: u64 },
+    #[error("the container was deleted, but {0}")]
+    Poststop(String),
     #[error("container {} could not be removed: {path} remains; remove it by hand", state::cut(.id))]
     Remains { id: String, path: PathBuf },
 }
