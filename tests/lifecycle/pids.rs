@@ -239,3 +239,48 @@ fn delete_and_check(b: &Bundle, id: &str) {
     assert_eq!(d.status, 0, "{:?}: delete {id}: {}", b.mode(), d.stderr);
     common::assert_nothing_left(b.mode(), b.state_dir());
 }
+
+#[test]
+fn an_rlimit_above_nsboots_own_fails_create_and_says_rootless_only_when_it_is() {
+    use std::os::unix::process::CommandExt;
+    for mode in common::modes() {
+        let b = sleeper(mode).edit(|c| {
+            c["process"]["rlimits"] =
+                serde_json::json!([{"type": "RLIMIT_CORE", "soft": 0, "hard": 2000}])
+        });
+        let mut cmd = b.nsboot();
+        cmd.arg("--root")
+            .arg(b.state_dir())
+            .args(["create", "--bundle"])
+            .arg(b.dir())
+            .arg("rl");
+        // SAFETY: only setrlimit (async-signal-safe) runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                let lim = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 1000,
+                };
+                match libc::setrlimit(libc::RLIMIT_CORE, &lim) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                }
+            });
+        }
+        let out = common::output(&mut cmd);
+        assert!(
+            out.status == 125
+                && out
+                    .stderr
+                    .contains("RLIMIT_CORE: hard limit 2000 is above nsboot's own 1000"),
+            "{mode:?}: create with a raised hard limit: {out:?}"
+        );
+        assert_eq!(
+            out.stderr.contains("rootless"),
+            mode.is_rootless(),
+            "{mode:?}: {}",
+            out.stderr
+        );
+        common::assert_nothing_left(b.mode(), b.state_dir());
+    }
+}

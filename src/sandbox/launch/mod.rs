@@ -40,6 +40,8 @@ pub enum LaunchError {
     State(#[from] StateError),
     #[error(transparent)]
     Hook(#[from] HookError),
+    #[error(transparent)]
+    Rlimit(#[from] crate::process::rlimits::RlimitError),
 }
 
 fn ranges(m: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>) -> Vec<IdRange> {
@@ -70,6 +72,9 @@ pub fn prepare(spec: &mut Spec, bundle: &Path) -> Result<Prepared, LaunchError> 
     let uids = ranges(linux.and_then(|l| l.uid_mappings().as_ref()));
     let gids = ranges(linux.and_then(|l| l.gid_mappings().as_ref()));
     let mapping = idmap::choose(&uids, &gids, &Caller::current())?;
+    if let Some(limits) = spec.process().as_ref().and_then(|p| p.rlimits().as_ref()) {
+        crate::process::rlimits::check_inherited(limits, idmap::is_rootless())?;
+    }
     Ok(Prepared {
         bundle,
         rootfs,
