@@ -161,6 +161,14 @@ impl Target {
         };
         let pidfd = crate::state::lifecycle::pidfd_open(state.pid)
             .map_err(|e| fail("opening the container's application", e))?;
+        // Checked once the pidfd holds it: still the supervisor's child, not a reused pid.
+        let sup = state.supervisor_pid();
+        if !crate::state::lifecycle::children(sup).contains(&state.pid) {
+            return Err(fail(
+                "finding the container's application",
+                Errno(libc::ESRCH),
+            ));
+        }
         let names = [
             ("user", CloneFlags::CLONE_NEWUSER),
             ("mnt", CloneFlags::CLONE_NEWNS),
@@ -347,7 +355,8 @@ mod tests {
             owner: "0".into(),
             annotations: None,
             foreground: false,
-            supervisor: 0,
+            // Whose child we are, as the application is its supervisor's.
+            supervisor: nix::unistd::getppid().as_raw(),
         }
     }
 
