@@ -268,6 +268,8 @@ fn start_and_serve(
         }
         return code;
     }
+    // Seen by `state` (/proc/PID/comm): the application has exec'd, the container runs.
+    let _ = nix::sys::prctl::set_name(crate::state::lifecycle::STARTED_NAME_C);
     if let Some(c) = &controller {
         let pid = app.pid.as_raw();
         let _ = crate::sys::wire::send(c, &Reply::Started { pid });

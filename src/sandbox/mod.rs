@@ -236,6 +236,20 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
         false => crate::rootfs::mknod::make(&plan.spec, &plan.mapping),
         true => None,
     };
+    // process.terminal in `create`: the application gets the pty, and nothing of the sandbox
+    // may keep the caller's stdio, which an engine reads until EOF (go-runc under containerd
+    // and Docker waits on create's output pipe).
+    let null_stdio = match plan.console.is_some() && !plan.attached {
+        true => Some(step(
+            "opening /dev/null for the supervisor's stdio",
+            nix::fcntl::open(
+                "/dev/null",
+                OFlag::O_RDWR | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            ),
+        )?),
+        false => None,
+    };
     let joins = nspath::Joins::open(&plan.spec)?;
     // Real root lends the spec's scheduler and I/O priority to the clone, then takes them back.
     let lent = crate::process::tuning::lend(plan.spec.process().as_ref());
@@ -260,6 +274,11 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
     let (pid, pidfd) = match cloned {
         Cloned::Child => {
             drop((userns_w, start_r, ctl));
+            if let Some(null) = &null_stdio {
+                for fd in 0..3 {
+                    let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
+                }
+            }
             // This process's copies only: the caller keeps its own (the fd table was copied).
             for fd in &plan.caller_only {
                 let _ = nix::unistd::close(fd.as_raw_fd());

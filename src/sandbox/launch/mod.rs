@@ -44,6 +44,8 @@ pub enum LaunchError {
     Hook(#[from] HookError),
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Rlimit(#[from] crate::process::rlimits::RlimitError),
 }
 
 /// The container's cgroup, made and its resources written before the supervisor exists, and
@@ -120,6 +122,9 @@ pub fn prepare(spec: &mut Spec, bundle: &Path) -> Result<Prepared, LaunchError> 
     } else {
         idmap::choose(&uids, &gids, &Caller::current())?
     };
+    if let Some(limits) = spec.process().as_ref().and_then(|p| p.rlimits().as_ref()) {
+        crate::process::rlimits::check_inherited(limits, idmap::is_rootless())?;
+    }
     Ok(Prepared {
         bundle,
         rootfs,
