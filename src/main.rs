@@ -57,6 +57,10 @@ fn run() -> i32 {
         Command::Exec(args) => cli::exec::run(args, &cli.global),
         Command::Checkpoint(args) => cli::checkpoint::run(args, &cli.global),
         Command::Restore(args) => cli::restore::run(args, &cli.global),
+        Command::Pause(args) => cli::pause::pause(args, &cli.global),
+        Command::Resume(args) => cli::pause::resume(args, &cli.global),
+        Command::Update(args) => cli::update::run(args, &cli.global),
+        Command::Events(args) => cli::events::run(args, &cli.global),
         Command::Boot(args) => cli::boot::run(args, &cli.global),
     }
 }

@@ -57,9 +57,23 @@ fn delete(args: &DeleteArgs, global: &Global) -> Result<(), LifecycleError> {
                 id: args.id.clone(),
             })
         }
+        Status::Paused if !args.force => {
+            return Err(LifecycleError::Paused {
+                id: args.id.clone(),
+                also: ", or use `delete --force`".into(),
+            })
+        }
         // A stopped container's supervisor may still be finishing (its application just
         // exited); killing it is harmless and makes sure nothing outlives the delete.
-        Status::Running | Status::Created | Status::Stopped => lifecycle::kill_supervisor(&c)?,
+        Status::Running | Status::Paused | Status::Created | Status::Stopped => {
+            stop_cgroup(&c);
+            // Held before the kill: poststop runs once the application itself is gone.
+            let app = c.app.and_then(|p| lifecycle::pidfd_open(p).ok());
+            lifecycle::kill_supervisor(&c)?;
+            if let Some(fd) = app {
+                lifecycle::wait_exit(&fd, Duration::from_secs(10));
+            }
+        }
     }
     // A foreground `nsboot run` holds the lock until it has cleaned up after the kill above.
     let entry = match crate::state::lock_existing(&root, &args.id, Duration::from_secs(10)) {
@@ -69,16 +83,40 @@ fn delete(args: &DeleteArgs, global: &Global) -> Result<(), LifecycleError> {
     };
     let mut state = c.state.clone();
     state.status = "stopped".into();
-    // Poststop failures are warnings (runtime spec): the delete goes on regardless.
-    let _ = hooks::run(
-        HookKind::Poststop,
-        hooks::from_bundle(&state.bundle).as_ref(),
-        &state,
-    );
+    remove_cgroup(&c)?;
     if let Some(entry) = entry {
         entry.remove();
     }
-    Ok(())
+    // As runc: the container is gone whatever poststop does; its first failure is reported.
+    hooks::run(
+        HookKind::Poststop,
+        hooks::from_bundle(&state.bundle).as_ref(),
+        &state,
+    )
+    .map_err(|e| LifecycleError::Poststop(e.to_string()))
+}
+
+/// Every process of the container's cgroup killed (a paused one thawed: a frozen v1 task
+/// does not die), so that the supervisor's exit waits on none.
+fn stop_cgroup(c: &lifecycle::Container) {
+    if let Some(cg) = &c.state.cgroup {
+        let _ = cg.signal_all(libc::SIGKILL);
+    }
+}
+
+/// The container's cgroup goes with it (before its state: a delete that fails here can be
+/// run again).
+fn remove_cgroup(c: &lifecycle::Container) -> Result<(), LifecycleError> {
+    let Some(cg) = &c.state.cgroup else {
+        return Ok(());
+    };
+    cg.destroy().map_err(|e| {
+        tracing::error!("{e}");
+        LifecycleError::Remains {
+            id: c.state.id.clone(),
+            path: cg.main_dir().into(),
+        }
+    })
 }
 
 /// After --force: what killed commands left of the id goes too, and nothing of it may remain.

@@ -15,10 +15,12 @@ pub mod checkpoint;
 pub mod create;
 pub mod delete;
 pub mod do_cmd;
+pub mod events;
 pub mod exec;
 pub mod features;
 pub mod kill;
 pub mod list;
+pub mod pause;
 pub mod ps;
 pub mod restore;
 pub mod run;
@@ -26,6 +28,7 @@ pub mod setup;
 pub mod spec;
 pub mod start;
 pub mod state_cmd;
+pub mod update;
 
 /// A rootless-first sandbox launcher.
 #[derive(Debug, Parser)]
@@ -148,6 +151,14 @@ pub enum Command {
     Checkpoint(checkpoint::CheckpointArgs),
     /// Restore a container from a CRIU checkpoint (not supported yet).
     Restore(restore::RestoreArgs),
+    /// Pause a running container (freeze every process of its cgroup).
+    Pause(pause::PauseArgs),
+    /// Resume a paused container.
+    Resume(pause::PauseArgs),
+    /// Update a running container's resource limits (cgroup).
+    Update(update::UpdateArgs),
+    /// Print a container's resource usage and OOM events (runc's JSON lines).
+    Events(events::EventsArgs),
     /// INTERNAL: the sandbox supervisor, started by nsboot itself (runsc boot's fd contract).
     Boot(boot::BootArgs),
 }

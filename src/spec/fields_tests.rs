@@ -15,16 +15,20 @@ test fails when they differ (`NSBOOT_WRITE_DOCS=1 cargo test --lib spec_fields_d
   note says which).
 - **refused**: a value other than empty (null, \"\", [], {}) is refused with one line naming
   the JSON path and the fix, exit 125. Empty values are what engines write for \"not set\".
-- **cgroup**: nsboot manages no cgroups yet. An unprivileged caller (who has no delegated
-  cgroup) gets one warning line and the container runs without the limits, as with runc and
-  crun; real root is refused (podman: `--cgroups=disabled`, with nsboot in containers.conf's
-  `runtime_supports_nocgroup`). `0` and `false` count as unset here, as in runc
-  (`pids.limit: 0` is podman's `--pids-limit 0`).
+- **cgroup**: written to the container's cgroup by `src/cgroup/` (cgroup v2, or v1 and the
+  hybrid layout, detected at run time; runc's conversions on v2); a value the host's hierarchy
+  cannot take is refused with one line naming the field, exit 125. An unprivileged caller
+  uses a cgroup v2 subtree delegated to it; without one (and on v1) it gets one warning line
+  and the container runs without the limits, as with runc and crun. `0` and `false` count as
+  unset, as in runc (`pids.limit: 0` is podman's `--pids-limit 0`); a spec with no cgroupsPath
+  and no such setting gets no cgroup.
 
-Namespaces: a type listed without a path is a new namespace (time: refused, none is made); a
-`path` is refused (nothing is joined yet); network and cgroup not listed are the runtime's
-(inherited); mount, pid, ipc and uts not listed are refused (nsboot always makes them new);
-a user namespace not listed is added (nsboot always runs in one, DESIGN.md). Strings anywhere
+Namespaces: a type listed without a path is a new namespace (time: refused, none is made); with
+a `path` it is joined, exactly that one (its type checked; a dead path or the wrong type
+refused), but mount and pid, which nsboot always makes new, are refused by path; network, ipc,
+uts and cgroup not listed are the runtime's (inherited); mount and pid not listed are refused;
+a user namespace not listed is added (nsboot always runs in one, DESIGN.md); one joined by path
+brings its maps (the spec's must be absent or agree). Strings anywhere
 in config.json with a NUL byte are refused. Properties the runtime spec does not define are
 ignored, as its Extensibility section requires.
 
@@ -55,7 +59,10 @@ fn render() -> String {
             }
             Rule::Cgroup => {
                 cgroup += 1;
-                ("cgroup", "root: refused; rootless: one warning".to_string())
+                (
+                    "cgroup",
+                    "src/cgroup/; rootless without delegation: one warning".to_string(),
+                )
             }
         };
         out.push_str(&format!("| `{path}` | {class} | {note} |\n"));
@@ -99,7 +106,7 @@ fn spec_fields_doc_names_files_that_exist() {
 fn rules_are_found_through_arrays() {
     assert!(matches!(
         fields::rule("linux.namespaces.path"),
-        Some(Rule::Refused(_))
+        Some(Rule::Applied(_))
     ));
     assert!(matches!(
         fields::rule("mounts.uidMappings"),

@@ -170,7 +170,6 @@ fn steps(name: &str, step: impl Fn(&Ctr, Runtime, &str) -> Step) {
 }
 
 #[test]
-#[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
 fn containerd_run_prints_and_returns_the_exit_status() {
     steps("run", |c, rt, id| {
         let out = c.run(rt, &["--rm"], id, &["sh", "-c", "echo hello; exit 7"]);
@@ -180,7 +179,6 @@ fn containerd_run_prints_and_returns_the_exit_status() {
 }
 
 #[test]
-#[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
 fn containerd_detached_task_takes_exec() {
     steps("exec", |c, rt, id| {
         c.sleeper(rt, id)?;
@@ -201,7 +199,6 @@ fn containerd_detached_task_takes_exec() {
 }
 
 #[test]
-#[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
 fn containerd_exec_t_gives_a_terminal() {
     steps("exec -t", |c, rt, id| {
         c.sleeper(rt, id)?;
@@ -216,7 +213,7 @@ fn containerd_exec_t_gives_a_terminal() {
 }
 
 #[test]
-#[ignore = "nsboot: `ctr run -t` hangs (create leaves a descendant holding the shim's pipe)"]
+#[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups (the hang is fixed: lifecycle::pids::create_with_a_terminal_leaves_nobody_holding_the_callers_stdio)"]
 fn containerd_run_t_gives_a_terminal() {
     steps("run -t", |c, rt, id| {
         let mut args = vec!["/usr/bin/ctr".to_string(), "-a".into()];
@@ -230,7 +227,6 @@ fn containerd_run_t_gives_a_terminal() {
 }
 
 #[test]
-#[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
 fn containerd_kill_delivers_the_signal_and_delete_reports_the_status() {
     steps("kill", |c, rt, id| {
         let script = "trap 'exit 9' TERM; while :; do sleep 0.1; done";
@@ -266,7 +262,7 @@ fn containerd_kill_delivers_the_signal_and_delete_reports_the_status() {
 }
 
 #[test]
-#[ignore = "nsboot: the state pid is nsboot's supervisor, not the container's init"]
+#[ignore = "nsboot: the pid file, which conmon and containerd's shim take for the container's pid, names nsboot's supervisor (the state pid is the application now): the application must become the engine's child"]
 fn containerd_task_pid_is_the_containers_init() {
     steps("state pid", |c, rt, id| {
         c.sleeper(rt, id)?;
@@ -275,7 +271,6 @@ fn containerd_task_pid_is_the_containers_init() {
 }
 
 #[test]
-#[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
 fn containerd_task_ps_lists_the_containers_processes() {
     steps("top (task ps)", |c, rt, id| {
         c.sleeper(rt, id)?;
@@ -295,7 +290,6 @@ fn containerd_task_ps_lists_the_containers_processes() {
 }
 
 #[test]
-#[ignore = "nsboot: linux.namespaces[].path is not joined (net: the host's stays; pid, ipc: a new one)"]
 fn containerd_run_with_ns_joins_a_network_namespace_by_path() {
     steps("--with-ns network", |c, rt, id| {
         let mut holder = crate::common::spawn_piped(

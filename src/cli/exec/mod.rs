@@ -11,7 +11,7 @@ use oci_spec::runtime::Process;
 
 use crate::cli::Global;
 use crate::process::console;
-use crate::process::FdMapping;
+use crate::process::{FdMapping, ProcessError};
 use crate::sandbox::setns::{self, SetnsError, Target};
 use crate::spec::Spec;
 use crate::state::lifecycle;
@@ -58,6 +58,13 @@ pub struct ExecArgs {
     pub process_label: Option<String>,
     #[arg(long = "apparmor", hide = true)]
     pub apparmor: Option<String>,
+    /// Run the process in this sub-cgroup of the container's (PATH, or CONTROLLERS:PATH on
+    /// cgroup v1; repeatable), which must exist.
+    #[arg(long = "cgroup", value_name = "[CONTROLLERS:]PATH")]
+    pub cgroup: Vec<String>,
+    /// Exec into a paused container (the process starts frozen).
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
     /// Set no_new_privs for the process.
     #[arg(long = "no-new-privs")]
     pub no_new_privs: bool,
@@ -93,6 +100,8 @@ enum Report {
     Exec {
         program: String,
     },
+    /// The seccomp notify fd follows, for the agent (`seccomp::agent`).
+    Listener,
 }
 
 fn msg(e: impl std::fmt::Display) -> ExecError {
@@ -118,6 +127,7 @@ fn exec(args: ExecArgs, global: &Global) -> Result<i32, ExecError> {
     let root = crate::state::root_dir(global.root.as_deref()).map_err(msg)?;
     let c = lifecycle::load(&root, &args.id).map_err(msg)?;
     let app = c.require_app().map_err(msg)?;
+    let cgroup = cgroup_procs(&c, &args)?;
     let path = c.state.bundle.join("config.json");
     let bytes = std::fs::read(&path).map_err(|e| {
         msg(format!(
@@ -141,10 +151,19 @@ fn exec(args: ExecArgs, global: &Global) -> Result<i32, ExecError> {
                 .map_err(|e| msg(format!("creating the pid file {}: {e}", p.display())))
         })
         .transpose()?;
+    let agent = crate::process::seccomp::agent::Listener::connect(
+        &spec,
+        &args.id,
+        &c.state.bundle,
+        "running",
+    )
+    .map_err(msg)?;
     let pass = preserved_fds(args.preserve_fds);
     if !args.detach {
         crate::sandbox::block_forwarded_signals().map_err(msg)?;
     }
+    // Real root lends the process what only the host's user namespace grants (`lend`).
+    let lent = crate::process::tuning::lend(Some(&process));
     let target = setns::join_user_and_pid(&args.id, app)?;
     let (report, report_child) = socketpair(
         AddressFamily::Unix,
@@ -159,7 +178,15 @@ fn exec(args: ExecArgs, global: &Global) -> Result<i32, ExecError> {
         Cloned::Child => {
             drop(report);
             let mut report_child = report_child;
-            let err = match child(&target, &spec, &process, console, pass, &mut report_child) {
+            let err = match crate::cgroup::join(cgroup)
+                .map_err(|errno| {
+                    SetnsError::Process(crate::process::ProcessError::Step(crate::sys::Failed {
+                        step: "joining the container's cgroup".into(),
+                        errno,
+                    }))
+                })
+                .and_then(|()| child(&target, &spec, &process, console, pass, &mut report_child))
+            {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -170,15 +197,29 @@ fn exec(args: ExecArgs, global: &Global) -> Result<i32, ExecError> {
         }
         Cloned::Parent { pid, pidfd } => (pid, pidfd),
     };
+    lent.restore();
     drop((report_child, console));
     // EOF: the process exec'd (the socket is close-on-exec); a frame: why it could not, or
-    // that it handed over to the exec helper, whose outcome follows.
-    let started = match wire::recv::<Report>(&report, "the exec'd process to start").map_err(msg)? {
-        None => Ok(()),
-        Some(Report::Failed(err)) => Err(err),
-        Some(Report::Exec { program }) => {
-            crate::process::trampoline::outcome(report.as_fd(), program).map_err(SetnsError::from)
-        }
+    // that it handed over to the exec helper, whose outcome follows (or its seccomp notify
+    // fd, for the agent, first).
+    let started = loop {
+        break match wire::recv::<Report>(&report, "the exec'd process to start").map_err(msg)? {
+            None => Ok(()),
+            Some(Report::Failed(err)) => Err(err),
+            Some(Report::Exec { program }) => {
+                crate::process::trampoline::outcome(report.as_fd(), program)
+                    .map_err(SetnsError::from)
+            }
+            Some(Report::Listener) => {
+                // Its failure reaches the process, which reports it.
+                let _ = crate::process::seccomp::agent::Listener::relay(
+                    agent.as_ref(),
+                    report.as_fd(),
+                    pid.as_raw(),
+                );
+                continue;
+            }
+        };
     };
     if let Err(err) = started {
         let _ = sys::pidfd_wait(pidfd.as_fd());
@@ -205,7 +246,17 @@ fn child(
     pass: Vec<FdMapping>,
     report: &mut OwnedFd,
 ) -> Result<std::convert::Infallible, SetnsError> {
+    use crate::process::tuning;
+    let affinity = process.exec_cpu_affinity().as_ref();
+    // runc 1.2's order: the initial CPUs before the process joins the container, the final
+    // ones right before exec.
+    tuning::set_affinity(
+        affinity.and_then(|a| a.cpu_affinity_initial().as_ref()),
+        "initial",
+    )
+    .map_err(ProcessError::from)?;
     setns::join_rest(target)?;
+    tuning::apply(spec, process).map_err(ProcessError::from)?;
     {
         let mut ours = vec![&mut *report];
         ours.extend(console.as_mut());
@@ -221,6 +272,11 @@ fn child(
         }
         None => None,
     };
+    tuning::set_affinity(
+        affinity.and_then(|a| a.cpu_affinity_final().as_ref()),
+        "final",
+    )
+    .map_err(ProcessError::from)?;
     Ok(crate::process::exec::exec(
         spec,
         process,
@@ -230,6 +286,27 @@ fn child(
         terminal,
         None,
     )?)
+}
+
+/// The cgroup.procs files the process joins through first thing (opened here, on the host):
+/// the container's cgroup, or the sub-cgroup --cgroup names. A paused container is refused
+/// unless --ignore-paused (runc's rule).
+fn cgroup_procs(c: &lifecycle::Container, args: &ExecArgs) -> Result<Vec<OwnedFd>, ExecError> {
+    if c.status == lifecycle::Status::Paused && !args.ignore_paused {
+        return Err(msg(lifecycle::LifecycleError::Paused {
+            id: args.id.clone(),
+            also: ", or exec with --ignore-paused".into(),
+        }));
+    }
+    let Some(cg) = &c.state.cgroup else {
+        if !args.cgroup.is_empty() {
+            return Err(msg(lifecycle::LifecycleError::NoCgroup {
+                id: args.id.clone(),
+            }));
+        }
+        return Ok(Vec::new());
+    };
+    cg.open_procs_at(&args.cgroup).map_err(msg)
 }
 
 /// Fds 3 .. 3+n, duplicated so that they survive the exec at the same numbers.

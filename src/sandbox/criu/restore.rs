@@ -123,15 +123,23 @@ pub fn restore(state_root: &Path, spec: &Spec, rootfs: &Path, o: &RestoreOptions
         return Err(serde_json::from_slice(&report)
             .unwrap_or_else(|_| err(id, String::from_utf8_lossy(&report).into_owned())));
     }
-    let st = state::State::new(
-        id,
-        "running",
-        pid.as_raw(),
-        o.bundle.clone(),
-        rootfs.into(),
-        spec.annotations().clone(),
-    );
-    let saved = entry.save(&st).map_err(|e| err(id, e.to_string())).and_then(|()| match &o.pid_file {
+    // As after create: the state's pid is the application's (the supervisor's only child once
+    // CRIU has exited), the pid file names the supervisor.
+    let app = state::lifecycle::app_pid(pid.as_raw())
+        .ok_or_else(|| err(id, "the restored application is gone (see the images' restore.log)"));
+    let saved = app.and_then(|app| {
+        let mut st = state::State::new(
+            id,
+            "running",
+            app,
+            o.bundle.clone(),
+            rootfs.into(),
+            spec.annotations().clone(),
+        );
+        st.supervisor = pid.as_raw();
+        entry.save(&st).map_err(|e| err(id, e.to_string()))
+    });
+    let saved = saved.and_then(|()| match &o.pid_file {
         Some(p) => std::fs::write(p, pid.to_string())
             .map_err(|e| err(id, format!("writing the pid file {}: {e}", p.display()))),
         None => Ok(()),

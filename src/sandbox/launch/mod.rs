@@ -8,10 +8,12 @@ mod foreground;
 pub use create::{create, CreateOptions};
 pub use foreground::run;
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cgroup::{self, Cgroup, CgroupError};
 use crate::idmap::{self, Caller, IdRange, IdmapError};
 use crate::protocol;
 use crate::sandbox::hooks::HookError;
@@ -40,6 +42,37 @@ pub enum LaunchError {
     State(#[from] StateError),
     #[error(transparent)]
     Hook(#[from] HookError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Rlimit(#[from] crate::process::rlimits::RlimitError),
+}
+
+/// The container's cgroup, made and its resources written before the supervisor exists, and
+/// its cgroup.procs opened for the application to join. None when the spec asks for no
+/// cgroup (then nothing of the cgroup part runs) or an unprivileged caller has none.
+pub fn make_cgroup(spec: &Spec, id: &str) -> Result<Option<(Cgroup, Vec<OwnedFd>)>, LaunchError> {
+    if !cgroup::wanted(spec) {
+        return Ok(None);
+    }
+    let Some(cg) = cgroup::plan(spec, id)? else {
+        return Ok(None);
+    };
+    cg.check_unused()?;
+    cg.create()?;
+    let filled = (|| {
+        if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+            cg.apply(r)?;
+        }
+        cg.open_procs()
+    })();
+    match filled {
+        Ok(fds) => Ok(Some((cg, fds))),
+        Err(e) => {
+            let _ = cg.remove();
+            Err(e.into())
+        }
+    }
 }
 
 fn ranges(m: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>) -> Vec<IdRange> {
@@ -69,7 +102,29 @@ pub fn prepare(spec: &mut Spec, bundle: &Path) -> Result<Prepared, LaunchError> 
     let linux = spec.linux().as_ref();
     let uids = ranges(linux.and_then(|l| l.uid_mappings().as_ref()));
     let gids = ranges(linux.and_then(|l| l.gid_mappings().as_ref()));
-    let mapping = idmap::choose(&uids, &gids, &Caller::current())?;
+    let user_joined = linux
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|n| {
+            n.iter().any(|n| {
+                n.typ() == oci_spec::runtime::LinuxNamespaceType::User && n.path().is_some()
+            })
+        });
+    let mapping = if user_joined {
+        // A user namespace joined by path has its maps (the spec's must agree: `nspath`).
+        idmap::Mapping {
+            uids,
+            gids,
+            writer: idmap::Writer::Direct {
+                deny_setgroups: false,
+            },
+            notice: None,
+        }
+    } else {
+        idmap::choose(&uids, &gids, &Caller::current())?
+    };
+    if let Some(limits) = spec.process().as_ref().and_then(|p| p.rlimits().as_ref()) {
+        crate::process::rlimits::check_inherited(limits, idmap::is_rootless())?;
+    }
     Ok(Prepared {
         bundle,
         rootfs,
