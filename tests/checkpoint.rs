@@ -5,6 +5,8 @@
 //! 6.12) runs the dump itself.
 
 mod common;
+#[path = "cgroups/host.rs"]
+mod host;
 #[path = "lifecycle/support.rs"]
 mod support;
 
@@ -13,6 +15,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{Bundle, Mode};
+use serde_json::json;
 use support::*;
 
 /// Prints a growing count, one number per line, five a second.
@@ -64,7 +67,10 @@ fn start_counter(b: &Bundle, id: &str) {
 fn log_tail(path: &Path) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    let at = lines.iter().position(|l| l.contains("Error")).unwrap_or(lines.len());
+    let at = lines
+        .iter()
+        .position(|l| l.contains("Error ("))
+        .unwrap_or(lines.len());
     lines[at.saturating_sub(30)..(at + 5).min(lines.len())].join("\n")
 }
 
@@ -187,8 +193,9 @@ fn checkpoint_leave_running_then_checkpoint_then_restore_and_the_counter_goes_on
     common::assert_nothing_left(b.mode(), b.state_dir());
 }
 
-/// `nsboot restore --detach` of `images` into `id`, its output in a file (the restored
-/// supervisor keeps the caller's stdio, as after create).
+/// `nsboot restore --detach` of `images` into `id`, its output in `top/restore-ID.out`:
+/// the restored application's stdout and stderr, a file at dump, are this one (CRIU seeks it
+/// to the dumped offset: appended to, it holds what the application prints after restore).
 fn restore(b: &Bundle, id: &str, images: &Path) -> common::Output {
     let mut cmd = b.nsboot();
     cmd.arg("--root")
@@ -198,7 +205,81 @@ fn restore(b: &Bundle, id: &str, images: &Path) -> common::Output {
         .arg("--image-path")
         .arg(images)
         .arg(id);
-    run_to_file(b, &format!("restore-{id}"), cmd)
+    let out = top(b).join(format!("restore-{id}.out"));
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&out)
+        .expect("create the output file");
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file);
+    let child = cmd.spawn().expect("start nsboot restore");
+    common::Output {
+        status: common::wait_code(child, common::RUN_TIMEOUT),
+        stdout: String::new(),
+        stderr: fs::read_to_string(&out).unwrap_or_default(),
+    }
+}
+
+/// A container with a cgroup (cgroupsPath, a pids limit) is restored into the cgroup its spec
+/// asks for, made anew: the restored application in it, the limit written, and delete
+/// removes it. Where CRIU cannot run, the failed restore leaves no cgroup behind.
+#[test]
+fn a_restored_container_is_in_the_cgroup_its_spec_asks_for() {
+    if !common::is_root() {
+        return;
+    }
+    let name = format!("nsbt-cg-ckpt-{}", std::process::id());
+    let b = counter(Mode::Root).edit(|c| {
+        c["linux"]["cgroupsPath"] = json!(name);
+        c["linux"]["resources"] = json!({ "pids": { "limit": 50 } });
+    });
+    start_counter(&b, "cg");
+    let imgs = top(&b).join("images");
+    let out = nsb(
+        &b,
+        &["checkpoint", "--image-path", imgs.to_str().unwrap(), "cg"],
+    );
+    let works = criu_works();
+    if works {
+        let log = log_tail(&imgs.join("dump.log"));
+        assert_eq!(out.status, 0, "checkpoint: {out:?}\n{log}");
+        wait_status(&b, "cg", "stopped");
+    } else {
+        one_line_125(&out, "checkpoint where criu cannot run");
+    }
+    let last = count(&b, "cg");
+    let d = nsb(&b, &["delete", "--force", "cg"]);
+    assert_eq!(d.status, 0, "{d:?}");
+    host::assert_no_cgroup(&name, "the dumped container deleted");
+
+    let r = restore(&b, "cg", &imgs);
+    if !works {
+        one_line_125(&r, "restore where criu cannot run");
+        host::assert_no_cgroup(&name, "a failed restore");
+        common::assert_nothing_left(b.mode(), b.state_dir());
+        return;
+    }
+    let log = log_tail(&imgs.join("restore.log"));
+    assert_eq!(r.status, 0, "restore: {r:?}\n{log}");
+    let app = state(&b, "cg")["pid"].as_i64().unwrap_or(0) as i32;
+    let dirs = host::dirs_of(app);
+    assert!(
+        dirs.iter()
+            .any(|(_, d)| d.file_name().is_some_and(|n| n == name.as_str())),
+        "the restored application {app} is not in {name}: {dirs:?}"
+    );
+    assert_eq!(host::read(&host::dir(app, "pids"), "pids.max"), "50");
+    assert!(
+        eventually(|| count(&b, "restore-cg") > last + 2),
+        "the restored counter does not count: {}",
+        app_output(&b, "restore-cg")
+    );
+    let d = nsb(&b, &["delete", "--force", "cg"]);
+    assert_eq!(d.status, 0, "{d:?}");
+    host::assert_no_cgroup(&name, "the restored container deleted");
+    common::assert_nothing_left(b.mode(), b.state_dir());
 }
 
 #[test]

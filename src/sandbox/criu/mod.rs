@@ -180,8 +180,13 @@ pub(crate) fn flag(flag: &str, value: &str, allowed: &[&str]) -> CriuError {
 /// Runs criu with its output in the log, and turns a failure into one line: the first
 /// `Error` line CRIU logged (the cause; the later ones are its consequences).
 pub(crate) fn run(id: &str, action: &str, mut cmd: Command, log: &Path) -> Result<(), CriuError> {
-    // A restore's criu keeps the caller's stdio: `--inherit-fd fd[N]:..` names its own fds.
-    if action != "restore" {
+    // A restore's criu keeps the caller's stdio (`output` would make pipes of it):
+    // `--inherit-fd fd[N]:..` names its own fds.
+    if action == "restore" {
+        cmd.stdin(Stdio::inherit())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit());
+    } else {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -217,9 +222,13 @@ fn exit_how(status: &std::process::ExitStatus) -> String {
     }
 }
 
-/// The first `Error (file:line): text` line of a CRIU log, as `text`.
+/// The first `Error (file:line): text` line of a CRIU log, as `text`; else the first line
+/// naming an error (the tools CRIU runs, `ip` among them, log theirs bare, and harmless ones).
 fn first_error(log: &str) -> Option<String> {
-    let line = log.lines().find(|l| l.contains("Error"))?;
+    let line = log
+        .lines()
+        .find(|l| l.contains("Error ("))
+        .or_else(|| log.lines().find(|l| l.contains("Error")))?;
     let text = match line.find("): ") {
         Some(i) if line[..i].contains("Error (") => &line[i + 3..],
         _ => line.trim(),
@@ -366,5 +375,8 @@ mod tests {
             Some("vdso: Unexpected rt vDSO area bounds")
         );
         assert_eq!(first_error("all good\n"), None);
+        let log = "(00.1) Running ip addr restore\nError: ipv4: Address already assigned.\n\
+                   (00.4) 1: Error (criu/mount.c:3): mnt: x\n(00.5) Error (criu/cr-restore.c:1): Restoring FAILED.\n";
+        assert_eq!(first_error(log).as_deref(), Some("mnt: x"));
     }
 }

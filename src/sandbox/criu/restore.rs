@@ -80,10 +80,6 @@ pub fn restore(state_root: &Path, spec: &Spec, rootfs: &Path, o: &RestoreOptions
             cmd.arg(f);
         }
     }
-    match &o.manage_cgroups_mode {
-        Some(m) => cmd.arg(format!("--manage-cgroups={m}")),
-        None => cmd.arg("--manage-cgroups"),
-    };
     for m in &record.mounts {
         let src = external_source(spec, m).ok_or_else(|| {
             err(id, format!("the external mount {} ({} {}) has no source in the bundle's config.json", m.dest, m.fstype, m.root))
@@ -100,26 +96,58 @@ pub fn restore(state_root: &Path, spec: &Spec, rootfs: &Path, o: &RestoreOptions
         }
     }
 
-    let entry = state::create(state_root, id).map_err(|e| err(id, e.to_string()))?;
+    // The spec's cgroup, made as on create: the supervisor joins it before CRIU runs, so
+    // that the restored tree lands in it, and CRIU leaves cgroups alone (`ignore`), as runc
+    // restores into the cgroup it made.
+    let made = crate::sandbox::launch::make_cgroup(spec, id).map_err(|e| err(id, e.to_string()))?;
+    let (cg, procs) = match made {
+        Some((cg, procs)) => (Some(cg), procs),
+        None => (None, Vec::new()),
+    };
+    let drop_cgroup = || {
+        if let Some(cg) = &cg {
+            let _ = cg.remove();
+        }
+    };
+    match (&o.manage_cgroups_mode, &cg) {
+        (Some(m), Some(c)) if m != "ignore" => {
+            drop_cgroup();
+            return Err(err(id, format!("--manage-cgroups-mode {m}: nsboot restores into the cgroup the spec asks for ({}), CRIU's mode is ignore: drop the flag", c.name)));
+        }
+        (_, Some(_)) => cmd.arg("--manage-cgroups=ignore"),
+        (Some(m), None) => cmd.arg(format!("--manage-cgroups={m}")),
+        (None, None) => cmd.arg("--manage-cgroups"),
+    };
+
+    let entry = match state::create(state_root, id) {
+        Ok(e) => e,
+        Err(e) => {
+            drop_cgroup();
+            return Err(err(id, e.to_string()));
+        }
+    };
     let (report_r, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| err(id, format!("creating a pipe: {e}")))?;
     let cloned = sys::clone_process(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS)
         .map_err(|e| err(id, format!("cloning the supervisor: {e}")));
     let (pid, pidfd) = match cloned {
-        Ok(Cloned::Child) => supervise(cmd, id, &work, report_w),
+        Ok(Cloned::Child) => supervise(cmd, id, &work, report_w, procs),
         Ok(Cloned::Parent { pid, pidfd }) => (pid, pidfd),
         Err(e) => {
             entry.remove();
+            drop_cgroup();
             return Err(e);
         }
     };
     drop(report_w);
+    drop(procs);
     let mut report = Vec::new();
     let _ = std::io::Read::read_to_end(&mut std::fs::File::from(report_r), &mut report);
     if !report.is_empty() {
         let _ = sys::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
         let _ = sys::pidfd_wait(pidfd.as_fd());
         entry.remove();
+        drop_cgroup();
         return Err(serde_json::from_slice(&report)
             .unwrap_or_else(|_| err(id, String::from_utf8_lossy(&report).into_owned())));
     }
@@ -137,6 +165,7 @@ pub fn restore(state_root: &Path, spec: &Spec, rootfs: &Path, o: &RestoreOptions
             spec.annotations().clone(),
         );
         st.supervisor = pid.as_raw();
+        st.cgroup = cg.clone();
         entry.save(&st).map_err(|e| err(id, e.to_string()))
     });
     let saved = saved.and_then(|()| match &o.pid_file {
@@ -148,6 +177,7 @@ pub fn restore(state_root: &Path, spec: &Spec, rootfs: &Path, o: &RestoreOptions
         let _ = sys::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
         let _ = sys::pidfd_wait(pidfd.as_fd());
         entry.remove();
+        drop_cgroup();
         return Err(e);
     }
     drop(entry);
@@ -174,7 +204,13 @@ fn external_source(spec: &Spec, m: &super::External) -> Option<String> {
 /// The supervisor, pid 1 of its pid namespace: /proc of that namespace for CRIU, CRIU's
 /// restore (its failure reported on `report` as a serialised error), then reaping until the
 /// application is gone. Never returns.
-fn supervise(mut cmd: Command, id: &str, work: &Path, report: OwnedFd) -> ! {
+fn supervise(mut cmd: Command, id: &str, work: &Path, report: OwnedFd, procs: Vec<OwnedFd>) -> ! {
+    // Into the container's cgroup first (CRIU and what it restores are born there).
+    if let Err(e) = crate::cgroup::join(procs) {
+        let e = err(id, format!("the supervisor joining the container's cgroup: {e}"));
+        let _ = nix::unistd::write(&report, &serde_json::to_vec(&e).unwrap_or_default());
+        std::process::exit(125);
+    }
     // The caller's fds (the state lock among them) are not the supervisor's to keep; the
     // report pipe moves to fd 3.
     let fd = report.as_raw_fd();
