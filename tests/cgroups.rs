@@ -7,6 +7,8 @@
 #[path = "cgroups/commands.rs"]
 mod commands;
 mod common;
+#[path = "cgroups/fields.rs"]
+mod fields;
 #[path = "cgroups/host.rs"]
 mod host;
 #[path = "lifecycle/support.rs"]
