@@ -35,6 +35,8 @@ struct BootInput {
     created: Option<Created>,
     seccomp: Option<process::seccomp::bpf::Program>,
     make_netns: bool,
+    made_nodes: Option<OwnedFd>,
+    shown: rootfs::shown::Shown,
 }
 
 /// Both entries: read the spec the hand-off names, then supervise. Returns the exit status.
@@ -68,6 +70,8 @@ pub fn main(h: Handoff) -> i32 {
         created: h.cloned.created,
         seccomp: h.cloned.seccomp,
         make_netns: h.cloned.make_netns,
+        made_nodes: h.cloned.made_nodes,
+        shown: h.cloned.shown,
     })
 }
 
@@ -140,6 +144,8 @@ fn supervise_app(input: BootInput, janitor: Option<&Janitor>) -> i32 {
         created,
         seccomp,
         make_netns,
+        made_nodes,
+        mut shown,
         ..
     } = input;
     let _span = tracing::debug_span!("boot", id = %id).entered();
@@ -174,7 +180,7 @@ fn supervise_app(input: BootInput, janitor: Option<&Janitor>) -> i32 {
             crate::rootfs::net::setup(&spec)?;
         }
         phase("rootfs", || {
-            rootfs::setup_supervisor_root(&spec, &rootfs, &mut net)
+            rootfs::setup_supervisor_root(&spec, &rootfs, &mut net, made_nodes, &mut shown)
         })?;
         // A Start already queued (a foreground run): the application execs as soon as its
         // root is ready, while this supervisor drops its /proc and seals itself.

@@ -60,6 +60,11 @@ pub struct Cloned {
     /// The spec's new network namespace is the supervisor's to make (the caller did not clone
     /// into it): a helper makes it while the root is built.
     pub make_netns: bool,
+    /// The linux.devices nodes the host lacks, made by a caller that is real root: a
+    /// detached tmpfs (`rootfs::mknod`).
+    pub made_nodes: Option<OwnedFd>,
+    /// Mounts that show namespaces joined by path, made by the process that joined them.
+    pub shown: crate::rootfs::shown::Shown,
 }
 
 /// For a foreground run: the caller's pidfd and its state directory. If the caller is killed,

@@ -109,7 +109,7 @@ const MOUNT: &[Field] = &[
     leaf("type", Applied("src/rootfs/mounts/mod.rs")),
     f(
         "options",
-        Checked("src/rootfs/mounts/options.rs; a bind's options must be flags nsboot applies"),
+        Checked("src/rootfs/mounts/options.rs; a bind's options must be flags nsboot applies; recursive ones (rro...) by mount_setattr; idmap refused"),
         Array(&Leaf),
     ),
     f(
@@ -217,21 +217,30 @@ pub const PROCESS: &[Field] = &[
 const NAMESPACE: &[Field] = &[
     leaf(
         "type",
-        Checked("src/sandbox/mod.rs, src/rootfs/net.rs; new namespaces; time refused"),
+        Checked("src/sandbox/mod.rs, src/rootfs/net.rs; listed: new, absent: inherited; mount, pid always new; time by path only"),
     ),
     leaf(
         "path",
-        Refused("nsboot cannot join namespaces by path yet: remove \"path\" for a new namespace"),
+        Applied("src/sandbox/nspath.rs: type checked, joined before the clone (user first); mount and pid refused"),
     ),
 ];
 const DEVICE: &[Field] = &[
-    leaf("type", Applied("src/rootfs/dev.rs")),
-    leaf("path", Applied("src/rootfs/dev.rs")),
-    leaf("major", Applied("src/rootfs/dev.rs")),
-    leaf("minor", Applied("src/rootfs/dev.rs")),
-    leaf("fileMode", Applied("src/rootfs/dev.rs")),
-    leaf("uid", Applied("src/rootfs/dev.rs")),
-    leaf("gid", Applied("src/rootfs/dev.rs")),
+    leaf("type", Applied("src/rootfs/dev.rs, src/rootfs/mknod.rs")),
+    leaf("path", Applied("src/rootfs/dev.rs, src/rootfs/mknod.rs")),
+    leaf("major", Applied("src/rootfs/dev.rs, src/rootfs/mknod.rs")),
+    leaf("minor", Applied("src/rootfs/dev.rs, src/rootfs/mknod.rs")),
+    leaf(
+        "fileMode",
+        Applied("src/rootfs/mknod.rs: a node real root makes, 0666 when absent; a host node bound must have it (src/rootfs/nodes.rs)"),
+    ),
+    leaf(
+        "uid",
+        Applied("src/rootfs/mknod.rs: a node real root makes; a host node bound must have it (src/rootfs/nodes.rs)"),
+    ),
+    leaf(
+        "gid",
+        Applied("src/rootfs/mknod.rs: a node real root makes; a host node bound must have it (src/rootfs/nodes.rs)"),
+    ),
 ];
 const RESOURCES: &[Field] = &[
     f(
@@ -297,7 +306,7 @@ const LINUX: &[Field] = &[
     leaf("cgroupsPath", Cgroup),
     f(
         "namespaces",
-        Checked("src/sandbox/mod.rs; mount, pid, ipc and uts are required"),
+        Checked("src/sandbox/mod.rs; mount and pid are required"),
         Array(&Object(NAMESPACE)),
     ),
     f(
@@ -312,16 +321,16 @@ const LINUX: &[Field] = &[
     ),
     leaf(
         "rootfsPropagation",
-        Checked("src/rootfs/mod.rs; unknown values refused"),
+        Applied("src/rootfs/mod.rs, on the container's / after pivot_root; unknown values refused"),
     ),
     f(
         "maskedPaths",
-        Checked("src/rootfs/paths.rs; absolute, no .."),
+        Applied("src/rootfs/paths.rs; relative: from the container root, as runc"),
         Array(&Leaf),
     ),
     f(
         "readonlyPaths",
-        Checked("src/rootfs/paths.rs; absolute, no .."),
+        Applied("src/rootfs/paths.rs; relative: from the container root, as runc"),
         Array(&Leaf),
     ),
     leaf("mountLabel", Refused(LABELS)),
@@ -391,9 +400,11 @@ pub static PROCESS_SHAPE: Shape = Object(PROCESS);
 pub const MOUNT_OPTIONS: &[&str] = &[
     "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "lazytime",
     "loud", "mand", "noatime", "nodev", "nodiratime", "noexec", "nolazytime", "nomand",
-    "norelatime", "nostrictatime", "nosuid", "private", "rbind", "relatime", "remount", "ro",
-    "rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "silent", "slave",
-    "strictatime", "suid", "sync", "unbindable",
+    "norelatime", "nostrictatime", "nosuid", "private", "ratime", "rbind", "rdev", "rdiratime",
+    "relatime", "remount", "rexec", "rnoatime", "rnodev", "rnodiratime", "rnoexec",
+    "rnorelatime", "rnostrictatime", "rnosuid", "rnosymfollow", "ro", "rprivate", "rrelatime",
+    "rro", "rrw", "rshared", "rslave", "rstrictatime", "rsuid", "rsymfollow", "runbindable",
+    "rw", "shared", "silent", "slave", "strictatime", "suid", "sync", "unbindable",
 ];
 
 /// Namespace types nsboot makes new (a type listed without a path), as `features` lists them.

@@ -20,7 +20,8 @@ use crate::sys::Errno;
 pub enum LifecycleError {
     #[error(transparent)]
     State(#[from] StateError),
-    #[error("container {} is not running (status {status})", state::cut(.id))]
+    /// Ends with runc's words, which containerd's shim matches (a kill of a finished task).
+    #[error("container {} is not running (status {status}): container not running", state::cut(.id))]
     NotRunning { id: String, status: String },
     #[error("container {0} is running: stop it first (`nsboot kill {0} KILL`) or use `delete --force`", state::cut(.id))]
     Running { id: String },

@@ -5,6 +5,8 @@
 
 pub mod limits;
 pub mod log;
+pub mod mount;
+pub mod nsfs;
 pub mod procfs;
 pub mod socket;
 pub mod wire;

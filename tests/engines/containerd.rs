@@ -290,7 +290,6 @@ fn containerd_task_ps_lists_the_containers_processes() {
 }
 
 #[test]
-#[ignore = "nsboot: linux.namespaces[].path is not joined (net: the host's stays; pid, ipc: a new one)"]
 fn containerd_run_with_ns_joins_a_network_namespace_by_path() {
     steps("--with-ns network", |c, rt, id| {
         let mut holder = crate::common::spawn_piped(

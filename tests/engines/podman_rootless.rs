@@ -19,16 +19,13 @@ step_tests! {
     podman_rootless_top_lists_the_containers_process: "top" => cli::top_lists_the_containers_process;
     podman_rootless_kill_delivers_the_signal: "kill" => cli::kill_delivers_the_signal;
     podman_rootless_run_of_a_missing_command_exits_127: "exit status 127" => cli::missing_command_exits_127;
-    #[ignore = "nsboot: linux.namespaces[].path is not joined (net: the host's stays; pid, ipc: a new one)"]
     podman_rootless_network_container_joins_its_namespace: "--network container:X" => cli::joins_namespace_of_container("network");
-    #[ignore = "nsboot: linux.namespaces[].path is not joined (net: the host's stays; pid, ipc: a new one)"]
+    #[ignore = "nsboot: a pid namespace by path is refused (nsboot mounts /proc in a new pid namespace of its user namespace), and the state pid is the supervisor's"]
     podman_rootless_pid_container_joins_its_namespace: "--pid container:X" => cli::joins_namespace_of_container("pid");
-    #[ignore = "nsboot: linux.namespaces[].path is not joined (net: the host's stays; pid, ipc: a new one)"]
     podman_rootless_ipc_container_joins_its_namespace: "--ipc container:X" => cli::joins_namespace_of_container("ipc");
     #[ignore = "nsboot: the state pid is nsboot's supervisor, not the container's init"]
     podman_rootless_state_pid_is_the_containers_init: "state pid" => cli::state_pid_is_the_containers_init;
     #[ignore = "nsboot: noNewPrivileges is set though the spec leaves it out"]
     podman_rootless_setuid_works_inside: "setuid (no noNewPrivileges)" => cli::setuid_works_without_no_new_privileges;
-    #[ignore = "nsboot: linux.namespaces[].path is not joined (net: the host's stays; pid, ipc: a new one)"]
     podman_rootless_pod_members_share_the_infra_network: "pod" => pod_members_share_the_network;
 }
