@@ -323,3 +323,32 @@ fn the_cgroup_mount_shows_the_containers_own_cgroup_read_only() {
         common::assert_nothing_left(mode, b.state_dir());
     }
 }
+
+#[test]
+fn a_killed_caller_leaves_no_cgroup() {
+    for mode in common::modes().into_iter().filter(|m| managed(*m)) {
+        let name = cg_name("killed", mode);
+        let b = limited(
+            Bundle::new(mode).args(&["/bin/sh", "-c", "echo started; exec sleep 1000"]),
+            &name,
+            json!({ "pids": { "limit": 20 } }),
+        );
+        let mut cmd = b.run_cmd(&format!("killed-{mode:?}").to_lowercase());
+        cmd.stdout(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("nsboot run");
+        let mut out = child.stdout.take().unwrap();
+        let mut buf = [0u8; 8];
+        let _ = std::io::Read::read(&mut out, &mut buf);
+        assert!(
+            host::find_named(&name).len() > 0,
+            "{mode:?}: no cgroup while it runs"
+        );
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = child.wait();
+        host::assert_no_cgroup(&name, &format!("{mode:?}: after the caller's SIGKILL"));
+        common::assert_nothing_left(mode, b.state_dir());
+    }
+}

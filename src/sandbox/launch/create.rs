@@ -119,6 +119,7 @@ pub fn create(ctx: &Context, mut spec: Spec, args: &CreateOptions) -> i32 {
         .collect(),
         supervisor: ctx.supervisor,
         cgroup: cgroup_fds,
+        cgroup_leaves: cg.as_ref().map(|c| c.leaves()).unwrap_or_default(),
     };
     let spawning = match sandbox::begin(plan, seccomp) {
         Ok(s) => s,

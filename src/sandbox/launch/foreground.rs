@@ -160,6 +160,7 @@ fn run_in_cgroup(
         caller_only: state::root_fd().into_iter().collect(),
         supervisor: ctx.supervisor,
         cgroup: cgroup_fds,
+        cgroup_leaves: cg.as_ref().map(|c| c.leaves()).unwrap_or_default(),
     };
     let mut spawning = match sandbox::begin(plan, seccomp) {
         Ok(s) => s,
