@@ -7,6 +7,8 @@
 #[path = "cgroups/commands.rs"]
 mod commands;
 mod common;
+#[path = "cgroups/fields.rs"]
+mod fields;
 #[path = "cgroups/host.rs"]
 mod host;
 #[path = "lifecycle/support.rs"]
@@ -99,12 +101,29 @@ fn limits_are_written_and_the_application_alone_is_in_the_cgroup() {
         assert_eq!(s.status, 0, "{mode:?}: start: {}", s.stderr);
         assert!(eventually(|| app_output(&b, &id).contains("started")));
         let app = app_pid(&b, &id);
-        let sup = state(&b, &id)["pid"].as_i64().unwrap() as i32;
+        assert_eq!(
+            state(&b, &id)["pid"].as_i64(),
+            Some(app as i64),
+            "{mode:?}: state pid"
+        );
+        // The application's parent on the host is its supervisor.
+        let status = std::fs::read_to_string(format!("/proc/{app}/status")).unwrap();
+        let sup: i32 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap();
         let in_it = |pid: i32| {
             host::dirs_of(pid)
                 .iter()
                 .any(|(_, d)| d.file_name().is_some_and(|n| n == name.as_str()))
         };
+        // The VM's delegated environment must be seen as delegated, or nothing here is shown.
+        let delegated_vm = std::env::var("NSBOOT_VM_ENV").is_ok_and(|e| e == "cgv2-delegated");
+        assert!(
+            managed(mode) || !delegated_vm,
+            "{mode:?}: no delegated cgroup in cgv2-delegated"
+        );
         if !managed(mode) {
             assert_one_warning(&c.stderr, &format!("{mode:?}"));
             assert!(!in_it(app), "{mode:?}: the app is in a cgroup nobody made");
@@ -281,6 +300,66 @@ fn a_cgroup_namespace_is_rooted_at_the_containers_cgroup() {
             );
         }
         host::assert_no_cgroup(&name, &format!("{mode:?}"));
+        common::assert_nothing_left(mode, b.state_dir());
+    }
+}
+
+#[test]
+fn the_cgroup_mount_shows_the_containers_own_cgroup_read_only() {
+    for mode in common::modes().into_iter().filter(|m| managed(*m)) {
+        let name = cg_name("view", mode);
+        let file = if host::unified() {
+            "/sys/fs/cgroup/memory.max"
+        } else {
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+        };
+        let script = format!("cat {file}; echo 1 >{file} 2>/dev/null && echo writable; mkdir /sys/fs/cgroup/x 2>/dev/null && echo tmpfs-writable; true");
+        let b = limited(
+            Bundle::new(mode).args(&["/bin/sh", "-c", &script]),
+            &name,
+            json!({ "memory": { "limit": 33554432 } }),
+        )
+        .edit(|c| {
+            c["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                "options": ["nosuid", "noexec", "nodev", "relatime", "ro"] }))
+        });
+        let out = b.run(&format!("view-{mode:?}").to_lowercase());
+        assert_eq!(out.status, 0, "{mode:?}: {out:?}");
+        assert_eq!(
+            out.stdout, "33554432\n",
+            "{mode:?}: not the container's cgroup, or writable: {out:?}"
+        );
+        host::assert_no_cgroup(&name, &format!("{mode:?}"));
+        common::assert_nothing_left(mode, b.state_dir());
+    }
+}
+
+#[test]
+fn a_killed_caller_leaves_no_cgroup() {
+    for mode in common::modes().into_iter().filter(|m| managed(*m)) {
+        let name = cg_name("killed", mode);
+        let b = limited(
+            Bundle::new(mode).args(&["/bin/sh", "-c", "echo started; exec sleep 1000"]),
+            &name,
+            json!({ "pids": { "limit": 20 } }),
+        );
+        let mut cmd = b.run_cmd(&format!("killed-{mode:?}").to_lowercase());
+        cmd.stdout(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("nsboot run");
+        let mut out = child.stdout.take().unwrap();
+        let mut buf = [0u8; 8];
+        let _ = std::io::Read::read(&mut out, &mut buf);
+        assert!(
+            !host::find_named(&name).is_empty(),
+            "{mode:?}: no cgroup while it runs"
+        );
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = child.wait();
+        host::assert_no_cgroup(&name, &format!("{mode:?}: after the caller's SIGKILL"));
         common::assert_nothing_left(mode, b.state_dir());
     }
 }

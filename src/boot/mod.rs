@@ -38,6 +38,7 @@ struct BootInput {
     make_netns: bool,
     made_nodes: Option<OwnedFd>,
     shown: rootfs::shown::Shown,
+    cgroup_leaves: Vec<crate::cgroup::Leaf>,
 }
 
 /// Both entries: read the spec the hand-off names, then supervise. Returns the exit status.
@@ -78,6 +79,7 @@ pub fn main(h: Handoff) -> i32 {
         make_netns: h.cloned.make_netns,
         made_nodes: h.cloned.made_nodes,
         shown: h.cloned.shown,
+        cgroup_leaves: h.cloned.cgroup_leaves,
     })
 }
 
@@ -121,11 +123,18 @@ fn phase<T>(name: &str, f: impl FnOnce() -> T) -> T {
 /// 125 (or 127/126) when the sandbox could not start.
 fn supervise(mut input: BootInput) -> i32 {
     let janitor = input.janitor.take();
+    let leaves = std::mem::take(&mut input.cgroup_leaves);
     // A foreground run's supervisor outlives a killed caller long enough to clean up.
     input.attached &= janitor.is_none();
     let code = supervise_app(input, janitor.as_ref());
-    if let Some(j) = &janitor {
-        j.clean_if_orphaned(code == CALLER_GONE);
+    let orphaned = janitor
+        .as_ref()
+        .is_some_and(|j| j.clean_if_orphaned(code == CALLER_GONE));
+    if orphaned || code == CALLER_GONE {
+        // The application is dead: nobody else will remove its cgroup.
+        for leaf in &leaves {
+            leaf.remove();
+        }
     }
     if code == CALLER_GONE {
         125

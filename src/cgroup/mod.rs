@@ -19,6 +19,9 @@ mod path;
 mod stats;
 mod v1;
 mod v2;
+mod view;
+
+pub use view::rewrite as rewrite_mounts;
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -30,6 +33,7 @@ use crate::spec::Spec;
 use crate::sys::Errno;
 
 pub use layout::Layout;
+pub use ops::Leaf;
 
 #[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize)]
 pub enum CgroupError {
@@ -111,13 +115,21 @@ pub fn has_limits(r: &LinuxResources) -> bool {
 /// None: no cgroup for this container (an unprivileged caller with no delegated cgroup, after
 /// one warning line).
 pub fn plan(spec: &Spec, id: &str) -> Result<Option<Cgroup>, CgroupError> {
-    let layout = Layout::detect()?;
+    let rootless = crate::idmap::is_rootless();
+    let layout = match Layout::detect() {
+        Ok(l) => l,
+        Err(e) if rootless => {
+            path::skip(&e.to_string());
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
     let given = spec
         .linux()
         .as_ref()
         .and_then(|l| l.cgroups_path().clone())
         .filter(|p| !p.as_os_str().is_empty());
-    path::resolve(&layout, given.as_deref(), id, crate::idmap::is_rootless())
+    path::resolve(&layout, given.as_deref(), id, rootless)
 }
 
 impl Cgroup {

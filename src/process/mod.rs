@@ -148,8 +148,9 @@ pub fn create(
     let flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS;
     let given = Given { app, fds, program };
     // A vforked application suspends the supervisor until it execs: none that needs the
-    // supervisor meanwhile (to relay its seccomp notify fd to the agent).
-    let started = if autostart && agent.is_none() {
+    // supervisor meanwhile (to relay its seccomp notify fd to the agent), nor one that enters
+    // a time namespace (which takes memory of its own).
+    let started = if autostart && agent.is_none() && !tuning::wants_time_namespace(spec) {
         start_vforked(spec, &sup, given, flags)
     } else {
         start_forked(spec, &sup, given, flags, autostart)

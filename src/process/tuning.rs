@@ -112,16 +112,7 @@ pub fn apply(spec: &Spec, process: &Process) -> Result<(), TuningError> {
 /// A new time namespace for what the application execs (and its children), with the spec's
 /// offsets, written before any process is in it (the kernel refuses them afterwards).
 pub fn enter_time_namespace(spec: &Spec) -> Result<(), TuningError> {
-    let wanted = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|ns| {
-            ns.iter().any(|n| {
-                n.typ() == oci_spec::runtime::LinuxNamespaceType::Time && n.path().is_none()
-            })
-        });
-    if !wanted {
+    if !wants_time_namespace(spec) {
         return Ok(());
     }
     sched::unshare_time().map_err(|errno| {
@@ -132,14 +123,37 @@ pub fn enter_time_namespace(spec: &Spec) -> Result<(), TuningError> {
         kernel("linux.namespaces (time)", "unshare(CLONE_NEWTIME)", errno, hint)
     })?;
     let offsets = carried::time_offsets(spec);
-    if offsets.is_empty() {
-        return Ok(());
+    if !offsets.is_empty() {
+        let text: String = offsets
+            .iter()
+            .map(|(clock, s, ns)| format!("{clock} {s} {ns}\n"))
+            .collect();
+        crate::sys::procfs::write_self("timens_offsets", &text).map_err(TuningError::Offsets)?;
     }
-    let text: String = offsets
-        .iter()
-        .map(|(clock, s, ns)| format!("{clock} {s} {ns}\n"))
-        .collect();
-    crate::sys::procfs::write_self("timens_offsets", &text).map_err(TuningError::Offsets)
+    // Kernels before 6.2 do not move a process into its time namespace at exec: enter it
+    // now, so the application itself (not only its children) sees the offsets everywhere.
+    sched::enter_time_for_children().map_err(|errno| {
+        kernel(
+            "linux.namespaces (time)",
+            "setns(time_for_children)",
+            errno,
+            "",
+        )
+    })
+}
+
+/// Whether the spec asks for a new time namespace (a `time` entry without a path). Its
+/// application is then forked, not vforked: entering a time namespace takes a process that
+/// shares its memory with no other.
+pub fn wants_time_namespace(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter().any(|n| {
+                n.typ() == oci_spec::runtime::LinuxNamespaceType::Time && n.path().is_none()
+            })
+        })
 }
 
 /// process.execCPUAffinity's `initial` or `final` list (`which`), if given.

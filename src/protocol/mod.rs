@@ -69,6 +69,9 @@ pub struct Cloned {
     pub made_nodes: Option<OwnedFd>,
     /// Mounts that show namespaces joined by path, made by the process that joined them.
     pub shown: crate::rootfs::shown::Shown,
+    /// The container's cgroup directories, removed by the supervisor when its caller dies
+    /// before it could remove them itself (a killed `run`, or `create` before its state).
+    pub cgroup_leaves: Vec<crate::cgroup::Leaf>,
 }
 
 /// For a foreground run: the caller's pidfd and its state directory. If the caller is killed,

@@ -124,6 +124,8 @@ pub struct Plan<'a> {
     /// The container's cgroup.procs files (empty: nsboot manages no cgroup for it): the
     /// application joins through them, and makes the cgroup namespace itself.
     pub cgroup: Vec<OwnedFd>,
+    /// The same cgroup's directories, for the supervisor to remove if this caller dies.
+    pub cgroup_leaves: Vec<crate::cgroup::Leaf>,
 }
 
 /// A booted supervisor, waiting for its start signal.
@@ -312,6 +314,7 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
                     make_netns,
                     made_nodes,
                     shown,
+                    cgroup_leaves: std::mem::take(&mut plan.cgroup_leaves),
                 },
             });
             // SAFETY: _exit ends the cloned child without running the caller's destructors.

@@ -106,3 +106,16 @@ pub fn unshare_time() -> Result<(), Errno> {
         libc::unshare(libc::CLONE_NEWTIME)
     }))
 }
+
+/// Moves the caller into the time namespace its children would be born in (after
+/// `unshare_time`). The kernel takes only a process that shares its memory with no other.
+pub fn enter_time_for_children() -> Result<(), Errno> {
+    let ns = std::fs::File::open("/proc/thread-self/ns/time_for_children")
+        .map_err(|e| Errno(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    // The kernel checks that the file is a time namespace's (CLONE_NEWTIME).
+    nix::sched::setns(
+        ns,
+        nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+    )
+    .map_err(Errno::from)
+}

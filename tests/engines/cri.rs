@@ -61,21 +61,13 @@ fn log_lines(pod: &Pod, name: &str) -> Vec<(String, String)> {
 }
 
 step_tests! {
-    #[ignore = "nsboot: joins no namespace by path (the pod's netns), refuses cgroups as root"]
     cri_pod_runs_and_its_containers_share_the_network: "pod network" => pod_network;
-    #[ignore = "nsboot: joins no namespace by path (the pod's netns), refuses cgroups as root"]
     cri_security_context_is_applied: "securityContext" => security_context;
-    #[ignore = "nsboot: joins no namespace by path (the pod's netns), makes no cgroup as root (limits, stats)"]
     cri_resources_are_applied_and_updated: "resources" => resources;
-    #[ignore = "nsboot: joins no namespace by path (the pod's netns), makes no cgroup as root (limits, stats)"]
     cri_container_and_pod_stats: "stats" => stats;
-    #[ignore = "nsboot: joins no namespace by path (the pod's netns), refuses cgroups as root"]
     cri_exec_sync_and_exec_with_a_tty: "exec" => exec;
-    #[ignore = "nsboot: joins no namespace by path (the pod's netns), refuses cgroups as root"]
     cri_logs_are_written_where_the_kubelet_reads_them: "logs" => logs;
-    #[ignore = "nsboot: joins no namespace by path (the pod's netns), refuses cgroups as root"]
     cri_stop_container_honours_the_grace_period: "stop grace" => stop_grace;
-    #[ignore = "nsboot: joins no namespace by path (the pod's netns), makes no cgroup as root (limits, stats)"]
     cri_pod_teardown_leaves_nothing: "teardown" => teardown;
 }
 

@@ -99,7 +99,10 @@ pub fn restore(state_root: &Path, spec: &Spec, rootfs: &Path, o: &RestoreOptions
     // The spec's cgroup, made as on create: the supervisor joins it before CRIU runs, so
     // that the restored tree lands in it, and CRIU leaves cgroups alone (`ignore`), as runc
     // restores into the cgroup it made.
-    let made = crate::sandbox::launch::make_cgroup(spec, id).map_err(|e| err(id, e.to_string()))?;
+    // (CRIU restores the mounts from the images: the spec's cgroup mount, rewritten in this
+    // copy, is not used.)
+    let made = crate::sandbox::launch::make_cgroup(&mut spec.clone(), id)
+        .map_err(|e| err(id, e.to_string()))?;
     let (cg, procs) = match made {
         Some((cg, procs)) => (Some(cg), procs),
         None => (None, Vec::new()),

@@ -50,7 +50,7 @@ pub fn create(ctx: &Context, mut spec: Spec, args: &CreateOptions) -> i32 {
             return fail(&e);
         }
     };
-    let (cg, cgroup_fds) = match super::make_cgroup(&spec, args.id) {
+    let (cg, cgroup_fds) = match super::make_cgroup(&mut spec, args.id) {
         Ok(Some((cg, fds))) => (Some(cg), fds),
         Ok(None) => (None, Vec::new()),
         Err(e) => {
@@ -120,6 +120,7 @@ pub fn create(ctx: &Context, mut spec: Spec, args: &CreateOptions) -> i32 {
         .collect(),
         supervisor: ctx.supervisor,
         cgroup: cgroup_fds,
+        cgroup_leaves: cg.as_ref().map(|c| c.leaves()).unwrap_or_default(),
     };
     let spawning = match sandbox::begin(plan, seccomp) {
         Ok(s) => s,

@@ -51,7 +51,10 @@ pub enum LaunchError {
 /// The container's cgroup, made and its resources written before the supervisor exists, and
 /// its cgroup.procs opened for the application to join. None when the spec asks for no
 /// cgroup (then nothing of the cgroup part runs) or an unprivileged caller has none.
-pub fn make_cgroup(spec: &Spec, id: &str) -> Result<Option<(Cgroup, Vec<OwnedFd>)>, LaunchError> {
+pub fn make_cgroup(
+    spec: &mut Spec,
+    id: &str,
+) -> Result<Option<(Cgroup, Vec<OwnedFd>)>, LaunchError> {
     if !cgroup::wanted(spec) {
         return Ok(None);
     }
@@ -67,7 +70,11 @@ pub fn make_cgroup(spec: &Spec, id: &str) -> Result<Option<(Cgroup, Vec<OwnedFd>
         cg.open_procs()
     })();
     match filled {
-        Ok(fds) => Ok(Some((cg, fds))),
+        Ok(fds) => {
+            // The spec's cgroup mount shows this cgroup, not the host's hierarchy.
+            cgroup::rewrite_mounts(&cg, spec);
+            Ok(Some((cg, fds)))
+        }
         Err(e) => {
             let _ = cg.remove();
             Err(e.into())
