@@ -1,8 +1,9 @@
-//! `nsboot checkpoint` (CRIU's `criu dump` of the application's tree) and `restore` (refused
-//! for now). Where CRIU itself cannot run (Debian's 3.17 on a kernel with a `[vvar_vclock]`
-//! mapping, 6.13 and later; a rootless caller), checkpoint must fail in one line, naming
-//! CRIU's error, and leave the container as it was. The VM environment `cgv2-root` (kernel
-//! 6.12) runs the dump itself.
+//! `nsboot checkpoint` (CRIU's `criu dump` of the application's tree) and `restore` (CRIU's
+//! restore under a new supervisor, into the spec's cgroup). Where CRIU itself cannot run
+//! (Debian's 3.17 on a kernel with a `[vvar_vclock]` mapping, 6.13 and later; a rootless
+//! caller), checkpoint and restore must fail in one line, naming CRIU's error, leave the
+//! container as it was and nothing behind. The VM environments `cgv2-root` and `criu`
+//! (kernel 6.12) run the dump and the restore themselves.
 
 mod common;
 #[path = "cgroups/host.rs"]
@@ -36,7 +37,7 @@ fn count(b: &Bundle, id: &str) -> u64 {
 
 /// The VM environments whose kernel Debian's CRIU 3.17 runs on (6.12: no `[vvar_vclock]`
 /// yet): there the dump and the restore themselves must pass.
-const CRIU_ENVS: &[&str] = &["cgv2-root", "cgv2-root-try"];
+const CRIU_ENVS: &[&str] = &["cgv2-root", "criu"];
 
 /// Whether CRIU can run here at all (`criu check` initialises what every dump needs).
 fn criu_works() -> bool {

@@ -56,7 +56,8 @@ pub fn document() -> serde_json::Value {
             }
         },
         "annotations": {
-            "org.opencontainers.runc.checkpoint.enabled": "false",
+            // checkpoint and restore drive CRIU when it is installed, as runc does.
+            "org.opencontainers.runc.checkpoint.enabled": "true",
             "io.github.nsboot.version": env!("CARGO_PKG_VERSION"),
             // Every runtime-spec field nsboot refuses when set (docs/spec-fields.md).
             "io.github.nsboot.refusedFields": refused.join(",")

@@ -149,7 +149,7 @@ pub enum Command {
     Exec(exec::ExecArgs),
     /// Checkpoint a running container with CRIU.
     Checkpoint(checkpoint::CheckpointArgs),
-    /// Restore a container from a CRIU checkpoint (not supported yet).
+    /// Restore a container from a CRIU checkpoint.
     Restore(restore::RestoreArgs),
     /// Pause a running container (freeze every process of its cgroup).
     Pause(pause::PauseArgs),
