@@ -30,8 +30,8 @@ fn counter(mode: Mode) -> Bundle {
 fn count(b: &Bundle, id: &str) -> u64 {
     app_output(b, id)
         .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .last()
+        .rev()
+        .find_map(|l| l.trim().parse().ok())
         .unwrap_or(0)
 }
 
@@ -115,7 +115,10 @@ fn checkpoint_leave_running_then_checkpoint_then_restore_and_the_counter_goes_on
     if !criu_works() {
         // CRIU's own failure, in one line, and the container untouched.
         one_line_125(&out, "checkpoint where criu cannot run");
-        assert!(out.stderr.contains("criu dump of container ck failed"), "{out:?}");
+        assert!(
+            out.stderr.contains("criu dump of container ck failed"),
+            "{out:?}"
+        );
         assert!(work.join("dump.log").is_file(), "no dump.log in {work:?}");
         let before = count(&b, "ck");
         assert!(

@@ -62,9 +62,7 @@ pub enum CriuError {
         value: String,
         allowed: String,
     },
-    #[error(
-        "container {id}: the application's mounts (/proc/{pid}/mountinfo): {why}"
-    )]
+    #[error("container {id}: the application's mounts (/proc/{pid}/mountinfo): {why}")]
     Mounts { id: String, pid: i32, why: String },
     #[error("restore of container {id}: {why}")]
     Restore { id: String, why: String },
@@ -202,7 +200,12 @@ pub(crate) fn run(id: &str, action: &str, mut cmd: Command, log: &Path) -> Resul
     let stderr = String::from_utf8_lossy(&out.stderr);
     let error = first_error(&logged)
         .or_else(|| first_error(&stderr))
-        .or_else(|| stderr.lines().find(|l| !l.trim().is_empty()).map(str::to_string))
+        .or_else(|| {
+            stderr
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| "no error logged".into());
     Err(CriuError::Failed {
         id: id.into(),

@@ -43,7 +43,12 @@ fn err(id: &str, why: impl Into<String>) -> CriuError {
 
 /// Restores the container `o.id` from `o.image_path`; returns the exit status to end with
 /// (0 once restored with --detach, else the application's).
-pub fn restore(state_root: &Path, spec: &Spec, rootfs: &Path, o: &RestoreOptions) -> Result<i32, CriuError> {
+pub fn restore(
+    state_root: &Path,
+    spec: &Spec,
+    rootfs: &Path,
+    o: &RestoreOptions,
+) -> Result<i32, CriuError> {
     let id = o.id.as_str();
     let criu = super::find_criu().ok_or(CriuError::Missing)?;
     if let Some(m) = &o.manage_cgroups_mode {
@@ -56,10 +61,17 @@ pub fn restore(state_root: &Path, spec: &Spec, rootfs: &Path, o: &RestoreOptions
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(|| {
-            err(id, format!("{} is missing or unreadable: the image path must hold an nsboot checkpoint", rec_path.display()))
+            err(
+                id,
+                format!(
+                    "{} is missing or unreadable: the image path must hold an nsboot checkpoint",
+                    rec_path.display()
+                ),
+            )
         })?;
     let work = o.work_path.clone().unwrap_or_else(|| o.image_path.clone());
-    std::fs::create_dir_all(&work).map_err(|e| err(id, format!("work directory {}: {e}", work.display())))?;
+    std::fs::create_dir_all(&work)
+        .map_err(|e| err(id, format!("work directory {}: {e}", work.display())))?;
 
     let mut cmd = Command::new(criu);
     cmd.arg("restore")
@@ -82,9 +94,16 @@ pub fn restore(state_root: &Path, spec: &Spec, rootfs: &Path, o: &RestoreOptions
     }
     for m in &record.mounts {
         let src = external_source(spec, m).ok_or_else(|| {
-            err(id, format!("the external mount {} ({} {}) has no source in the bundle's config.json", m.dest, m.fstype, m.root))
+            err(
+                id,
+                format!(
+                    "the external mount {} ({} {}) has no source in the bundle's config.json",
+                    m.dest, m.fstype, m.root
+                ),
+            )
         })?;
-        cmd.arg("--ext-mount-map").arg(format!("{}:{}", m.dest, src));
+        cmd.arg("--ext-mount-map")
+            .arg(format!("{}:{}", m.dest, src));
     }
     // The application's stdio from outside (an engine's pipes, a file) is this command's own
     // stdio now, as runc hands it over.
@@ -156,8 +175,12 @@ pub fn restore(state_root: &Path, spec: &Spec, rootfs: &Path, o: &RestoreOptions
     }
     // As after create: the state's pid is the application's (the supervisor's only child once
     // CRIU has exited), the pid file names the supervisor.
-    let app = state::lifecycle::app_pid(pid.as_raw())
-        .ok_or_else(|| err(id, "the restored application is gone (see the images' restore.log)"));
+    let app = state::lifecycle::app_pid(pid.as_raw()).ok_or_else(|| {
+        err(
+            id,
+            "the restored application is gone (see the images' restore.log)",
+        )
+    });
     let saved = app.and_then(|app| {
         let mut st = state::State::new(
             id,
@@ -210,7 +233,10 @@ fn external_source(spec: &Spec, m: &super::External) -> Option<String> {
 fn supervise(mut cmd: Command, id: &str, work: &Path, report: OwnedFd, procs: Vec<OwnedFd>) -> ! {
     // Into the container's cgroup first (CRIU and what it restores are born there).
     if let Err(e) = crate::cgroup::join(procs) {
-        let e = err(id, format!("the supervisor joining the container's cgroup: {e}"));
+        let e = err(
+            id,
+            format!("the supervisor joining the container's cgroup: {e}"),
+        );
         let _ = nix::unistd::write(&report, &serde_json::to_vec(&e).unwrap_or_default());
         std::process::exit(125);
     }
@@ -243,9 +269,17 @@ fn supervise(mut cmd: Command, id: &str, work: &Path, report: OwnedFd, procs: Ve
         None::<&str>,
     );
     if let Err(e) = private.and(proc_) {
-        fail(err(id, format!("mounting /proc for CRIU in the supervisor: {e}")));
+        fail(err(
+            id,
+            format!("mounting /proc for CRIU in the supervisor: {e}"),
+        ));
     }
-    if let Err(e) = run(id, "restore", std::mem::replace(&mut cmd, Command::new("true")), &work.join("restore.log")) {
+    if let Err(e) = run(
+        id,
+        "restore",
+        std::mem::replace(&mut cmd, Command::new("true")),
+        &work.join("restore.log"),
+    ) {
         fail(e);
     }
     drop(report);
