@@ -194,6 +194,10 @@ fn checkpoint_leave_running_then_checkpoint_then_restore_and_the_counter_goes_on
         after.windows(2).all(|w| w[1] == w[0] + 1),
         "the count skipped: {after:?}"
     );
+    // The restored container takes exec, into its restored pid namespace (the counter, pid 1).
+    let e = nsb(&b, &["exec", "ck", "/bin/cat", "/proc/1/cmdline"]);
+    assert_eq!(e.status, 0, "exec: {e:?}");
+    assert!(e.stdout.contains("while"), "exec sees another pid 1: {e:?}");
     let d = nsb(&b, &["delete", "--force", "ck"]);
     assert_eq!(d.status, 0, "{d:?}");
     common::assert_nothing_left(b.mode(), b.state_dir());

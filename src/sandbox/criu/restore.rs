@@ -92,19 +92,6 @@ pub fn restore(
             cmd.arg(f);
         }
     }
-    for m in &record.mounts {
-        let src = external_source(spec, m).ok_or_else(|| {
-            err(
-                id,
-                format!(
-                    "the external mount {} ({} {}) has no source in the bundle's config.json",
-                    m.dest, m.fstype, m.root
-                ),
-            )
-        })?;
-        cmd.arg("--ext-mount-map")
-            .arg(format!("{}:{}", m.dest, src));
-    }
     // The application's stdio from outside (an engine's pipes, a file) is this command's own
     // stdio now, as runc hands it over.
     let mut inherited: Vec<&String> = Vec::new();
@@ -117,11 +104,11 @@ pub fn restore(
 
     // The spec's cgroup, made as on create: the supervisor joins it before CRIU runs, so
     // that the restored tree lands in it, and CRIU leaves cgroups alone (`ignore`), as runc
-    // restores into the cgroup it made.
-    // (CRIU restores the mounts from the images: the spec's cgroup mount, rewritten in this
-    // copy, is not used.)
-    let made = crate::sandbox::launch::make_cgroup(&mut spec.clone(), id)
-        .map_err(|e| err(id, e.to_string()))?;
+    // restores into the cgroup it made. The spec's cgroup mount becomes, in this copy, binds
+    // of its directories: the sources of the external mounts CRIU found there.
+    let mut view = spec.clone();
+    let made =
+        crate::sandbox::launch::make_cgroup(&mut view, id).map_err(|e| err(id, e.to_string()))?;
     let (cg, procs) = match made {
         Some((cg, procs)) => (Some(cg), procs),
         None => (None, Vec::new()),
@@ -131,6 +118,20 @@ pub fn restore(
             let _ = cg.remove();
         }
     };
+    for m in &record.mounts {
+        let Some(src) = external_source(&view, m) else {
+            drop_cgroup();
+            return Err(err(
+                id,
+                format!(
+                    "the external mount {} ({} {}) has no source in the bundle's config.json",
+                    m.dest, m.fstype, m.root
+                ),
+            ));
+        };
+        cmd.arg("--ext-mount-map")
+            .arg(format!("{}:{}", m.dest, src));
+    }
     match (&o.manage_cgroups_mode, &cg) {
         (Some(m), Some(c)) if m != "ignore" => {
             drop_cgroup();
@@ -214,16 +215,19 @@ pub fn restore(
 }
 
 /// The host path an external mount is bound from: the host's device nodes (nsboot binds
-/// /dev/null & co. and masks files with /dev/null), or the spec's bind mount at that place.
-fn external_source(spec: &Spec, m: &super::External) -> Option<String> {
+/// /dev/null & co. and masks files with /dev/null), or the source of the spec's last mount
+/// at that place (in `view`, the cgroup mount is binds of the container's cgroup).
+fn external_source(view: &Spec, m: &super::External) -> Option<String> {
     if m.fstype == "devtmpfs" {
         return Some(format!("/dev{}", m.root));
     }
-    spec.mounts()
+    view.mounts()
         .iter()
         .flatten()
+        .rev()
         .find(|sm| sm.destination().to_str() == Some(m.dest.as_str()))
         .and_then(|sm| sm.source().as_ref())
+        .filter(|s| s.is_absolute())
         .map(|s| s.to_string_lossy().into_owned())
 }
 
