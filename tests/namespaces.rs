@@ -231,9 +231,9 @@ fn namespaces_not_listed_are_the_callers() {
 type Edit = (&'static str, fn(&mut Value), &'static str);
 
 #[test]
-fn mount_and_pid_stay_new_and_time_is_joined_only() {
+fn mount_and_pid_stay_new() {
     let mode = common::modes()[0];
-    let edits: [Edit; 5] = [
+    let edits: [Edit; 4] = [
         ("nsm0", |c| drop_ns(c, "mount"), "no mount namespace"),
         ("nsm1", |c| drop_ns(c, "pid"), "no pid namespace"),
         (
@@ -246,7 +246,6 @@ fn mount_and_pid_stay_new_and_time_is_joined_only() {
             |c| join(c, "pid", "/proc/1/ns/pid"),
             "linux.namespaces[0].path: \"/proc/1/ns/pid\"",
         ),
-        ("nsm4", add_time, "a new time namespace"),
     ];
     for (id, edit, want) in edits {
         let b = Bundle::new(mode).edit(edit);
@@ -257,11 +256,6 @@ fn mount_and_pid_stay_new_and_time_is_joined_only() {
 fn drop_ns(c: &mut Value, typ: &str) {
     let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
     ns.retain(|n| n["type"] != typ);
-}
-
-fn add_time(c: &mut Value) {
-    let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
-    ns.push(json!({"type": "time"}));
 }
 
 #[test]
