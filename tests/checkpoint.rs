@@ -207,24 +207,8 @@ fn checkpoint_leave_running_then_checkpoint_then_restore_and_the_counter_goes_on
 /// file the dumped application wrote to (`top/ID.out`): CRIU hands the application the same
 /// file anew, checked by its size. The output is what this command added.
 fn restore(b: &Bundle, id: &str, images: &Path) -> common::Output {
-    let mut cmd = b.nsboot();
-    cmd.arg("--root")
-        .arg(b.state_dir())
-        .args(["restore", "--detach", "--bundle"])
-        .arg(b.dir())
-        .arg("--image-path")
-        .arg(images)
-        .arg(id);
     let out = top(b).join(format!("{id}.out"));
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&out)
-        .expect("open the output file");
-    let before = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(file.try_clone().unwrap())
-        .stderr(file);
+    let (mut cmd, before) = restore_cmd(b, id, images, &out, true);
     let child = cmd.spawn().expect("start nsboot restore");
     let status = common::wait_code(child, common::RUN_TIMEOUT);
     let text = fs::read(&out).unwrap_or_default();
@@ -233,6 +217,31 @@ fn restore(b: &Bundle, id: &str, images: &Path) -> common::Output {
         stdout: String::new(),
         stderr: String::from_utf8_lossy(&text[before.min(text.len())..]).into_owned(),
     }
+}
+
+/// The command `nsboot restore [--detach]` of `images` into `id`, its stdout and stderr
+/// appended to `out`, and `out`'s length before.
+fn restore_cmd(b: &Bundle, id: &str, images: &Path, out: &Path, detach: bool) -> (Command, usize) {
+    let mut cmd = b.nsboot();
+    cmd.arg("--root").arg(b.state_dir()).arg("restore");
+    if detach {
+        cmd.arg("--detach");
+    }
+    cmd.arg("--bundle")
+        .arg(b.dir())
+        .arg("--image-path")
+        .arg(images)
+        .arg(id);
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(out)
+        .expect("open the output file");
+    let before = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file);
+    (cmd, before)
 }
 
 /// A container with a cgroup (cgroupsPath, a pids limit) is restored into the cgroup its spec
@@ -267,6 +276,9 @@ fn a_restored_container_is_in_the_cgroup_its_spec_asks_for() {
     assert_eq!(d.status, 0, "{d:?}");
     host::assert_no_cgroup(&name, "the dumped container deleted");
 
+    // What the application's output file held at dump, for a second restore.
+    let again = top(&b).join("cg-again.out");
+    fs::copy(top(&b).join("cg.out"), &again).unwrap();
     let r = restore(&b, "cg", &imgs);
     if !works {
         one_line_125(&r, "restore where criu cannot run");
@@ -292,6 +304,22 @@ fn a_restored_container_is_in_the_cgroup_its_spec_asks_for() {
     let d = nsb(&b, &["delete", "--force", "cg"]);
     assert_eq!(d.status, 0, "{d:?}");
     host::assert_no_cgroup(&name, "the restored container deleted");
+
+    // In the foreground, restore ends with the container's status, the container and its
+    // cgroup removed, as runc's.
+    let (mut cmd, _) = restore_cmd(&b, "cg", &imgs, &again, false);
+    let child = cmd.spawn().expect("start nsboot restore");
+    assert!(
+        eventually(|| nsb(&b, &["state", "cg"]).stdout.contains("\"running\"")),
+        "the foreground restore never ran: {}",
+        fs::read_to_string(&again).unwrap_or_default()
+    );
+    let k = nsb(&b, &["kill", "cg", "KILL"]);
+    assert_eq!(k.status, 0, "{k:?}");
+    assert_eq!(common::wait_code(child, common::RUN_TIMEOUT), 137);
+    let st = nsb(&b, &["state", "cg"]);
+    assert!(st.stderr.contains("does not exist"), "{st:?}");
+    host::assert_no_cgroup(&name, "a foreground restore ended");
     common::assert_nothing_left(b.mode(), b.state_dir());
 }
 

@@ -211,7 +211,17 @@ pub fn restore(
     if o.detach {
         return Ok(0);
     }
-    sys::pidfd_wait(pidfd.as_fd()).map_err(|e| err(id, format!("waiting for the supervisor: {e}")))
+    let code = sys::pidfd_wait(pidfd.as_fd())
+        .map_err(|e| err(id, format!("waiting for the supervisor: {e}")))?;
+    // In the foreground, as runc's restore (and `run`): the container is removed once it has
+    // ended, unless another command removed it and the id is someone else's by now.
+    if let Ok(entry) = state::open(state_root, id) {
+        if entry.load().is_ok_and(|st| st.supervisor == pid.as_raw()) {
+            entry.remove();
+            drop_cgroup();
+        }
+    }
+    Ok(code)
 }
 
 /// The host path an external mount is bound from: the host's device nodes (nsboot binds
