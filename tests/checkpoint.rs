@@ -13,7 +13,7 @@ mod support;
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use common::{Bundle, Mode};
 use serde_json::json;
@@ -321,6 +321,74 @@ fn a_restored_container_is_in_the_cgroup_its_spec_asks_for() {
     assert!(st.stderr.contains("does not exist"), "{st:?}");
     host::assert_no_cgroup(&name, "a foreground restore ended");
     common::assert_nothing_left(b.mode(), b.state_dir());
+}
+
+/// A process holding new namespaces (`unshare FLAGS sleep`), as a donor for paths.
+struct Donor(std::process::Child);
+
+impl Donor {
+    fn new(flags: &[&str]) -> Donor {
+        let child = Command::new("unshare")
+            .args(flags)
+            .args(["sleep", "1000"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start unshare");
+        let comm = format!("/proc/{}/comm", child.id());
+        let ready = eventually(|| fs::read_to_string(&comm).is_ok_and(|c| c == "sleep\n"));
+        assert!(ready, "unshare {flags:?} did not start");
+        Donor(child)
+    }
+
+    fn path(&self, ns: &str) -> String {
+        format!("/proc/{}/ns/{ns}", self.0.id())
+    }
+}
+
+impl Drop for Donor {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The counter, joining the namespace of spec type `typ` at `path`.
+fn joining(typ: &str, path: &str) -> Bundle {
+    counter(Mode::Root).edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        match ns.iter_mut().find(|n| n["type"] == typ) {
+            Some(entry) => entry["path"] = json!(path),
+            None => ns.push(json!({ "type": typ, "path": path })),
+        }
+    })
+}
+
+/// A namespace the spec joins by path (a pod's network) is not the container's to dump: CRIU
+/// dumps only namespaces of the container's own user namespace, and would restore it as a
+/// new one. Refused in one line, before CRIU runs, the container left running.
+#[test]
+fn checkpoint_of_a_container_that_joined_a_namespace_by_path_is_refused() {
+    if !common::is_root() {
+        return;
+    }
+    let donor = Donor::new(&["--net", "--uts"]);
+    for (typ, file) in [("network", "net"), ("uts", "uts")] {
+        let b = joining(typ, &donor.path(file));
+        let id = format!("j{file}");
+        start_counter(&b, &id);
+        let imgs = top(&b).join("images");
+        let img_s = imgs.to_str().unwrap();
+        let out = nsb(&b, &["checkpoint", "--image-path", img_s, &id]);
+        one_line_125(&out, &format!("a joined {typ} namespace"));
+        let want = format!("its {typ} namespace was joined by path");
+        assert!(out.stderr.contains(&want), "{out:?}");
+        assert!(!imgs.join("dump.log").exists(), "criu ran: {out:?}");
+        let before = count(&b, &id);
+        assert!(eventually(|| count(&b, &id) > before), "{typ}: stopped");
+        let d = nsb(&b, &["delete", "--force", &id]);
+        assert_eq!(d.status, 0, "{d:?}");
+        common::assert_nothing_left(b.mode(), b.state_dir());
+    }
 }
 
 #[test]

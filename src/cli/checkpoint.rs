@@ -89,6 +89,17 @@ fn checkpoint(a: CheckpointArgs, global: &Global) -> Result<(), String> {
         };
         return Err(e.to_string());
     }
+    // The container's own config (the bundle it was created from) says which namespaces it
+    // joined by path.
+    let spec = crate::spec::load(&c.state.bundle).map_err(|e| e.to_string())?;
+    let joined = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.path().as_ref().map(|p| (n.typ(), p.clone())))
+        .collect();
     let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
     let opts = DumpOptions {
         image_path: cwd.join(a.image_path.unwrap_or_else(|| "checkpoint".into())),
@@ -102,6 +113,7 @@ fn checkpoint(a: CheckpointArgs, global: &Global) -> Result<(), String> {
         parent_path: a.parent_path,
         manage_cgroups_mode: a.manage_cgroups_mode,
         empty_ns: a.empty_ns,
+        joined,
     };
     criu::dump(&a.id, app, &c.state.rootfs, &opts).map_err(|e| e.to_string())?;
     if !opts.leave_running {

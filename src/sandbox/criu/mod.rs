@@ -15,6 +15,7 @@ mod restore;
 pub use restore::{restore, RestoreOptions};
 use std::process::{Command, Stdio};
 
+use oci_spec::runtime::LinuxNamespaceType;
 use serde::{Deserialize, Serialize};
 
 /// runc's checkpoint flags, as `criu dump` takes them.
@@ -33,6 +34,8 @@ pub struct DumpOptions {
     pub manage_cgroups_mode: Option<String>,
     /// Namespace types (`network`, ...) whose contents are not dumped (runc's --empty-ns).
     pub empty_ns: Vec<String>,
+    /// The namespaces the spec joined by path: not the container's to dump.
+    pub joined: Vec<(LinuxNamespaceType, PathBuf)>,
 }
 
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
@@ -66,6 +69,12 @@ pub enum CriuError {
     Mounts { id: String, pid: i32, why: String },
     #[error("restore of container {id}: {why}")]
     Restore { id: String, why: String },
+    #[error("checkpoint of container {id}: its {typ} namespace was joined by path ({path}): CRIU dumps only namespaces of the container's own user namespace, and would restore it as a new one")]
+    Joined {
+        id: String,
+        typ: String,
+        path: PathBuf,
+    },
 }
 
 /// `--manage-cgroups-mode` values CRIU knows.
@@ -86,6 +95,16 @@ pub fn dump(id: &str, app: i32, rootfs: &Path, o: &DumpOptions) -> Result<(), Cr
         if !EMPTY_NS.contains(&ns.as_str()) {
             return Err(flag("empty-ns", ns, EMPTY_NS));
         }
+    }
+    // A namespace joined by path is someone else's (a pod's network): CRIU requires every
+    // namespace it dumps to be owned by the container's user namespace (nsboot always has
+    // one), and would restore it as a new one.
+    if let Some((typ, path)) = o.joined.first() {
+        return Err(CriuError::Joined {
+            id: id.into(),
+            typ: format!("{typ:?}").to_lowercase(),
+            path: path.clone(),
+        });
     }
     let dir_err = |what: &str, path: &Path, e: std::io::Error| CriuError::Dir {
         id: id.into(),
