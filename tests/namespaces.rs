@@ -151,7 +151,11 @@ fn sysctls_apply_in_namespaces_joined_by_path() {
         let out = b.run("nssysctl");
         assert_eq!(out.status, 0, "{ctx}: {out:?}");
         assert_eq!(out.stdout, "123\n", "{ctx}: {out:?}");
-        assert_eq!(std::fs::read_to_string(KEY).unwrap(), host, "{ctx}: the host's changed");
+        assert_eq!(
+            std::fs::read_to_string(KEY).unwrap(),
+            host,
+            "{ctx}: the host's changed"
+        );
         common::assert_nothing_left(mode, b.state_dir());
     }
 }

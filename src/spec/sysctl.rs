@@ -35,14 +35,17 @@ pub fn check(spec: &Spec) -> Result<(), SpecError> {
     let own = |typ: Ns, proc_name: &str| {
         linux.namespaces().iter().flatten().any(|n| {
             n.typ() == typ
-                && n.path().as_ref().is_none_or(|p| {
-                    let ours = std::fs::metadata(format!("/proc/self/ns/{proc_name}"));
-                    match (std::fs::metadata(p), ours) {
-                        (Ok(a), Ok(b)) => (a.dev(), a.ino()) != (b.dev(), b.ino()),
-                        // A dead path is refused by name where the namespace is joined.
-                        _ => true,
+                && match n.path() {
+                    None => true,
+                    Some(p) => {
+                        let ours = std::fs::metadata(format!("/proc/self/ns/{proc_name}"));
+                        match (std::fs::metadata(p), ours) {
+                            (Ok(a), Ok(b)) => (a.dev(), a.ino()) != (b.dev(), b.ino()),
+                            // A dead path is refused by name where the namespace is joined.
+                            _ => true,
+                        }
                     }
-                })
+                }
         })
     };
     let mut keys: Vec<&String> = linux.sysctl().iter().flatten().map(|(k, _)| k).collect();
