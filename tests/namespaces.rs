@@ -135,6 +135,31 @@ fn joined_namespaces_are_exactly_the_given_ones_never_the_hosts() {
     }
 }
 
+/// A network namespace joined by path that is not the caller's is the container's own for
+/// net.* sysctls (a pod's containers joining its sandbox's), as runc checks it; the host's
+/// value is untouched.
+#[test]
+fn sysctls_apply_in_namespaces_joined_by_path() {
+    const KEY: &str = "/proc/sys/net/ipv4/ip_unprivileged_port_start";
+    for mode in common::modes() {
+        let ctx = format!("{mode:?}");
+        let host = std::fs::read_to_string(KEY).unwrap();
+        let d = Donor::new(mode, false);
+        let b = joining(mode, &d, &["cat", KEY]).edit(|c| {
+            c["linux"]["sysctl"] = json!({"net.ipv4.ip_unprivileged_port_start": "123"});
+        });
+        let out = b.run("nssysctl");
+        assert_eq!(out.status, 0, "{ctx}: {out:?}");
+        assert_eq!(out.stdout, "123\n", "{ctx}: {out:?}");
+        assert_eq!(
+            std::fs::read_to_string(KEY).unwrap(),
+            host,
+            "{ctx}: the host's changed"
+        );
+        common::assert_nothing_left(mode, b.state_dir());
+    }
+}
+
 #[test]
 fn exec_lands_in_the_joined_namespaces() {
     for mode in common::modes() {

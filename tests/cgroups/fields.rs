@@ -21,6 +21,10 @@ enum Want {
     /// Refused by name, or (a kernel that still honours it) applied: the v1 kernel memory
     /// limit, which Linux 6.x accepts and ignores.
     Either(&'static str, &'static str, &'static str),
+    /// blockIO.weight: v1's blkio.weight where present; on v2 the io controller's file where
+    /// the container's cgroup has it (BFQ's io.bfq.weight as is, else io.weight converted as
+    /// runc converts it), else refused by name.
+    IoWeight,
 }
 
 /// The first block device's "major:minor" (a throttle must name a real one).
@@ -157,7 +161,7 @@ fn cases() -> Vec<(&'static str, Value, &'static str, Want)> {
             "blkweight",
             json!({"blockIO": {"weight": 500}}),
             "blockIO.weight",
-            IfPresent("blkio", "blkio.weight", "500", "v1"),
+            IoWeight,
         ),
         (
             "hugetlb",
@@ -224,6 +228,12 @@ fn check(mode: Mode, short: &str, res: Value, field: &str, want: Want) {
                 a
             }
         }
+        Want::Either(..) | Want::IoWeight if v2 => None,
+        Want::IoWeight => host::find_named_file("blkio", "blkio.weight").then_some((
+            "blkio",
+            "blkio.weight",
+            "500",
+        )),
         Want::Either(..) => None,
         Want::IfPresent(ctl, file, content, on) => {
             let on_this = (on == "v1") != v2;
@@ -234,6 +244,11 @@ fn check(mode: Mode, short: &str, res: Value, field: &str, want: Want) {
     let c = create(&b, &id, &[]);
     let expect = match want {
         Want::Either(ctl, file, content) if !v2 && c.status == 0 => Some((ctl, file, content)),
+        Want::IoWeight if v2 && c.status == 0 => match host::find_named_file("io", "io.bfq.weight")
+        {
+            true => Some(("io", "io.bfq.weight", "default 500")),
+            false => Some(("io", "io.weight", "default 4950")),
+        },
         _ => expect,
     };
     let Some((ctl, file, content)) = expect else {
