@@ -4,6 +4,7 @@
 //! application's exec path, `sys` the foundation every part stands on.
 
 pub mod boot;
+pub mod cgroup;
 pub mod check;
 pub mod cli;
 pub mod control;

@@ -1,0 +1,174 @@
+//! The container's cgroup (resource control): where it goes, made and removed, the spec's
+//! `linux.resources` written to it, and what lifecycle commands do through it (freeze, kill
+//! every process, stats). The caller (`sandbox::launch`) makes it and writes the resources,
+//! then opens its `cgroup.procs` files, which the application writes "0" to as its first step
+//! (`join`): the supervisor stays outside, in the caller's cgroup.
+//!
+//! A spec without `cgroupsPath` and without resources runs none of this ([`wanted`]).
+//!
+//! Drivers: the cgroupfs one here (directories under the mounts, [`Driver::Fs`]); the systemd
+//! one (`systemd/`, a transient scope over D-Bus) plugs in at [`Cgroup::create`] and
+//! [`Cgroup::remove`], and the resources it cannot set as unit properties go through the same
+//! files ([`Cgroup::apply`]). Device rules (`devices*.rs`: v1 `devices.allow`/`deny`, v2 an
+//! eBPF program) are applied from [`Cgroup::apply`] too.
+
+mod fs;
+mod layout;
+mod path;
+mod v1;
+mod v2;
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use oci_spec::runtime::LinuxResources;
+use serde::{Deserialize, Serialize};
+
+use crate::spec::Spec;
+use crate::sys::Errno;
+
+pub use layout::Layout;
+
+#[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize)]
+pub enum CgroupError {
+    /// A spec value the hierarchy cannot take (the JSON path of the field, why).
+    #[error("{field}: {why}")]
+    Unsupported { field: String, why: String },
+    #[error("cgroup {path}: {what}: {errno}{hint}")]
+    Io {
+        path: PathBuf,
+        what: String,
+        errno: Errno,
+        hint: String,
+    },
+    #[error("cgroupsPath {path:?}: {why}")]
+    Path { path: String, why: String },
+    #[error("no cgroup file system is mounted at /sys/fs/cgroup: mount cgroup2 there, or run without cgroup settings")]
+    NoHierarchy,
+    #[error("container {id} {why}")]
+    State { id: String, why: String },
+}
+
+/// Which code makes and removes the cgroup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Driver {
+    /// Directories made and removed under the cgroup mounts.
+    Fs,
+}
+
+/// One directory of the container's cgroup: v2 has one; v1 one per mounted hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dir {
+    /// The hierarchy's controllers ("memory", "cpu,cpuacct", "name=systemd"; empty on v2).
+    pub controllers: Vec<String>,
+    /// The directory (absolute, under the hierarchy's mount point).
+    pub path: PathBuf,
+}
+
+/// The container's cgroup, as stored in its state: lifecycle commands act through it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cgroup {
+    /// The unified hierarchy (one directory) or v1.
+    pub unified: bool,
+    pub dirs: Vec<Dir>,
+    pub driver: Driver,
+    /// The path as given or made up (cgroupsPath, or `/<id>`), for messages and systemd.
+    pub name: String,
+}
+
+/// Whether the spec asks for a cgroup at all: a cgroupsPath, or a resource other than device
+/// rules (which nsboot applies as nodes). Nothing else of this part runs when it does not.
+pub fn wanted(spec: &Spec) -> bool {
+    let Some(linux) = spec.linux() else {
+        return false;
+    };
+    if linux.cgroups_path().as_ref().is_some_and(|p| !p.as_os_str().is_empty()) {
+        return true;
+    }
+    linux.resources().as_ref().is_some_and(has_limits)
+}
+
+/// Any resource set besides device rules (a 0 or false counts as unset, as runc reads them).
+pub fn has_limits(r: &LinuxResources) -> bool {
+    v1::any_set(r)
+}
+
+/// Where the spec's cgroup goes (cgroupsPath, or runc's `/<id>`), on this host's hierarchy.
+/// None: no cgroup for this container (an unprivileged caller with no delegated cgroup, after
+/// one warning line).
+pub fn plan(spec: &Spec, id: &str) -> Result<Option<Cgroup>, CgroupError> {
+    let layout = Layout::detect()?;
+    let given = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().clone())
+        .filter(|p| !p.as_os_str().is_empty());
+    path::resolve(&layout, given.as_deref(), id, crate::idmap::is_rootless())
+}
+
+impl Cgroup {
+    /// Makes the cgroup's directories (their parents too).
+    pub fn create(&self) -> Result<(), CgroupError> {
+        match self.driver {
+            Driver::Fs => fs::create(self),
+        }
+    }
+
+    /// Writes the spec's resources: every field the hierarchy supports, or the first it
+    /// cannot take (named, for the one-line refusal).
+    pub fn apply(&self, r: &LinuxResources) -> Result<(), CgroupError> {
+        if self.unified {
+            v2::apply(self, r)
+        } else {
+            v1::apply(self, r)
+        }
+    }
+
+    /// The `cgroup.procs` of each directory, opened for writing by the caller: the
+    /// application writes "0" to each ([`join`]); the open-time credentials make it legal
+    /// for a delegated unprivileged caller too.
+    pub fn open_procs(&self) -> Result<Vec<OwnedFd>, CgroupError> {
+        self.dirs
+            .iter()
+            .map(|d| fs::open_write(&d.path.join("cgroup.procs")))
+            .collect()
+    }
+
+    /// Removes the container's directories (its processes gone, or killed first).
+    pub fn remove(&self) -> Result<(), CgroupError> {
+        match self.driver {
+            Driver::Fs => fs::remove(self),
+        }
+    }
+
+    /// The directory whose files name the container's processes (the unified one, or v1's
+    /// first: every hierarchy holds the same processes).
+    pub fn main_dir(&self) -> &std::path::Path {
+        let pick = self
+            .dirs
+            .iter()
+            .find(|d| d.controllers.iter().any(|c| c == "pids" || c == "memory"));
+        &pick.unwrap_or(&self.dirs[0]).path
+    }
+
+    /// The directory of one v1 controller (`memory`, `cpu`, ...), if mounted; the unified one
+    /// on v2.
+    pub fn dir_of(&self, controller: &str) -> Option<&std::path::Path> {
+        if self.unified {
+            return self.dirs.first().map(|d| d.path.as_path());
+        }
+        self.dirs
+            .iter()
+            .find(|d| d.controllers.iter().any(|c| c == controller))
+            .map(|d| d.path.as_path())
+    }
+}
+
+/// The application's first step: it writes "0" (itself) to each `cgroup.procs` the caller
+/// opened, then closes them. Async-signal-safe (a vforked child runs it).
+pub fn join(procs: Vec<OwnedFd>) -> Result<(), Errno> {
+    for fd in procs {
+        nix::unistd::write(&fd, b"0")?;
+    }
+    Ok(())
+}
