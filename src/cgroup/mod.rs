@@ -12,6 +12,7 @@
 //! files ([`Cgroup::apply`]). Device rules (`devices*.rs`: v1 `devices.allow`/`deny`, v2 an
 //! eBPF program) are applied from [`Cgroup::apply`] too.
 
+pub mod devices;
 mod fs;
 mod layout;
 mod path;
@@ -82,7 +83,11 @@ pub fn wanted(spec: &Spec) -> bool {
     let Some(linux) = spec.linux() else {
         return false;
     };
-    if linux.cgroups_path().as_ref().is_some_and(|p| !p.as_os_str().is_empty()) {
+    if linux
+        .cgroups_path()
+        .as_ref()
+        .is_some_and(|p| !p.as_os_str().is_empty())
+    {
         return true;
     }
     linux.resources().as_ref().is_some_and(has_limits)
@@ -117,6 +122,7 @@ impl Cgroup {
     /// Writes the spec's resources: every field the hierarchy supports, or the first it
     /// cannot take (named, for the one-line refusal).
     pub fn apply(&self, r: &LinuxResources) -> Result<(), CgroupError> {
+        self.apply_devices(r.devices().as_deref().unwrap_or_default(), false)?;
         if self.unified {
             v2::apply(self, r)
         } else {

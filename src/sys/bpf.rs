@@ -113,36 +113,39 @@ fn own(fd: libc::c_long) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd as i32) }
 }
 
-/// Loads a program of `prog_type`, named `name` (at most 15 bytes). On a verifier refusal the
-/// error carries the verifier's last log line.
+/// Loads a program of `prog_type`, named `name` (at most 15 bytes). On a refusal the error
+/// carries the verifier's last log line (the load is tried again with a log for it: a log
+/// of every load would cost its time, and fail with ENOSPC when too short).
 pub fn prog_load(
     prog_type: u32,
     insns: &[Insn],
     license: &std::ffi::CStr,
     name: &str,
 ) -> Result<OwnedFd, (Errno, String)> {
-    let mut log = vec![0u8; 4096];
     let mut attr = ProgLoad {
         prog_type,
         insn_cnt: insns.len() as u32,
         insns: insns.as_ptr() as u64,
         license: license.as_ptr() as u64,
-        log_level: 1,
-        log_size: log.len() as u32,
-        log_buf: log.as_mut_ptr() as u64,
         ..Default::default()
     };
     let n = name.len().min(15);
     attr.prog_name[..n].copy_from_slice(&name.as_bytes()[..n]);
-    match bpf(BPF_PROG_LOAD, &mut attr) {
-        Ok(fd) => Ok(own(fd)),
-        Err(e) => {
-            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-            let text = String::from_utf8_lossy(&log[..end]);
-            let last = text.lines().rev().find(|l| !l.trim().is_empty());
-            Err((e, last.unwrap_or("").to_string()))
-        }
+    let e = match bpf(BPF_PROG_LOAD, &mut attr) {
+        Ok(fd) => return Ok(own(fd)),
+        Err(e) => e,
+    };
+    let mut log = vec![0u8; 1 << 16];
+    attr.log_level = 1;
+    attr.log_size = log.len() as u32;
+    attr.log_buf = log.as_mut_ptr() as u64;
+    if let Ok(fd) = bpf(BPF_PROG_LOAD, &mut attr) {
+        return Ok(own(fd));
     }
+    let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+    let text = String::from_utf8_lossy(&log[..end]);
+    let last = text.lines().rev().find(|l| !l.trim().is_empty());
+    Err((e, last.unwrap_or("").to_string()))
 }
 
 /// Attaches `prog` to the cgroup directory `cgroup` (opened O_RDONLY|O_DIRECTORY), in one

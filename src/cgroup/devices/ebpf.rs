@@ -93,7 +93,13 @@ pub fn program(policy: &Policy) -> Vec<Insn> {
     for e in &policy.exceptions {
         p.extend(exception(e, policy.default_allow));
     }
-    p.push(Insn::new(MOV32_K, R0, 0, 0, i32::from(policy.default_allow)));
+    p.push(Insn::new(
+        MOV32_K,
+        R0,
+        0,
+        0,
+        i32::from(policy.default_allow),
+    ));
     p.push(Insn::new(EXIT, 0, 0, 0, 0));
     p
 }
@@ -138,14 +144,8 @@ pub fn apply(dir: &Path, policy: &Policy) -> Result<(), DevicesError> {
         [one] => Some(one.as_fd()),
         _ => None,
     };
-    bpf::prog_attach(
-        cg.as_fd(),
-        prog.as_fd(),
-        kind,
-        bpf::F_ALLOW_MULTI,
-        replace,
-    )
-    .map_err(io("attaching the device program"))?;
+    bpf::prog_attach(cg.as_fd(), prog.as_fd(), kind, bpf::F_ALLOW_MULTI, replace)
+        .map_err(io("attaching the device program"))?;
     if replace.is_none() {
         for o in &old {
             bpf::prog_detach(cg.as_fd(), o.as_fd(), kind)

@@ -101,7 +101,11 @@ fn bits(access: Option<&str>) -> Result<u8, String> {
             'r' => READ,
             'w' => WRITE,
             'm' => MKNOD,
-            _ => return Err(format!("access {access:?} holds {c:?}: only r, w and m exist")),
+            _ => {
+                return Err(format!(
+                    "access {access:?} holds {c:?}: only r, w and m exist"
+                ))
+            }
         };
     }
     Ok(b)
@@ -151,7 +155,8 @@ impl Policy {
                 minor,
                 access,
             };
-            p.apply(true, e).expect("an allow over default deny always applies");
+            p.apply(true, e)
+                .expect("an allow over default deny always applies");
         }
         Ok(p)
     }
@@ -189,9 +194,11 @@ impl Policy {
             return Ok(());
         }
         if allow != self.default_allow {
-            match self.exceptions.iter_mut().find(|e| {
-                (e.kind, e.major, e.minor) == (rule.kind, rule.major, rule.minor)
-            }) {
+            match self
+                .exceptions
+                .iter_mut()
+                .find(|e| (e.kind, e.major, e.minor) == (rule.kind, rule.major, rule.minor))
+            {
                 Some(e) => e.access |= rule.access,
                 None => self.exceptions.push(rule),
             }
@@ -249,6 +256,52 @@ pub fn apply(
         ebpf::apply(dir, &policy)
     } else {
         v1::apply(dir, &policy, update)
+    }
+}
+
+impl super::Cgroup {
+    /// Whether this cgroup enforces device rules: as real root (an unprivileged caller can
+    /// load no device program, and a delegated v1 devices cgroup would not exist), on the
+    /// unified hierarchy or with the v1 devices one mounted. Then the supervisor's checks on
+    /// nodes step aside for it (`rootfs::nodes`, `rootfs::guard`).
+    pub fn enforces_devices(&self) -> bool {
+        !crate::idmap::is_rootless() && self.dir_of("devices").is_some()
+    }
+
+    /// The spec's device rules (none: runc's default, every device denied but the standard
+    /// nodes), on the cgroup that [`enforces_devices`](Self::enforces_devices).
+    pub fn apply_devices(
+        &self,
+        rules: &[LinuxDeviceCgroup],
+        update: bool,
+    ) -> Result<(), super::CgroupError> {
+        match self.dir_of("devices") {
+            Some(dir) if self.enforces_devices() => {
+                apply(self.unified, dir, rules, update).map_err(Into::into)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl From<DevicesError> for super::CgroupError {
+    fn from(e: DevicesError) -> Self {
+        match e {
+            DevicesError::Rule { index, why } => super::CgroupError::Unsupported {
+                field: format!("linux.resources.devices[{index}]"),
+                why,
+            },
+            DevicesError::Io { path, what, errno } => super::CgroupError::Io {
+                path,
+                what,
+                errno,
+                hint: String::new(),
+            },
+            e @ DevicesError::Load { .. } => super::CgroupError::Unsupported {
+                field: "linux.resources.devices".into(),
+                why: e.to_string(),
+            },
+        }
     }
 }
 

@@ -63,7 +63,13 @@ fn parse(line: &str) -> Option<Exception> {
         _ => return None,
     };
     let (ma, mi) = words.next()?.split_once(':')?;
-    let num = |s: &str| if s == "*" { Ok(None) } else { s.parse().map(Some) };
+    let num = |s: &str| {
+        if s == "*" {
+            Ok(None)
+        } else {
+            s.parse().map(Some)
+        }
+    };
     let mut access = 0;
     for c in words.next()?.chars() {
         access |= match c {
@@ -115,10 +121,7 @@ pub fn apply(dir: &Path, policy: &Policy, update: bool) -> Result<(), DevicesErr
             .map_or(0, |e| e.access);
         let gone = o.access & !kept;
         if gone != 0 {
-            let e = Exception {
-                access: gone,
-                ..*o
-            };
+            let e = Exception { access: gone, ..*o };
             write_rule(dir, &fd, del, &e.line())?;
         }
     }
