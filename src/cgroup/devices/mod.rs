@@ -284,6 +284,21 @@ impl super::Cgroup {
     }
 }
 
+/// The supervisor's copy of a spec whose device rules a cgroup enforces
+/// ([`enforces_devices`](super::Cgroup::enforces_devices)): without them. The supervisor
+/// reads them only to refuse what nothing but a devices cgroup could hold to (a bound node
+/// allowed less than read and write, a `dev` mount under deny rules: `rootfs::nodes`,
+/// `rootfs::guard`); with the cgroup there, those checks step aside for it.
+pub fn hand_over(spec: &mut crate::spec::Spec) {
+    if let Some(r) = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.resources_mut().as_mut())
+    {
+        r.set_devices(None);
+    }
+}
+
 impl From<DevicesError> for super::CgroupError {
     fn from(e: DevicesError) -> Self {
         match e {
