@@ -38,9 +38,25 @@ pub fn create(cg: &Cgroup) -> Result<(), CgroupError> {
             }
         } else {
             std::fs::create_dir_all(&d.path).map_err(|e| io(&d.path, "making it", e))?;
+            if d.controllers.iter().any(|c| c == "cpuset") {
+                let root = cpuset_root(&d.path);
+                super::v1::fill_cpuset(&root, &d.path)?;
+            }
         }
     }
     Ok(())
+}
+
+/// The mount point of the cpuset hierarchy holding `p` (its nearest ancestor that is one).
+fn cpuset_root(p: &Path) -> std::path::PathBuf {
+    let mut cur = p;
+    while let Some(parent) = cur.parent() {
+        if parent == Path::new(super::layout::MOUNT) {
+            return cur.into();
+        }
+        cur = parent;
+    }
+    p.into()
 }
 
 fn mkdir(p: &Path) -> Result<(), CgroupError> {
@@ -130,5 +146,38 @@ fn remove_tree(p: &Path) -> Result<(), CgroupError> {
             }
             Err(e) => return Err(io(p, "removing it", e)),
         }
+    }
+}
+
+/// Writes a spec field's value to `dir/file`; `dir` None: the controller the field needs has
+/// no hierarchy here.
+pub fn set(
+    dir: Option<&Path>,
+    field: &str,
+    file: &str,
+    value: impl std::fmt::Display,
+) -> Result<(), CgroupError> {
+    let value = value.to_string();
+    let Some(dir) = dir else {
+        let controller = file.split('.').next().unwrap_or(file);
+        return Err(CgroupError::Unsupported {
+            field: format!("linux.resources.{field}"),
+            why: format!("no {controller} cgroup controller on this host: remove it"),
+        });
+    };
+    let path = dir.join(file);
+    std::fs::write(&path, &value).map_err(|e| CgroupError::Write {
+        field: field.into(),
+        value,
+        path,
+        errno: e.into(),
+    })
+}
+
+/// The field cannot be applied on this hierarchy at all.
+pub fn unsupported(field: &str, why: &str) -> CgroupError {
+    CgroupError::Unsupported {
+        field: format!("linux.resources.{field}"),
+        why: why.into(),
     }
 }

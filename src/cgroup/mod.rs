@@ -15,6 +15,7 @@
 pub mod devices;
 mod fs;
 mod layout;
+mod ops;
 mod path;
 mod v1;
 mod v2;
@@ -41,6 +42,14 @@ pub enum CgroupError {
         what: String,
         errno: Errno,
         hint: String,
+    },
+    /// Writing a field's value failed (the kernel refused it, or the file is missing).
+    #[error("linux.resources.{field}: writing {value:?} to {path}: {errno}")]
+    Write {
+        field: String,
+        value: String,
+        path: PathBuf,
+        errno: Errno,
     },
     #[error("cgroupsPath {path:?}: {why}")]
     Path { path: String, why: String },
@@ -112,6 +121,22 @@ pub fn plan(spec: &Spec, id: &str) -> Result<Option<Cgroup>, CgroupError> {
 }
 
 impl Cgroup {
+    /// Refuses a cgroup that already holds processes (another container's, or the caller's
+    /// own): its limits, its freezer and `kill --all` would reach them.
+    pub fn check_unused(&self) -> Result<(), CgroupError> {
+        let procs = fs::read(self.main_dir(), "cgroup.procs").unwrap_or_default();
+        if procs.trim().is_empty() {
+            return Ok(());
+        }
+        Err(CgroupError::Path {
+            path: self.name.clone(),
+            why: format!(
+                "{} already holds processes: give the container a cgroup of its own",
+                self.main_dir().display()
+            ),
+        })
+    }
+
     /// Makes the cgroup's directories (their parents too).
     pub fn create(&self) -> Result<(), CgroupError> {
         match self.driver {
@@ -168,6 +193,19 @@ impl Cgroup {
             .find(|d| d.controllers.iter().any(|c| c == controller))
             .map(|d| d.path.as_path())
     }
+}
+
+/// The spec asks for a new cgroup namespace (made by the application once it joined the
+/// container's cgroup, when nsboot manages one; else by the supervisor's clone).
+pub fn wants_namespace(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|n| {
+            n.iter().any(|n| {
+                n.typ() == oci_spec::runtime::LinuxNamespaceType::Cgroup && n.path().is_none()
+            })
+        })
 }
 
 /// The application's first step: it writes "0" (itself) to each `cgroup.procs` the caller

@@ -50,6 +50,10 @@ pub struct BootArgs {
     /// Connected socket to send the pty master to when process.terminal is true.
     #[arg(long = "console-fd", value_name = "FD")]
     pub console_fd: Option<RawFd>,
+    /// Fd of a cgroup.procs opened for writing (repeatable): the application writes "0" to
+    /// each as its first step (the container's cgroup, made by the caller).
+    #[arg(long = "cgroup-fd", value_name = "FD")]
+    pub cgroup_fd: Vec<RawFd>,
     /// Die with the parent (PR_SET_PDEATHSIG).
     #[arg(long)]
     pub attached: bool,
@@ -121,6 +125,7 @@ pub fn run(args: BootArgs, _global: &crate::cli::Global) -> i32 {
                 .collect(),
             exec: args.exec_fd.map(own),
             console: args.console_fd.map(own),
+            cgroup: args.cgroup_fd.iter().map(|fd| own(*fd)).collect(),
         },
         attached: args.attached,
         // `nsboot boot` is started in every namespace of the spec by its caller.

@@ -59,7 +59,10 @@ fn delete(args: &DeleteArgs, global: &Global) -> Result<(), LifecycleError> {
         }
         // A stopped container's supervisor may still be finishing (its application just
         // exited); killing it is harmless and makes sure nothing outlives the delete.
-        Status::Running | Status::Created | Status::Stopped => lifecycle::kill_supervisor(&c)?,
+        Status::Running | Status::Created | Status::Stopped => {
+            stop_cgroup(&c);
+            lifecycle::kill_supervisor(&c)?
+        }
     }
     // A foreground `nsboot run` holds the lock until it has cleaned up after the kill above.
     let entry = match crate::state::lock_existing(&root, &args.id, Duration::from_secs(10)) {
@@ -75,10 +78,34 @@ fn delete(args: &DeleteArgs, global: &Global) -> Result<(), LifecycleError> {
         hooks::from_bundle(&state.bundle).as_ref(),
         &state,
     );
+    remove_cgroup(&c)?;
     if let Some(entry) = entry {
         entry.remove();
     }
     Ok(())
+}
+
+/// Every process of the container's cgroup killed (a paused one thawed: a frozen v1 task
+/// does not die), so that the supervisor's exit waits on none.
+fn stop_cgroup(c: &lifecycle::Container) {
+    if let Some(cg) = &c.state.cgroup {
+        let _ = cg.signal_all(libc::SIGKILL);
+    }
+}
+
+/// The container's cgroup goes with it (before its state: a delete that fails here can be
+/// run again).
+fn remove_cgroup(c: &lifecycle::Container) -> Result<(), LifecycleError> {
+    let Some(cg) = &c.state.cgroup else {
+        return Ok(());
+    };
+    cg.destroy().map_err(|e| {
+        tracing::error!("{e}");
+        LifecycleError::Remains {
+            id: c.state.id.clone(),
+            path: cg.main_dir().into(),
+        }
+    })
 }
 
 /// After --force: what killed commands left of the id goes too, and nothing of it may remain.

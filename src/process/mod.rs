@@ -80,6 +80,9 @@ pub struct AppFds {
     /// process.terminal: a connected socket to send the master of a pty made inside the
     /// container to (runc's console socket); the slave becomes the app's terminal.
     pub console: Option<OwnedFd>,
+    /// The container's `cgroup.procs` files, opened for writing by the caller: the
+    /// application joins its cgroup through them first thing (`crate::cgroup::join`).
+    pub cgroup: Vec<OwnedFd>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -198,6 +201,7 @@ fn start_vforked(
     ours.extend(fds.stdio.iter().map(|f| f.as_raw_fd()));
     ours.extend(fds.pass.iter().map(|m| m.host.as_raw_fd()));
     ours.extend(fds.exec.iter().chain(&fds.console).map(|f| f.as_raw_fd()));
+    ours.extend(fds.cgroup.iter().map(|f| f.as_raw_fd()));
     let sup_fd = sup.as_raw_fd();
     let mut given = Some(given);
     let started = sys::clone_vfork(flags, &mut || match given.take() {
@@ -225,9 +229,17 @@ fn app_child(spec: &Spec, sup: RawFd, given: Given, autostart: bool) -> i32 {
     let _ = nix::unistd::close(sup);
     let Given {
         mut app,
-        fds,
+        mut fds,
         program,
     } = given;
+    // First: into the container's cgroup, before it allocates or forks anything.
+    if !fds.cgroup.is_empty() {
+        let err = join_cgroup(spec, std::mem::take(&mut fds.cgroup));
+        if let Err(e) = err {
+            let _ = wire::send(&app, &AppMsg::Failed(e));
+            return 125;
+        }
+    }
     let oom = spec.process().as_ref().and_then(|p| p.oom_score_adj());
     let sysctl = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref());
     let err = match creds::set_oom_score_adj(oom)
@@ -245,6 +257,23 @@ fn app_child(spec: &Spec, sup: RawFd, given: Given, autostart: bool) -> i32 {
     let code = err.exit_code();
     let _ = wire::send(&app, &AppMsg::Failed(err));
     code
+}
+
+/// Writes "0" to each cgroup.procs, then makes the spec's cgroup namespace, rooted at the
+/// cgroup just joined (the supervisor made none: it stays in the caller's cgroup).
+fn join_cgroup(spec: &Spec, procs: Vec<OwnedFd>) -> Result<(), ProcessError> {
+    let failed = |step: &str, errno: Errno| {
+        ProcessError::Step(crate::sys::Failed {
+            step: step.into(),
+            errno,
+        })
+    };
+    crate::cgroup::join(procs).map_err(|e| failed("joining the container's cgroup", e))?;
+    if crate::cgroup::wants_namespace(spec) {
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|e| failed("making the cgroup namespace", e.into()))?;
+    }
+    Ok(())
 }
 
 impl App {
@@ -281,6 +310,7 @@ fn app_main(
         pass,
         mut exec,
         mut console,
+        cgroup: _,
     } = fds;
     {
         let mut ours = vec![&mut *sock];

@@ -63,6 +63,9 @@ pub(super) fn exec_boot(
         );
         args.extend(["--pass-fd".into(), format!("{fd}:{fd}")]);
     }
+    for fd in &plan.cgroup {
+        args.extend(["--cgroup-fd".into(), keep(fd)]);
+    }
     if plan.attached {
         args.push("--attached".into());
     }

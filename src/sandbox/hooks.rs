@@ -242,6 +242,7 @@ mod tests {
             owner: "0".into(),
             annotations: None,
             foreground: false,
+            cgroup: None,
         }
     }
 

@@ -117,6 +117,9 @@ pub struct Plan<'a> {
     pub caller_only: Vec<BorrowedFd<'a>>,
     /// The supervisor, run in the cloned child when it is not exec'd.
     pub supervisor: protocol::Entry,
+    /// The container's cgroup.procs files (empty: nsboot manages no cgroup for it): the
+    /// application joins through them, and makes the cgroup namespace itself.
+    pub cgroup: Vec<OwnedFd>,
 }
 
 /// A booted supervisor, waiting for its start signal.
@@ -134,7 +137,7 @@ pub struct Sandbox {
 
 /// The namespaces of the supervisor: always user, mount, pid, ipc, uts; net and cgroup per spec
 /// (a new net only with `net`: otherwise the supervisor makes it, see [`crate::rootfs::net::Pending`]).
-fn clone_flags(spec: &Spec, net: bool) -> CloneFlags {
+fn clone_flags(spec: &Spec, net: bool, cgroup_managed: bool) -> CloneFlags {
     let mut f = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
@@ -148,7 +151,8 @@ fn clone_flags(spec: &Spec, net: bool) -> CloneFlags {
     for ns in nss.iter().filter(|n| n.path().is_none()) {
         match ns.typ() {
             LinuxNamespaceType::Network if net => f |= CloneFlags::CLONE_NEWNET,
-            LinuxNamespaceType::Cgroup => f |= CloneFlags::CLONE_NEWCGROUP,
+            // With a cgroup of its own, the application makes it once in its cgroup.
+            LinuxNamespaceType::Cgroup if !cgroup_managed => f |= CloneFlags::CLONE_NEWCGROUP,
             _ => {}
         }
     }
@@ -221,7 +225,7 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
     };
     // An exec'd `nsboot boot` keeps runsc's contract: it is cloned into every namespace.
     let make_netns = !plan.exec_boot && crate::rootfs::net::creates_netns(&plan.spec);
-    let flags = clone_flags(&plan.spec, !make_netns);
+    let flags = clone_flags(&plan.spec, !make_netns, !plan.cgroup.is_empty());
     let cloned = sys::clone_process(flags).map_err(|errno| SandboxError::Clone {
         errno,
         hint: clone_hint(errno) + &limits::hint(&errno),
@@ -250,6 +254,7 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
                     pass: preserved_fds(plan.preserve_fds),
                     exec: None,
                     console: plan.console.take(),
+                    cgroup: std::mem::take(&mut plan.cgroup),
                 },
                 attached: plan.attached,
                 cloned: InProcess {
@@ -271,6 +276,7 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
         ctl_boot,
         plan.console.take(),
         plan.created,
+        std::mem::take(&mut plan.cgroup),
     ));
     let maps = match idmap::start_writing(pid, &plan.mapping) {
         Ok(p) => p,

@@ -1,6 +1,6 @@
 //! Values nsboot cannot apply as the spec means them, refused with the JSON path and the fix:
 //! ids the kernel reads as "unchanged", namespaces it cannot join or inherit, mount options a
-//! bind would drop, seccomp notification, and the cgroup rule (`cgroups`). The fields nsboot
+//! bind would drop, and seccomp notification. The fields nsboot
 //! does not apply at all are refused by `scan`, from the table in `fields`.
 
 use oci_spec::runtime::{LinuxNamespaceType, LinuxSeccompAction, Process};
@@ -198,21 +198,4 @@ pub fn check_hooks(spec: &Spec) -> Result<(), SpecError> {
         }
     }
     Ok(())
-}
-
-/// The cgroup rule: settings found by `scan` are refused as real root, where nothing would
-/// enforce them, and skipped with one warning for an unprivileged caller, who has no cgroup
-/// of its own to put them in (as runc and crun do rootless).
-pub fn cgroups(found: &[String], rootless: bool) -> Result<(), SpecError> {
-    let paths = found.join(", ");
-    if rootless {
-        tracing::warn!(
-            "{paths}: not applied: nsboot manages no cgroups yet and an unprivileged caller has none delegated to it; the container runs without these limits"
-        );
-        return Ok(());
-    }
-    Err(SpecError::invalid(
-        paths,
-        "cgroup settings are not managed by nsboot yet, and as root nothing else would enforce them: run without them (podman: --cgroups=disabled, with nsboot in containers.conf's runtime_supports_nocgroup), or use runc",
-    ))
 }

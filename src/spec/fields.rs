@@ -17,8 +17,10 @@ pub enum Rule {
     /// Refused unless empty or this value, which asks for what nsboot does anyway (an
     /// AppArmor profile "unconfined"): the value, and the fix to offer.
     RefusedBut(&'static str, &'static str),
-    /// A cgroup setting: nsboot manages no cgroups yet. An unprivileged caller gets one
-    /// warning (runc's and crun's rootless convention); real root is refused.
+    /// A cgroup setting: written to the container's cgroup (`src/cgroup/`); a value the
+    /// host's hierarchy cannot take is refused. An unprivileged caller with no cgroup
+    /// delegated to it (and any on cgroup v1) gets one warning (runc's and crun's rootless
+    /// convention) and runs without it.
     Cgroup,
 }
 

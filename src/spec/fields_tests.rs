@@ -15,11 +15,13 @@ test fails when they differ (`NSBOOT_WRITE_DOCS=1 cargo test --lib spec_fields_d
   note says which).
 - **refused**: a value other than empty (null, \"\", [], {}) is refused with one line naming
   the JSON path and the fix, exit 125. Empty values are what engines write for \"not set\".
-- **cgroup**: nsboot manages no cgroups yet. An unprivileged caller (who has no delegated
-  cgroup) gets one warning line and the container runs without the limits, as with runc and
-  crun; real root is refused (podman: `--cgroups=disabled`, with nsboot in containers.conf's
-  `runtime_supports_nocgroup`). `0` and `false` count as unset here, as in runc
-  (`pids.limit: 0` is podman's `--pids-limit 0`).
+- **cgroup**: written to the container's cgroup by `src/cgroup/` (cgroup v2, or v1 and the
+  hybrid layout, detected at run time; runc's conversions on v2); a value the host's hierarchy
+  cannot take is refused with one line naming the field, exit 125. An unprivileged caller
+  uses a cgroup v2 subtree delegated to it; without one (and on v1) it gets one warning line
+  and the container runs without the limits, as with runc and crun. `0` and `false` count as
+  unset, as in runc (`pids.limit: 0` is podman's `--pids-limit 0`); a spec with no cgroupsPath
+  and no such setting gets no cgroup.
 
 Namespaces: a type listed without a path is a new namespace (time: refused, none is made); a
 `path` is refused (nothing is joined yet); network and cgroup not listed are the runtime's
@@ -55,7 +57,10 @@ fn render() -> String {
             }
             Rule::Cgroup => {
                 cgroup += 1;
-                ("cgroup", "root: refused; rootless: one warning".to_string())
+                (
+                    "cgroup",
+                    "src/cgroup/; rootless without delegation: one warning".to_string(),
+                )
             }
         };
         out.push_str(&format!("| `{path}` | {class} | {note} |\n"));

@@ -99,6 +99,7 @@ impl Container {
             st.pid = 0;
         }
         st.foreground = false;
+        st.cgroup = None;
         let mut v = serde_json::to_value(&st).unwrap_or_default();
         if v.get("annotations").is_none() {
             v["annotations"] = serde_json::json!({});

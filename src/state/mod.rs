@@ -72,6 +72,10 @@ pub struct State {
     /// supervisor both be killed (`sweep`). Not part of the OCI state shown.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub foreground: bool,
+    /// The container's cgroup, when nsboot made one: `delete` removes it, `pause`, `update`,
+    /// `events` and `kill --all` act through it. Not part of the OCI state shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<crate::cgroup::Cgroup>,
 }
 
 impl State {
@@ -95,6 +99,7 @@ impl State {
             owner: nix::unistd::geteuid().to_string(),
             annotations,
             foreground: false,
+            cgroup: None,
         }
     }
 }

@@ -49,6 +49,20 @@ pub fn create(ctx: &Context, mut spec: Spec, args: &CreateOptions) -> i32 {
             return fail(&e);
         }
     };
+    let (cg, cgroup_fds) = match super::make_cgroup(&spec, args.id) {
+        Ok(Some((cg, fds))) => (Some(cg), fds),
+        Ok(None) => (None, Vec::new()),
+        Err(e) => {
+            entry.remove();
+            return fail(&e);
+        }
+    };
+    // Every failure below removes the entry and this cgroup.
+    let drop_cgroup = || {
+        if let Some(cg) = &cg {
+            let _ = cg.remove();
+        }
+    };
     let annotations = spec.annotations().clone();
     let hooks = spec.hooks().clone();
     let terminal = spec::wants_terminal(&spec);
@@ -57,11 +71,13 @@ pub fn create(ctx: &Context, mut spec: Spec, args: &CreateOptions) -> i32 {
             Ok(c) => Some(c),
             Err(e) => {
                 entry.remove();
+                drop_cgroup();
                 return fail(&e);
             }
         },
         (true, None) => {
             entry.remove();
+            drop_cgroup();
             return fail(&"process.terminal is true but no --console-socket was given: pass one, or set terminal to false");
         }
         _ => None,
@@ -75,6 +91,7 @@ pub fn create(ctx: &Context, mut spec: Spec, args: &CreateOptions) -> i32 {
         Ok(c) => c,
         Err(e) => {
             entry.remove();
+            drop_cgroup();
             return fail(&e);
         }
     };
@@ -101,11 +118,13 @@ pub fn create(ctx: &Context, mut spec: Spec, args: &CreateOptions) -> i32 {
         .flatten()
         .collect(),
         supervisor: ctx.supervisor,
+        cgroup: cgroup_fds,
     };
     let spawning = match sandbox::begin(plan, seccomp) {
         Ok(s) => s,
         Err(e) => {
             entry.remove();
+            drop_cgroup();
             crate::sys::log::fatal(&e.to_string());
             return e.exit_code();
         }
@@ -113,7 +132,7 @@ pub fn create(ctx: &Context, mut spec: Spec, args: &CreateOptions) -> i32 {
     // Written while the supervisor builds the root (and the uidmap helpers run): the pid is
     // the supervisor's from here on; engines read the state once create returns, and a failed
     // start removes it.
-    let st = state::State::new(
+    let mut st = state::State::new(
         args.id,
         "created",
         spawning.pid.as_raw(),
@@ -121,6 +140,7 @@ pub fn create(ctx: &Context, mut spec: Spec, args: &CreateOptions) -> i32 {
         rootfs,
         annotations,
     );
+    st.cgroup = cg.clone();
     let saved = entry.save(&st).and_then(|()| match args.pid_file {
         Some(p) => std::fs::write(p, spawning.pid.to_string()).map_err(|e| state::StateError::Io {
             path: p.into(),
@@ -136,6 +156,7 @@ pub fn create(ctx: &Context, mut spec: Spec, args: &CreateOptions) -> i32 {
         Ok(sb) => sb,
         Err(e) => {
             entry.remove();
+            drop_cgroup();
             if let Some(p) = args.pid_file {
                 let _ = std::fs::remove_file(p);
             }
@@ -158,6 +179,7 @@ pub fn create(ctx: &Context, mut spec: Spec, args: &CreateOptions) -> i32 {
     if let Err(e) = done {
         sb.kill();
         entry.remove();
+        drop_cgroup();
         return fail(&e);
     }
     0

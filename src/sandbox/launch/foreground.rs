@@ -77,6 +77,37 @@ fn run_in(
     if let Err(e) = sandbox::block_forwarded_signals() {
         return fail(&e);
     }
+    let (cg, cgroup_fds) = match super::make_cgroup(&spec, id) {
+        Ok(Some((cg, fds))) => (Some(cg), fds),
+        Ok(None) => (None, Vec::new()),
+        Err(e) => return fail(&e),
+    };
+    let code = run_in_cgroup(
+        ctx, root, id, spec, rootfs, bundle, mapping, pid_file, &cg, cgroup_fds,
+    );
+    // The application and every process of its pid namespace are gone (or going: `remove`
+    // waits a little for the kernel to let the cgroup go).
+    if let Some(cg) = &cg {
+        if let Err(e) = cg.remove() {
+            tracing::warn!("{e}");
+        }
+    }
+    code
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_in_cgroup(
+    ctx: &Context,
+    root: Option<&Path>,
+    id: &str,
+    spec: Spec,
+    rootfs: PathBuf,
+    bundle: PathBuf,
+    mapping: idmap::Mapping,
+    pid_file: Option<&Path>,
+    cg: &Option<crate::cgroup::Cgroup>,
+    cgroup_fds: Vec<std::os::fd::OwnedFd>,
+) -> i32 {
     let annotations = spec.annotations().clone();
     let hooks = spec.hooks().clone();
     let terminal = spec::wants_terminal(&spec);
@@ -128,6 +159,7 @@ fn run_in(
         // The supervisor reaches the state through the janitor's fd only.
         caller_only: state::root_fd().into_iter().collect(),
         supervisor: ctx.supervisor,
+        cgroup: cgroup_fds,
     };
     let mut spawning = match sandbox::begin(plan, seccomp) {
         Ok(s) => s,
@@ -143,7 +175,8 @@ fn run_in(
     let _ = nix::unistd::write(&created_w, &[1]);
     let pid = spawning.pid.as_raw();
     // One write: the app starts right away (a foreground run is never seen "created").
-    let st = state::State::new(id, "running", pid, bundle, rootfs, annotations);
+    let mut st = state::State::new(id, "running", pid, bundle, rootfs, annotations);
+    st.cgroup = cg.clone();
     let entry = match root
         .map(|r| state::create_foreground(r, id, &st))
         .transpose()

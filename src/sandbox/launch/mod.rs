@@ -8,10 +8,12 @@ mod foreground;
 pub use create::{create, CreateOptions};
 pub use foreground::run;
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cgroup::{self, Cgroup, CgroupError};
 use crate::idmap::{self, Caller, IdRange, IdmapError};
 use crate::protocol;
 use crate::sandbox::hooks::HookError;
@@ -40,6 +42,35 @@ pub enum LaunchError {
     State(#[from] StateError),
     #[error(transparent)]
     Hook(#[from] HookError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+}
+
+/// The container's cgroup, made and its resources written before the supervisor exists, and
+/// its cgroup.procs opened for the application to join. None when the spec asks for no
+/// cgroup (then nothing of the cgroup part runs) or an unprivileged caller has none.
+pub fn make_cgroup(spec: &Spec, id: &str) -> Result<Option<(Cgroup, Vec<OwnedFd>)>, LaunchError> {
+    if !cgroup::wanted(spec) {
+        return Ok(None);
+    }
+    let Some(cg) = cgroup::plan(spec, id)? else {
+        return Ok(None);
+    };
+    cg.check_unused()?;
+    cg.create()?;
+    let filled = (|| {
+        if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+            cg.apply(r)?;
+        }
+        cg.open_procs()
+    })();
+    match filled {
+        Ok(fds) => Ok(Some((cg, fds))),
+        Err(e) => {
+            let _ = cg.remove();
+            Err(e.into())
+        }
+    }
 }
 
 fn ranges(m: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>) -> Vec<IdRange> {
