@@ -48,8 +48,13 @@ pub enum LaunchError {
 
 /// The container's cgroup, made and its resources written before the supervisor exists, and
 /// its cgroup.procs opened for the application to join. None when the spec asks for no
-/// cgroup (then nothing of the cgroup part runs) or an unprivileged caller has none.
-pub fn make_cgroup(spec: &Spec, id: &str) -> Result<Option<(Cgroup, Vec<OwnedFd>)>, LaunchError> {
+/// cgroup (then nothing of the cgroup part runs) or an unprivileged caller has none. When
+/// the cgroup enforces the device rules, `spec` (the supervisor's copy) loses them: its
+/// checks that stand in for a devices cgroup step aside ([`cgroup::devices::hand_over`]).
+pub fn make_cgroup(
+    spec: &mut Spec,
+    id: &str,
+) -> Result<Option<(Cgroup, Vec<OwnedFd>)>, LaunchError> {
     if !cgroup::wanted(spec) {
         return Ok(None);
     }
@@ -65,7 +70,12 @@ pub fn make_cgroup(spec: &Spec, id: &str) -> Result<Option<(Cgroup, Vec<OwnedFd>
         cg.open_procs()
     })();
     match filled {
-        Ok(fds) => Ok(Some((cg, fds))),
+        Ok(fds) => {
+            if cg.enforces_devices() {
+                cgroup::devices::hand_over(spec);
+            }
+            Ok(Some((cg, fds)))
+        }
         Err(e) => {
             let _ = cg.remove();
             Err(e.into())
