@@ -46,8 +46,16 @@ fn in_cgroup(mode: Mode, name: &str, script: &str, devices: Value, rules: Value)
 fn a_bound_node_is_held_to_rules_narrower_than_read_and_write() {
     // Later rules override earlier ones: write allowed then taken back, or taken then given.
     let cases = [
-        ("taken", [kmsg_rule(true, "rw"), kmsg_rule(false, "w")], ">=EPERM\n"),
-        ("given", [kmsg_rule(false, "w"), kmsg_rule(true, "w")], ">=ok\n"),
+        (
+            "taken",
+            [kmsg_rule(true, "rw"), kmsg_rule(false, "w")],
+            ">=EPERM\n",
+        ),
+        (
+            "given",
+            [kmsg_rule(false, "w"), kmsg_rule(true, "w")],
+            ">=ok\n",
+        ),
     ];
     for mode in common::modes() {
         for (name, rules, want) in &cases {
@@ -78,7 +86,11 @@ fn a_node_made_with_mknod_under_a_dev_mount_does_not_open() {
         return;
     }
     let mode = Mode::Root;
-    let script = format!("{}; {}", probe("/vol/kmsg", "'>'"), probe("/vol/null", "'<' '>'"));
+    let script = format!(
+        "{}; {}",
+        probe("/vol/kmsg", "'>'"),
+        probe("/vol/null", "'<' '>'")
+    );
     let bundle = in_cgroup(
         mode,
         "devcg-mknod",
@@ -97,9 +109,24 @@ fn a_node_made_with_mknod_under_a_dev_mount_does_not_open() {
         c["mounts"].as_array_mut().unwrap().push(m);
     });
     // The copy of /dev/null is a standard node: allowed; kmsg's copy is denied.
-    assert_run(
-        &bundle,
-        &id("devcg-mknod", mode),
-        ">=EPERM\n<=ok\n>=ok\n",
-    );
+    assert_run(&bundle, &id("devcg-mknod", mode), ">=EPERM\n<=ok\n>=ok\n");
+}
+
+#[test]
+fn a_rule_no_devices_cgroup_can_hold_is_refused() {
+    if !common::is_root() {
+        eprintln!("a devices cgroup is root's only: not checked");
+        return;
+    }
+    let mode = Mode::Root;
+    // A write taken back from one minor of a major allowed whole: the kernel keeps whole keys.
+    let rules = json!([
+        { "allow": false, "access": "rwm" },
+        { "allow": true, "type": "c", "major": 1, "access": "rw" },
+        kmsg_rule(false, "w"),
+    ]);
+    let bundle = in_cgroup(mode, "devcg-hole", "echo ran", json!([]), rules);
+    let out = bundle.run(&id("devcg-hole", mode));
+    crate::assert_refused(&out, &["linux.resources.devices[2]", "c 1:*"], "hole");
+    common::assert_nothing_left(mode, bundle.state_dir());
 }
