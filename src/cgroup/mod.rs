@@ -17,6 +17,7 @@ mod fs;
 mod layout;
 mod ops;
 mod path;
+pub mod systemd;
 mod v1;
 mod v2;
 
