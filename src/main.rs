@@ -55,6 +55,10 @@ fn run() -> i32 {
         Command::Ps(args) => cli::ps::run(args, &cli.global),
         Command::Features(args) => cli::features::run(args),
         Command::Exec(args) => cli::exec::run(args, &cli.global),
+        Command::Pause(args) => cli::pause::pause(args, &cli.global),
+        Command::Resume(args) => cli::pause::resume(args, &cli.global),
+        Command::Update(args) => cli::update::run(args, &cli.global),
+        Command::Events(args) => cli::events::run(args, &cli.global),
         Command::Boot(args) => cli::boot::run(args, &cli.global),
     }
 }

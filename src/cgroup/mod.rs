@@ -17,6 +17,7 @@ mod fs;
 mod layout;
 mod ops;
 mod path;
+mod stats;
 pub mod systemd;
 mod v1;
 mod v2;
@@ -164,6 +165,52 @@ impl Cgroup {
             .iter()
             .map(|d| fs::open_write(&d.path.join("cgroup.procs")))
             .collect()
+    }
+
+    /// The `cgroup.procs` of a sub-cgroup of each directory (`exec --cgroup`): `PATH` for all,
+    /// or `CONTROLLERS:PATH` for those v1 hierarchies; none given: the cgroup's own.
+    pub fn open_procs_at(&self, subs: &[String]) -> Result<Vec<OwnedFd>, CgroupError> {
+        if subs.is_empty() {
+            return self.open_procs();
+        }
+        let mut out = Vec::new();
+        for d in &self.dirs {
+            let mut sub = None;
+            for s in subs {
+                match s.split_once(':') {
+                    Some((ctl, p)) if !self.unified => {
+                        if ctl.split(',').any(|c| d.controllers.iter().any(|h| h == c)) {
+                            sub = Some(p);
+                        }
+                    }
+                    _ => sub = Some(s.as_str()),
+                }
+            }
+            let dir = match sub {
+                Some(p) => {
+                    let rel = std::path::Path::new(p.trim_start_matches('/'));
+                    if rel
+                        .components()
+                        .any(|c| !matches!(c, std::path::Component::Normal(_)))
+                    {
+                        return Err(CgroupError::Path {
+                            path: p.into(),
+                            why: "not a path below the container's cgroup: fix --cgroup".into(),
+                        });
+                    }
+                    d.path.join(rel)
+                }
+                None => d.path.clone(),
+            };
+            if !dir.is_dir() {
+                return Err(CgroupError::Path {
+                    path: dir.display().to_string(),
+                    why: "no such sub-cgroup of the container: make it first (--cgroup names an existing one)".into(),
+                });
+            }
+            out.push(fs::open_write(&dir.join("cgroup.procs"))?);
+        }
+        Ok(out)
     }
 
     /// Removes the container's directories (its processes gone, or killed first).

@@ -142,7 +142,12 @@ fn memory(dir: Option<&Path>, m: &LinuxMemory) -> Result<(), CgroupError> {
         set(dir, "memory.limit", "memory.max", max(l))?;
     }
     if let Some(s) = nz(m.swap()) {
-        let v = swap_value(s, lim)?;
+        // An update may change the swap alone: against the limit in place.
+        let current = || {
+            dir.and_then(|d| fs::read(d, "memory.max").ok())
+                .and_then(|v| v.trim().parse().ok())
+        };
+        let v = swap_value(s, lim.or_else(current))?;
         if dir.is_some_and(|d| !fs::has(d, "memory.swap.max")) {
             return Err(unsupported(
                 "memory.swap",

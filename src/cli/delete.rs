@@ -57,9 +57,15 @@ fn delete(args: &DeleteArgs, global: &Global) -> Result<(), LifecycleError> {
                 id: args.id.clone(),
             })
         }
+        Status::Paused if !args.force => {
+            return Err(LifecycleError::Paused {
+                id: args.id.clone(),
+                also: ", or use `delete --force`".into(),
+            })
+        }
         // A stopped container's supervisor may still be finishing (its application just
         // exited); killing it is harmless and makes sure nothing outlives the delete.
-        Status::Running | Status::Created | Status::Stopped => {
+        Status::Running | Status::Paused | Status::Created | Status::Stopped => {
             stop_cgroup(&c);
             lifecycle::kill_supervisor(&c)?
         }

@@ -40,6 +40,22 @@ fn kill(args: &KillArgs, global: &Global) -> Result<(), String> {
     if c.status == Status::Created && signo == libc::SIGKILL {
         return lifecycle::kill_supervisor(&c).map_err(|e| e.to_string());
     }
+    if let (true, Some(cg)) = (args.all, &c.state.cgroup) {
+        return cg.signal_all(signo).map_err(|e| e.to_string());
+    }
+    let signalled = signal_pids(args, app, signo);
+    thaw_killed(&c, signo);
+    signalled
+}
+
+/// A paused container's SIGKILL takes effect once it is thawed (runc thaws it too).
+fn thaw_killed(c: &lifecycle::Container, signo: i32) {
+    if let (Status::Paused, libc::SIGKILL, Some(cg)) = (c.status, signo, &c.state.cgroup) {
+        let _ = cg.freeze(false);
+    }
+}
+
+fn signal_pids(args: &KillArgs, app: i32, signo: i32) -> Result<(), String> {
     let targets = if args.all {
         lifecycle::sandbox_pids(app)
     } else {

@@ -14,16 +14,19 @@ pub mod check;
 pub mod create;
 pub mod delete;
 pub mod do_cmd;
+pub mod events;
 pub mod exec;
 pub mod features;
 pub mod kill;
 pub mod list;
+pub mod pause;
 pub mod ps;
 pub mod run;
 pub mod setup;
 pub mod spec;
 pub mod start;
 pub mod state_cmd;
+pub mod update;
 
 /// A rootless-first sandbox launcher.
 #[derive(Debug, Parser)]
@@ -142,6 +145,14 @@ pub enum Command {
     Features(features::FeaturesArgs),
     /// Run a process in a running container.
     Exec(exec::ExecArgs),
+    /// Pause a running container (freeze every process of its cgroup).
+    Pause(pause::PauseArgs),
+    /// Resume a paused container.
+    Resume(pause::PauseArgs),
+    /// Update a running container's resource limits (cgroup).
+    Update(update::UpdateArgs),
+    /// Print a container's resource usage and OOM events (runc's JSON lines).
+    Events(events::EventsArgs),
     /// INTERNAL: the sandbox supervisor, started by nsboot itself (runsc boot's fd contract).
     Boot(boot::BootArgs),
 }

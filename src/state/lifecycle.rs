@@ -37,13 +37,21 @@ pub enum LifecycleError {
     Stuck { id: String, pid: i32, secs: u64 },
     #[error("container {} could not be removed: {path} remains; remove it by hand", state::cut(.id))]
     Remains { id: String, path: PathBuf },
+    #[error("container {} is paused: resume it first (`nsboot resume {0}`){also}", state::cut(.id))]
+    Paused { id: String, also: String },
+    #[error("container {} is not paused", state::cut(.id))]
+    NotPaused { id: String },
+    #[error("container {} has no cgroup of its own: nsboot made none (no cgroupsPath and no resources, or an unprivileged caller without a delegated one)", state::cut(.id))]
+    NoCgroup { id: String },
 }
 
-/// The OCI statuses nsboot reports (it never pauses).
+/// The OCI statuses nsboot reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Created,
     Running,
+    /// Running, its cgroup frozen (`nsboot pause`).
+    Paused,
     Stopped,
 }
 
@@ -52,6 +60,7 @@ impl Status {
         match self {
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Stopped => "stopped",
         }
     }
@@ -80,6 +89,7 @@ pub fn inspect(root: &Path, state: State) -> Container {
     let status = match (sup, app) {
         (None, _) | (Some(_), None) => Status::Stopped,
         (Some(_), Some(_)) if state.status == "created" => Status::Created,
+        _ if state.cgroup.as_ref().is_some_and(|c| c.is_frozen()) => Status::Paused,
         _ => Status::Running,
     };
     Container {
@@ -110,7 +120,7 @@ impl Container {
     /// The application's pid, or NotRunning.
     pub fn require_app(&self) -> Result<i32, LifecycleError> {
         match (self.status, self.app) {
-            (Status::Created | Status::Running, Some(pid)) => Ok(pid),
+            (Status::Created | Status::Running | Status::Paused, Some(pid)) => Ok(pid),
             _ => Err(LifecycleError::NotRunning {
                 id: self.state.id.clone(),
                 status: self.status.as_str().into(),

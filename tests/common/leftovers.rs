@@ -93,6 +93,10 @@ pub fn assert_nothing_left(mode: Mode, state_dir: &Path) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    if let Some(top) = parent {
+        let left = cgroups_left(&top.join("bundle/config.json"));
+        assert!(left.is_empty(), "cgroups left behind: {left:?}");
+    }
     let mounts = mounts_under(scope);
     assert!(
         mounts.is_empty(),
@@ -116,5 +120,43 @@ pub fn assert_nothing_left(mode: Mode, state_dir: &Path) {
                 state_dir.display()
             );
         }
+    }
+}
+
+/// The cgroup a bundle's config.json names (linux.cgroupsPath), wherever it could have been
+/// made: a directory of its last name under the cgroup mounts (a few levels deep: a relative
+/// path lies below nsboot's own cgroup). The kernel lets one go only once its last process is
+/// reaped: give it a moment.
+fn cgroups_left(config: &Path) -> Vec<PathBuf> {
+    let text = fs::read_to_string(config).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let Some(name) = v["linux"]["cgroupsPath"]
+        .as_str()
+        .and_then(|p| Path::new(p).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+    else {
+        return Vec::new();
+    };
+    fn walk(d: &Path, name: &str, depth: u32, out: &mut Vec<PathBuf>) {
+        for e in fs::read_dir(d).into_iter().flatten().flatten() {
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if e.file_name().to_string_lossy() == name {
+                out.push(e.path());
+            }
+            if depth > 0 {
+                walk(&e.path(), name, depth - 1, out);
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let mut out = Vec::new();
+        walk(Path::new("/sys/fs/cgroup"), &name, 6, &mut out);
+        if out.is_empty() || Instant::now() > deadline {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -170,7 +170,6 @@ fn steps(name: &str, step: impl Fn(&Ctr, Runtime, &str) -> Step) {
 }
 
 #[test]
-#[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
 fn containerd_run_prints_and_returns_the_exit_status() {
     steps("run", |c, rt, id| {
         let out = c.run(rt, &["--rm"], id, &["sh", "-c", "echo hello; exit 7"]);
@@ -180,7 +179,6 @@ fn containerd_run_prints_and_returns_the_exit_status() {
 }
 
 #[test]
-#[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
 fn containerd_detached_task_takes_exec() {
     steps("exec", |c, rt, id| {
         c.sleeper(rt, id)?;
@@ -201,7 +199,6 @@ fn containerd_detached_task_takes_exec() {
 }
 
 #[test]
-#[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
 fn containerd_exec_t_gives_a_terminal() {
     steps("exec -t", |c, rt, id| {
         c.sleeper(rt, id)?;
@@ -230,7 +227,6 @@ fn containerd_run_t_gives_a_terminal() {
 }
 
 #[test]
-#[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
 fn containerd_kill_delivers_the_signal_and_delete_reports_the_status() {
     steps("kill", |c, rt, id| {
         let script = "trap 'exit 9' TERM; while :; do sleep 0.1; done";
@@ -275,7 +271,6 @@ fn containerd_task_pid_is_the_containers_init() {
 }
 
 #[test]
-#[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
 fn containerd_task_ps_lists_the_containers_processes() {
     steps("top (task ps)", |c, rt, id| {
         c.sleeper(rt, id)?;

@@ -101,25 +101,16 @@ impl Cli for Docker {
 
 step_tests! {
     Docker;
-    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
     docker_run_prints_and_returns_the_exit_status: "run" => cli::run_prints_and_exits;
-    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
     docker_detached_container_takes_exec: "exec" => cli::detached_takes_exec;
-    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
     docker_exec_t_gives_a_terminal: "exec -t" => cli::exec_t_gives_a_terminal;
     #[ignore = "nsboot: `docker run -it` hangs (create leaves a descendant holding the shim's pipe)"]
     docker_run_it_gives_a_terminal: "run -it" => cli::run_it_gives_a_terminal;
-    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
     docker_stop_kills_after_the_grace_period: "stop" => cli::stop_kills_after_the_grace_period;
-    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
     docker_rm_removes_a_stopped_container: "rm" => cli::rm_removes_a_stopped_container;
-    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
     docker_logs_has_stdout_and_stderr: "logs" => cli::logs_has_stdout_and_stderr;
-    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
     docker_top_lists_the_containers_process: "top" => cli::top_lists_the_containers_process;
-    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
     docker_kill_delivers_the_signal: "kill" => cli::kill_delivers_the_signal;
-    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
     docker_run_of_a_missing_command_exits_127: "exit status 127" => cli::missing_command_exits_127;
     #[ignore = "nsboot: linux.namespaces[].path is not joined (net: the host's stays; pid, ipc: a new one)"]
     docker_network_container_joins_its_namespace: "--network container:X" => cli::joins_namespace_of_container("network");
@@ -134,7 +125,6 @@ step_tests! {
 }
 
 #[test]
-#[ignore = "nsboot: refuses cgroup settings as root (linux.cgroupsPath); the sysctls themselves are applied"]
 fn docker_default_sysctls_take_effect() {
     cli::steps::<Docker>("default sysctls", |e: &Docker, rt, _| -> Step {
         let port = "/proc/sys/net/ipv4/ip_unprivileged_port_start";

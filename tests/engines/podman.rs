@@ -195,25 +195,16 @@ pub fn pod_members_share_the_network<const R: bool>(
 
 step_tests! {
     RootPodman;
-    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
     podman_root_run_prints_and_returns_the_exit_status: "run" => cli::run_prints_and_exits;
-    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
     podman_root_detached_container_takes_exec: "exec" => cli::detached_takes_exec;
-    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
     podman_root_exec_t_gives_a_terminal: "exec -t" => cli::exec_t_gives_a_terminal;
-    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
     podman_root_run_it_gives_a_terminal: "run -it" => cli::run_it_gives_a_terminal;
-    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
     podman_root_stop_kills_after_the_grace_period: "stop" => cli::stop_kills_after_the_grace_period;
-    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
     podman_root_rm_removes_a_stopped_container: "rm" => cli::rm_removes_a_stopped_container;
-    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
     podman_root_logs_has_stdout_and_stderr: "logs" => cli::logs_has_stdout_and_stderr;
     #[ignore = "nsboot: `podman top` is empty (the state pid is nsboot's supervisor)"]
     podman_root_top_lists_the_containers_process: "top" => cli::top_lists_the_containers_process;
-    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
     podman_root_kill_delivers_the_signal: "kill" => cli::kill_delivers_the_signal;
-    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
     podman_root_run_of_a_missing_command_exits_127: "exit status 127" => cli::missing_command_exits_127;
     #[ignore = "nsboot: linux.namespaces[].path is not joined (net: the host's stays; pid, ipc: a new one)"]
     podman_root_network_container_joins_its_namespace: "--network container:X" => cli::joins_namespace_of_container("network");

@@ -58,6 +58,13 @@ pub struct ExecArgs {
     pub process_label: Option<String>,
     #[arg(long = "apparmor", hide = true)]
     pub apparmor: Option<String>,
+    /// Run the process in this sub-cgroup of the container's (PATH, or CONTROLLERS:PATH on
+    /// cgroup v1; repeatable), which must exist.
+    #[arg(long = "cgroup", value_name = "[CONTROLLERS:]PATH")]
+    pub cgroup: Vec<String>,
+    /// Exec into a paused container (the process starts frozen).
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
     /// Set no_new_privs for the process.
     #[arg(long = "no-new-privs")]
     pub no_new_privs: bool,
@@ -118,6 +125,7 @@ fn exec(args: ExecArgs, global: &Global) -> Result<i32, ExecError> {
     let root = crate::state::root_dir(global.root.as_deref()).map_err(msg)?;
     let c = lifecycle::load(&root, &args.id).map_err(msg)?;
     let app = c.require_app().map_err(msg)?;
+    let cgroup = cgroup_procs(&c, &args)?;
     let path = c.state.bundle.join("config.json");
     let bytes = std::fs::read(&path).map_err(|e| {
         msg(format!(
@@ -159,7 +167,15 @@ fn exec(args: ExecArgs, global: &Global) -> Result<i32, ExecError> {
         Cloned::Child => {
             drop(report);
             let mut report_child = report_child;
-            let err = match child(&target, &spec, &process, console, pass, &mut report_child) {
+            let err = match crate::cgroup::join(cgroup)
+                .map_err(|errno| {
+                    SetnsError::Process(crate::process::ProcessError::Step(crate::sys::Failed {
+                        step: "joining the container's cgroup".into(),
+                        errno,
+                    }))
+                })
+                .and_then(|()| child(&target, &spec, &process, console, pass, &mut report_child))
+            {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -230,6 +246,27 @@ fn child(
         terminal,
         None,
     )?)
+}
+
+/// The cgroup.procs files the process joins through first thing (opened here, on the host):
+/// the container's cgroup, or the sub-cgroup --cgroup names. A paused container is refused
+/// unless --ignore-paused (runc's rule).
+fn cgroup_procs(c: &lifecycle::Container, args: &ExecArgs) -> Result<Vec<OwnedFd>, ExecError> {
+    if c.status == lifecycle::Status::Paused && !args.ignore_paused {
+        return Err(msg(lifecycle::LifecycleError::Paused {
+            id: args.id.clone(),
+            also: ", or exec with --ignore-paused".into(),
+        }));
+    }
+    let Some(cg) = &c.state.cgroup else {
+        if !args.cgroup.is_empty() {
+            return Err(msg(lifecycle::LifecycleError::NoCgroup {
+                id: args.id.clone(),
+            }));
+        }
+        return Ok(Vec::new());
+    };
+    cg.open_procs_at(&args.cgroup).map_err(msg)
 }
 
 /// Fds 3 .. 3+n, duplicated so that they survive the exec at the same numbers.
