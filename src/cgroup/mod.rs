@@ -9,8 +9,8 @@
 //! Drivers: the cgroupfs one here (directories under the mounts, [`Driver::Fs`]); the systemd
 //! one (`systemd/`, a transient scope over D-Bus) plugs in at [`Cgroup::create`] and
 //! [`Cgroup::remove`], and the resources it cannot set as unit properties go through the same
-//! files ([`Cgroup::apply`]). Device rules (`devices*.rs`: v1 `devices.allow`/`deny`, v2 an
-//! eBPF program) are applied from [`Cgroup::apply`] too.
+//! files ([`Cgroup::apply`]). Device rules (`devices/`: v1 `devices.allow`/`deny`, v2 an
+//! eBPF program) are applied at creation and by `update` ([`Cgroup::apply_devices`]).
 
 pub mod devices;
 mod fs;
@@ -149,7 +149,6 @@ impl Cgroup {
     /// Writes the spec's resources: every field the hierarchy supports, or the first it
     /// cannot take (named, for the one-line refusal).
     pub fn apply(&self, r: &LinuxResources) -> Result<(), CgroupError> {
-        self.apply_devices(r.devices().as_deref().unwrap_or_default(), false)?;
         if self.unified {
             v2::apply(self, r)
         } else {

@@ -64,7 +64,10 @@ pub fn make_cgroup(
     cg.check_unused()?;
     cg.create()?;
     let filled = (|| {
-        if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+        let r = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+        // Without rules too: runc's default, every device denied but the standard nodes.
+        cg.apply_devices(r.and_then(|r| r.devices().as_deref()).unwrap_or_default(), false)?;
+        if let Some(r) = r {
             cg.apply(r)?;
         }
         cg.open_procs()
