@@ -116,14 +116,27 @@ impl Bus {
         self.protocol(e.to_string())
     }
 
-    /// SASL: a NUL byte, AUTH EXTERNAL with our uid (as decimal text, hex-encoded), BEGIN.
+    /// SASL: a NUL byte, AUTH EXTERNAL with no identity (the bus takes the socket's peer
+    /// credentials as they are in its own user namespace: inside an engine's user namespace
+    /// our uid is 0 there, not the user the bus knows), DATA, BEGIN.
     fn auth(&mut self) -> Result<(), BusError> {
-        let uid = nix::unistd::geteuid().as_raw().to_string();
-        let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
-        let hello = format!("\0AUTH EXTERNAL {hex}\r\n");
         self.sock
-            .write_all(hello.as_bytes())
+            .write_all(b"\0AUTH EXTERNAL\r\nDATA\r\n")
             .map_err(|e| self.io(e))?;
+        loop {
+            let line = self.line()?;
+            if line.starts_with("OK ") {
+                break;
+            }
+            if line != "DATA" {
+                return Err(self.protocol(format!("authentication refused ({line})")));
+            }
+        }
+        self.sock.write_all(b"BEGIN\r\n").map_err(|e| self.io(e))
+    }
+
+    /// One line of the SASL exchange, without its CR LF.
+    fn line(&mut self) -> Result<String, BusError> {
         let mut line = Vec::new();
         let mut byte = [0u8; 1];
         while !line.ends_with(b"\r\n") {
@@ -133,11 +146,7 @@ impl Bus {
             }
             line.push(byte[0]);
         }
-        if !line.starts_with(b"OK ") {
-            let got = String::from_utf8_lossy(&line).trim().to_string();
-            return Err(self.protocol(format!("authentication refused ({got})")));
-        }
-        self.sock.write_all(b"BEGIN\r\n").map_err(|e| self.io(e))
+        Ok(String::from_utf8_lossy(&line).trim_end().to_string())
     }
 
     /// Calls `member` and returns its reply; a D-Bus error reply is `BusError::Remote`.

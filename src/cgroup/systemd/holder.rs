@@ -9,7 +9,7 @@
 //! systemd then removes the unused scope.
 
 use std::io::Read;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -72,6 +72,40 @@ pub fn reap(pid: u32) {
 /// The holder's life: its directory from the pipe, then a look at the directory's processes
 /// every millisecond until one is not itself.
 fn hold(r: OwnedFd) -> i32 {
+    // Above stdio, which /dev/null replaces.
+    let r = match r.as_raw_fd() {
+        0..=2 => match nix::fcntl::fcntl(r.as_raw_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)) {
+            // SAFETY: F_DUPFD_CLOEXEC returned a new fd that nobody else owns.
+            Ok(fd) => unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) },
+            Err(_) => return 1,
+        },
+        _ => r,
+    };
+    // Nothing of the caller's stays open in it: a state lock, a listener, or the pipes an
+    // engine reads the caller's output from until they close.
+    if let Ok(null) = nix::fcntl::open(
+        "/dev/null",
+        nix::fcntl::OFlag::O_RDWR,
+        nix::sys::stat::Mode::empty(),
+    ) {
+        for fd in 0..3 {
+            let _ = nix::unistd::dup2(null, fd);
+        }
+    }
+    let keep = r.as_raw_fd() as u32;
+    let _ = sys::close_range(3, keep - 1);
+    let _ = sys::close_range(keep + 1, u32::MAX);
+    // The caller's blocked signals and handlers are not the holder's: systemd stops the
+    // scope with SIGTERM, which must end it.
+    for sig in Signal::iterator().filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP)) {
+        // SAFETY: SIG_DFL installs no handler of ours; a single-threaded child.
+        let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) };
+    }
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
     // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory of ours.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     if nix::unistd::getppid() == Pid::from_raw(1) {

@@ -114,6 +114,29 @@ pub fn scope_of(
     })
 }
 
+/// The container's cgroup as the scope of `cgroups_path`: its directory is known once
+/// [`Scope::start`] has made it.
+pub fn plan(
+    layout: &super::Layout,
+    cgroups_path: Option<&std::path::Path>,
+    id: &str,
+) -> Result<super::Cgroup, SystemdError> {
+    let given = cgroups_path.map(|p| p.to_string_lossy().into_owned());
+    let scope = scope_of(given.as_deref(), id, crate::idmap::is_rootless())?;
+    if !layout.unified() {
+        return Err(SystemdError::Path {
+            path: given.unwrap_or_default(),
+            why: "nsboot's systemd driver needs the unified hierarchy (cgroup v2): boot with systemd.unified_cgroup_hierarchy=1, or drop --systemd-cgroup".into(),
+        });
+    }
+    Ok(super::Cgroup {
+        unified: true,
+        dirs: Vec::new(),
+        name: format!("{}/{}", scope.slice, scope.unit),
+        driver: super::Driver::Systemd(scope),
+    })
+}
+
 /// The unit properties of `r` that systemd has (the rest is written to the files only).
 pub fn properties(r: &LinuxResources) -> Vec<(String, Value)> {
     let mut p = Vec::new();
@@ -247,22 +270,22 @@ impl Scope {
         Ok(())
     }
 
-    /// Starts the scope (its resources as properties) and returns its cgroup directory.
-    pub fn start(&mut self, r: Option<&LinuxResources>, id: &str) -> Result<PathBuf, SystemdError> {
+    /// Starts the scope and returns its cgroup directory (the resources follow as
+    /// properties, [`update`](Self::update), and as files).
+    pub fn start(&mut self) -> Result<PathBuf, SystemdError> {
         let mut bus = self.connect()?;
         let mut h =
             holder::Holder::spawn().map_err(|e| self.step("making its first process", e))?;
-        let mut props = vec![
+        let props = vec![
             (
                 "Description".into(),
-                Value::Str(format!("nsboot container {id}")),
+                Value::Str(format!("nsboot container {}", self.unit)),
             ),
             ("Slice".into(), Value::Str(self.slice.clone())),
             ("Delegate".into(), Value::Bool(true)),
             ("DefaultDependencies".into(), Value::Bool(false)),
             ("PIDs".into(), Value::U32s(vec![h.pid.as_raw() as u32])),
         ];
-        props.extend(r.map(properties).unwrap_or_default());
         let args = [
             Value::Str(self.unit.clone()),
             Value::Str("replace".into()),

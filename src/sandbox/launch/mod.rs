@@ -28,6 +28,8 @@ pub struct Context<'a> {
     /// The logging flags, for an exec'd `nsboot boot` to log the same way.
     pub boot_flags: Vec<String>,
     pub supervisor: protocol::Entry,
+    /// `--systemd-cgroup` (or crun's `--cgroup-manager systemd`): the systemd driver.
+    pub systemd_cgroup: bool,
 }
 
 /// What stops a launch before or after the sandbox's own start-up (whose errors are
@@ -54,11 +56,12 @@ pub enum LaunchError {
 pub fn make_cgroup(
     spec: &mut Spec,
     id: &str,
+    systemd: bool,
 ) -> Result<Option<(Cgroup, Vec<OwnedFd>)>, LaunchError> {
     if !cgroup::wanted(spec) {
         return Ok(None);
     }
-    let Some(cg) = cgroup::plan(spec, id)? else {
+    let Some(mut cg) = cgroup::plan(spec, id, systemd)? else {
         return Ok(None);
     };
     cg.check_unused()?;
@@ -66,7 +69,10 @@ pub fn make_cgroup(
     let filled = (|| {
         let r = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
         // Without rules too: runc's default, every device denied but the standard nodes.
-        cg.apply_devices(r.and_then(|r| r.devices().as_deref()).unwrap_or_default(), false)?;
+        cg.apply_devices(
+            r.and_then(|r| r.devices().as_deref()).unwrap_or_default(),
+            false,
+        )?;
         if let Some(r) = r {
             cg.apply(r)?;
         }
