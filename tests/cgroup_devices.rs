@@ -6,6 +6,8 @@
 //! devices.allow.
 
 mod common;
+#[path = "lifecycle/support.rs"]
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -133,4 +135,60 @@ fn ebpf_update_replaces_the_program() {
     let dir = std::fs::File::open(&cg.0).unwrap();
     let attached = bpf::prog_query(dir.as_fd(), bpf::ATTACH_CGROUP_DEVICE).unwrap();
     assert_eq!(attached.len(), 1, "programs attached: {attached:?}");
+}
+
+/// `nsboot update` replaces the device rules when given them, and leaves them otherwise (as
+/// runc's update does): a later rule list is the one in force, not the default.
+#[test]
+fn update_replaces_device_rules_only_when_given() {
+    use serde_json::json;
+    use support::{create, nsb, wait_status};
+    if !common::is_root() {
+        eprintln!("skipped: root only");
+        return;
+    }
+    let mode = common::Mode::Root;
+    let name = format!("nsbt-devupd-{}", std::process::id());
+    let kmsg = json!({ "allow": true, "type": "c", "major": 1, "minor": 11, "access": "rw" });
+    let deny_all = json!({ "allow": false, "access": "rwm" });
+    let b = common::Bundle::new(mode)
+        .args(&["sleep", "1000"])
+        .edit(|c| {
+            c["linux"]["cgroupsPath"] = json!(name);
+            c["linux"]["devices"] = json!([{ "path": "/dev/kmsg", "type": "c", "major": 1,
+                "minor": 11, "fileMode": 420, "uid": 0, "gid": 0 }]);
+            c["linux"]["resources"] = json!({ "devices": [deny_all, kmsg] });
+        });
+    let id = name.clone();
+    let c = create(&b, &id, &[]);
+    assert_eq!(c.status, 0, "create: {}", c.stderr);
+    assert_eq!(nsb(&b, &["start", &id]).status, 0);
+    let write = || {
+        let probe = "exec 3>/dev/kmsg && echo ok";
+        let out = nsb(&b, &["exec", &id, "/bin/sh", "-c", probe]);
+        (out.stdout.trim().to_string(), out.stderr)
+    };
+    assert_eq!(write().0, "ok", "{:?}", write());
+    let u = nsb(&b, &["update", "--pids-limit", "50", &id]);
+    assert_eq!(u.status, 0, "update: {}", u.stderr);
+    assert_eq!(
+        write().0,
+        "ok",
+        "an update without device rules changed them"
+    );
+    let file = b.dir().join("res.json");
+    let read_only = json!({ "devices": [deny_all, { "allow": true, "type": "c", "major": 1,
+        "minor": 11, "access": "r" }] });
+    std::fs::write(&file, read_only.to_string()).unwrap();
+    let u = nsb(&b, &["update", "--resources", file.to_str().unwrap(), &id]);
+    assert_eq!(u.status, 0, "update --resources: {}", u.stderr);
+    let (out, err) = write();
+    assert!(
+        out.is_empty() && err.contains("not permitted"),
+        "{out} {err}"
+    );
+    assert_eq!(nsb(&b, &["kill", &id, "KILL"]).status, 0);
+    wait_status(&b, &id, "stopped");
+    assert_eq!(nsb(&b, &["delete", &id]).status, 0);
+    common::assert_nothing_left(mode, b.state_dir());
 }
