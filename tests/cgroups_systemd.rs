@@ -143,7 +143,7 @@ fn the_container_is_a_scope_of_its_own_and_delete_stops_it() {
         let dir = PathBuf::from("/sys/fs/cgroup").join(cg.trim_start_matches('/'));
         let mem = std::fs::read_to_string(dir.join("memory.max")).unwrap_or_default();
         assert_eq!(mem.trim(), "67108864", "{ctx}: memory.max");
-        let app = state(&b, &id)["pid"].as_i64().unwrap() as i32;
+        let app = app_pid(&b, &id);
         // The scope's first process leaves once the application is in: only it remains.
         assert!(
             eventually(|| procs(&dir) == [app]),
