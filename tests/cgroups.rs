@@ -7,6 +7,8 @@
 #[path = "cgroups/commands.rs"]
 mod commands;
 mod common;
+#[path = "cgroups/fields.rs"]
+mod fields;
 #[path = "cgroups/host.rs"]
 mod host;
 #[path = "lifecycle/support.rs"]
@@ -105,6 +107,12 @@ fn limits_are_written_and_the_application_alone_is_in_the_cgroup() {
                 .iter()
                 .any(|(_, d)| d.file_name().is_some_and(|n| n == name.as_str()))
         };
+        // The VM's delegated environment must be seen as delegated, or nothing here is shown.
+        let delegated_vm = std::env::var("NSBOOT_VM_ENV").is_ok_and(|e| e == "cgv2-delegated");
+        assert!(
+            managed(mode) || !delegated_vm,
+            "{mode:?}: no delegated cgroup in cgv2-delegated"
+        );
         if !managed(mode) {
             assert_one_warning(&c.stderr, &format!("{mode:?}"));
             assert!(!in_it(app), "{mode:?}: the app is in a cgroup nobody made");
@@ -280,6 +288,37 @@ fn a_cgroup_namespace_is_rooted_at_the_containers_cgroup() {
                 out.stdout
             );
         }
+        host::assert_no_cgroup(&name, &format!("{mode:?}"));
+        common::assert_nothing_left(mode, b.state_dir());
+    }
+}
+
+#[test]
+fn the_cgroup_mount_shows_the_containers_own_cgroup_read_only() {
+    for mode in common::modes().into_iter().filter(|m| managed(*m)) {
+        let name = cg_name("view", mode);
+        let file = if host::unified() {
+            "/sys/fs/cgroup/memory.max"
+        } else {
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+        };
+        let script = format!("cat {file}; echo 1 >{file} 2>/dev/null && echo writable; mkdir /sys/fs/cgroup/x 2>/dev/null && echo tmpfs-writable; true");
+        let b = limited(
+            Bundle::new(mode).args(&["/bin/sh", "-c", &script]),
+            &name,
+            json!({ "memory": { "limit": 33554432 } }),
+        )
+        .edit(|c| {
+            c["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                "options": ["nosuid", "noexec", "nodev", "relatime", "ro"] }))
+        });
+        let out = b.run(&format!("view-{mode:?}").to_lowercase());
+        assert_eq!(out.status, 0, "{mode:?}: {out:?}");
+        assert_eq!(
+            out.stdout, "33554432\n",
+            "{mode:?}: not the container's cgroup, or writable: {out:?}"
+        );
         host::assert_no_cgroup(&name, &format!("{mode:?}"));
         common::assert_nothing_left(mode, b.state_dir());
     }

@@ -28,5 +28,7 @@ mod image;
 mod podman;
 #[path = "engines/podman_rootless.rs"]
 mod podman_rootless;
+#[path = "engines/resources.rs"]
+mod resources;
 #[path = "engines/sandbox.rs"]
 mod sandbox;

@@ -21,6 +21,9 @@ mod stats;
 pub mod systemd;
 mod v1;
 mod v2;
+mod view;
+
+pub use view::rewrite as rewrite_mounts;
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -118,7 +121,15 @@ pub fn has_limits(r: &LinuxResources) -> bool {
 /// one warning line).
 /// `systemd`: the systemd driver's scope instead (`--systemd-cgroup`).
 pub fn plan(spec: &Spec, id: &str, systemd: bool) -> Result<Option<Cgroup>, CgroupError> {
-    let layout = Layout::detect()?;
+    let rootless = crate::idmap::is_rootless();
+    let layout = match Layout::detect() {
+        Ok(l) => l,
+        Err(e) if rootless => {
+            path::skip(&e.to_string());
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
     let given = spec
         .linux()
         .as_ref()
@@ -127,7 +138,7 @@ pub fn plan(spec: &Spec, id: &str, systemd: bool) -> Result<Option<Cgroup>, Cgro
     if systemd {
         return Ok(Some(systemd::plan(&layout, given.as_deref(), id)?));
     }
-    path::resolve(&layout, given.as_deref(), id, crate::idmap::is_rootless())
+    path::resolve(&layout, given.as_deref(), id, rootless)
 }
 
 impl Cgroup {

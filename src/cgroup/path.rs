@@ -67,7 +67,7 @@ pub fn resolve(
 }
 
 /// The one warning of a container that runs without its cgroup settings.
-fn skip(why: &str) {
+pub fn skip(why: &str) {
     tracing::warn!(
         "linux.resources, linux.cgroupsPath: not applied: {why}; the container runs without these limits"
     );

@@ -163,6 +163,15 @@ fn memory(dir: Option<&Path>, m: &LinuxMemory) -> Result<(), CgroupError> {
     }
     if let Some(v) = nz(m.kernel()) {
         set(dir, "memory.kernel", "memory.kmem.limit_in_bytes", limit(v))?;
+        // Linux 6.x takes the write and ignores it (the limit is deprecated): never drop
+        // it silently.
+        let now = dir.and_then(|d| fs::read(d, "memory.kmem.limit_in_bytes").ok());
+        if v > 0 && now.as_deref().map(str::trim) != Some(v.to_string().as_str()) {
+            return Err(unsupported(
+                "memory.kernel",
+                "this kernel ignores a kernel memory limit (memory.kmem.limit_in_bytes is deprecated): remove it",
+            ));
+        }
     }
     if let Some(v) = nz(m.kernel_tcp()) {
         set(

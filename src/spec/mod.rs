@@ -168,7 +168,7 @@ pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
     let mut spec = parse(&path, &bytes)?;
     adjust(&mut spec);
     validate(&spec).map_err(|e| e.in_file(&path))?;
-    // Cgroup settings (`found.cgroup`) are the launch's: `crate::cgroup` applies them, or
+    // Cgroup settings (`found.cgroup`) are the launch's: the cgroup part applies them, or
     // warns once for an unprivileged caller with no cgroup delegated to it.
     drop(found);
     Ok(spec)

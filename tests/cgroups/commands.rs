@@ -25,16 +25,6 @@ fn started(mode: Mode, test: &str, res: Value) -> (Bundle, String, String) {
     (b, id, name)
 }
 
-fn task_state(pid: i32) -> char {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .and_then(|(_, r)| r.trim().chars().next())
-        })
-        .unwrap_or('?')
-}
-
 #[test]
 fn pause_freezes_the_container_and_resume_thaws_it() {
     for mode in common::modes().into_iter().filter(|m| managed(*m)) {

@@ -115,3 +115,16 @@ pub fn assert_no_cgroup(name: &str, ctx: &str) {
     }
     panic!("{ctx}: cgroup left behind: {:?}", find_named(name));
 }
+
+/// Whether this host's hierarchy for `controller` has `file` at its top (a kernel feature).
+pub fn find_named_file(controller: &str, file: &str) -> bool {
+    if unified() {
+        return Path::new(MOUNT).join(file).exists()
+            || fs::read_dir(MOUNT)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| e.path().join(file).exists());
+    }
+    mount_of(controller).is_some_and(|m| m.join(file).exists())
+}

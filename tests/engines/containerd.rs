@@ -358,3 +358,85 @@ fn containerd_teardown_after_a_failed_step_leaves_nothing() {
         socket.display()
     );
 }
+
+#[test]
+fn containerd_run_memory_limit_kills_a_hog() {
+    steps("--memory-limit", |c, rt, id| {
+        let hog = crate::resources::HOG;
+        let out = c.run(
+            rt,
+            &["--rm", "--memory-limit", "67108864"],
+            id,
+            &["sh", "-c", hog],
+        );
+        status(
+            &out,
+            137,
+            "a 150 MB hog under ctr run --memory-limit 64 MiB",
+        )
+    });
+}
+
+/// The task's status as `ctr task ls` shows it (RUNNING, PAUSED, STOPPED).
+fn task_status(c: &Ctr, id: &str) -> String {
+    run(&mut c.ctr(&["task", "ls"]))
+        .stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(id))
+        .and_then(|l| l.split_whitespace().nth(2).map(String::from))
+        .unwrap_or_default()
+}
+
+#[test]
+fn containerd_task_pause_and_resume() {
+    steps("task pause/resume", |c, rt, id| {
+        c.sleeper(rt, id)?;
+        status(
+            &run(&mut c.ctr(&["task", "pause", id])),
+            0,
+            "ctr task pause",
+        )?;
+        match task_status(c, id).as_str() {
+            "PAUSED" => {}
+            s => return Err(format!("ctr task ls after pause: {s:?}")),
+        }
+        status(
+            &run(&mut c.ctr(&["task", "resume", id])),
+            0,
+            "ctr task resume",
+        )?;
+        match task_status(c, id).as_str() {
+            "RUNNING" => Ok(()),
+            s => Err(format!("ctr task ls after resume: {s:?}")),
+        }
+    });
+}
+
+#[test]
+#[ignore = "nsboot: the shim reads the cgroup of the state pid, nsboot's supervisor (outside the container's cgroup), until the state pid is the application's"]
+fn containerd_task_metrics_reports_the_containers_cgroup() {
+    steps("task metrics", |c, rt, id| {
+        let out = c.run(
+            rt,
+            &["-d", "--memory-limit", "67108864"],
+            id,
+            &["sleep", "1000"],
+        );
+        status(&out, 0, "ctr run -d --memory-limit")?;
+        let out = run(&mut c.ctr(&["task", "metrics", id]));
+        status(&out, 0, "ctr task metrics")?;
+        let value = |key: &str| {
+            out.stdout
+                .lines()
+                .find(|l| l.split_whitespace().next() == Some(key))
+                .and_then(|l| l.split_whitespace().nth(1).map(String::from))
+        };
+        match (
+            value("memory.limit_in_bytes").as_deref(),
+            value("pids.current").as_deref(),
+        ) {
+            (Some("67108864"), Some("1")) => Ok(()),
+            _ => Err(format!("ctr task metrics: {:?}", out.stdout)),
+        }
+    });
+}

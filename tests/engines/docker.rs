@@ -101,6 +101,14 @@ impl Cli for Docker {
 
 step_tests! {
     Docker;
+    docker_memory_limit_is_set: "--memory 64m" => crate::resources::memory_limit_is_set;
+    docker_memory_hog_is_killed: "--memory 64m hog" => crate::resources::memory_hog_is_killed;
+    docker_pids_limit_bounds_a_fork_bomb: "--pids-limit 10" => crate::resources::pids_limit_bounds_a_fork_bomb;
+    docker_cpus_sets_the_quota: "--cpus 0.5" => crate::resources::cpus_sets_the_quota;
+    docker_pause_and_unpause: "pause/unpause" => crate::resources::pause_and_unpause;
+    docker_update_memory: "update --memory" => crate::resources::update_memory;
+    #[ignore = "nsboot: the shim reads the cgroup of the state pid, nsboot's supervisor (outside the container's cgroup), until the state pid is the application's"]
+    docker_stats_reports_the_limit: "stats --no-stream" => crate::resources::stats_reports_the_limit;
     docker_run_prints_and_returns_the_exit_status: "run" => cli::run_prints_and_exits;
     docker_detached_container_takes_exec: "exec" => cli::detached_takes_exec;
     docker_exec_t_gives_a_terminal: "exec -t" => cli::exec_t_gives_a_terminal;

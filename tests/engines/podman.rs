@@ -195,6 +195,13 @@ pub fn pod_members_share_the_network<const R: bool>(
 
 step_tests! {
     RootPodman;
+    podman_root_memory_limit_is_set: "--memory 64m" => crate::resources::memory_limit_is_set;
+    podman_root_memory_hog_is_killed: "--memory 64m hog" => crate::resources::memory_hog_is_killed;
+    podman_root_pids_limit_bounds_a_fork_bomb: "--pids-limit 10" => crate::resources::pids_limit_bounds_a_fork_bomb;
+    podman_root_cpus_sets_the_quota: "--cpus 0.5" => crate::resources::cpus_sets_the_quota;
+    podman_root_pause_and_unpause: "pause/unpause" => crate::resources::pause_and_unpause;
+    podman_root_update_memory: "update --memory" => crate::resources::update_memory;
+    podman_root_stats_reports_the_limit: "stats --no-stream" => crate::resources::stats_reports_the_limit;
     podman_root_run_prints_and_returns_the_exit_status: "run" => cli::run_prints_and_exits;
     podman_root_detached_container_takes_exec: "exec" => cli::detached_takes_exec;
     podman_root_exec_t_gives_a_terminal: "exec -t" => cli::exec_t_gives_a_terminal;

@@ -83,6 +83,8 @@ pub fn make_cgroup(
             if cg.enforces_devices() {
                 cgroup::devices::hand_over(spec);
             }
+            // The spec's cgroup mount shows this cgroup, not the host's hierarchy.
+            cgroup::rewrite_mounts(&cg, spec);
             Ok(Some((cg, fds)))
         }
         Err(e) => {
