@@ -34,12 +34,13 @@ fn user_bus(mode: Mode) -> Option<String> {
 /// the user's manager (`systemd-run --user --scope`), as conmon is under podman: the
 /// application joins its scope through a cgroup.procs the caller opened, which the kernel
 /// allows only below a cgroup the user owns that holds both (the harness runs in a root
-/// service's cgroup).
+/// service's cgroup). Elsewhere, as the harness runs it.
 fn sd_cmd(b: &Bundle, args: &[&str]) -> Command {
     let base = b.nsboot();
     let mut cmd = Command::new(base.get_program());
     let mut given: Vec<_> = base.get_args().map(|a| a.to_os_string()).collect();
-    if let Some(bus) = user_bus(b.mode()) {
+    let vm = std::env::var("NSBOOT_VM_ENV").as_deref() == Ok("systemd");
+    if let Some(bus) = user_bus(b.mode()).filter(|_| vm) {
         let at = given
             .iter()
             .position(|a| a == "--")
