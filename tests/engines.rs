@@ -18,6 +18,8 @@ mod cli;
 mod common;
 #[path = "engines/containerd.rs"]
 mod containerd;
+#[path = "engines/devices.rs"]
+mod devices;
 #[path = "engines/docker.rs"]
 mod docker;
 #[path = "engines/harness.rs"]
