@@ -12,11 +12,9 @@
 //! and after the last one returns the default.
 
 use std::ffi::CStr;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-use nix::fcntl::{open, OFlag};
-use nix::sys::stat::Mode;
 
 use super::{DevicesError, Exception, Kind, Policy, ALL};
 use crate::sys::bpf::{self, Insn};
@@ -113,10 +111,8 @@ pub fn apply(dir: &Path, policy: &Policy) -> Result<(), DevicesError> {
         let (path, what) = (dir.to_path_buf(), what.to_string());
         move |errno: crate::sys::Errno| DevicesError::Io { path, what, errno }
     };
-    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-    let cg = open(dir, flags, Mode::empty()).map_err(|e| io("opening it")(e.into()))?;
-    // SAFETY: open returned a new fd that nobody else owns.
-    let cg = unsafe { OwnedFd::from_raw_fd(cg) };
+    // O_RDONLY: the kernel attaches to a directory opened for reading, not an O_PATH one.
+    let cg = std::fs::File::open(dir).map_err(|e| io("opening it")(e.into()))?;
     let insns = program(policy);
     let prog = bpf::prog_load(
         bpf::PROG_TYPE_CGROUP_DEVICE,

@@ -106,8 +106,7 @@ fn hold(r: OwnedFd) -> i32 {
         Some(&nix::sys::signal::SigSet::empty()),
         None,
     );
-    // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory of ours.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     if nix::unistd::getppid() == Pid::from_raw(1) {
         return 0;
     }
