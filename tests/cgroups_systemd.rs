@@ -204,6 +204,60 @@ fn a_run_in_a_scope_ends_with_the_unit_gone() {
     }
 }
 
+/// A killed `run`: its supervisor kills the application, the emptied scope stops (systemd's
+/// own rule for scopes; the supervisor's removal of the directory is the cgroupfs driver's
+/// part) and no unit, cgroup or process is left.
+#[test]
+fn a_killed_run_leaves_no_scope() {
+    if !in_systemd_vm() {
+        return;
+    }
+    for mode in common::modes() {
+        let name = format!(
+            "killed{}{}",
+            std::process::id(),
+            format!("{mode:?}").to_lowercase()
+        );
+        let unit = format!("nsbt-{name}.scope");
+        let b = Bundle::new(mode)
+            .args(&["/bin/sh", "-c", "echo started; exec sleep 1000"])
+            .edit(|c| {
+                c["linux"]["cgroupsPath"] = json!(format!(":nsbt:{name}"));
+                c["linux"]["resources"] = json!({ "pids": { "limit": 20 } });
+            });
+        let mut cmd = sd_cmd(&b, &["run", "--bundle"]);
+        cmd.arg(b.dir()).arg(format!("sd-{name}"));
+        cmd.stdout(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("nsboot run");
+        let mut out = child.stdout.take().unwrap();
+        let mut buf = [0u8; 8];
+        let _ = std::io::Read::read(&mut out, &mut buf);
+        let ctx = format!("{mode:?} {unit}");
+        assert_eq!(
+            show(mode, &unit, "ActiveState"),
+            "active",
+            "{ctx}: while it runs"
+        );
+        let cg = show(mode, &unit, "ControlGroup");
+        let dir = PathBuf::from("/sys/fs/cgroup").join(cg.trim_start_matches('/'));
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = child.wait();
+        assert!(
+            eventually(|| show(mode, &unit, "ActiveState") != "active"),
+            "{ctx}: still active after the caller's SIGKILL"
+        );
+        assert!(
+            eventually(|| !dir.exists()),
+            "{ctx}: {} is left",
+            dir.display()
+        );
+        common::assert_nothing_left(mode, b.state_dir());
+    }
+}
+
 #[test]
 fn a_cgroups_path_systemd_cannot_take_is_refused() {
     if !in_systemd_vm() {
