@@ -101,7 +101,18 @@ fn limits_are_written_and_the_application_alone_is_in_the_cgroup() {
         assert_eq!(s.status, 0, "{mode:?}: start: {}", s.stderr);
         assert!(eventually(|| app_output(&b, &id).contains("started")));
         let app = app_pid(&b, &id);
-        let sup = state(&b, &id)["pid"].as_i64().unwrap() as i32;
+        assert_eq!(
+            state(&b, &id)["pid"].as_i64(),
+            Some(app as i64),
+            "{mode:?}: state pid"
+        );
+        // The application's parent on the host is its supervisor.
+        let status = std::fs::read_to_string(format!("/proc/{app}/status")).unwrap();
+        let sup: i32 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap();
         let in_it = |pid: i32| {
             host::dirs_of(pid)
                 .iter()
@@ -320,6 +331,35 @@ fn the_cgroup_mount_shows_the_containers_own_cgroup_read_only() {
             "{mode:?}: not the container's cgroup, or writable: {out:?}"
         );
         host::assert_no_cgroup(&name, &format!("{mode:?}"));
+        common::assert_nothing_left(mode, b.state_dir());
+    }
+}
+
+#[test]
+fn a_killed_caller_leaves_no_cgroup() {
+    for mode in common::modes().into_iter().filter(|m| managed(*m)) {
+        let name = cg_name("killed", mode);
+        let b = limited(
+            Bundle::new(mode).args(&["/bin/sh", "-c", "echo started; exec sleep 1000"]),
+            &name,
+            json!({ "pids": { "limit": 20 } }),
+        );
+        let mut cmd = b.run_cmd(&format!("killed-{mode:?}").to_lowercase());
+        cmd.stdout(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("nsboot run");
+        let mut out = child.stdout.take().unwrap();
+        let mut buf = [0u8; 8];
+        let _ = std::io::Read::read(&mut out, &mut buf);
+        assert!(
+            !host::find_named(&name).is_empty(),
+            "{mode:?}: no cgroup while it runs"
+        );
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = child.wait();
+        host::assert_no_cgroup(&name, &format!("{mode:?}: after the caller's SIGKILL"));
         common::assert_nothing_left(mode, b.state_dir());
     }
 }

@@ -174,9 +174,10 @@ fn linux_devices_entry_is_bound_from_the_host() {
     }
 }
 
+/// Rootless: no node can be made (as root it is, below).
 #[test]
 fn missing_linux_device_is_one_line_naming_it() {
-    for mode in common::modes() {
+    for mode in common::rootless_modes() {
         let dev = json!({ "path": "/dev/nsbt-no-such-device", "type": "c", "major": 1,
             "minor": 3 });
         let bundle = Bundle::new(mode)
@@ -194,4 +195,65 @@ fn missing_linux_device_is_one_line_naming_it() {
         );
         common::assert_nothing_left(mode, bundle.state_dir());
     }
+}
+
+/// As real root, a linux.devices node the host lacks is made (mknod) with the entry's
+/// fileMode (0666 when absent), uid and gid, as runc does; it opens as the device it claims.
+/// Rootless, the kernel allows no mknod: still one line naming the entry (above).
+#[test]
+fn as_root_a_missing_device_is_made_with_its_mode_and_owner() {
+    if !common::is_root() {
+        eprintln!("not root: no node is made");
+        return;
+    }
+    let mode = Mode::Root;
+    let devices = json!([
+        { "path": "/dev/nsbt-null", "type": "c", "major": 1, "minor": 3,
+          "fileMode": 400, "uid": 0, "gid": 2 },
+        { "path": "/dev/nsbt-zero", "type": "c", "major": 1, "minor": 5 },
+        { "path": "/dev/sub/nsbt-fifo", "type": "p", "fileMode": 384, "uid": 3, "gid": 4 },
+        // The host has it, with another mode and group: a bind would keep the host's.
+        { "path": "/dev/full", "type": "c", "major": 1, "minor": 7, "fileMode": 416, "gid": 5 },
+        // Nothing said: 0666 and root's, as runc makes it (the host's is 0644 here).
+        { "path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11 }
+    ]);
+    let script =
+        "stat -c '%n %F %t %T %a %u %g' /dev/nsbt-null /dev/nsbt-zero /dev/sub/nsbt-fifo /dev/full /dev/kmsg; \
+                  echo x > /dev/nsbt-null && echo null=ok; head -c 3 /dev/nsbt-zero | wc -c; \
+                  grep -c -e nsbt- -e /dev/full /proc/self/mountinfo";
+    let bundle = Bundle::new(mode)
+        .args(&["/bin/sh", "-c", script])
+        .edit(|c| c["linux"]["devices"] = devices);
+    if std::env::var_os("NSBOOT_EXEC_BOOT").is_some_and(|v| v == "1") {
+        // An exec'd `nsboot boot` gets no nodes from its caller: the device is missing.
+        let out = bundle.run(&id("mknod", mode));
+        assert!(
+            out.status == 125 && out.stderr.contains("does not exist on the host"),
+            "{out:?}"
+        );
+        common::assert_nothing_left(mode, bundle.state_dir());
+        return;
+    }
+    let out = run_ok(&bundle, "mknod");
+    assert_eq!(
+        out.stdout,
+        "/dev/nsbt-null character special file 1 3 620 0 2\n\
+         /dev/nsbt-zero character special file 1 5 666 0 0\n\
+         /dev/sub/nsbt-fifo fifo 0 0 600 3 4\n\
+         /dev/full character special file 1 7 640 0 5\n\
+         /dev/kmsg character special file 1 b 666 0 0\n\
+         null=ok\n3\n4\n",
+        "{out:?}"
+    );
+    assert!(
+        !Path::new("/dev/nsbt-null").exists(),
+        "a node was made on the host's /dev"
+    );
+    let full = std::fs::metadata("/dev/full").unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (full.mode() & 0o777, full.gid()),
+        (0o666, 0),
+        "the host's /dev/full changed"
+    );
 }

@@ -18,6 +18,10 @@ mod cli;
 mod common;
 #[path = "engines/containerd.rs"]
 mod containerd;
+#[path = "engines/cri.rs"]
+mod cri;
+#[path = "engines/cri_node.rs"]
+mod cri_node;
 #[path = "engines/devices.rs"]
 mod devices;
 #[path = "engines/docker.rs"]

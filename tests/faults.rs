@@ -369,7 +369,10 @@ fn run_limited(bundle: &Bundle, limit: &str, id: &str) -> common::Output {
 #[test]
 fn exhausted_limits_are_named_with_their_fix() {
     for mode in common::modes() {
-        let bundle = Bundle::new(mode).args(&["/bin/true"]);
+        // No process.rlimits: a hard limit above the caller's would be refused first.
+        let bundle = Bundle::new(mode).args(&["/bin/true"]).edit(|c| {
+            c["process"].as_object_mut().unwrap().remove("rlimits");
+        });
         let mut cases = vec![("--nofile=5:5", "RLIMIT_NOFILE", "ulimit -n")];
         // Root is exempt from RLIMIT_NPROC.
         if mode.is_rootless() {

@@ -5,8 +5,12 @@
 mod common;
 #[path = "lifecycle/exec.rs"]
 mod exec;
+#[path = "lifecycle/exec_process.rs"]
+mod exec_process;
 #[path = "lifecycle/hooks.rs"]
 mod hooks;
+#[path = "lifecycle/pids.rs"]
+mod pids;
 #[path = "lifecycle/recovery.rs"]
 mod recovery;
 #[path = "lifecycle/support.rs"]
@@ -44,7 +48,8 @@ fn delete_and_check(b: &Bundle, id: &str, force: bool) {
 }
 
 #[test]
-fn create_then_start_moves_created_to_running_and_the_pid_file_names_the_supervisor() {
+fn create_then_start_moves_created_to_running_and_the_pid_file_names_the_supervisor_not_the_state()
+{
     for mode in common::modes() {
         let b = sleeper(mode);
         let pid_file = top(&b).join("pid");
@@ -57,10 +62,9 @@ fn create_then_start_moves_created_to_running_and_the_pid_file_names_the_supervi
             .trim()
             .parse()
             .unwrap();
-        assert_eq!(
-            st["pid"],
-            json!(pid),
-            "{mode:?}: state pid is not the pid file's: {st}"
+        assert!(
+            st["pid"].as_i64().is_some_and(|p| p > 0 && p != pid),
+            "{mode:?}: the state pid is not the application (the pid file's {pid} is the supervisor's): {st}"
         );
         assert_eq!(
             (st["id"].as_str(), st["ociVersion"].is_string()),
@@ -138,9 +142,12 @@ fn kill_delivers_named_numbered_and_real_time_signals() {
             "{mode:?}: {}",
             app_output(&b, "sig")
         );
+        // runc's words: containerd's shim takes "container not running" from `kill` as "the
+        // process already finished"; any other failure there fails its task delete, and a pod
+        // never stops (tests/engines/cri.rs).
         let late = nsb(&b, &["kill", "sig", "TERM"]);
         assert!(
-            late.status != 0 && late.stderr.contains("not running"),
+            late.status != 0 && late.stderr.contains("container not running"),
             "{mode:?}: kill after exit: {late:?}"
         );
         delete_and_check(&b, "sig", false);

@@ -141,6 +141,27 @@ fn readonly_paths_refuse_writes() {
     }
 }
 
+/// Relative maskedPaths and readonlyPaths are taken from the container root, as runc does
+/// (it applies them after pivot_root, from "/").
+#[test]
+fn relative_paths_are_taken_from_the_container_root() {
+    for mode in common::modes() {
+        let ctx = format!("{mode:?}");
+        let script = "wc -c < /tmp/secret/hello; touch /tmp/rw/x; echo rw=$?; \
+                      touch /tmp/secret/y; echo open=$?";
+        let bundle = Bundle::new(mode).args(&["/bin/sh", "-c", script]);
+        let src = host_dir(&bundle);
+        let tmpfs = json!({ "destination": "/tmp/rw", "type": "tmpfs", "source": "tmpfs" });
+        let bundle =
+            add_tmp_and(bundle, vec![bind(&src, "/tmp/secret", &["bind"]), tmpfs]).edit(|c| {
+                c["linux"]["maskedPaths"] = json!(["tmp/secret/hello"]);
+                c["linux"]["readonlyPaths"] = json!(["proc/sys", "./tmp/rw"]);
+            });
+        let out = run_ok(&bundle, "relative");
+        assert_eq!(out.stdout, "0\nrw=1\nopen=0\n", "{ctx}: {out:?}");
+    }
+}
+
 #[test]
 fn cgroup_mount_never_fails_the_container() {
     for mode in common::modes() {

@@ -100,6 +100,9 @@ fn bind_of_a_host_dir_applies_each_option() {
     }
 }
 
+/// `nosuid` and the other flags reach the top mount of an rbind only (runc's remount), but `ro`
+/// reaches every submount (stricter than runc: a read-only volume has no writable corner); the
+/// recursive options (`rro`, `rnosuid`...) reach every submount (mount_setattr, AT_RECURSIVE).
 #[test]
 fn rbind_of_a_host_dir_brings_its_submounts_with_the_options() {
     let subs = host_submounts("/dev");
@@ -110,9 +113,15 @@ fn rbind_of_a_host_dir_brings_its_submounts_with_the_options() {
     for mode in common::modes() {
         let ctx = format!("{mode:?}");
         let options = ["rbind", "ro", "nosuid", "nodev", "noexec", "relatime"];
+        // Not the atime mode: in nsboot's user namespace the kernel locks it on the host's
+        // mounts (a tmpfs of the container's own takes it, below).
+        let recursive = ["rbind", "rro", "rnosuid", "rnodev", "rnoexec"];
         let bundle = add_tmp_and(
             Bundle::new(mode).args(&["/bin/cat", "/proc/self/mountinfo"]),
-            vec![bind(Path::new("/dev"), "/tmp/rdev", &options)],
+            vec![
+                bind(Path::new("/dev"), "/tmp/rdev", &options),
+                bind(Path::new("/dev"), "/tmp/rrdev", &recursive),
+            ],
         );
         let out = run_ok(&bundle, "rbind");
         let mounts = parse_mountinfo(&out.stdout);
@@ -125,9 +134,167 @@ fn rbind_of_a_host_dir_brings_its_submounts_with_the_options() {
             );
         }
         for sub in &subs {
+            // Unlike runc, a plain `ro` on an rbind leaves no submount writable.
             let m = mount_at(&mounts, &format!("/tmp/rdev/{sub}"), &ctx);
-            // Read-only reaches the submounts too, or they would stay writable.
-            assert!(m.has("ro"), "{ctx}: submount {sub} is writable: {}", m.line);
+            assert!(
+                m.has("ro"),
+                "{ctx}: submount {sub} of a read-only rbind is writable: {}",
+                m.line
+            );
+            let m = mount_at(&mounts, &format!("/tmp/rrdev/{sub}"), &ctx);
+            for option in recursive[1..].iter().map(|o| &o[1..]) {
+                assert!(
+                    m.has(option),
+                    "{ctx}: submount {sub} lacks {option}: {}",
+                    m.line
+                );
+            }
+        }
+        let top = mount_at(&mounts, "/tmp/rrdev", &ctx);
+        for option in recursive[1..].iter().map(|o| &o[1..]) {
+            assert!(
+                top.has(option),
+                "{ctx}: /tmp/rrdev lacks {option}: {}",
+                top.line
+            );
+        }
+    }
+}
+
+/// Recursive options on a file system of its own, and their opposites after them.
+#[test]
+fn recursive_options_apply_to_any_mount_and_later_ones_win() {
+    for mode in common::modes() {
+        let ctx = format!("{mode:?}");
+        let tmpfs = |dest: &str, opts: &[&str]| json!({ "destination": dest, "type": "tmpfs", "source": "tmpfs", "options": opts });
+        let script = "cat /proc/self/mountinfo; echo --; touch /tmp/a/x; echo a=$?; \
+                      touch /tmp/b/x; echo b=$?";
+        let bundle = sh_with_mounts(
+            mode,
+            script,
+            vec![
+                tmpfs("/tmp/a", &["rro", "rnosymfollow", "rstrictatime"]),
+                tmpfs(
+                    "/tmp/b",
+                    &["rro", "rrw", "rnosuid", "rsuid", "rnoatime", "ratime"],
+                ),
+            ],
+        );
+        let out = run_ok(&bundle, "rtmpfs");
+        let s = sections(&out.stdout);
+        assert_eq!(s[1], "a=1\nb=0\n", "{ctx}: {out:?}");
+        let mounts = parse_mountinfo(s[0]);
+        let a = mount_at(&mounts, "/tmp/a", &ctx);
+        assert!(
+            a.has("ro") && a.has("nosymfollow") && !a.has("relatime") && !a.has("noatime"),
+            "{ctx}: {}",
+            a.line
+        );
+        let b = mount_at(&mounts, "/tmp/b", &ctx);
+        assert!(
+            b.has("rw") && !b.has("nosuid") && b.has("relatime"),
+            "{ctx}: {}",
+            b.line
+        );
+    }
+}
+
+/// No id-mapped mounts: refused with one line rather than made as a plain bind.
+#[test]
+fn idmap_mount_options_are_refused() {
+    for mode in common::modes() {
+        for o in ["idmap", "ridmap"] {
+            let bundle = Bundle::new(mode).args(&["/bin/true"]);
+            let src = host_dir(&bundle);
+            let bundle = add_tmp_and(bundle, vec![bind(&src, "/tmp/m", &["rbind", o])]);
+            let out = bundle.run(&id("idmap", mode));
+            assert!(
+                out.status == 125
+                    && out.stderr.trim().lines().count() == 1
+                    && out.stderr.contains("id-mapped"),
+                "{mode:?}: {o}: {out:?}"
+            );
+            common::assert_nothing_left(mode, bundle.state_dir());
+        }
+    }
+}
+
+/// Spec order in the mount table: nsboot's own /dev (the spec has none) first, so that the
+/// spec's entries beneath /dev land on it, and a sysfs (which waits for the network namespace)
+/// before the entries after it.
+#[test]
+fn mounts_appear_in_spec_order() {
+    for mode in common::modes() {
+        let ctx = format!("{mode:?}");
+        let script = "cat /proc/self/mountinfo; echo --; touch /dev/mqueue/q && cut -d' ' -f1 /dev/mqueue/q; ls /tmp/data";
+        let bundle = Bundle::new(mode).args(&["/bin/sh", "-c", script]);
+        let src = host_dir(&bundle);
+        let bundle = add_tmp_and(bundle, vec![bind(&src, "/tmp/data", &["rbind"])]).edit(|c| {
+            let m = c["mounts"].as_array_mut().unwrap();
+            m.retain(|m| m["destination"] != "/dev");
+        });
+        let out = run_ok(&bundle, "order");
+        let s = sections(&out.stdout);
+        assert_eq!(s[1], "QSIZE:0\nhello\nrun.sh\n", "{ctx}: {out:?}");
+        let mounts = parse_mountinfo(s[0]);
+        let dests: Vec<String> = bundle.config()["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["destination"].as_str().unwrap().to_string())
+            // The application mounts its proc itself, in its own pid namespace, at the end.
+            .filter(|d| d != "/proc")
+            .collect();
+        let mut order = vec!["/dev".to_string()];
+        order.extend(dests);
+        let at: Vec<usize> = order
+            .iter()
+            .map(|d| {
+                mounts
+                    .iter()
+                    .position(|m| &m.mount_point == d)
+                    .unwrap_or_else(|| panic!("{ctx}: {d} not mounted: {}", s[0]))
+            })
+            .collect();
+        let mut sorted = at.clone();
+        sorted.sort();
+        assert_eq!(at, sorted, "{ctx}: {order:?} out of order:\n{}", s[0]);
+    }
+}
+
+/// linux.rootfsPropagation, on the container's "/" as runc applies it (after pivot_root).
+#[test]
+fn rootfs_propagation_applies_to_the_container_root() {
+    for mode in common::modes() {
+        for (p, want) in [
+            ("shared", Some("shared")),
+            ("rshared", Some("shared")),
+            ("private", None),
+            ("rprivate", None),
+            ("slave", None),
+            ("rslave", None),
+            ("unbindable", Some("unbindable")),
+            ("runbindable", Some("unbindable")),
+        ] {
+            let ctx = format!("{mode:?} {p}");
+            let bundle = Bundle::new(mode)
+                .args(&["/bin/cat", "/proc/self/mountinfo"])
+                .edit(|c| c["linux"]["rootfsPropagation"] = json!(p));
+            let out = run_ok(&bundle, &format!("propagation-{p}"));
+            let root = mount_at(&parse_mountinfo(&out.stdout), "/", &ctx);
+            let kinds: Vec<&str> = root
+                .optional
+                .iter()
+                .map(|o| o.split(':').next().unwrap())
+                .collect();
+            match want {
+                Some(k) => assert!(kinds.contains(&k), "{ctx}: {}", root.line),
+                None => assert!(
+                    !kinds.contains(&"shared") && !kinds.contains(&"unbindable"),
+                    "{ctx}: {}",
+                    root.line
+                ),
+            }
         }
     }
 }
@@ -314,7 +481,7 @@ fn sysfs_with_a_network_namespace_is_a_fresh_sysfs() {
 #[test]
 fn sysfs_without_a_network_namespace_is_a_readonly_bind_with_a_warning() {
     let warning = "WARN sysfs on /sys is a read-only bind of the host's /sys: \
-                   the container shares the host's network namespace";
+                   the container has no network namespace of its own (the host's, or one joined by path)";
     for mode in common::modes() {
         let ctx = format!("{mode:?}");
         let bundle = Bundle::new(mode)
@@ -382,6 +549,51 @@ fn symlinked_destination_lands_inside_the_root() {
                 m.line
             );
             assert!(!Path::new(e).exists(), "{ctx}: {e} created on the host");
+        }
+    }
+}
+
+/// A /proc or /sys that the image made a symlink (to a dir, to "/", to nothing, to itself) is
+/// refused at once, with one line, whatever it points to.
+#[test]
+fn proc_or_sys_symlinks_are_refused_promptly() {
+    for mode in common::modes() {
+        for (dir, target) in [
+            ("proc", "/"),
+            ("proc", "nowhere"),
+            ("proc", "proc"),
+            ("proc", "/dev/null"),
+            ("sys", "/sys"),
+            ("sys", "../../tmp"),
+            ("sys", "/dev/null"),
+        ] {
+            let ctx = format!("{mode:?}: /{dir} -> {target}");
+            let (bundle, rootfs) =
+                common::private_rootfs(Bundle::new(mode).args(&["/bin/echo", "ran"]), true);
+            let p = rootfs.join(dir);
+            if p.is_dir() {
+                fs::remove_dir(&p).unwrap();
+            }
+            symlink(target, &p).unwrap();
+            give_to(mode, &p);
+            let started = std::time::Instant::now();
+            let mut cmd = bundle.run_cmd(&id("symlinked", mode));
+            let out = common::output_within(&mut cmd, std::time::Duration::from_secs(20));
+            let took = started.elapsed();
+            assert!(
+                out.status == 125
+                    && out.stdout.is_empty()
+                    && out.stderr.trim().lines().count() == 1
+                    && out.stderr.contains(&format!("/{dir}")),
+                "{ctx}: {out:?}"
+            );
+            assert!(took.as_secs() < 10, "{ctx}: refused after {took:?}");
+            // Nothing was made where the symlink points.
+            assert!(
+                !rootfs.join("nowhere").exists(),
+                "{ctx}: /nowhere made in the rootfs"
+            );
+            common::assert_nothing_left(mode, bundle.state_dir());
         }
     }
 }

@@ -2,7 +2,15 @@
 //! capability sets, no_new_privs, hostname/domainname, oomScoreAdj, and what the app inherits
 //! (its own pid namespace, no stray fds, a clean signal state).
 
+#[path = "process/caps_refused.rs"]
+mod caps_refused;
 mod common;
+#[path = "process/nnp.rs"]
+mod nnp;
+#[path = "process/notify.rs"]
+mod notify;
+#[path = "process/tuning.rs"]
+mod tuning;
 
 use std::os::unix::process::CommandExt;
 

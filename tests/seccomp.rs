@@ -385,3 +385,68 @@ fn architectures_with_compat_tables_keep_the_native_rules() {
         assert_run(&bundle, &id("arches", mode), 0, "1\n");
     }
 }
+
+#[test]
+fn filter_without_no_new_privileges_binds_a_non_root_user() {
+    // Loaded before the caps drop and the uid switch: the profile must allow those calls
+    // (as with runc), and the filter still binds the process after them.
+    let creds = ["setgroups", "setresgid", "setresuid", "capget", "capset"];
+    let script = format!("id -u; grep NoNewPrivs /proc/self/status; {MKDIR}; echo $?");
+    for mode in common::modes() {
+        if mode == Mode::RootlessSingle {
+            continue;
+        }
+        let bundle = filtered(mode, &script, allow_list(&creds)).edit(|c| {
+            c["process"]
+                .as_object_mut()
+                .unwrap()
+                .remove("noNewPrivileges");
+            c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        });
+        let out = assert_run(
+            &bundle,
+            &id("nnp-user", mode),
+            0,
+            "1000\nNoNewPrivs:\t0\n1\n",
+        );
+        assert!(
+            out.stderr.contains("Function not implemented"),
+            "{mode:?}: {out:?}"
+        );
+        // Without them the uid switch is denied: one line, 125, the app never ran.
+        let bundle = filtered(mode, &script, allow_list(&[])).edit(|c| {
+            c["process"]
+                .as_object_mut()
+                .unwrap()
+                .remove("noNewPrivileges");
+            c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        });
+        let out = bundle.run(&id("nnp-user-denied", mode));
+        assert!(
+            out.status == 125 && out.stdout.is_empty() && out.stderr.trim().lines().count() == 1,
+            "{mode:?}: {out:?}"
+        );
+        common::assert_nothing_left(mode, bundle.state_dir());
+    }
+}
+
+#[test]
+fn a_profile_denying_execveat_is_named_as_the_cause() {
+    // The last exec goes through nsboot's sealed helper, run from a memfd with execveat.
+    let rule = json!([{ "names": ["execveat"], "action": "SCMP_ACT_ERRNO" }]);
+    for mode in common::modes() {
+        for nnp in [true, false] {
+            let bundle = filtered(mode, "echo ran", allow_but(rule.clone()))
+                .edit(|c| c["process"]["noNewPrivileges"] = json!(nnp));
+            let out = bundle.run(&id(&format!("no-execveat-{nnp}"), mode));
+            assert!(
+                out.status == 125
+                    && out.stdout.is_empty()
+                    && out.stderr.trim().lines().count() == 1
+                    && out.stderr.contains("execveat"),
+                "{mode:?}: {out:?}"
+            );
+            common::assert_nothing_left(mode, bundle.state_dir());
+        }
+    }
+}

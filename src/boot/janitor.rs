@@ -13,7 +13,8 @@ impl Janitor {
     /// Removes the state when the caller can no longer do it. `suspect`: the supervisor
     /// stopped because the caller's end closed; a dying process closes its files before its
     /// pidfd reports the exit, so give that a moment instead of asking once.
-    pub(super) fn clean_if_orphaned(&self, suspect: bool) {
+    /// Returns whether the caller is dead.
+    pub(super) fn clean_if_orphaned(&self, suspect: bool) -> bool {
         let dead = if suspect {
             use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
             let mut fds = [PollFd::new(self.caller.as_fd(), PollFlags::POLLIN)];
@@ -30,6 +31,7 @@ impl Janitor {
             let private = crate::state::private_name(&self.id, self.caller_pid);
             crate::state::remove_at(self.state_root.as_fd(), &private);
         }
+        dead
     }
 }
 

@@ -26,6 +26,7 @@ struct BootInput {
     id: String,
     spec: Spec,
     rootfs: PathBuf,
+    bundle: PathBuf,
     controller: Option<OwnedFd>,
     start_sync: OwnedFd,
     sync_userns: Option<OwnedFd>,
@@ -35,16 +36,23 @@ struct BootInput {
     created: Option<Created>,
     seccomp: Option<process::seccomp::bpf::Program>,
     make_netns: bool,
+    made_nodes: Option<OwnedFd>,
+    shown: rootfs::shown::Shown,
+    cgroup_leaves: Vec<crate::cgroup::Leaf>,
 }
 
 /// Both entries: read the spec the hand-off names, then supervise. Returns the exit status.
 pub fn main(h: Handoff) -> i32 {
-    let (spec, rootfs) = match h.spec {
-        SpecFrom::Cloned { spec, rootfs } => (*spec, rootfs),
+    let (spec, rootfs, bundle) = match h.spec {
+        SpecFrom::Cloned {
+            spec,
+            rootfs,
+            bundle,
+        } => (*spec, rootfs, bundle),
         SpecFrom::Fd { fd, bundle } => {
             let read = read_spec(&fd).and_then(|s| {
                 let root = spec::rootfs_path(&s, &bundle)?;
-                Ok((s, root))
+                Ok((s, root, bundle))
             });
             match read {
                 Ok(v) => v,
@@ -59,6 +67,7 @@ pub fn main(h: Handoff) -> i32 {
         id: h.id,
         spec,
         rootfs,
+        bundle,
         controller: h.controller,
         start_sync: h.start_sync,
         sync_userns: h.sync_userns,
@@ -68,6 +77,9 @@ pub fn main(h: Handoff) -> i32 {
         created: h.cloned.created,
         seccomp: h.cloned.seccomp,
         make_netns: h.cloned.make_netns,
+        made_nodes: h.cloned.made_nodes,
+        shown: h.cloned.shown,
+        cgroup_leaves: h.cloned.cgroup_leaves,
     })
 }
 
@@ -111,11 +123,18 @@ fn phase<T>(name: &str, f: impl FnOnce() -> T) -> T {
 /// 125 (or 127/126) when the sandbox could not start.
 fn supervise(mut input: BootInput) -> i32 {
     let janitor = input.janitor.take();
+    let leaves = std::mem::take(&mut input.cgroup_leaves);
     // A foreground run's supervisor outlives a killed caller long enough to clean up.
     input.attached &= janitor.is_none();
     let code = supervise_app(input, janitor.as_ref());
-    if let Some(j) = &janitor {
-        j.clean_if_orphaned(code == CALLER_GONE);
+    let orphaned = janitor
+        .as_ref()
+        .is_some_and(|j| j.clean_if_orphaned(code == CALLER_GONE));
+    if orphaned || code == CALLER_GONE {
+        // The application is dead: nobody else will remove its cgroup.
+        for leaf in &leaves {
+            leaf.remove();
+        }
     }
     if code == CALLER_GONE {
         125
@@ -132,6 +151,7 @@ fn supervise_app(input: BootInput, janitor: Option<&Janitor>) -> i32 {
         id,
         spec,
         rootfs,
+        bundle,
         controller,
         start_sync,
         sync_userns,
@@ -140,6 +160,8 @@ fn supervise_app(input: BootInput, janitor: Option<&Janitor>) -> i32 {
         created,
         seccomp,
         make_netns,
+        made_nodes,
+        mut shown,
         ..
     } = input;
     let _span = tracing::debug_span!("boot", id = %id).entered();
@@ -169,17 +191,23 @@ fn supervise_app(input: BootInput, janitor: Option<&Janitor>) -> i32 {
             None => userns::become_root()?,
         }
         set_names(&spec)?;
+        // While the host is in sight (the root's pivot hides it), as the namespace's root.
+        let agent = process::seccomp::agent::Listener::connect(&spec, &id, &bundle, "creating")
+            .map_err(process::ProcessError::from)?;
         if !make_netns {
             // A network namespace we were cloned into starts with lo down; we are its root now.
             crate::rootfs::net::setup(&spec)?;
         }
         phase("rootfs", || {
-            rootfs::setup_supervisor_root(&spec, &rootfs, &mut net)
+            rootfs::setup_supervisor_root(&spec, &rootfs, &mut net, made_nodes, &mut shown)
         })?;
         // A Start already queued (a foreground run): the application execs as soon as its
         // root is ready, while this supervisor drops its /proc and seals itself.
         let autostart = controller.as_ref().is_some_and(control::take_queued_start);
-        let app = phase("app", || process::create(&spec, app, seccomp, autostart))?;
+        let app = phase("app", || {
+            process::create(&spec, app, seccomp, autostart, agent)
+        })?;
+        process::tuning::return_lent(spec.process().as_ref());
         // The application has its own /proc now; ours would only reveal the sandbox.
         rootfs::drop_supervisor_proc()?;
         seal(&spec)?;
@@ -249,6 +277,8 @@ fn start_and_serve(
         }
         return code;
     }
+    // Seen by `state` (/proc/PID/comm): the application has exec'd, the container runs.
+    let _ = nix::sys::prctl::set_name(crate::state::lifecycle::STARTED_NAME_C);
     if let Some(c) = &controller {
         let pid = app.pid.as_raw();
         let _ = crate::sys::wire::send(c, &Reply::Started { pid });

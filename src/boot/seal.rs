@@ -6,8 +6,23 @@ use crate::protocol::BootError;
 use crate::spec::Spec;
 use crate::sys::Errno;
 
-/// hostname and domainname, in the sandbox's UTS namespace.
+/// hostname and domainname, in the sandbox's UTS namespace; in one joined by path from outside
+/// our user namespace, where we may not, the joining child set them (`sandbox::nspath`).
 pub(super) fn set_names(spec: &Spec) -> Result<(), BootError> {
+    use oci_spec::runtime::LinuxNamespaceType as Ns;
+    let namespaces = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_deref());
+    let joined = |t: Ns| {
+        namespaces
+            .unwrap_or_default()
+            .iter()
+            .any(|n| n.typ() == t && n.path().is_some())
+    };
+    if joined(Ns::Uts) && !joined(Ns::User) {
+        return Ok(());
+    }
     if let Some(h) = spec.hostname() {
         nix::unistd::sethostname(h).map_err(|e| {
             BootError::Step(crate::sys::Failed {

@@ -35,6 +35,7 @@ use crate::spec::Spec;
 use crate::sys::Errno;
 
 pub use layout::Layout;
+pub use ops::Leaf;
 
 #[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize)]
 pub enum CgroupError {

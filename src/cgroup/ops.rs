@@ -119,6 +119,56 @@ impl Cgroup {
     }
 }
 
+/// One directory of a container's cgroup as its parent's fd and its name: what a supervisor,
+/// whose mount namespace no longer reaches the host's cgroup mounts, needs to remove it when
+/// its caller died before it could (`protocol::Cloned::cgroup_leaves`).
+pub struct Leaf {
+    parent: std::os::fd::OwnedFd,
+    name: std::ffi::CString,
+}
+
+impl Cgroup {
+    /// Its directories as [`Leaf`]s (those whose parent cannot be opened are left out).
+    pub fn leaves(&self) -> Vec<Leaf> {
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::OpenOptionsExt;
+        self.dirs
+            .iter()
+            .filter_map(|d| {
+                let parent = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+                    .open(d.path.parent()?)
+                    .ok()?;
+                let name = std::ffi::CString::new(d.path.file_name()?.as_bytes()).ok()?;
+                Some(Leaf {
+                    parent: parent.into(),
+                    name,
+                })
+            })
+            .collect()
+    }
+}
+
+impl Leaf {
+    /// Removes the directory, waiting a little while the kernel still counts exiting
+    /// processes in it. Best effort: a caller that outlives us removes it too.
+    pub fn remove(&self) {
+        for _ in 0..100 {
+            match nix::unistd::unlinkat(
+                Some(std::os::fd::AsRawFd::as_raw_fd(&self.parent)),
+                self.name.as_c_str(),
+                nix::unistd::UnlinkatFlags::RemoveDir,
+            ) {
+                Err(nix::errno::Errno::EBUSY) => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
 fn collect_pids(dir: &Path, out: &mut Vec<i32>) {
     out.extend(
         fs::read(dir, "cgroup.procs")

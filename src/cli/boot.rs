@@ -11,7 +11,7 @@ use crate::protocol::{AppFds, Cloned, FdMapping, Handoff, SpecFrom};
 
 // INTERNAL: the sandbox supervisor. nsboot starts it; do not call it directly.
 //
-// It is started in new user, mount, pid, ipc and uts namespaces, waits on --sync-userns-fd
+// It is started in the spec's namespaces (new, or joined by path), waits on --sync-userns-fd
 // until EOF (the caller has written its id maps), becomes root inside the user namespace,
 // sets up an empty root, writes one byte to --start-sync-fd, waits for the start signal on
 // --controller-fd, starts the application and exits with its status.
@@ -54,6 +54,10 @@ pub struct BootArgs {
     /// each as its first step (the container's cgroup, made by the caller).
     #[arg(long = "cgroup-fd", value_name = "FD")]
     pub cgroup_fd: Vec<RawFd>,
+    /// A detached mount (fd FD) to attach at the spec's mounts[I]: one that shows a namespace
+    /// joined by path, made by the process that joined it (repeatable).
+    #[arg(long = "mount-fd", value_name = "I:FD", value_parser = parse_fd_mapping)]
+    pub mount_fd: Vec<(RawFd, RawFd)>,
     /// Die with the parent (PR_SET_PDEATHSIG).
     #[arg(long)]
     pub attached: bool,
@@ -129,7 +133,15 @@ pub fn run(args: BootArgs, _global: &crate::cli::Global) -> i32 {
         },
         attached: args.attached,
         // `nsboot boot` is started in every namespace of the spec by its caller.
-        cloned: Cloned::default(),
+        cloned: Cloned {
+            shown: crate::rootfs::shown::Shown::from_fds(
+                args.mount_fd
+                    .iter()
+                    .map(|&(i, fd)| (i as usize, own(fd)))
+                    .collect(),
+            ),
+            ..Cloned::default()
+        },
     })
 }
 

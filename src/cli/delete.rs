@@ -67,7 +67,12 @@ fn delete(args: &DeleteArgs, global: &Global) -> Result<(), LifecycleError> {
         // exited); killing it is harmless and makes sure nothing outlives the delete.
         Status::Running | Status::Paused | Status::Created | Status::Stopped => {
             stop_cgroup(&c);
-            lifecycle::kill_supervisor(&c)?
+            // Held before the kill: poststop runs once the application itself is gone.
+            let app = c.app.and_then(|p| lifecycle::pidfd_open(p).ok());
+            lifecycle::kill_supervisor(&c)?;
+            if let Some(fd) = app {
+                lifecycle::wait_exit(&fd, Duration::from_secs(10));
+            }
         }
     }
     // A foreground `nsboot run` holds the lock until it has cleaned up after the kill above.
@@ -78,17 +83,17 @@ fn delete(args: &DeleteArgs, global: &Global) -> Result<(), LifecycleError> {
     };
     let mut state = c.state.clone();
     state.status = "stopped".into();
-    // Poststop failures are warnings (runtime spec): the delete goes on regardless.
-    let _ = hooks::run(
-        HookKind::Poststop,
-        hooks::from_bundle(&state.bundle).as_ref(),
-        &state,
-    );
     remove_cgroup(&c)?;
     if let Some(entry) = entry {
         entry.remove();
     }
-    Ok(())
+    // As runc: the container is gone whatever poststop does; its first failure is reported.
+    hooks::run(
+        HookKind::Poststop,
+        hooks::from_bundle(&state.bundle).as_ref(),
+        &state,
+    )
+    .map_err(|e| LifecycleError::Poststop(e.to_string()))
 }
 
 /// Every process of the container's cgroup killed (a paused one thawed: a frozen v1 task

@@ -33,9 +33,9 @@ pub fn document() -> serde_json::Value {
             "cgroup": { "v1": true, "v2": true, "systemd": true, "systemdUser": true, "rdma": true },
             "seccomp": {
                 "enabled": true,
-                // SCMP_ACT_NOTIFY is refused: nothing receives the listener fd yet.
+                // SCMP_ACT_NOTIFY with linux.seccomp.listenerPath (never as the default).
                 "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
-                    "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
+                    "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
                 "operators": ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
                     "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
                 "archs": ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM", "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64",
@@ -49,7 +49,11 @@ pub fn document() -> serde_json::Value {
             "selinux": { "enabled": applied("process.selinuxLabel") },
             "intelRdt": { "enabled": applied("linux.intelRdt") },
             "mountExtensions": { "idmap": { "enabled": applied("mounts.uidMappings") } },
-            "netDevices": { "enabled": applied("linux.netDevices") }
+            "netDevices": { "enabled": applied("linux.netDevices") },
+            "memoryPolicy": {
+                "modes": crate::spec::tuning::MPOL_MODES.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+                "flags": crate::spec::tuning::MPOL_FLAGS.iter().map(|(n, _)| *n).collect::<Vec<_>>()
+            }
         },
         "annotations": {
             "org.opencontainers.runc.checkpoint.enabled": "false",
@@ -90,9 +94,9 @@ mod tests {
     fn document_tells_what_the_spec_table_refuses() {
         let d = super::document();
         let ns = d["linux"]["namespaces"].as_array().unwrap();
-        assert!(!ns.contains(&"time".into()), "{ns:?}");
+        assert!(ns.contains(&"time".into()), "{ns:?}");
         let actions = d["linux"]["seccomp"]["actions"].as_array().unwrap();
-        assert!(!actions.contains(&"SCMP_ACT_NOTIFY".into()));
+        assert!(actions.contains(&"SCMP_ACT_NOTIFY".into()));
         for off in ["apparmor", "selinux", "intelRdt", "netDevices"] {
             assert_eq!(d["linux"][off]["enabled"], false, "{off}");
         }
@@ -106,10 +110,15 @@ mod tests {
         );
         for field in [
             "process.scheduler",
-            "linux.namespaces[].path",
-            "mounts[].uidMappings",
+            "linux.personality",
+            "linux.timeOffsets",
         ] {
-            assert!(refused.split(',').any(|f| f == field), "{field}: {refused}");
+            assert!(
+                !refused.split(',').any(|f| f == field),
+                "{field}: {refused}"
+            );
         }
+        let field = "mounts[].uidMappings";
+        assert!(refused.split(',').any(|f| f == field), "{field}: {refused}");
     }
 }

@@ -51,8 +51,17 @@ pub fn run(args: StartArgs, global: &Global) -> i32 {
         Ok(_) => {
             st.status = "running".into();
             let _ = entry.mark_started();
-            let _ = crate::sandbox::hooks::run(HookKind::Poststart, hooks.as_ref(), &st);
-            0
+            // A failing poststart hook fails start and stops the container, as with runc.
+            match crate::sandbox::hooks::run(HookKind::Poststart, hooks.as_ref(), &st) {
+                Ok(()) => 0,
+                Err(e) => {
+                    drop(entry);
+                    if let Ok(c) = state::lifecycle::load(&root, &args.id) {
+                        let _ = state::lifecycle::kill_supervisor(&c);
+                    }
+                    fail(&e)
+                }
+            }
         }
         Err(e) => {
             crate::sys::log::fatal(&e.to_string());

@@ -15,9 +15,9 @@ use crate::sys::Errno;
 pub enum CapsError {
     #[error("unknown capability {name}: use a CAP_* name from capabilities(7)")]
     Unknown { name: String },
-    #[error("process.capabilities.effective has {cap} but process.capabilities.permitted does not: add it to permitted or remove it from effective")]
+    #[error("process.capabilities.effective has {cap} but process.capabilities.permitted does not: capset: Operation not permitted (the kernel keeps effective within permitted): add it to permitted or remove it from effective")]
     EffectiveNotPermitted { cap: String },
-    #[error("process.capabilities.inheritable has {cap} but process.capabilities.bounding does not: add it to bounding or remove it from inheritable")]
+    #[error("process.capabilities.inheritable has {cap} but process.capabilities.bounding does not: capset: Operation not permitted (the kernel keeps inheritable within bounding): add it to bounding or remove it from inheritable")]
     InheritableNotBounded { cap: String },
     #[error("dropping {cap} from the bounding set: {reason} (this needs CAP_SETPCAP, which the launcher keeps until here)")]
     DropBounding { cap: String, reason: String },

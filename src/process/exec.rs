@@ -72,7 +72,9 @@ pub fn exec(
         None => Last::Helper(Trampoline::create()?),
     };
     let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-    creds::apply(process, profile, seccomp.as_ref())?;
+    creds::apply_with_listener(process, profile, seccomp.as_ref(), |fd| {
+        Ok(super::seccomp::agent::hand_over(report, fd)?)
+    })?;
     let errno = match last {
         Last::Fd(fd) => nix::unistd::fexecve(fd.as_raw_fd(), &argv, &envp).unwrap_err(),
         Last::Helper(helper) => {

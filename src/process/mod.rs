@@ -14,6 +14,7 @@ pub mod exec;
 pub mod rlimits;
 pub mod seccomp;
 pub mod trampoline;
+pub mod tuning;
 
 use std::convert::Infallible;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -36,6 +37,8 @@ pub enum ProcessError {
     NotExecutable { program: String },
     #[error("executing {program}: {errno}")]
     Exec { program: String, errno: Errno },
+    #[error("executing {program}: running nsboot's exec helper from its sealed memfd (execveat): {errno}{}", helper_hint(*.errno))]
+    Helper { program: String, errno: Errno },
     #[error("fd {fd} is an open directory ({target}) that would survive into the application: refusing to start (it would reach outside the container root); close it or pass it with --pass-fd")]
     LeakedDir { fd: i32, target: String },
     #[error("the spec has no process to run: add process.args to config.json")]
@@ -50,6 +53,17 @@ pub enum ProcessError {
     Wire(#[from] WireError),
     #[error(transparent)]
     Console(crate::process::console::ConsoleError),
+    #[error(transparent)]
+    Tuning(#[from] tuning::TuningError),
+    #[error(transparent)]
+    Agent(#[from] seccomp::agent::AgentError),
+}
+
+fn helper_hint(errno: Errno) -> &'static str {
+    match errno.0 {
+        libc::EPERM | libc::EACCES | libc::ENOSYS => ": the seccomp profile must allow execveat, which every exec into the container goes through; allow it in linux.seccomp",
+        _ => "",
+    }
 }
 
 impl ProcessError {
@@ -93,6 +107,8 @@ enum AppMsg {
     Exec {
         program: String,
     },
+    /// The seccomp notify fd follows, for the agent (`seccomp::agent`).
+    Listener,
 }
 
 /// The created, not yet started application, seen from the supervisor.
@@ -102,16 +118,20 @@ pub struct App {
     sock: OwnedFd,
     /// Created to exec without a start signal, as soon as its root is ready.
     pub autostart: bool,
+    /// The seccomp agent that gets the filter's notify fd.
+    agent: Option<seccomp::agent::Listener>,
 }
 
 /// Supervisor: clones the application into new pid and mount namespaces and waits until its
 /// root is set up. `program`: the seccomp profile's program, compiled by the caller (None: the
 /// application compiles it). `autostart`: it goes on to exec without waiting for `start`.
+/// `agent`: linux.seccomp.listenerPath, connected while the host was in sight.
 pub fn create(
     spec: &Spec,
     fds: AppFds,
     program: Option<seccomp::bpf::Program>,
     autostart: bool,
+    agent: Option<seccomp::agent::Listener>,
 ) -> Result<App, ProcessError> {
     let (sup, app) = socketpair(
         AddressFamily::Unix,
@@ -127,10 +147,13 @@ pub fn create(
     })?;
     let flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS;
     let given = Given { app, fds, program };
-    let started = if autostart {
+    // A vforked application suspends the supervisor until it execs: none that needs the
+    // supervisor meanwhile (to relay its seccomp notify fd to the agent), nor one that enters
+    // a time namespace (which takes memory of its own).
+    let started = if autostart && agent.is_none() && !tuning::wants_time_namespace(spec) {
         start_vforked(spec, &sup, given, flags)
     } else {
-        start_forked(spec, &sup, given, flags)
+        start_forked(spec, &sup, given, flags, autostart)
     };
     let (pid, pidfd) = started.map_err(|errno| {
         ProcessError::Step(crate::sys::Failed {
@@ -144,12 +167,13 @@ pub fn create(
             pidfd,
             sock: sup,
             autostart,
+            agent,
         }),
         AppMsg::Failed(e) => {
             let _ = sys::pidfd_wait(pidfd.as_fd());
             Err(e)
         }
-        AppMsg::Exec { .. } => Err(ProcessError::Step(crate::sys::Failed {
+        AppMsg::Exec { .. } | AppMsg::Listener => Err(ProcessError::Step(crate::sys::Failed {
             step: "creating the application: it execed before it was ready".into(),
             errno: Errno(libc::EPROTO),
         })),
@@ -164,17 +188,19 @@ struct Given {
     program: Option<seccomp::bpf::Program>,
 }
 
-/// An application that waits for the start signal (`create`, a run with hooks before start):
-/// a forked copy of the supervisor, which goes on meanwhile.
+/// An application that waits for the start signal (`create`, a run with hooks before start),
+/// or needs its supervisor before it execs: a forked copy of the supervisor, which goes on
+/// meanwhile.
 fn start_forked(
     spec: &Spec,
     sup: &OwnedFd,
     given: Given,
     flags: CloneFlags,
+    autostart: bool,
 ) -> Result<(Pid, OwnedFd), Errno> {
     match sys::clone_process(flags)? {
         Cloned::Child => {
-            let code = app_child(spec, sup.as_raw_fd(), given, false);
+            let code = app_child(spec, sup.as_raw_fd(), given, autostart);
             // SAFETY: _exit in a forked child: no destructors or atexit handlers of the parent's run.
             unsafe { libc::_exit(code) }
         }
@@ -245,6 +271,8 @@ fn app_child(spec: &Spec, sup: RawFd, given: Given, autostart: bool) -> i32 {
     let err = match creds::set_oom_score_adj(oom)
         .and_then(|()| creds::set_sysctls(sysctl))
         .map_err(ProcessError::from)
+        // Its /proc/self/timens_offsets too must be written while the process is dumpable.
+        .and_then(|()| Ok(tuning::enter_time_namespace(spec)?))
         .and_then(|()| {
             // Until it execs, this process is nsboot: keep others from its /proc/PID/exe. (A
             // vforked one shares the supervisor's mm, which `seal` makes undumpable anyway.)
@@ -282,14 +310,26 @@ impl App {
         if !self.autostart {
             wire::send(&self.sock, &())?;
         }
-        match wire::recv::<AppMsg>(&self.sock, "the application to exec")? {
-            None => Ok(()),
-            Some(AppMsg::Failed(e)) => Err(e),
-            Some(AppMsg::Exec { program }) => trampoline::outcome(self.sock.as_fd(), program),
-            Some(AppMsg::Ready) => Err(ProcessError::Step(crate::sys::Failed {
-                step: "starting the application: unexpected Ready".into(),
-                errno: Errno(libc::EPROTO),
-            })),
+        loop {
+            return match wire::recv::<AppMsg>(&self.sock, "the application to exec")? {
+                None => Ok(()),
+                Some(AppMsg::Failed(e)) => Err(e),
+                Some(AppMsg::Exec { program }) => trampoline::outcome(self.sock.as_fd(), program),
+                Some(AppMsg::Listener) => {
+                    let pid = self.pid.as_raw();
+                    // Its failure reaches the application, which reports it.
+                    let _ = seccomp::agent::Listener::relay(
+                        self.agent.as_ref(),
+                        self.sock.as_fd(),
+                        pid,
+                    );
+                    continue;
+                }
+                Some(AppMsg::Ready) => Err(ProcessError::Step(crate::sys::Failed {
+                    step: "starting the application: unexpected Ready".into(),
+                    errno: Errno(libc::EPROTO),
+                })),
+            };
         }
     }
 }
@@ -332,6 +372,12 @@ fn app_main(
         }
         None => None,
     };
+    // Before `create` returns, so that a value the kernel refuses fails it, as with runc
+    // (whose init meets these before it waits for `start`).
+    tuning::apply(spec, process)?;
+    caps::CapSets::from_spec(process.capabilities().as_ref())
+        .and_then(|sets| sets.validate())
+        .map_err(creds::CredsError::from)?;
     wire::send(sock, &AppMsg::Ready)?;
     if !autostart && wire::recv::<()>(sock, "the start signal")?.is_none() {
         // The supervisor went away before starting us: nothing to report to.

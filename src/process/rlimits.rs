@@ -17,13 +17,28 @@ pub enum RlimitError {
     )]
     SoftAboveHard { name: String, soft: u64, hard: u64 },
     #[error(
-        "process.rlimits {name}: hard limit {} is above the current {}; raising a hard limit needs CAP_SYS_RESOURCE on the host, which a rootless sandbox lacks: lower it in config.json or raise the caller's hard limit (ulimit -H)",
+        "process.rlimits {name}: hard limit {} is above the current {}; raising a hard limit needs CAP_SYS_RESOURCE on the host, which a sandbox in a user namespace of its own lacks: lower it in config.json or raise the caller's hard limit (ulimit -H)",
         show(*.hard), show(*.current)
     )]
     RaiseHard {
         name: String,
         hard: u64,
         current: u64,
+    },
+    #[error(
+        "process.rlimits {name}: hard limit {} is above nsboot's own {}; {}: lower it in config.json or raise nsboot's hard limit (ulimit -H)",
+        show(*.hard), show(*.current),
+        if *.rootless {
+            "raising a hard limit needs CAP_SYS_RESOURCE on the host, which a rootless sandbox lacks"
+        } else {
+            "the sandbox runs in a user namespace of its own, even as root, where no hard limit can be raised"
+        }
+    )]
+    AboveCallers {
+        name: String,
+        hard: u64,
+        current: u64,
+        rootless: bool,
     },
     #[error(
         "process.rlimits RLIMIT_NOFILE: {} is above the kernel's fs.nr_open ({nr_open}): lower it in config.json or raise sysctl fs.nr_open",
@@ -94,6 +109,27 @@ pub fn validate(limit: &PosixRlimit) -> Result<(), RlimitError> {
 pub fn apply(limits: &[PosixRlimit]) -> Result<(), RlimitError> {
     limits.iter().try_for_each(validate)?;
     limits.iter().try_for_each(set)
+}
+
+/// Caller, before the sandbox exists: the application inherits the caller's limits and, in a
+/// user namespace of its own, can never raise a hard one above them. Refused here, so that
+/// `create` fails (as runc's does) rather than `start`.
+pub fn check_inherited(limits: &[PosixRlimit], rootless: bool) -> Result<(), RlimitError> {
+    limits.iter().try_for_each(validate)?;
+    for limit in limits {
+        let Ok((_, current)) = getrlimit(resource(limit.typ())) else {
+            continue;
+        };
+        if limit.hard() > current {
+            return Err(RlimitError::AboveCallers {
+                name: name(limit.typ()),
+                hard: limit.hard(),
+                current,
+                rootless,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn set(limit: &PosixRlimit) -> Result<(), RlimitError> {

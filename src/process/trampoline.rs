@@ -17,7 +17,8 @@
 //! inside), it says so on stderr and exits 126.
 //!
 //! The process tells its parent first with an [`Handover`] frame; the parent then reads the
-//! outcome with [`outcome`].
+//! outcome with [`outcome`]. Should the helper itself not run (a seccomp profile that denies
+//! execveat), the process writes that errno negated.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -123,7 +124,8 @@ impl Trampoline {
             report.as_raw_fd(),
             nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
         );
-        let _ = nix::unistd::write(report, &(err as i32).to_le_bytes());
+        // Negative: the helper itself did not run (the program's own failures are positive).
+        let _ = nix::unistd::write(report, &(-(err as i32)).to_le_bytes());
         err.into()
     }
 }
@@ -143,10 +145,13 @@ pub fn outcome(sock: BorrowedFd<'_>, program: String) -> Result<(), ProcessError
             Err(e) => return Err(step("reading the exec outcome", e.into())),
         }
     }
-    Err(super::exec::exec_error(
-        program,
-        Errno(i32::from_le_bytes(buf)),
-    ))
+    match i32::from_le_bytes(buf) {
+        errno if errno < 0 => Err(ProcessError::Helper {
+            program,
+            errno: Errno(-errno),
+        }),
+        errno => Err(super::exec::exec_error(program, Errno(errno))),
+    }
 }
 
 #[cfg(test)]

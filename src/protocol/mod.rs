@@ -29,7 +29,11 @@ pub enum SpecFrom {
     /// bundle.
     Fd { fd: OwnedFd, bundle: PathBuf },
     /// A supervisor cloned in-process: the caller's copy, already resolved.
-    Cloned { spec: Box<Spec>, rootfs: PathBuf },
+    Cloned {
+        spec: Box<Spec>,
+        rootfs: PathBuf,
+        bundle: PathBuf,
+    },
 }
 
 /// What the caller hands the supervisor: the same whether it was exec'd as `nsboot boot` (from
@@ -60,6 +64,14 @@ pub struct Cloned {
     /// The spec's new network namespace is the supervisor's to make (the caller did not clone
     /// into it): a helper makes it while the root is built.
     pub make_netns: bool,
+    /// The linux.devices nodes the host lacks, made by a caller that is real root: a
+    /// detached tmpfs (`rootfs::mknod`).
+    pub made_nodes: Option<OwnedFd>,
+    /// Mounts that show namespaces joined by path, made by the process that joined them.
+    pub shown: crate::rootfs::shown::Shown,
+    /// The container's cgroup directories, removed by the supervisor when its caller dies
+    /// before it could remove them itself (a killed `run`, or `create` before its state).
+    pub cgroup_leaves: Vec<crate::cgroup::Leaf>,
 }
 
 /// For a foreground run: the caller's pidfd and its state directory. If the caller is killed,

@@ -28,7 +28,7 @@ const DEFAULT_NODES: [(&str, nodes::Node); 6] = [
 ];
 
 /// `/a/./b/` and `/a/b` name the same mount point.
-fn clean(p: &Path) -> PathBuf {
+pub(super) fn clean(p: &Path) -> PathBuf {
     let mut out = PathBuf::from("/");
     for c in p.components() {
         match c {
@@ -73,33 +73,47 @@ fn symlinks(
     links
 }
 
-/// Supervisor side, after mount_all: /dev as a tmpfs unless the spec mounts one, the
-/// standard nodes and linux.devices bound from the host, and the standard symlinks.
-pub fn setup(spec: &Spec, host: &Path, newroot: &Path) -> Result<(), MountError> {
+/// Supervisor side, before the spec's mounts (so that /dev comes first in the mount table
+/// and its entries beneath /dev land on it): /dev as a tmpfs unless the spec mounts one.
+pub fn mount_default(spec: &Spec, newroot: &Path) -> Result<(), MountError> {
+    let dev = Path::new("/dev");
+    if spec_mounts(spec).iter().any(|(d, _)| d == dev) {
+        return Ok(());
+    }
+    let root = open_root(newroot)?;
+    let ctx = Ctx {
+        at: "/dev setup".into(),
+        dest: dev,
+        root: root.as_fd(),
+    };
+    let target = ctx.target(Create::Dir)?;
+    // nodev: the nodes are binds of the host's, which keep their own mount's flags; a
+    // node made here (by real root with CAP_MKNOD) must not open.
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME;
+    resolve::mount_fs(
+        target.fd.as_fd(),
+        "tmpfs",
+        "tmpfs",
+        flags,
+        "mode=755,size=65536k",
+    )
+    .map_err(|e| ctx.mount_err("a tmpfs", e))
+}
+
+/// Supervisor side, after mount_all (and [`mount_default`]): the standard nodes and
+/// linux.devices bound from the host (or from `made`, the nodes real root made that the host
+/// lacks: `mknod`), and the standard symlinks.
+pub fn setup(
+    spec: &Spec,
+    host: &Path,
+    newroot: &Path,
+    made: Option<BorrowedFd>,
+) -> Result<(), MountError> {
     let host_fd = open_root(host)?;
     let root = open_root(newroot)?;
     let mounted = spec_mounts(spec);
     let is_mounted = |p: &Path| mounted.iter().any(|(d, _)| d == p);
     let dev = Path::new("/dev");
-    if !is_mounted(dev) {
-        let ctx = Ctx {
-            at: "/dev setup".into(),
-            dest: dev,
-            root: root.as_fd(),
-        };
-        let target = ctx.target(Create::Dir)?;
-        // nodev: the nodes are binds of the host's, which keep their own mount's flags; a
-        // node made here (by real root with CAP_MKNOD) must not open.
-        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME;
-        resolve::mount_fs(
-            target.fd.as_fd(),
-            "tmpfs",
-            "tmpfs",
-            flags,
-            "mode=755,size=65536k",
-        )
-        .map_err(|e| ctx.mount_err("a tmpfs", e))?;
-    }
 
     let linux = spec.linux().as_ref();
     let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
@@ -145,16 +159,7 @@ pub fn setup(spec: &Spec, host: &Path, newroot: &Path) -> Result<(), MountError>
             dest: path,
             root: root.as_fd(),
         };
-        let (source, st) = match nodes::host_node(&ctx, host_fd.as_fd(), path, &nodes::Node::of(d))
-        {
-            Err(MountError::SourceMissing { .. }) => {
-                return Err(MountError::DeviceMissing {
-                    at,
-                    path: path.clone(),
-                })
-            }
-            other => other?,
-        };
+        let (source, st) = spec_node(&ctx, host_fd.as_fd(), made, i, d)?;
         nodes::entry_allowed(&ctx, d, &st, &rules)?;
         let parent = path.parent().unwrap_or(Path::new("/"));
         let dir =
@@ -171,6 +176,35 @@ pub fn setup(spec: &Spec, host: &Path, newroot: &Path) -> Result<(), MountError>
         link(&ctx, dev_fd.as_fd(), name, target)?;
     }
     Ok(())
+}
+
+/// linux.devices[i]'s node: the host's at its path, checked to be the device it names, or the
+/// one real root made for it (`mknod`: the host lacks it, or has it with another mode or owner).
+fn spec_node(
+    ctx: &Ctx,
+    host: BorrowedFd,
+    made: Option<BorrowedFd>,
+    i: usize,
+    d: &oci_spec::runtime::LinuxDevice,
+) -> Result<(std::os::fd::OwnedFd, nix::sys::stat::FileStat), MountError> {
+    let want = nodes::Node::of(d);
+    let missing = || MountError::DeviceMissing {
+        at: ctx.at.clone(),
+        path: ctx.dest.to_path_buf(),
+    };
+    let from_host = match nodes::host_node(ctx, host, ctx.dest, &want) {
+        Err(MountError::SourceMissing { .. }) => None,
+        other => Some(other?),
+    };
+    let name = PathBuf::from(super::mknod::name(i));
+    let made = match made {
+        Some(made) => match nodes::host_node(ctx, made, &name, &want) {
+            Err(MountError::SourceMissing { .. }) => None,
+            other => Some(other?),
+        },
+        None => None,
+    };
+    made.or(from_host).ok_or_else(missing)
 }
 
 /// One symlink in /dev; whatever already has the name (from the rootfs or the spec) wins.

@@ -50,9 +50,14 @@ const LXCFS: [&str; 14] = [
     "/proc/sys/crypto/fips_enabled",
 ];
 
+/// Types mounted only on a real directory, never through a symlink.
+pub fn no_symlink(typ: &str) -> bool {
+    matches!(typ, "proc" | "sysfs")
+}
+
 /// A spec entry of type `typ` whose destination `dest` resolved to `resolved` in the root.
 pub fn destination(at: &str, dest: &Path, resolved: &Path, typ: &str) -> Result<(), GuardError> {
-    if matches!(typ, "proc" | "sysfs") {
+    if no_symlink(typ) {
         if resolved != resolve::lexical(dest) {
             return Err(GuardError::Symlinked {
                 at: at.into(),

@@ -10,11 +10,13 @@ pub mod net;
 
 pub mod dev;
 pub mod guard;
+pub mod mknod;
 pub mod mounts;
 pub mod nodes;
 pub mod overlay;
 pub mod paths;
 pub mod resolve;
+pub mod shown;
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -45,52 +47,57 @@ pub enum RootfsError {
     Net(#[from] crate::rootfs::net::NetError),
 }
 
-/// The mount propagation for "/" from linux.rootfsPropagation (default rslave, as runc).
-fn root_propagation(spec: &Spec) -> MsFlags {
+/// linux.rootfsPropagation as mount flags, None when absent. runc applies it to the container's
+/// "/" once pivoted into it (before, a shared root would make pivot_root fail, and sharing the
+/// host's "/" would let mounts propagate back to it).
+fn root_propagation(spec: &Spec) -> Option<MsFlags> {
     let p = spec
         .linux()
         .as_ref()
         .and_then(|l| l.rootfs_propagation().clone());
-    match p.as_deref() {
-        Some("private") => MsFlags::MS_PRIVATE,
-        Some("rprivate") => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-        Some("shared") => MsFlags::MS_SHARED,
-        Some("rshared") => MsFlags::MS_SHARED | MsFlags::MS_REC,
-        Some("slave") => MsFlags::MS_SLAVE,
-        Some("unbindable") => MsFlags::MS_UNBINDABLE,
-        Some("runbindable") => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
-        _ => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-    }
+    let (rec, name) = match p.as_deref()? {
+        "" => return None,
+        p => match p.strip_prefix('r') {
+            Some(rest) if !rest.is_empty() => (MsFlags::MS_REC, rest),
+            _ => (MsFlags::empty(), p),
+        },
+    };
+    let kind = match name {
+        "private" => MsFlags::MS_PRIVATE,
+        "shared" => MsFlags::MS_SHARED,
+        "slave" => MsFlags::MS_SLAVE,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        _ => return None,
+    };
+    Some(kind | rec)
 }
 
 /// Supervisor: from the host's mount namespace copy to an empty root holding /proc and the
 /// assembled container root at /newroot.
 /// `net`: the sandbox's network namespace, joined before the first sysfs (which shows the
 /// network namespace of whoever mounts it) and at the latest when the root is done.
+/// `made`: the linux.devices nodes the host lacks, made by a caller that is real root
+/// ([`mknod`]).
+/// `shown`: the mounts made for namespaces joined by path, attached at their entries.
 pub fn setup_supervisor_root(
     spec: &Spec,
     rootfs: &Path,
     net: &mut crate::rootfs::net::Pending,
+    made: Option<std::os::fd::OwnedFd>,
+    shown: &mut shown::Shown,
 ) -> Result<(), RootfsError> {
     let none = None::<&str>;
-    // Nothing we mount may propagate back to the host.
+    // Nothing we mount may propagate back to the host: slave (events from the host still
+    // reach the container), private when the spec asks for it.
+    let private = MsFlags::MS_PRIVATE;
+    let flags = match root_propagation(spec) {
+        Some(p) if p.contains(private) => private,
+        _ => MsFlags::MS_SLAVE,
+    };
     step(
         "making / a slave mount",
-        mount(
-            none,
-            "/",
-            none,
-            root_propagation(spec) | MsFlags::MS_REC,
-            none,
-        ),
+        mount(none, "/", none, flags | MsFlags::MS_REC, none),
     )?;
-    if root_propagation(spec).contains(MsFlags::MS_SHARED) {
-        // pivot_root refuses shared mounts; the spec's sharing applies to the container root.
-        step(
-            "making / private",
-            mount(none, "/", none, MsFlags::MS_PRIVATE | MsFlags::MS_REC, none),
-        )?;
-    }
     // Open the rootfs before a tmpfs may hide it (it may live under /tmp).
     let rootfs_fd = std::fs::OpenOptions::new()
         .read(true)
@@ -118,22 +125,33 @@ pub fn setup_supervisor_root(
         sys::pivot_root(base, &base.join("oldroot")).map_err(|e| e.nix()),
     )?;
     step("chdir /", chdir("/"))?;
+    let made = match made {
+        Some(tree) => Some(step(
+            "attaching the linux.devices nodes made by root",
+            mknod::attach(tree).map_err(|e| e.nix()),
+        )?),
+        None => None,
+    };
     mount_supervisor_proc()?;
     bind_rootfs(&rootfs_fd, rootfs, root_readonly(spec))?;
     drop(rootfs_fd);
-    if root_propagation(spec).contains(MsFlags::MS_SHARED) {
-        step(
-            "sharing the container root",
-            mount(none, NEWROOT, none, root_propagation(spec), none),
-        )?;
-    }
     // Before the spec's mounts, so that cwd, volumes, /proc, /tmp... land on top of it.
     overlay::apply(spec, Path::new(NEWROOT))?;
     let host = Path::new(OLDROOT);
-    let later = mounts::mount_all(spec, host, Path::new(NEWROOT), net)?;
-    dev::setup(spec, host, Path::new(NEWROOT))?;
+    dev::mount_default(spec, Path::new(NEWROOT))?;
+    let later = mounts::mount_all(spec, host, Path::new(NEWROOT), net, shown)?;
+    dev::setup(
+        spec,
+        host,
+        Path::new(NEWROOT),
+        made.as_ref().map(std::os::fd::AsFd::as_fd),
+    )?;
+    if made.is_some() {
+        drop(made);
+        mknod::detach();
+    }
     net.finish()?;
-    mounts::mount_entries(spec, host, Path::new(NEWROOT), &later, net)?;
+    mounts::mount_entries(spec, host, Path::new(NEWROOT), &later, net, shown)?;
     step(
         "detaching the old root",
         umount2(OLDROOT, MntFlags::MNT_DETACH),
@@ -255,6 +273,12 @@ pub fn setup_app_root(spec: &Spec) -> Result<(), RootfsError> {
         umount2(".", MntFlags::MNT_DETACH),
     )?;
     step("chdir /", chdir("/"))?;
+    if let Some(p) = root_propagation(spec) {
+        step(
+            "applying linux.rootfsPropagation to /",
+            mount(None::<&str>, "/", None::<&str>, p, None::<&str>),
+        )?;
+    }
     if root_readonly(spec) {
         remount_readonly(Path::new("/"))?;
     }

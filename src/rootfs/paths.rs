@@ -219,9 +219,10 @@ mod tests {
                 Path::new("/"),
                 &root,
                 &mut crate::rootfs::net::Pending::none(),
+                &mut Default::default(),
             )
             .map_err(|e| e.to_string())?;
-            dev::setup(&spec, Path::new("/"), &root).map_err(|e| e.to_string())?;
+            dev::setup(&spec, Path::new("/"), &root, None).map_err(|e| e.to_string())?;
             // As pid 1 of the new pid namespace, like the application.
             let code = in_child(&t.path().join("report2"), || {
                 mounts::mount_procs(&spec, &root).map_err(|e| e.to_string())?;

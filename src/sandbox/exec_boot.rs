@@ -36,6 +36,7 @@ pub(super) fn exec_boot(
     ctl: OwnedFd,
     start: OwnedFd,
     userns: OwnedFd,
+    shown: &crate::rootfs::shown::Shown,
 ) -> ! {
     let keep = |fd: &OwnedFd| {
         let _ = nix::fcntl::fcntl(
@@ -62,6 +63,9 @@ pub(super) fn exec_boot(
             nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
         );
         args.extend(["--pass-fd".into(), format!("{fd}:{fd}")]);
+    }
+    for (i, fd) in shown.fds() {
+        args.extend(["--mount-fd".into(), format!("{i}:{}", keep(fd))]);
     }
     for fd in &plan.cgroup {
         args.extend(["--cgroup-fd".into(), keep(fd)]);

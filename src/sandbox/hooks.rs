@@ -1,9 +1,15 @@
 //! OCI hooks: each runs with the container's state JSON on stdin, its own args and env (and
 //! nothing inherited), killed after its timeout.
 //!
-//! Failure semantics are the runtime spec's: a failing prestart, createRuntime,
-//! createContainer or startContainer hook is an error (the caller stops and deletes the
-//! container); a failing poststart or poststop hook is a warning and the lifecycle goes on.
+//! Failure semantics are runc's: a failing prestart, createRuntime, createContainer,
+//! startContainer or poststart hook is an error (the caller stops and deletes the container),
+//! at the first failure; every poststop hook runs, and the first failure is reported once the
+//! container is gone.
+//!
+//! createContainer and startContainer hooks run in the container's namespaces (its
+//! application's: user, ipc, uts, net, cgroup; startContainer in its mount namespace too, so
+//! that its path resolves in the container, as the runtime spec says; createContainer's path
+//! resolves in the runtime's).
 
 use std::io::{Read, Seek, Write};
 use std::os::fd::AsFd;
@@ -12,6 +18,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use nix::sched::CloneFlags;
 use oci_spec::runtime::{Hook, Hooks};
 use serde::{Deserialize, Serialize};
 
@@ -40,9 +47,23 @@ impl HookKind {
         }
     }
 
-    /// Whether a failure stops the lifecycle (otherwise it is only logged).
+    /// Whether a failure stops the list at once (poststop runs every hook, then reports).
     pub fn is_fatal(self) -> bool {
-        !matches!(self, HookKind::Poststart | HookKind::Poststop)
+        !matches!(self, HookKind::Poststop)
+    }
+
+    /// The namespaces of the container a hook of this kind joins (none: the runtime's).
+    fn joins(self) -> CloneFlags {
+        let outside_mount = CloneFlags::CLONE_NEWUSER
+            | CloneFlags::CLONE_NEWIPC
+            | CloneFlags::CLONE_NEWUTS
+            | CloneFlags::CLONE_NEWNET
+            | CloneFlags::CLONE_NEWCGROUP;
+        match self {
+            HookKind::CreateContainer => outside_mount,
+            HookKind::StartContainer => outside_mount | CloneFlags::CLONE_NEWNS,
+            _ => CloneFlags::empty(),
+        }
     }
 
     fn list(self, hooks: &Hooks) -> Option<&Vec<Hook>> {
@@ -83,6 +104,8 @@ pub enum HookError {
         path: PathBuf,
         secs: i64,
     },
+    #[error("{kind} hooks run in the namespaces of container {id}, which an unprivileged user cannot join before its application starts: run nsboot as root, or use a createRuntime or prestart hook")]
+    Unjoinable { kind: String, id: String },
     #[error("{kind} hook {path}[{index}]: {step}: {errno}")]
     Io {
         kind: String,
@@ -94,24 +117,100 @@ pub enum HookError {
 }
 
 /// Runs the hooks of `kind` in order. A fatal kind stops at the first failure and returns it;
-/// poststart and poststop failures are logged as warnings and the next hook runs.
+/// poststop runs them all and returns the first failure.
 pub fn run(kind: HookKind, hooks: Option<&Hooks>, state: &State) -> Result<(), HookError> {
-    let Some(list) = hooks.and_then(|h| kind.list(h)) else {
+    let Some(list) = hooks.and_then(|h| kind.list(h)).filter(|l| !l.is_empty()) else {
         return Ok(());
     };
     let input = serde_json::to_vec(state).unwrap_or_default();
+    let target = Target::of(kind, state)?;
+    let mut first = None;
     for (index, hook) in list.iter().enumerate() {
         tracing::debug!("running {} hook {}", kind.name(), hook.path().display());
-        match run_one(kind, index, hook, &input) {
+        match run_one(kind, index, hook, &input, target.as_ref()) {
             Ok(()) => {}
             Err(e) if kind.is_fatal() => return Err(e),
-            Err(e) => tracing::warn!("{e}"),
+            Err(e) => {
+                tracing::warn!("{e}");
+                first.get_or_insert(e);
+            }
         }
     }
-    Ok(())
+    first.map_or(Ok(()), Err)
 }
 
-fn run_one(kind: HookKind, index: usize, hook: &Hook, input: &[u8]) -> Result<(), HookError> {
+/// The container's namespaces a hook joins: its application's, by pidfd, those that differ
+/// from ours (joining one's own fails).
+struct Target {
+    pidfd: std::os::fd::OwnedFd,
+    flags: CloneFlags,
+}
+
+impl Target {
+    fn of(kind: HookKind, state: &State) -> Result<Option<Target>, HookError> {
+        let wanted = kind.joins();
+        if wanted.is_empty() {
+            return Ok(None);
+        }
+        let fail = |step: &str, errno: Errno| HookError::Io {
+            kind: kind.name().into(),
+            index: 0,
+            path: PathBuf::from(format!("(container {})", state.id)),
+            step: step.into(),
+            errno,
+        };
+        let pidfd = crate::state::lifecycle::pidfd_open(state.pid)
+            .map_err(|e| fail("opening the container's application", e))?;
+        // Checked once the pidfd holds it: still the supervisor's child, not a reused pid.
+        let sup = state.supervisor_pid();
+        if !crate::state::lifecycle::children(sup).contains(&state.pid) {
+            return Err(fail(
+                "finding the container's application",
+                Errno(libc::ESRCH),
+            ));
+        }
+        let names = [
+            ("user", CloneFlags::CLONE_NEWUSER),
+            ("mnt", CloneFlags::CLONE_NEWNS),
+            ("ipc", CloneFlags::CLONE_NEWIPC),
+            ("uts", CloneFlags::CLONE_NEWUTS),
+            ("net", CloneFlags::CLONE_NEWNET),
+            ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+        ];
+        let app = state.pid.to_string();
+        let mut flags = CloneFlags::empty();
+        for (name, flag) in names.into_iter().filter(|(_, f)| wanted.contains(*f)) {
+            use crate::state::lifecycle::ns_id;
+            match (ns_id(&app, name), ns_id("self", name)) {
+                (Some(theirs), Some(ours)) if theirs == ours => {}
+                (Some(_), Some(_)) => flags |= flag,
+                // Before it execs, the application may be joined by root only (it is not
+                // dumpable, and its memory belongs to the caller's user namespace).
+                _ if crate::idmap::is_rootless() => {
+                    return Err(HookError::Unjoinable {
+                        kind: kind.name().into(),
+                        id: state.id.clone(),
+                    })
+                }
+                _ => {
+                    return Err(fail(
+                        &format!("reading its {name} namespace"),
+                        Errno(libc::ESRCH),
+                    ))
+                }
+            }
+        }
+        Ok(Some(Target { pidfd, flags }))
+    }
+}
+
+fn run_one(
+    kind: HookKind,
+    index: usize,
+    hook: &Hook,
+    input: &[u8],
+    target: Option<&Target>,
+) -> Result<(), HookError> {
     let path = hook.path().clone();
     let io = |step: &str, e: Errno| HookError::Io {
         kind: kind.name().into(),
@@ -143,6 +242,19 @@ fn run_one(kind: HookKind, index: usize, hook: &Hook, input: &[u8]) -> Result<()
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(out2));
+    if let Some(t) = target.filter(|t| !t.flags.is_empty()) {
+        use std::os::fd::AsRawFd;
+        let (fd, flags) = (t.pidfd.as_raw_fd(), t.flags.bits());
+        // SAFETY: only setns (async-signal-safe) runs in the forked child before exec; it
+        // joins every namespace in one call (the user namespace first), and a mount
+        // namespace puts the child at the container's root.
+        unsafe {
+            cmd.pre_exec(move || match libc::setns(fd, flags) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            });
+        }
+    }
     let mut child = cmd.spawn().map_err(|e| HookError::Spawn {
         kind: kind.name().into(),
         index,
@@ -235,7 +347,8 @@ mod tests {
             oci_version: "1.0.2".into(),
             id: "hooked".into(),
             status: "created".into(),
-            pid: 42,
+            // Our own: its namespaces are ours, so container hooks join none.
+            pid: std::process::id() as i32,
             bundle: "/b".into(),
             rootfs: "/b/rootfs".into(),
             created: String::new(),
@@ -243,6 +356,8 @@ mod tests {
             annotations: None,
             foreground: false,
             cgroup: None,
+            // Whose child we are, as the application is its supervisor's.
+            supervisor: nix::unistd::getppid().as_raw(),
         }
     }
 
@@ -275,7 +390,7 @@ mod tests {
         let st: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
         assert_eq!(
             (st["id"].as_str(), st["pid"].as_i64()),
-            (Some("hooked"), Some(42))
+            (Some("hooked"), Some(std::process::id() as i64))
         );
         assert_eq!(lines[2], "second");
     }
@@ -296,9 +411,25 @@ mod tests {
     }
 
     #[test]
-    fn poststop_failures_are_only_warnings() {
-        let h = hooks("poststop", serde_json::json!([sh("exit 1")]));
-        assert!(run(HookKind::Poststop, Some(&h), &state()).is_ok());
+    fn every_poststop_hook_runs_and_the_first_failure_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let h = hooks(
+            "poststop",
+            serde_json::json!([sh("exit 1"), sh(&format!("echo ran > {}", out.display()))]),
+        );
+        let e = run(HookKind::Poststop, Some(&h), &state()).unwrap_err();
+        assert!(
+            e.to_string().contains("poststop hook /bin/sh[0] failed"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "ran\n");
+    }
+
+    #[test]
+    fn a_failing_poststart_hook_is_an_error() {
+        let h = hooks("poststart", serde_json::json!([sh("exit 2"), sh("exit 0")]));
+        assert!(run(HookKind::Poststart, Some(&h), &state()).is_err());
     }
 
     #[test]

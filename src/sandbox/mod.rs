@@ -4,6 +4,7 @@
 
 pub mod hooks;
 pub mod launch;
+pub mod nspath;
 pub mod pty;
 pub mod setns;
 
@@ -50,6 +51,8 @@ pub enum SandboxError {
     Wire(#[from] WireError),
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
+    #[error(transparent)]
+    NsPath(#[from] nspath::NsPathError),
     #[error("the sandbox supervisor died during start-up ({how}) without reporting an error")]
     Died { how: String },
     /// A step refused by a security layer whose cause is known (`hint::step_refused`).
@@ -120,6 +123,8 @@ pub struct Plan<'a> {
     /// The container's cgroup.procs files (empty: nsboot manages no cgroup for it): the
     /// application joins through them, and makes the cgroup namespace itself.
     pub cgroup: Vec<OwnedFd>,
+    /// The same cgroup's directories, for the supervisor to remove if this caller dies.
+    pub cgroup_leaves: Vec<crate::cgroup::Leaf>,
 }
 
 /// A booted supervisor, waiting for its start signal.
@@ -135,26 +140,28 @@ pub struct Sandbox {
     started: std::cell::Cell<bool>,
 }
 
-/// The namespaces of the supervisor: always user, mount, pid, ipc, uts; net and cgroup per spec
-/// (a new net only with `net`: otherwise the supervisor makes it, see [`crate::rootfs::net::Pending`]).
+/// The namespaces of the supervisor: a new mount namespace always; user, pid, ipc, uts, net and
+/// cgroup as the spec lists them without a path (a new net only with `net`: otherwise the
+/// supervisor makes it, see [`crate::rootfs::net::Pending`]). Listed with a path: joined
+/// ([`nspath`]); not listed: the caller's. With a cgroup of its own, the application makes
+/// the cgroup namespace once in its cgroup.
 fn clone_flags(spec: &Spec, net: bool, cgroup_managed: bool) -> CloneFlags {
-    let mut f = CloneFlags::CLONE_NEWUSER
-        | CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWIPC
-        | CloneFlags::CLONE_NEWUTS;
+    let mut f = CloneFlags::CLONE_NEWNS;
     let nss = spec
         .linux()
         .as_ref()
         .and_then(|l| l.namespaces().clone())
         .unwrap_or_default();
     for ns in nss.iter().filter(|n| n.path().is_none()) {
-        match ns.typ() {
-            LinuxNamespaceType::Network if net => f |= CloneFlags::CLONE_NEWNET,
-            // With a cgroup of its own, the application makes it once in its cgroup.
-            LinuxNamespaceType::Cgroup if !cgroup_managed => f |= CloneFlags::CLONE_NEWCGROUP,
-            _ => {}
-        }
+        f |= match ns.typ() {
+            LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
+            LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+            LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+            LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+            LinuxNamespaceType::Network if net => CloneFlags::CLONE_NEWNET,
+            LinuxNamespaceType::Cgroup if !cgroup_managed => CloneFlags::CLONE_NEWCGROUP,
+            _ => CloneFlags::empty(),
+        };
     }
     f
 }
@@ -226,25 +233,67 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
     // An exec'd `nsboot boot` keeps runsc's contract: it is cloned into every namespace.
     let make_netns = !plan.exec_boot && crate::rootfs::net::creates_netns(&plan.spec);
     let flags = clone_flags(&plan.spec, !make_netns, !plan.cgroup.is_empty());
-    let cloned = sys::clone_process(flags).map_err(|errno| SandboxError::Clone {
-        errno,
-        hint: clone_hint(errno) + &limits::hint(&errno),
-    })?;
+    // Real root makes the linux.devices nodes the host lacks; the supervisor cannot.
+    let made_nodes = match plan.exec_boot {
+        false => crate::rootfs::mknod::make(&plan.spec, &plan.mapping),
+        true => None,
+    };
+    // process.terminal in `create`: the application gets the pty, and nothing of the sandbox
+    // may keep the caller's stdio, which an engine reads until EOF (go-runc under containerd
+    // and Docker waits on create's output pipe).
+    let null_stdio = match plan.console.is_some() && !plan.attached {
+        true => Some(step(
+            "opening /dev/null for the supervisor's stdio",
+            nix::fcntl::open(
+                "/dev/null",
+                OFlag::O_RDWR | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            ),
+        )?),
+        false => None,
+    };
+    let joins = nspath::Joins::open(&plan.spec)?;
+    // Real root lends the spec's scheduler and I/O priority to the clone, then takes them back.
+    let lent = crate::process::tuning::lend(plan.spec.process().as_ref());
+    let user_joined = joins.joins_user();
+    let cloned = if joins.is_empty() {
+        let shown = nspath::inherited_mounts(&plan.spec);
+        sys::clone_process(flags)
+            .map_err(|errno| SandboxError::Clone {
+                errno,
+                hint: clone_hint(errno) + &limits::hint(&errno),
+            })
+            .map(|cloned| (cloned, shown))
+    } else {
+        joins
+            .clone_supervisor(&plan.spec, flags)
+            .map_err(SandboxError::from)
+    };
+    if matches!(cloned, Ok((Cloned::Parent { .. }, _)) | Err(_)) {
+        lent.restore();
+    }
+    let (cloned, shown) = cloned?;
     let (pid, pidfd) = match cloned {
         Cloned::Child => {
             drop((userns_w, start_r, ctl));
+            if let Some(null) = &null_stdio {
+                for fd in 0..3 {
+                    let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
+                }
+            }
             // This process's copies only: the caller keeps its own (the fd table was copied).
             for fd in &plan.caller_only {
                 let _ = nix::unistd::close(fd.as_raw_fd());
             }
             if let Some(spec_fd) = spec_fd {
-                exec_boot(&plan, spec_fd, ctl_boot, start_w, userns_r);
+                exec_boot(&plan, spec_fd, ctl_boot, start_w, userns_r, &shown);
             }
             let code = (plan.supervisor)(Handoff {
                 id: plan.id,
                 spec: SpecFrom::Cloned {
                     spec: Box::new(plan.spec),
                     rootfs: plan.rootfs,
+                    bundle: plan.bundle,
                 },
                 controller: Some(ctl_boot),
                 start_sync: start_w,
@@ -262,6 +311,9 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
                     created: plan.created,
                     seccomp,
                     make_netns,
+                    made_nodes,
+                    shown,
+                    cgroup_leaves: std::mem::take(&mut plan.cgroup_leaves),
                 },
             });
             // SAFETY: _exit ends the cloned child without running the caller's destructors.
@@ -271,6 +323,7 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
     };
     crate::sys::log::phase("spawn");
     drop((
+        made_nodes,
         userns_r,
         start_w,
         ctl_boot,
@@ -278,6 +331,18 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
         plan.created,
         std::mem::take(&mut plan.cgroup),
     ));
+    if user_joined {
+        // Its maps are its own: EOF on the sync fd releases the supervisor at once.
+        drop(userns_w);
+        return Ok(Spawning {
+            pid,
+            pidfd,
+            control: ctl,
+            start_r,
+            start_sent: false,
+            userns: None,
+        });
+    }
     let maps = match idmap::start_writing(pid, &plan.mapping) {
         Ok(p) => p,
         Err(e) => {

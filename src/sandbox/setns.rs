@@ -8,8 +8,11 @@
 //!    *children* live. The caller's mount namespace is untouched: --pid-file, --log and the
 //!    console socket stay host paths.
 //! 2. It forks; the child is in the sandbox's pid namespace and joins the rest
-//!    (`join_rest`): mount (which also puts it at the container's root), ipc, uts, and net and
-//!    cgroup when the sandbox has its own.
+//!    (`join_rest`): mount (which also puts it at the container's root), ipc, uts, and net,
+//!    cgroup and time when the sandbox has its own.
+//!
+//! Namespaces the application joined by path (`nspath`) that its user namespace does not own
+//! are joined before step 1, while the caller still has its own capabilities over them.
 
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -55,6 +58,8 @@ pub struct Target {
     rest: CloneFlags,
 }
 
+const TIME: CloneFlags = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+
 /// Names of the namespaces in `flags`, for messages.
 fn names(flags: CloneFlags) -> String {
     let all = [
@@ -65,6 +70,7 @@ fn names(flags: CloneFlags) -> String {
         (CloneFlags::CLONE_NEWUTS, "uts"),
         (CloneFlags::CLONE_NEWNET, "net"),
         (CloneFlags::CLONE_NEWCGROUP, "cgroup"),
+        (TIME, "time"),
     ];
     all.iter()
         .filter(|(f, _)| flags.contains(*f))
@@ -85,17 +91,46 @@ fn differing(app: i32) -> CloneFlags {
         ("uts", CloneFlags::CLONE_NEWUTS),
         ("net", CloneFlags::CLONE_NEWNET),
         ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+        ("time", TIME),
     ];
     let app = app.to_string();
     let mut flags = CloneFlags::empty();
     for (name, flag) in kinds {
         match (lifecycle::ns_id(&app, name), lifecycle::ns_id("self", name)) {
             (Some(theirs), Some(ours)) if theirs == ours => {}
-            (None, _) if matches!(name, "net" | "cgroup") => {}
+            (None, _) if matches!(name, "net" | "cgroup" | "time") => {}
             _ => flags |= flag,
         }
     }
     flags
+}
+
+/// Those of `flags` whose namespace of `app` is owned by another user namespace than the
+/// application's (joined by path from outside it).
+fn foreign_owned(app: i32, flags: CloneFlags) -> CloneFlags {
+    use std::os::unix::fs::MetadataExt;
+    let files = [
+        (CloneFlags::CLONE_NEWPID, "pid"),
+        (CloneFlags::CLONE_NEWNS, "mnt"),
+        (CloneFlags::CLONE_NEWIPC, "ipc"),
+        (CloneFlags::CLONE_NEWUTS, "uts"),
+        (CloneFlags::CLONE_NEWNET, "net"),
+        (CloneFlags::CLONE_NEWCGROUP, "cgroup"),
+        (TIME, "time"),
+    ];
+    let Some(user) = lifecycle::ns_id(&app.to_string(), "user") else {
+        return CloneFlags::empty();
+    };
+    let owner = |file: &str| {
+        let ns = std::fs::File::open(format!("/proc/{app}/ns/{file}")).ok()?;
+        let owner = crate::sys::nsfs::ns_owner(ns.as_fd()).ok()?;
+        let m = std::fs::File::from(owner).metadata().ok()?;
+        Some((m.dev(), m.ino()))
+    };
+    files
+        .iter()
+        .filter(|(f, file)| flags.contains(*f) && owner(file).is_some_and(|o| o != user))
+        .fold(CloneFlags::empty(), |acc, (f, _)| acc | *f)
 }
 
 fn join(t: &Target, flags: CloneFlags) -> Result<(), SetnsError> {
@@ -130,12 +165,14 @@ pub fn join_user_and_pid(id: &str, app: i32) -> Result<Target, SetnsError> {
         errno,
     })?;
     let all = differing(app);
-    let first = all & (CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID);
+    let foreign = foreign_owned(app, all - CloneFlags::CLONE_NEWUSER);
+    let first = (all - foreign) & (CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID);
     let target = Target {
         id: id.into(),
         pidfd,
-        rest: all - first,
+        rest: all - foreign - first,
     };
+    join(&target, foreign)?;
     join(&target, first)?;
     Ok(target)
 }

@@ -5,7 +5,7 @@
 
 use oci_spec::runtime::{LinuxNamespaceType, LinuxSeccompAction, Process};
 
-use super::fields::{Rule, MOUNT_OPTIONS};
+use super::fields::MOUNT_OPTIONS;
 use super::{Spec, SpecError};
 
 /// (uid_t)-1 and (gid_t)-1: "leave it unchanged" to setresuid/setresgid, so a container
@@ -52,9 +52,11 @@ pub fn check_user(process: &Process) -> Result<(), SpecError> {
     Ok(())
 }
 
-/// A namespace type listed with a path, or not listed at all, asks nsboot to join or inherit
-/// one; it can only make new ones (and always makes mount, pid, ipc and uts, and a user
-/// namespace, added by `adjust` when absent).
+/// A type listed without a path is new, with a path joined (`sandbox::nspath`), not listed
+/// inherited from the caller; but nsboot always makes the mount namespace it builds the root
+/// in, and the pid namespace whose /proc it mounts (a user namespace, added by `adjust` when
+/// absent, owns it: the caller's pid namespace is not its to show). A time namespace is
+/// joined by path only.
 pub fn check_namespaces(spec: &Spec) -> Result<(), SpecError> {
     use LinuxNamespaceType as Ns;
     let namespaces = spec
@@ -63,33 +65,24 @@ pub fn check_namespaces(spec: &Spec) -> Result<(), SpecError> {
         .and_then(|l| l.namespaces().as_deref())
         .unwrap_or_default();
     for (i, ns) in namespaces.iter().enumerate() {
-        if let Some(p) = ns.path() {
-            let fix = match super::fields::rule("linux.namespaces.path") {
-                Some(Rule::Refused(fix)) => fix,
-                _ => "remove it",
-            };
-            return Err(SpecError::invalid(
-                format!("linux.namespaces[{i}].path"),
-                format!("{:?} set, but {fix}", p.display().to_string()),
-            ));
-        }
-        if ns.typ() == Ns::Time {
-            return Err(SpecError::invalid(
-                format!("linux.namespaces[{i}]"),
-                "a time namespace: nsboot makes none yet: remove it",
-            ));
-        }
+        let (field, why) = match (ns.typ(), ns.path()) {
+            (Ns::Mount, Some(p)) => (".path", format!("{p:?}: nsboot builds the root in a new mount namespace, it joins none: remove \"path\"")),
+            (Ns::Pid, Some(p)) => (".path", format!("{p:?}: nsboot mounts /proc in a new pid namespace of its user namespace, it joins none: remove \"path\"")),
+            _ => continue,
+        };
+        return Err(SpecError::invalid(
+            format!("linux.namespaces[{i}]{field}"),
+            why,
+        ));
     }
-    for (typ, name) in [
-        (Ns::Mount, "mount"),
-        (Ns::Pid, "pid"),
-        (Ns::Ipc, "ipc"),
-        (Ns::Uts, "uts"),
+    for (typ, name, why) in [
+        (Ns::Mount, "mount", "nsboot builds the root in a new one"),
+        (Ns::Pid, "pid", "nsboot mounts /proc in a new one (the runtime's is its user namespace's, not the sandbox's)"),
     ] {
         if !namespaces.iter().any(|n| n.typ() == typ) {
             return Err(SpecError::invalid(
                 "linux.namespaces",
-                format!("no {name} namespace, which asks to share the runtime's: nsboot cannot, it always makes a new one: add {{\"type\":\"{name}\"}}"),
+                format!("no {name} namespace, which asks to share the runtime's: {why}: add {{\"type\":\"{name}\"}}"),
             ));
         }
     }
@@ -122,18 +115,22 @@ pub fn check_linux(spec: &Spec) -> Result<(), SpecError> {
         }
     }
     if let Some(seccomp) = linux.seccomp() {
-        let notify = |at: String| {
-            SpecError::invalid(
-                at,
-                "SCMP_ACT_NOTIFY needs a seccomp agent, which nsboot cannot hand the listener to yet: use another action",
-            )
-        };
         if seccomp.default_action() == LinuxSeccompAction::ScmpActNotify {
-            return Err(notify("linux.seccomp.defaultAction".into()));
+            return Err(SpecError::invalid(
+                "linux.seccomp.defaultAction",
+                "SCMP_ACT_NOTIFY cannot be the default action (it would notify the agent of the process's own start-up): use it in syscalls rules",
+            ));
         }
+        let listener = seccomp
+            .listener_path()
+            .as_ref()
+            .is_some_and(|p| !p.as_os_str().is_empty());
         for (i, s) in seccomp.syscalls().iter().flatten().enumerate() {
-            if s.action() == LinuxSeccompAction::ScmpActNotify {
-                return Err(notify(format!("linux.seccomp.syscalls[{i}].action")));
+            if s.action() == LinuxSeccompAction::ScmpActNotify && !listener {
+                return Err(SpecError::invalid(
+                    format!("linux.seccomp.syscalls[{i}].action"),
+                    "SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath, the socket of the agent that gets the notify fd: set it",
+                ));
             }
         }
     }
@@ -149,6 +146,12 @@ pub fn check_mounts(spec: &Spec) -> Result<(), SpecError> {
         let typ = m.typ().as_deref().unwrap_or("");
         let bind = typ == "bind" || options.iter().any(|o| o == "bind" || o == "rbind");
         for (j, o) in options.iter().enumerate() {
+            if o == "idmap" || o == "ridmap" {
+                return Err(SpecError::invalid(
+                    format!("mounts[{i}].options[{j}]"),
+                    format!("{o:?}: nsboot makes no id-mapped mounts yet: remove it"),
+                ));
+            }
             let dropped = o == "tmpcopyup"
                 || (bind && !MOUNT_OPTIONS.contains(&o.as_str()) && !mount8_only(o));
             if dropped {

@@ -109,7 +109,7 @@ const MOUNT: &[Field] = &[
     leaf("type", Applied("src/rootfs/mounts/mod.rs")),
     f(
         "options",
-        Checked("src/rootfs/mounts/options.rs; a bind's options must be flags nsboot applies"),
+        Checked("src/rootfs/mounts/options.rs; a bind's options must be flags nsboot applies; recursive ones (rro...) by mount_setattr; idmap refused"),
         Array(&Leaf),
     ),
     f(
@@ -155,6 +155,23 @@ const RLIMIT: &[Field] = &[
     leaf("soft", Checked("src/process/rlimits.rs; soft <= hard")),
     leaf("hard", Applied("src/process/rlimits.rs")),
 ];
+const IO_PRIORITY: &[Field] = &[
+    leaf("class", Applied("src/process/tuning.rs")),
+    leaf("priority", Applied("src/process/tuning.rs")),
+];
+const SCHEDULER: &[Field] = &[
+    leaf("policy", Applied("src/process/tuning.rs")),
+    leaf("nice", Applied("src/process/tuning.rs")),
+    leaf("priority", Applied("src/process/tuning.rs")),
+    f("flags", Applied("src/process/tuning.rs"), Array(&Leaf)),
+    leaf("runtime", Applied("src/process/tuning.rs")),
+    leaf("deadline", Applied("src/process/tuning.rs")),
+    leaf("period", Applied("src/process/tuning.rs")),
+];
+const CPU_AFFINITY: &[Field] = &[
+    leaf("initial", Applied("src/cli/exec/mod.rs")),
+    leaf("final", Applied("src/cli/exec/mod.rs")),
+];
 /// `process`, also the shape of `exec --process`.
 pub const PROCESS: &[Field] = &[
     leaf("terminal", Applied("src/sandbox/pty.rs, src/process/console.rs")),
@@ -187,7 +204,7 @@ pub const PROCESS: &[Field] = &[
     ),
     leaf(
         "noNewPrivileges",
-        Applied("src/process/creds/mod.rs (absent: on)"),
+        Applied("src/process/creds/mod.rs (absent: off, the OCI default)"),
     ),
     leaf(
         "apparmorProfile",
@@ -200,38 +217,47 @@ pub const PROCESS: &[Field] = &[
     leaf("selinuxLabel", Refused(LABELS)),
     f(
         "ioPriority",
-        Refused("nsboot does not set I/O priorities yet: remove it"),
-        Object(&[]),
+        Checked("src/process/tuning.rs; priority 0-7; IOPRIO_CLASS_RT needs a capability of the host's user namespace: real root lends it, rootless gets the kernel's refusal, in one line"),
+        Object(IO_PRIORITY),
     ),
     f(
         "scheduler",
-        Refused("nsboot does not set scheduling policies yet: remove it"),
-        Object(&[]),
+        Checked("src/process/tuning.rs; checked as runc does; SCHED_FIFO, SCHED_RR and nice < 0 need CAP_SYS_NICE of the host's user namespace: real root lends them, rootless gets the kernel's refusal, in one line (SCHED_DEADLINE always)"),
+        Object(SCHEDULER),
     ),
     f(
         "execCPUAffinity",
-        Refused("nsboot does not set CPU affinities yet: remove it"),
-        Object(&[]),
+        Checked("src/cli/exec/mod.rs, by exec (initial before it joins the container, final right before exec); the container's own process ignores it, as the spec says"),
+        Object(CPU_AFFINITY),
     ),
 ];
 const NAMESPACE: &[Field] = &[
     leaf(
         "type",
-        Checked("src/sandbox/mod.rs, src/rootfs/net.rs; new namespaces; time refused"),
+        Checked("src/sandbox/mod.rs, src/rootfs/net.rs, src/process/tuning.rs (time); listed: new, absent: inherited; mount, pid always new"),
     ),
     leaf(
         "path",
-        Refused("nsboot cannot join namespaces by path yet: remove \"path\" for a new namespace"),
+        Applied("src/sandbox/nspath.rs: type checked, joined before the clone (user first); mount and pid refused"),
     ),
 ];
 const DEVICE: &[Field] = &[
-    leaf("type", Applied("src/rootfs/dev.rs")),
-    leaf("path", Applied("src/rootfs/dev.rs")),
-    leaf("major", Applied("src/rootfs/dev.rs")),
-    leaf("minor", Applied("src/rootfs/dev.rs")),
-    leaf("fileMode", Applied("src/rootfs/dev.rs")),
-    leaf("uid", Applied("src/rootfs/dev.rs")),
-    leaf("gid", Applied("src/rootfs/dev.rs")),
+    leaf("type", Applied("src/rootfs/dev.rs, src/rootfs/mknod.rs")),
+    leaf("path", Applied("src/rootfs/dev.rs, src/rootfs/mknod.rs")),
+    leaf("major", Applied("src/rootfs/dev.rs, src/rootfs/mknod.rs")),
+    leaf("minor", Applied("src/rootfs/dev.rs, src/rootfs/mknod.rs")),
+    leaf(
+        "fileMode",
+        Applied("src/rootfs/mknod.rs: a node real root makes, 0666 when absent; a host node bound must have it (src/rootfs/nodes.rs)"),
+    ),
+    leaf(
+        "uid",
+        Applied("src/rootfs/mknod.rs: a node real root makes; a host node bound must have it (src/rootfs/nodes.rs)"),
+    ),
+    leaf(
+        "gid",
+        Applied("src/rootfs/mknod.rs: a node real root makes; a host node bound must have it (src/rootfs/nodes.rs)"),
+    ),
 ];
 const RESOURCES: &[Field] = &[
     f(
@@ -252,7 +278,7 @@ const SYSCALL: &[Field] = &[
     f("names", Applied("src/process/seccomp/mod.rs"), Array(&Leaf)),
     leaf(
         "action",
-        Checked("src/process/seccomp/mod.rs; SCMP_ACT_NOTIFY refused"),
+        Checked("src/process/seccomp/mod.rs; SCMP_ACT_NOTIFY needs listenerPath"),
     ),
     leaf("errnoRet", Applied("src/process/seccomp/mod.rs")),
     f("args", Applied("src/process/seccomp/mod.rs"), Array(&Leaf)),
@@ -260,7 +286,7 @@ const SYSCALL: &[Field] = &[
 const SECCOMP: &[Field] = &[
     leaf(
         "defaultAction",
-        Checked("src/process/seccomp/mod.rs; SCMP_ACT_NOTIFY refused"),
+        Checked("src/process/seccomp/mod.rs; SCMP_ACT_NOTIFY refused as the default"),
     ),
     leaf("defaultErrnoRet", Applied("src/process/seccomp/mod.rs")),
     f(
@@ -271,17 +297,30 @@ const SECCOMP: &[Field] = &[
     f("flags", Applied("src/process/seccomp/bpf.rs"), Array(&Leaf)),
     leaf(
         "listenerPath",
-        Refused("nsboot has no seccomp notify agent support yet: remove it and the NOTIFY rules"),
+        Applied("src/process/seccomp/agent.rs: the notify fd and runc's process state, sent by the supervisor (or exec)"),
     ),
     leaf(
         "listenerMetadata",
-        Refused("nsboot has no seccomp notify agent support yet: remove it"),
+        Applied("src/process/seccomp/agent.rs"),
     ),
     f(
         "syscalls",
         Applied("src/process/seccomp/mod.rs"),
         Array(&Object(SYSCALL)),
     ),
+];
+const PERSONALITY: &[Field] = &[
+    leaf("domain", Applied("src/process/tuning.rs")),
+    f("flags", Applied("src/process/tuning.rs"), Array(&Leaf)),
+];
+const TIME_OFFSET: &[Field] = &[
+    leaf("secs", Applied("src/process/tuning.rs")),
+    leaf("nanosecs", Applied("src/process/tuning.rs")),
+];
+const MEMORY_POLICY: &[Field] = &[
+    leaf("mode", Applied("src/process/tuning.rs")),
+    leaf("nodes", Applied("src/process/tuning.rs")),
+    f("flags", Applied("src/process/tuning.rs"), Array(&Leaf)),
 ];
 const LINUX: &[Field] = &[
     f("uidMappings", Checked("src/idmap/"), Array(&Object(ID_MAP))),
@@ -297,7 +336,7 @@ const LINUX: &[Field] = &[
     leaf("cgroupsPath", Cgroup),
     f(
         "namespaces",
-        Checked("src/sandbox/mod.rs; mount, pid, ipc and uts are required"),
+        Checked("src/sandbox/mod.rs; mount and pid are required"),
         Array(&Object(NAMESPACE)),
     ),
     f(
@@ -312,16 +351,16 @@ const LINUX: &[Field] = &[
     ),
     leaf(
         "rootfsPropagation",
-        Checked("src/rootfs/mod.rs; unknown values refused"),
+        Applied("src/rootfs/mod.rs, on the container's / after pivot_root; unknown values refused"),
     ),
     f(
         "maskedPaths",
-        Checked("src/rootfs/paths.rs; absolute, no .."),
+        Applied("src/rootfs/paths.rs; relative: from the container root, as runc"),
         Array(&Leaf),
     ),
     f(
         "readonlyPaths",
-        Checked("src/rootfs/paths.rs; absolute, no .."),
+        Applied("src/rootfs/paths.rs; relative: from the container root, as runc"),
         Array(&Leaf),
     ),
     leaf("mountLabel", Refused(LABELS)),
@@ -332,18 +371,18 @@ const LINUX: &[Field] = &[
     ),
     f(
         "personality",
-        Refused("nsboot does not set execution domains yet: remove it"),
-        Object(&[]),
+        Checked("src/process/tuning.rs; LINUX or LINUX32, personality(2)'s flags"),
+        Object(PERSONALITY),
     ),
     f(
         "timeOffsets",
-        Refused("nsboot makes no time namespaces yet: remove it"),
-        Map(&Leaf),
+        Checked("src/spec/carried.rs, src/process/tuning.rs; monotonic and boottime, with a new time namespace"),
+        Map(&Object(TIME_OFFSET)),
     ),
     f(
         "memoryPolicy",
-        Refused("nsboot does not set NUMA memory policies yet: remove it"),
-        Object(&[]),
+        Checked("src/spec/tuning.rs, src/process/tuning.rs; set_mempolicy(2)'s modes and flags"),
+        Object(MEMORY_POLICY),
     ),
     f(
         "netDevices",
@@ -391,13 +430,17 @@ pub static PROCESS_SHAPE: Shape = Object(PROCESS);
 pub const MOUNT_OPTIONS: &[&str] = &[
     "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "lazytime",
     "loud", "mand", "noatime", "nodev", "nodiratime", "noexec", "nolazytime", "nomand",
-    "norelatime", "nostrictatime", "nosuid", "private", "rbind", "relatime", "remount", "ro",
-    "rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "silent", "slave",
-    "strictatime", "suid", "sync", "unbindable",
+    "norelatime", "nostrictatime", "nosuid", "private", "ratime", "rbind", "rdev", "rdiratime",
+    "relatime", "remount", "rexec", "rnoatime", "rnodev", "rnodiratime", "rnoexec",
+    "rnorelatime", "rnostrictatime", "rnosuid", "rnosymfollow", "ro", "rprivate", "rrelatime",
+    "rro", "rrw", "rshared", "rslave", "rstrictatime", "rsuid", "rsymfollow", "runbindable",
+    "rw", "shared", "silent", "slave", "strictatime", "suid", "sync", "unbindable",
 ];
 
 /// Namespace types nsboot makes new (a type listed without a path), as `features` lists them.
-pub const NAMESPACES: &[&str] = &["cgroup", "ipc", "mount", "network", "pid", "user", "uts"];
+pub const NAMESPACES: &[&str] = &[
+    "cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts",
+];
 
 /// The rule of a dotted field path ("process.apparmorProfile"; arrays are stepped through).
 pub fn rule(path: &str) -> Option<Rule> {

@@ -23,10 +23,12 @@ test fails when they differ (`NSBOOT_WRITE_DOCS=1 cargo test --lib spec_fields_d
   unset, as in runc (`pids.limit: 0` is podman's `--pids-limit 0`); a spec with no cgroupsPath
   and no such setting gets no cgroup.
 
-Namespaces: a type listed without a path is a new namespace (time: refused, none is made); a
-`path` is refused (nothing is joined yet); network and cgroup not listed are the runtime's
-(inherited); mount, pid, ipc and uts not listed are refused (nsboot always makes them new);
-a user namespace not listed is added (nsboot always runs in one, DESIGN.md). Strings anywhere
+Namespaces: a type listed without a path is a new namespace (time: refused, none is made); with
+a `path` it is joined, exactly that one (its type checked; a dead path or the wrong type
+refused), but mount and pid, which nsboot always makes new, are refused by path; network, ipc,
+uts and cgroup not listed are the runtime's (inherited); mount and pid not listed are refused;
+a user namespace not listed is added (nsboot always runs in one, DESIGN.md); one joined by path
+brings its maps (the spec's must be absent or agree). Strings anywhere
 in config.json with a NUL byte are refused. Properties the runtime spec does not define are
 ignored, as its Extensibility section requires.
 
@@ -104,7 +106,7 @@ fn spec_fields_doc_names_files_that_exist() {
 fn rules_are_found_through_arrays() {
     assert!(matches!(
         fields::rule("linux.namespaces.path"),
-        Some(Rule::Refused(_))
+        Some(Rule::Applied(_))
     ));
     assert!(matches!(
         fields::rule("mounts.uidMappings"),

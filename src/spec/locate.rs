@@ -247,12 +247,26 @@ static SPEC: Node = fields(
 
 /// Decodes a spec from JSON bytes; `file` only names the source in errors.
 pub(super) fn decode(file: &Path, bytes: &[u8]) -> Result<Spec, SpecError> {
-    // The common case in one pass; only a failure pays for the JSON-path search below.
-    if let Ok(spec) = serde_json::from_slice::<Spec>(bytes) {
-        return Ok(spec);
+    // The common case in one pass; only a failure (or a field carried in another form)
+    // pays for the JSON-path search below.
+    let carried = super::carried::needs_normalize(bytes);
+    if !carried {
+        if let Ok(spec) = serde_json::from_slice::<Spec>(bytes) {
+            return Ok(spec);
+        }
     }
-    let value: Value =
+    let mut value: Value =
         serde_json::from_slice(bytes).map_err(|e| super::syntax::syntax_error(file, bytes, &e))?;
+    if carried {
+        super::carried::normalize(&mut value).map_err(|e| match e {
+            SpecError::Invalid { json_path, msg, .. } => SpecError::Decode {
+                path: file.to_path_buf(),
+                json_path,
+                msg,
+            },
+            other => other,
+        })?;
+    }
     Spec::deserialize(&value).map_err(|e| {
         let (json_path, msg) = locate(&SPEC, &value, String::new(), e);
         SpecError::Decode {

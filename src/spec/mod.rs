@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::sys::Errno;
 
+pub mod carried;
 mod contract;
 pub mod devices;
 mod do_spec;
@@ -22,6 +23,7 @@ mod scan;
 pub mod seccomp_profile;
 mod syntax;
 pub mod sysctl;
+pub mod tuning;
 mod validate;
 
 pub use do_spec::{do_spec, DoOptions, Network, OVERLAY_ANNOTATION};
@@ -182,9 +184,17 @@ fn refused(r: scan::Refusal) -> SpecError {
 /// process with exec's flags laid over it): its fields and its values.
 pub fn check_process(process: &serde_json::Value) -> Result<(), SpecError> {
     scan::scan_value(process, &fields::PROCESS_SHAPE, "process").map_err(refused)?;
-    let decoded = oci_spec::runtime::Process::deserialize(process)
+    let decoded = oci_spec::runtime::Process::deserialize(&carried_process(process))
         .map_err(|e| SpecError::invalid("process", e.to_string()))?;
+    tuning::check_process(&decoded, "process")?;
     contract::check_user(&decoded)
+}
+
+/// A process as given (`exec --process`) in the form oci-spec decodes (`carried`).
+pub fn carried_process(process: &serde_json::Value) -> serde_json::Value {
+    let mut p = process.clone();
+    carried::normalize_process(&mut p);
+    p
 }
 
 /// Reads at most `MAX_CONFIG_BYTES`: the size is checked before reading and again while

@@ -44,6 +44,7 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
     check_namespaces(spec)?;
     contract::check_namespaces(spec)?;
     contract::check_linux(spec)?;
+    super::tuning::check(spec)?;
     super::sysctl::check(spec)?;
     contract::check_mounts(spec)?;
     contract::check_hooks(spec)?;
@@ -57,16 +58,6 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
     check_id_maps("linux.uidMappings", uid_maps)?;
     check_id_maps("linux.gidMappings", gid_maps)?;
     check_user_mapped(process, uid_maps, gid_maps)?;
-    if let Some(linux) = linux {
-        for (name, list) in [
-            ("maskedPaths", linux.masked_paths()),
-            ("readonlyPaths", linux.readonly_paths()),
-        ] {
-            for (i, p) in list.iter().flatten().enumerate() {
-                check_container_path(&format!("linux.{name}[{i}]"), Path::new(p))?;
-            }
-        }
-    }
     Ok(())
 }
 

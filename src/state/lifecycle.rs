@@ -1,9 +1,9 @@
 //! What the lifecycle commands (state, kill, delete, list, ps, exec) share: a container's
 //! stored state, its live status, and its processes, all read from the host's /proc.
 //!
-//! The state file holds the supervisor's host pid. The application is the supervisor's only
-//! child (pid 1 of its own pid namespace); every process of the sandbox lives in that pid
-//! namespace. Status is never trusted from the file alone: a supervisor that died (or a pid
+//! The state file holds the application's host pid (`pid`, as runc's holds its init's) and
+//! the supervisor's (`supervisor`). The application is the supervisor's only child (pid 1 of
+//! its own pid namespace); every process of the sandbox lives in that pid namespace. Status is never trusted from the file alone: a supervisor that died (or a pid
 //! that was reused) means "stopped", whatever state.json says.
 
 use std::fs;
@@ -20,7 +20,8 @@ use crate::sys::Errno;
 pub enum LifecycleError {
     #[error(transparent)]
     State(#[from] StateError),
-    #[error("container {} is not running (status {status})", state::cut(.id))]
+    /// Ends with runc's words, which containerd's shim matches (a kill of a finished task).
+    #[error("container {} is not running (status {status}): container not running", state::cut(.id))]
     NotRunning { id: String, status: String },
     #[error("container {0} is running: stop it first (`nsboot kill {0} KILL`) or use `delete --force`", state::cut(.id))]
     Running { id: String },
@@ -35,6 +36,8 @@ pub enum LifecycleError {
         "the supervisor of container {id} (pid {pid}) did not exit within {secs} s of SIGKILL"
     )]
     Stuck { id: String, pid: i32, secs: u64 },
+    #[error("the container was deleted, but {0}")]
+    Poststop(String),
     #[error("container {} could not be removed: {path} remains; remove it by hand", state::cut(.id))]
     Remains { id: String, path: PathBuf },
     #[error("container {} is paused: resume it first (`nsboot resume {0}`){also}", state::cut(.id))]
@@ -82,13 +85,28 @@ pub fn load(root: &Path, id: &str) -> Result<Container, LifecycleError> {
     Ok(inspect(root, state))
 }
 
-/// The live status of a stored state.
+/// The live status of a stored state. The supervisor must live and be this container's (a
+/// reused pid is not). A created container's application must live too; a foreground run is
+/// "created" until its supervisor has seen the application exec (`STARTED_NAME`).
 pub fn inspect(root: &Path, state: State) -> Container {
-    let sup = (state.pid > 0 && is_supervisor(state.pid, &state.id)).then_some(state.pid);
-    let app = sup.and_then(app_pid);
+    let sup_pid = state.supervisor_pid();
+    let sup = (sup_pid > 0 && is_supervisor(sup_pid, &state.id)).then_some(sup_pid);
+    let started = state.status != "created" && (!state.foreground || sup.is_some_and(has_started));
+    let app = match sup {
+        // A foreground run's application may not be in its root yet: nothing to join or signal.
+        Some(_) if state.foreground && !started => None,
+        // The stored application pid, while it is still the supervisor's child.
+        Some(s) if state.pid > 0 && state.pid != s => {
+            (is_alive(state.pid) && children(s).contains(&state.pid)).then_some(state.pid)
+        }
+        Some(s) => app_pid(s),
+        None => None,
+    };
     let status = match (sup, app) {
-        (None, _) | (Some(_), None) => Status::Stopped,
-        (Some(_), Some(_)) if state.status == "created" => Status::Created,
+        (None, _) => Status::Stopped,
+        (Some(_), _) if !started && state.foreground => Status::Created,
+        (Some(_), None) => Status::Stopped,
+        (Some(_), Some(_)) if !started => Status::Created,
         _ if state.cgroup.as_ref().is_some_and(|c| c.is_frozen()) => Status::Paused,
         _ => Status::Running,
     };
@@ -100,16 +118,31 @@ pub fn inspect(root: &Path, state: State) -> Container {
     }
 }
 
+/// The supervisor's name once its application has exec'd (set by the supervisor, read here
+/// from /proc/PID/comm, which anyone may read).
+pub const STARTED_NAME: &str = "nsboot-started";
+pub const STARTED_NAME_C: &std::ffi::CStr = c"nsboot-started";
+
+/// Whether the supervisor `pid` has seen its application exec.
+fn has_started(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == STARTED_NAME)
+}
+
 impl Container {
     /// The OCI state document (`nsboot state`): pid 0 once stopped, as runc reports it.
     pub fn oci_state(&self) -> serde_json::Value {
         let mut st = self.state.clone();
         st.status = self.status.as_str().into();
-        if self.status == Status::Stopped {
-            st.pid = 0;
-        }
+        // The application's host pid, as runc reports its init's; the supervisor's only while
+        // a foreground run's application is not yet known.
+        st.pid = match (self.status, self.app) {
+            (Status::Stopped, _) => 0,
+            (_, Some(app)) => app,
+            _ => st.supervisor_pid(),
+        };
         st.foreground = false;
         st.cgroup = None;
+        st.supervisor = 0;
         let mut v = serde_json::to_value(&st).unwrap_or_default();
         if v.get("annotations").is_none() {
             v["annotations"] = serde_json::json!({});
@@ -284,7 +317,7 @@ pub fn wait_exit(pidfd: &OwnedFd, timeout: std::time::Duration) -> bool {
 /// Kills the supervisor (its pid namespace, the application's and every process in them die
 /// with it) and waits for it to be gone.
 pub fn kill_supervisor(c: &Container) -> Result<(), LifecycleError> {
-    let pid = c.state.pid;
+    let pid = c.state.supervisor_pid();
     let id = c.state.id.clone();
     let fd = match pidfd_open(pid) {
         Ok(fd) => fd,

@@ -76,6 +76,15 @@ pub struct State {
     /// `events` and `kill --all` act through it. Not part of the OCI state shown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<crate::cgroup::Cgroup>,
+    /// The supervisor's host pid (the `--pid-file` pid, what engines wait on); `pid` is the
+    /// application's once known. 0 in a state written before this field: `pid` is then the
+    /// supervisor's. Not part of the OCI state shown.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub supervisor: i32,
+}
+
+fn is_zero(v: &i32) -> bool {
+    *v == 0
 }
 
 impl State {
@@ -100,6 +109,16 @@ impl State {
             annotations,
             foreground: false,
             cgroup: None,
+            supervisor: 0,
+        }
+    }
+
+    /// The supervisor's host pid: what lives as long as the container and is killed to end it.
+    pub fn supervisor_pid(&self) -> i32 {
+        if self.supervisor > 0 {
+            self.supervisor
+        } else {
+            self.pid
         }
     }
 }
@@ -136,6 +155,8 @@ pub fn cut(id: &str) -> String {
 pub fn validate_id(id: &str) -> Result<(), StateError> {
     crate::spec::validate_id(id).map_err(|e| {
         let why = match e {
+            // runc's words, which engines and suites look for.
+            _ if id.is_empty() => "container id cannot be empty".into(),
             crate::spec::SpecError::Id { why, .. } => why,
             other => other.to_string(),
         };

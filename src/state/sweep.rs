@@ -60,7 +60,7 @@ pub(super) fn remove_if_stale(root: &Path, entry: &Path) -> bool {
     let pid = fs::read(&state)
         .ok()
         .and_then(|b| serde_json::from_slice::<super::State>(&b).ok())
-        .map(|s| s.pid);
+        .map(|s| s.supervisor_pid());
     let alive = pid.is_some_and(alive);
     // Still the same entry whose lock we hold?
     let same = match (held.metadata(), fs::metadata(&lock)) {

@@ -6,7 +6,10 @@
 pub mod bpf;
 pub mod limits;
 pub mod log;
+pub mod mount;
+pub mod nsfs;
 pub mod procfs;
+pub mod sched;
 pub mod socket;
 pub mod wire;
 

@@ -13,10 +13,21 @@ use std::process::Command;
 use crate::common;
 
 pub const IMAGE: &str = "localhost/nsboot-busybox:test";
+/// The same layer with /pause as its entrypoint: a pod's sandbox image (CRI).
+pub const PAUSE_IMAGE: &str = "localhost/nsboot-pause:test";
 const PAUSE: &str = "#!/bin/sh\ntrap 'exit 0' TERM INT\nsleep 2147483647 & wait\n";
 
 /// Build the image archive below `dir`; returns its path.
 pub fn archive(dir: &Path) -> PathBuf {
+    archive_of(dir, false)
+}
+
+/// The archive with [`PAUSE_IMAGE`] in it too (for `ctr images import`).
+pub fn archive_with_pause(dir: &Path) -> PathBuf {
+    archive_of(dir, true)
+}
+
+fn archive_of(dir: &Path, pause: bool) -> PathBuf {
     let rootfs = dir.join("image-rootfs");
     let img = dir.join("image");
     sh(Command::new("cp")
@@ -52,22 +63,39 @@ pub fn archive(dir: &Path) -> PathBuf {
     let layer_id = sha256(&layer);
     fs::create_dir(img.join(&layer_id)).unwrap();
     fs::rename(&layer, img.join(&layer_id).join("layer.tar")).unwrap();
-    let config = serde_json::json!({
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {"Env": [format!("PATH={}", crate::harness::PATH)], "Cmd": ["sh"]},
-        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{layer_id}")]},
-    });
-    let config_path = img.join("config.json");
-    fs::write(&config_path, config.to_string()).unwrap();
-    let config_id = sha256(&config_path);
-    fs::rename(&config_path, img.join(format!("{config_id}.json"))).unwrap();
-    let manifest = serde_json::json!([{
-        "Config": format!("{config_id}.json"),
-        "RepoTags": [IMAGE],
-        "Layers": [format!("{layer_id}/layer.tar")],
-    }]);
-    fs::write(img.join("manifest.json"), manifest.to_string()).unwrap();
+    let mut images = vec![(IMAGE, None)];
+    if pause {
+        images.push((PAUSE_IMAGE, Some(["/pause"])));
+    }
+    let manifest: Vec<serde_json::Value> = images
+        .into_iter()
+        .map(|(tag, entrypoint)| {
+            let config = serde_json::json!({
+                "architecture": "amd64",
+                "os": "linux",
+                "config": {
+                    "Env": [format!("PATH={}", crate::harness::PATH)],
+                    "Cmd": if entrypoint.is_some() { serde_json::Value::Null } else { serde_json::json!(["sh"]) },
+                    "Entrypoint": entrypoint,
+                },
+                "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{layer_id}")]},
+            });
+            let config_path = img.join("config.json");
+            fs::write(&config_path, config.to_string()).unwrap();
+            let config_id = sha256(&config_path);
+            fs::rename(&config_path, img.join(format!("{config_id}.json"))).unwrap();
+            serde_json::json!({
+                "Config": format!("{config_id}.json"),
+                "RepoTags": [tag],
+                "Layers": [format!("{layer_id}/layer.tar")],
+            })
+        })
+        .collect();
+    fs::write(
+        img.join("manifest.json"),
+        serde_json::Value::from(manifest).to_string(),
+    )
+    .unwrap();
     let tar = dir.join("image.tar");
     sh(Command::new("tar")
         .arg("-C")

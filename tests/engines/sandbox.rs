@@ -168,6 +168,12 @@ impl Sandbox {
         left
     }
 
+    /// The pid of daemon `name`, while it runs.
+    pub fn daemon_pid(&self, name: &str) -> Option<i32> {
+        let d = self.daemons.iter().find(|d| d.name == name)?;
+        Some(d.child.id() as i32)
+    }
+
     /// The last lines of every daemon's log (for a failure message).
     pub fn logs(&self) -> String {
         self.daemons

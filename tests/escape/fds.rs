@@ -3,7 +3,7 @@
 //! /proc/self/fd/N as the cwd, through a symlink to it, or in the program's path, whether the
 //! process comes from `run`, `create` + `start` or `exec` (--cwd, --process).
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
@@ -319,6 +319,96 @@ fn a_preserved_dir_fd_is_passed_but_refused_as_cwd() {
             &common::output(&mut cmd),
         );
         assert_eq!(support::nsb(&b, &["delete", "--force", &x]).status, 0);
+        common::assert_nothing_left(mode, b.state_dir());
+    }
+}
+
+/// A socket pair's first end (not close-on-exec), as a test harness or an engine may leak it.
+fn socket() -> OwnedFd {
+    let mut fds = [0; 2];
+    // SAFETY: socketpair fills two fresh fds; we own both from here on.
+    let r = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) };
+    assert_eq!(r, 0);
+    // SAFETY: fresh fds, owned once each.
+    let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    std::mem::forget(b);
+    a
+}
+
+/// The shell's own open fds, one a line between markers (ls is forked: its own fds are not
+/// listed; no pipe or substitution, whose fds the shell would hold).
+const LIST_FDS: &str = "echo fds:; ls /proc/$$/fd; echo end";
+
+/// The fd numbers LIST_FDS printed.
+fn listed(out: &str) -> Vec<i32> {
+    out.split("fds:")
+        .nth(1)
+        .and_then(|rest| rest.split("end").next())
+        .unwrap_or("")
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+#[test]
+fn only_stdio_and_preserved_fds_reach_the_container_process() {
+    for mode in common::modes() {
+        let b = Bundle::new(mode).args(&["/bin/sh", "-c", &format!("{LIST_FDS}; exec sleep 1000")]);
+        let passed = open_top(&b);
+        let leaked = socket();
+        let c = id("fdset", mode);
+        // create + start, with fd 3 preserved and a socket leaked at fd 4.
+        let mut cmd = b.nsboot();
+        cmd.arg("--root").arg(b.state_dir());
+        cmd.args([
+            "create",
+            "--preserve-fds",
+            "1",
+            "--bundle",
+            b.dir().to_str().unwrap(),
+            &c,
+        ]);
+        inherit_at(&mut cmd, &passed, 3);
+        inherit_at(&mut cmd, &leaked, 4);
+        let created = support::run_to_file(&b, &c, cmd);
+        assert_eq!(created.status, 0, "{mode:?}: create: {created:?}");
+        let mut start = b.nsboot();
+        start.arg("--root").arg(b.state_dir()).args(["start", &c]);
+        inherit_at(&mut start, &leaked, 4);
+        assert_eq!(common::output(&mut start).status, 0, "{mode:?}: start");
+        assert!(
+            support::eventually(|| support::app_output(&b, &c).contains("end")),
+            "{mode:?}: {}",
+            support::app_output(&b, &c)
+        );
+        let seen = support::app_output(&b, &c);
+        assert!(
+            listed(&seen) == [0, 1, 2, 3],
+            "{mode:?}: create + start: the application has fds beyond stdio and --preserve-fds: {seen:?}"
+        );
+        // exec, with the same fds in its caller.
+        let mut exec = b.nsboot();
+        exec.arg("--root").arg(b.state_dir());
+        exec.args(["exec", "--preserve-fds", "1", &c, "/bin/sh", "-c", LIST_FDS]);
+        inherit_at(&mut exec, &passed, 3);
+        inherit_at(&mut exec, &leaked, 4);
+        let out = common::output(&mut exec);
+        assert_eq!(
+            (out.status, listed(&out.stdout)),
+            (0, vec![0, 1, 2, 3]),
+            "{mode:?}: exec: {out:?}"
+        );
+        let mut plain = b.nsboot();
+        plain.arg("--root").arg(b.state_dir());
+        plain.args(["exec", &c, "/bin/sh", "-c", LIST_FDS]);
+        inherit_at(&mut plain, &leaked, 4);
+        let out = common::output(&mut plain);
+        assert_eq!(
+            (out.status, listed(&out.stdout)),
+            (0, vec![0, 1, 2]),
+            "{mode:?}: exec without --preserve-fds: {out:?}"
+        );
+        assert_eq!(support::nsb(&b, &["delete", "--force", &c]).status, 0);
         common::assert_nothing_left(mode, b.state_dir());
     }
 }

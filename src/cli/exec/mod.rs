@@ -11,7 +11,7 @@ use oci_spec::runtime::Process;
 
 use crate::cli::Global;
 use crate::process::console;
-use crate::process::FdMapping;
+use crate::process::{FdMapping, ProcessError};
 use crate::sandbox::setns::{self, SetnsError, Target};
 use crate::spec::Spec;
 use crate::state::lifecycle;
@@ -100,6 +100,8 @@ enum Report {
     Exec {
         program: String,
     },
+    /// The seccomp notify fd follows, for the agent (`seccomp::agent`).
+    Listener,
 }
 
 fn msg(e: impl std::fmt::Display) -> ExecError {
@@ -149,10 +151,19 @@ fn exec(args: ExecArgs, global: &Global) -> Result<i32, ExecError> {
                 .map_err(|e| msg(format!("creating the pid file {}: {e}", p.display())))
         })
         .transpose()?;
+    let agent = crate::process::seccomp::agent::Listener::connect(
+        &spec,
+        &args.id,
+        &c.state.bundle,
+        "running",
+    )
+    .map_err(msg)?;
     let pass = preserved_fds(args.preserve_fds);
     if !args.detach {
         crate::sandbox::block_forwarded_signals().map_err(msg)?;
     }
+    // Real root lends the process what only the host's user namespace grants (`lend`).
+    let lent = crate::process::tuning::lend(Some(&process));
     let target = setns::join_user_and_pid(&args.id, app)?;
     let (report, report_child) = socketpair(
         AddressFamily::Unix,
@@ -186,15 +197,29 @@ fn exec(args: ExecArgs, global: &Global) -> Result<i32, ExecError> {
         }
         Cloned::Parent { pid, pidfd } => (pid, pidfd),
     };
+    lent.restore();
     drop((report_child, console));
     // EOF: the process exec'd (the socket is close-on-exec); a frame: why it could not, or
-    // that it handed over to the exec helper, whose outcome follows.
-    let started = match wire::recv::<Report>(&report, "the exec'd process to start").map_err(msg)? {
-        None => Ok(()),
-        Some(Report::Failed(err)) => Err(err),
-        Some(Report::Exec { program }) => {
-            crate::process::trampoline::outcome(report.as_fd(), program).map_err(SetnsError::from)
-        }
+    // that it handed over to the exec helper, whose outcome follows (or its seccomp notify
+    // fd, for the agent, first).
+    let started = loop {
+        break match wire::recv::<Report>(&report, "the exec'd process to start").map_err(msg)? {
+            None => Ok(()),
+            Some(Report::Failed(err)) => Err(err),
+            Some(Report::Exec { program }) => {
+                crate::process::trampoline::outcome(report.as_fd(), program)
+                    .map_err(SetnsError::from)
+            }
+            Some(Report::Listener) => {
+                // Its failure reaches the process, which reports it.
+                let _ = crate::process::seccomp::agent::Listener::relay(
+                    agent.as_ref(),
+                    report.as_fd(),
+                    pid.as_raw(),
+                );
+                continue;
+            }
+        };
     };
     if let Err(err) = started {
         let _ = sys::pidfd_wait(pidfd.as_fd());
@@ -221,7 +246,17 @@ fn child(
     pass: Vec<FdMapping>,
     report: &mut OwnedFd,
 ) -> Result<std::convert::Infallible, SetnsError> {
+    use crate::process::tuning;
+    let affinity = process.exec_cpu_affinity().as_ref();
+    // runc 1.2's order: the initial CPUs before the process joins the container, the final
+    // ones right before exec.
+    tuning::set_affinity(
+        affinity.and_then(|a| a.cpu_affinity_initial().as_ref()),
+        "initial",
+    )
+    .map_err(ProcessError::from)?;
     setns::join_rest(target)?;
+    tuning::apply(spec, process).map_err(ProcessError::from)?;
     {
         let mut ours = vec![&mut *report];
         ours.extend(console.as_mut());
@@ -237,6 +272,11 @@ fn child(
         }
         None => None,
     };
+    tuning::set_affinity(
+        affinity.and_then(|a| a.cpu_affinity_final().as_ref()),
+        "final",
+    )
+    .map_err(ProcessError::from)?;
     Ok(crate::process::exec::exec(
         spec,
         process,

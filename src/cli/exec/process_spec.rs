@@ -39,7 +39,7 @@ pub fn build(args: &ExecArgs, spec: &Spec) -> Result<Process, String> {
     };
     overlay(&mut p, args)?;
     crate::spec::check_process(&p).map_err(|e| e.to_string())?;
-    serde_json::from_value(p)
+    serde_json::from_value(crate::spec::carried_process(&p))
         .map_err(|e| format!("the process to exec is not a valid OCI process: {e}"))
 }
 

@@ -73,8 +73,8 @@ pub enum CredsError {
     NoNewPrivs { errno: Errno },
     #[error("linux.seccomp uses SCMP_ACT_NOTIFY but nothing here receives its listener fd: set linux.seccomp.listenerPath or remove the NOTIFY rules")]
     NotifyUnhandled,
-    #[error("handing the seccomp listener fd over: {0}")]
-    Listener(String),
+    #[error(transparent)]
+    Listener(#[from] super::seccomp::agent::AgentError),
 }
 
 fn oom_hint(errno: Errno) -> &'static str {
@@ -139,8 +139,8 @@ pub fn apply_with_listener(
     // A spec mistake is reported before anything changes.
     let sets = CapSets::from_spec(process.capabilities().as_ref())?;
     sets.validate()?;
-    // On unless the spec says otherwise: a spec that does not mention it gets no_new_privs.
-    let nnp = process.no_new_privileges().unwrap_or(true);
+    // The OCI default: off unless the spec sets it, so that setuid programs inside work.
+    let nnp = process.no_new_privileges().unwrap_or(false);
     let user = process.user();
     let mut send_listener = Some(send_listener);
     let mut load_seccomp = |spec: &LinuxSeccomp| -> Result<(), CredsError> {

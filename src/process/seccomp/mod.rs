@@ -18,6 +18,7 @@ use oci_spec::runtime::{
 };
 use serde::{Deserialize, Serialize};
 
+pub mod agent;
 pub mod bpf;
 pub mod cache;
 pub use crate::spec::seccomp_profile::{default_profile, default_profile_for};

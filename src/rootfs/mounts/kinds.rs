@@ -23,13 +23,13 @@ pub(super) fn sysfs(
         Err(Errno(libc::EPERM)) => {
             let dest = ctx.dest.display();
             if !own_netns {
-                tracing::warn!("sysfs on {dest} is a read-only bind of the host's /sys: the container shares the host's network namespace");
+                tracing::warn!("sysfs on {dest} is a read-only bind of the host's /sys: the container has no network namespace of its own (the host's, or one joined by path)");
             } else if crate::rootfs::NESTED_WARNED.load(std::sync::atomic::Ordering::Relaxed) {
                 tracing::debug!("sysfs on {dest} refused: binding the host's /sys read-only");
             } else {
                 tracing::warn!("sysfs on {dest} is a read-only bind of this container's /sys: nested container: the outer container's overmounts on /sys make the kernel refuse a fresh one");
             }
-            let mut ro = MountOptions::parse(&["rbind", "ro", "nosuid", "nodev", "noexec"]);
+            let mut ro = MountOptions::parse(&["rbind", "ro", "rro", "nosuid", "nodev", "noexec"]);
             ro.propagation = o.propagation.clone();
             bind_from_host(ctx, host, Path::new("/sys"), &ro)
         }
@@ -63,7 +63,7 @@ pub(super) fn devpts(ctx: &Ctx, source: &str, o: &MountOptions) -> Result<(), Mo
 /// Cgroups are the host's business here: show its hierarchy read-only if we can, and never
 /// fail the container over it.
 pub(super) fn cgroup(ctx: &Ctx, host: BorrowedFd) {
-    let ro = MountOptions::parse(&["rbind", "ro", "nosuid", "nodev", "noexec"]);
+    let ro = MountOptions::parse(&["rbind", "ro", "rro", "nosuid", "nodev", "noexec"]);
     if let Some(there) = host_cgroups_already_there(ctx, host) {
         // The host's /sys was bound recursively (no sysfs of our own), so its cgroup hierarchy
         // is here already: give that mount the flags a bind would get (its submounts are

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::resolve::{self, Create, Resolved};
 use crate::rootfs::net::creates_netns;
+use crate::rootfs::shown::{self, Shown};
 use crate::spec::Spec;
 use crate::sys::Errno;
 use oci_spec::runtime::Mount;
@@ -104,6 +105,25 @@ impl Ctx<'_> {
     /// [`Ctx::target`] for an entry of the spec's mounts of type `typ`, refused where it
     /// resolved somewhere the spec may not mount (see `guard`).
     pub fn spec_target(&self, create: Create, typ: &str) -> Result<Resolved, MountError> {
+        if super::guard::no_symlink(typ)
+            && resolve::through_symlink(self.root, self.dest) == Some(true)
+        {
+            // Refused before anything is made where the symlink points.
+            let resolved = match self.target(Create::No) {
+                Ok(r) => r.path,
+                Err(MountError::Target { errno, .. }) if errno.0 == libc::ENOENT => {
+                    PathBuf::from("a path missing in the rootfs")
+                }
+                Err(e) => return Err(e),
+            };
+            return Err(super::guard::GuardError::Symlinked {
+                at: self.at.clone(),
+                dest: self.dest.to_path_buf(),
+                resolved,
+                typ: typ.into(),
+            }
+            .into());
+        }
         let r = self.target(create)?;
         super::guard::destination(&self.at, self.dest, &r.path, typ)?;
         Ok(r)
@@ -160,7 +180,10 @@ impl Ctx<'_> {
         Ok(self.target(Create::No)?.fd)
     }
 
-    /// Flags and propagation that can only be set once the mount exists.
+    /// Flags and propagation that can only be set once the mount exists. The flags reach the
+    /// top mount (runc's remount), but `ro` on an rbind reaches its submounts too: runc leaves
+    /// them writable, which a `-v /host:/data:ro` user does not expect (`rro` and the other
+    /// recursive options reach every submount).
     pub fn finish_bind(&self, what: &str, o: &MountOptions) -> Result<(), MountError> {
         let ro_rec = o.recursive && o.flags.contains(MsFlags::MS_RDONLY);
         if o.flags.is_empty() && !o.atime && !ro_rec && o.propagation.is_empty() {
@@ -173,15 +196,30 @@ impl Ctx<'_> {
                 .map_err(|e| self.mount_err(what, e))?;
         }
         if ro_rec {
-            // Read-only must reach the submounts of an rbind too, or they stay writable.
-            if let Err(e) = resolve::set_readonly_recursive(top.as_fd()) {
-                tracing::debug!(
-                    "recursive read-only on {} not applied: {e}",
-                    self.dest.display()
-                );
-            }
+            resolve::set_readonly_recursive(top.as_fd()).map_err(|e| self.mount_err(what, e))?;
         }
         self.propagate(top.as_fd(), what, o)
+    }
+
+    /// The recursive options (`rro`, `rnosuid`...), on the mount now at the destination and
+    /// every mount beneath it.
+    pub fn recursive(&self, what: &str, o: &MountOptions) -> Result<(), MountError> {
+        if o.rec_set == 0 && o.rec_clr == 0 {
+            return Ok(());
+        }
+        let top = self.mounted()?;
+        let what = format!("recursive options on {what}");
+        resolve::set_recursive(top.as_fd(), o.rec_set, o.rec_clr).map_err(|e| match e.0 {
+            // The flags and atime mode a mount of the host had are locked in the user namespace.
+            libc::EPERM => MountError::Mount {
+                at: self.at.clone(),
+                what,
+                dest: self.dest.to_path_buf(),
+                errno: e,
+                fix: format!("the host's mounts keep their nosuid, nodev, noexec, read-only and atime settings inside the user namespace: remove the option that clears or changes one from {}.options", self.at),
+            },
+            _ => self.mount_err(&what, e),
+        })
     }
 
     pub fn propagate(
@@ -224,56 +262,53 @@ pub(super) fn bind_from_host(
             resolve::bind(source, target, o.recursive).map_err(|e| ctx.mount_err(&what, e))?;
             let mut o = o.clone();
             o.flags |= MsFlags::MS_NODEV;
-            return ctx.finish_bind(&what, &o);
+            ctx.finish_bind(&what, &o)?;
+            return ctx.recursive(&what, &o);
         }
         other => other.map_err(|e| ctx.mount_err(&what, e))?,
     }
-    ctx.finish_bind(&what, o)
+    ctx.finish_bind(&what, o)?;
+    ctx.recursive(&what, o)
 }
 
 /// Supervisor side, after the first pivot_root: host paths are under `host`, the container
-/// root is `newroot`. Every spec mount except type proc, in order; but a sysfs while the
-/// network namespace it must show is still being made ([`crate::rootfs::net::Pending`]) is left for
-/// later ([`mount_entries`]), with the entries beneath it, so that the devices go in meanwhile.
-/// Returns those entries.
+/// root is `newroot`. Every spec mount except type proc, in order; but from a sysfs while the
+/// network namespace it must show is still being made ([`crate::rootfs::net::Pending`]) on,
+/// the entries are left for later ([`mount_entries`]), in order, so that the devices go in
+/// meanwhile. Returns those entries.
 pub fn mount_all(
     spec: &Spec,
     host: &Path,
     newroot: &Path,
     net: &mut crate::rootfs::net::Pending,
+    shown: &mut Shown,
 ) -> Result<Vec<usize>, MountError> {
     let mounts: Vec<&Mount> = spec.mounts().iter().flatten().collect();
-    let mut deferred: Vec<usize> = Vec::new();
-    let mut now: Vec<usize> = Vec::new();
-    for (i, m) in mounts.iter().enumerate() {
-        let beneath_deferred = deferred
-            .iter()
-            .any(|&d| m.destination().starts_with(mounts[d].destination()));
-        let sysfs = m.typ().as_deref() == Some("sysfs");
-        if beneath_deferred || (sysfs && net.is_pending() && may_defer(&mounts, i)) {
-            deferred.push(i);
-        } else {
-            now.push(i);
-        }
-    }
-    mount_entries(spec, host, newroot, &now, net)?;
-    Ok(deferred)
+    let first_deferred = match net.is_pending() {
+        true => (0..mounts.len())
+            .find(|&i| mounts[i].typ().as_deref() == Some("sysfs") && may_defer(&mounts, i)),
+        false => None,
+    };
+    let split = first_deferred.unwrap_or(mounts.len());
+    let now: Vec<usize> = (0..split).collect();
+    mount_entries(spec, host, newroot, &now, net, shown)?;
+    Ok((split..mounts.len()).collect())
 }
 
-/// Entry `i` may be mounted after the others when no later entry is above it (at one of its
-/// parents, which it would then cover instead of being covered by) and its path is plain.
+/// The entries from `i` on may be mounted after the devices when none of them is at, above
+/// or beneath /dev (the devices would end up beneath it, or it beneath them), and their paths
+/// are plain.
 fn may_defer(mounts: &[&Mount], i: usize) -> bool {
-    let dest = mounts[i].destination();
     let plain = |p: &Path| {
         p.is_absolute()
             && p.components()
                 .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
     };
-    plain(dest)
-        && mounts[i + 1..].iter().all(|m| {
-            let d = m.destination();
-            plain(d) && (d.starts_with(dest) || !dest.starts_with(d))
-        })
+    let dev = Path::new("/dev");
+    mounts[i..].iter().all(|m| {
+        let d = m.destination();
+        plain(d) && !d.starts_with(dev) && !dev.starts_with(d)
+    })
 }
 
 /// The spec's entries `which` (indices into its mounts), in order: what [`mount_all`] mounts
@@ -284,6 +319,7 @@ pub fn mount_entries(
     newroot: &Path,
     which: &[usize],
     net: &mut crate::rootfs::net::Pending,
+    shown: &mut Shown,
 ) -> Result<(), MountError> {
     if which.is_empty() {
         return Ok(());
@@ -321,6 +357,15 @@ pub fn mount_entries(
                 bind_from_host(&ctx, host_fd.as_fd(), Path::new(&source), &o)?;
             }
             "cgroup" | "cgroup2" => cgroup(&ctx, host_fd.as_fd()),
+            // Made by the process that joined the namespace it shows (`shown`).
+            "mqueue" | "sysfs" if shown.has(i) => {
+                let tree = shown.take(i).expect("has");
+                let what = format!("a {typ}");
+                let target = ctx.spec_target(Create::Dir, typ)?;
+                shown::attach(tree.as_fd(), target.fd.as_fd())
+                    .map_err(|e| ctx.mount_err(&what, e))?;
+                ctx.propagate(ctx.mounted()?.as_fd(), &what, &o)?
+            }
             "sysfs" => {
                 // A new sysfs shows the network namespace it is mounted in.
                 net.join()?;
@@ -328,6 +373,9 @@ pub fn mount_entries(
             }
             "devpts" => devpts(&ctx, &source, &o)?,
             _ => new_fs(&ctx, &source, typ, &o)?,
+        }
+        if !(o.bind || typ == "bind") {
+            ctx.recursive(&format!("a {typ}"), &o)?;
         }
     }
     Ok(())
@@ -373,6 +421,7 @@ pub fn mount_procs(spec: &Spec, newroot: &Path) -> Result<(), MountError> {
             other => other.map_err(|e| ctx.mount_err("a proc", e))?,
         }
         ctx.propagate(ctx.mounted()?.as_fd(), "a proc", &o)?;
+        ctx.recursive("a proc", &o)?;
     }
     Ok(())
 }

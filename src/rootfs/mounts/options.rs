@@ -17,6 +17,52 @@ pub struct MountOptions {
     pub propagation: Vec<MsFlags>,
     /// Everything else, for the filesystem (size=, mode=, gid=...).
     pub data: Vec<String>,
+    /// Recursive attributes (`rro`, `rnosuid`...): MOUNT_ATTR_* to set and to clear on the
+    /// mount and every mount beneath it (mount_setattr with AT_RECURSIVE), after the mount.
+    pub rec_set: u64,
+    pub rec_clr: u64,
+}
+
+/// mount_setattr's attributes (linux/mount.h).
+pub mod attr {
+    pub const RDONLY: u64 = 0x1;
+    pub const NOSUID: u64 = 0x2;
+    pub const NODEV: u64 = 0x4;
+    pub const NOEXEC: u64 = 0x8;
+    /// The atime mode's bits, which an atime mode set must also clear.
+    pub const ATIME: u64 = 0x70;
+    pub const RELATIME: u64 = 0x0;
+    pub const NOATIME: u64 = 0x10;
+    pub const STRICTATIME: u64 = 0x20;
+    pub const NODIRATIME: u64 = 0x80;
+    pub const NOSYMFOLLOW: u64 = 0x0020_0000;
+}
+
+/// A recursive option as (set it, attribute), as runc maps them; None for any other option.
+/// The atime mode is one field, not flags: `ratime` and `rnostrictatime` choose relatime (what
+/// a mount gets without an atime option), `rnorelatime` strictatime.
+fn recursive(opt: &str) -> Option<(bool, u64)> {
+    use attr::*;
+    Some(match opt {
+        "rro" => (true, RDONLY),
+        "rrw" => (false, RDONLY),
+        "rnosuid" => (true, NOSUID),
+        "rsuid" => (false, NOSUID),
+        "rnodev" => (true, NODEV),
+        "rdev" => (false, NODEV),
+        "rnoexec" => (true, NOEXEC),
+        "rexec" => (false, NOEXEC),
+        "rnodiratime" => (true, NODIRATIME),
+        "rdiratime" => (false, NODIRATIME),
+        "rrelatime" => (true, RELATIME),
+        "ratime" | "rnostrictatime" => (true, RELATIME),
+        "rnorelatime" => (true, STRICTATIME),
+        "rnoatime" => (true, NOATIME),
+        "rstrictatime" => (true, STRICTATIME),
+        "rnosymfollow" => (true, NOSYMFOLLOW),
+        "rsymfollow" => (false, NOSYMFOLLOW),
+        _ => return None,
+    })
 }
 
 impl MountOptions {
@@ -30,8 +76,27 @@ impl MountOptions {
             dev: false,
             propagation: Vec::new(),
             data: Vec::new(),
+            rec_set: 0,
+            rec_clr: 0,
         };
         for opt in options.iter().map(AsRef::as_ref) {
+            if let Some((set, a)) = recursive(opt) {
+                if a & attr::ATIME == a {
+                    // An atime mode is set by clearing the whole atime field with it.
+                    o.rec_set = (o.rec_set & !attr::ATIME) | a;
+                    o.rec_clr |= attr::ATIME;
+                } else if set {
+                    o.rec_set |= a;
+                    o.rec_clr &= !a;
+                } else {
+                    o.rec_clr |= a;
+                    o.rec_set &= !a;
+                }
+                if a == attr::NODEV {
+                    o.dev = !set;
+                }
+                continue;
+            }
             let (set, clear) = match opt {
                 "ro" => (F::MS_RDONLY, F::empty()),
                 "rw" => (F::empty(), F::MS_RDONLY),
@@ -133,6 +198,27 @@ mod tests {
         assert_eq!(o.flags, MsFlags::MS_STRICTATIME);
         assert!(!o.bind && !o.recursive);
         assert_eq!(o.propagation, vec![MsFlags::MS_PRIVATE]);
+    }
+
+    #[test]
+    fn recursive_options_become_mount_attributes() {
+        use attr::*;
+        let o = MountOptions::parse(&["rbind", "rro", "rnosuid", "rnoexec", "rnoatime", "rnodev"]);
+        assert_eq!(o.rec_set, RDONLY | NOSUID | NOEXEC | NOATIME | NODEV);
+        assert_eq!(o.rec_clr, ATIME);
+        assert!(o.flags.is_empty() && o.data.is_empty() && !o.dev);
+        // Later options win; an atime mode replaces the one before it.
+        let o = MountOptions::parse(&["rro", "rrw", "rnoatime", "rstrictatime", "rdev"]);
+        assert_eq!(
+            (o.rec_set, o.rec_clr),
+            (STRICTATIME, RDONLY | ATIME | NODEV)
+        );
+        assert!(o.dev);
+        let o = MountOptions::parse(&["rnosymfollow", "rsymfollow", "rnodiratime", "ratime"]);
+        assert_eq!(
+            (o.rec_set, o.rec_clr),
+            (NODIRATIME | RELATIME, NOSYMFOLLOW | ATIME)
+        );
     }
 
     #[test]

@@ -11,17 +11,19 @@ fn mounts(dests: &[&str]) -> Vec<Mount> {
 }
 
 #[test]
-fn a_sysfs_waits_only_where_nothing_later_sits_above_it() {
+fn a_sysfs_waits_with_what_follows_it_unless_that_touches_dev() {
     let defer = |dests: &[&str]| {
         let owned = mounts(dests);
         let refs: Vec<&Mount> = owned.iter().collect();
         may_defer(&refs, 0)
     };
-    // Later entries beneath it (they wait with it) or elsewhere: fine.
+    // Later entries beneath it, elsewhere or above it: they wait with it, in order.
     assert!(defer(&["/sys", "/sys/fs/cgroup", "/tmp", "/home/me"]));
     assert!(defer(&["/sys"]));
-    // A later mount above it would end up beneath it instead of covering it.
+    // /dev, what lies above it or beneath it go in before the devices.
     assert!(!defer(&["/sys", "/tmp", "/"]));
+    assert!(!defer(&["/sys", "/dev/shm"]));
+    assert!(!defer(&["/sys", "/dev"]));
     // Paths that are not plain are not reasoned about.
     assert!(!defer(&["/sys", "/a/../sys/x"]));
     assert!(!defer(&["sys", "/tmp"]));
@@ -34,7 +36,14 @@ fn missing_bind_source_names_the_entry() {
         {"destination": "/data", "type": "none", "source": "/nonexistent/x", "options": ["rbind"]}]}"#;
     let spec: Spec = serde_json::from_str(json).unwrap();
     let none = &mut crate::rootfs::net::Pending::none();
-    let e = mount_all(&spec, Path::new("/"), t.path(), none).unwrap_err();
+    let e = mount_all(
+        &spec,
+        Path::new("/"),
+        t.path(),
+        none,
+        &mut Default::default(),
+    )
+    .unwrap_err();
     let want = "mount source /nonexistent/x for /data does not exist: create it or fix mounts[1].source in config.json";
     assert_eq!(e.to_string(), want);
 }

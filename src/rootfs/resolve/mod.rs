@@ -151,6 +151,23 @@ fn resolve_fast(
     }
 }
 
+/// Whether `path` goes through a symlink inside `root` before anything missing in it:
+/// `Some(true)` then, `Some(false)` when not, None when the kernel cannot tell (no openat2).
+/// What is to be refused at a symlink is refused before anything is created beyond it.
+pub fn through_symlink(root: BorrowedFd<'_>, path: &Path) -> Option<bool> {
+    let rel: PathBuf = components(path).collect();
+    if rel.as_os_str().is_empty() {
+        return Some(false);
+    }
+    let c_rel = std::ffi::CString::new(rel.as_os_str().as_encoded_bytes()).ok()?;
+    let resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_SYMLINKS;
+    match crate::sys::openat2(root, &c_rel, libc::O_PATH | libc::O_CLOEXEC, resolve) {
+        Ok(_) | Err(Errno(libc::ENOENT | libc::ENOTDIR)) => Some(false),
+        Err(Errno(libc::ELOOP)) => Some(true),
+        Err(_) => None,
+    }
+}
+
 /// Resolves `path` (absolute or not, it is taken from `root`) inside `root`, following
 /// symlinks as if `root` were `/`, creating what is missing according to `create`.
 pub fn resolve(root: BorrowedFd<'_>, path: &Path, create: Create) -> Result<Resolved, Errno> {
@@ -388,6 +405,12 @@ pub const MOUNT_ATTR_NODEV: u64 = 0x4;
 /// Setting read-only never clears a locked flag, so this is allowed in a user namespace.
 pub fn set_readonly_recursive(target: BorrowedFd<'_>) -> Result<(), Errno> {
     set_attrs(target, MOUNT_ATTR_RDONLY)
+}
+
+/// Sets `set` and clears `clr` (MOUNT_ATTR_*) on the mount at `target` and every mount
+/// beneath it: the spec's recursive options (`rro`, `rnosuid`...).
+pub fn set_recursive(target: BorrowedFd<'_>, set: u64, clr: u64) -> Result<(), Errno> {
+    mount_setattr(target, set, clr, libc::AT_RECURSIVE)
 }
 
 /// Sets `attrs` on the mount at `target` and every mount beneath it; nothing is cleared.

@@ -1,5 +1,6 @@
 //! `create`: boot a sandbox and leave it waiting for `start` (the engine path: podman and
-//! conmon call create, then start; the supervisor's pid is the container's pid).
+//! conmon call create, then start; the pid file names the supervisor, the state's pid the
+//! application).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
@@ -119,6 +120,7 @@ pub fn create(ctx: &Context, mut spec: Spec, args: &CreateOptions) -> i32 {
         .collect(),
         supervisor: ctx.supervisor,
         cgroup: cgroup_fds,
+        cgroup_leaves: cg.as_ref().map(|c| c.leaves()).unwrap_or_default(),
     };
     let spawning = match sandbox::begin(plan, seccomp) {
         Ok(s) => s,
@@ -129,56 +131,69 @@ pub fn create(ctx: &Context, mut spec: Spec, args: &CreateOptions) -> i32 {
             return e.exit_code();
         }
     };
-    // Written while the supervisor builds the root (and the uidmap helpers run): the pid is
-    // the supervisor's from here on; engines read the state once create returns, and a failed
-    // start removes it.
-    let mut st = state::State::new(
-        args.id,
-        "created",
-        spawning.pid.as_raw(),
-        bundle,
-        rootfs,
-        annotations,
-    );
-    st.cgroup = cg.clone();
-    let saved = entry.save(&st).and_then(|()| match args.pid_file {
-        Some(p) => std::fs::write(p, spawning.pid.to_string()).map_err(|e| state::StateError::Io {
+    let sup = spawning.pid.as_raw();
+    // The pid file names the supervisor: the process engines adopt and wait on once create
+    // returns (their child then, it exits with the application's status).
+    let pid_file = match args.pid_file {
+        Some(p) => std::fs::write(p, sup.to_string()).map_err(|e| state::StateError::Io {
             path: p.into(),
             errno: e.into(),
             hint: String::new(),
         }),
         None => Ok(()),
-    });
-    if let (Ok(()), Some(c)) = (&saved, &confirm) {
-        let _ = nix::unistd::write(c, &[1]);
+    };
+    let undo = |entry: state::Entry| {
+        entry.remove();
+        if let Some(p) = args.pid_file {
+            let _ = std::fs::remove_file(p);
+        }
+    };
+    if let Err(e) = pid_file {
+        spawning.kill();
+        undo(entry);
+        drop_cgroup();
+        return fail(&e);
     }
     let sb = match spawning.ready() {
         Ok(sb) => sb,
         Err(e) => {
-            entry.remove();
+            undo(entry);
             drop_cgroup();
-            if let Some(p) = args.pid_file {
-                let _ = std::fs::remove_file(p);
-            }
             crate::sys::log::fatal(&e.to_string());
             return e.exit_code();
         }
     };
-    // prestart and createRuntime run in the runtime's namespaces once the sandbox exists;
-    // createContainer runs here too (nsboot does not enter the container for it).
-    let created_hooks = [
-        HookKind::Prestart,
-        HookKind::CreateRuntime,
-        HookKind::CreateContainer,
-    ]
-    .into_iter()
-    .try_for_each(|k| hooks::run(k, hooks.as_ref(), &st));
-    let done = saved
+    // The state's pid is the application's (as runc's is its init's): what engines open
+    // /proc/PID/ns/*, root and cgroup of. Once ready, it is the supervisor's only child.
+    let mut st = state::State::new(
+        args.id,
+        "created",
+        state::lifecycle::app_pid(sup).unwrap_or(0),
+        bundle,
+        rootfs,
+        annotations,
+    );
+    st.supervisor = sup;
+    st.cgroup = cg.clone();
+    let saved = entry.save(&st);
+    if let (Ok(()), Some(c)) = (&saved, &confirm) {
+        let _ = nix::unistd::write(c, &[1]);
+    }
+    // prestart and createRuntime run in the runtime's namespaces once the sandbox exists,
+    // createContainer in the container's (`hooks::run`).
+    let done = saved.map_err(LaunchError::from).and_then(|()| {
+        [
+            HookKind::Prestart,
+            HookKind::CreateRuntime,
+            HookKind::CreateContainer,
+        ]
+        .into_iter()
+        .try_for_each(|k| hooks::run(k, hooks.as_ref(), &st))
         .map_err(LaunchError::from)
-        .and(created_hooks.map_err(LaunchError::from));
+    });
     if let Err(e) = done {
         sb.kill();
-        entry.remove();
+        undo(entry);
         drop_cgroup();
         return fail(&e);
     }

@@ -160,6 +160,7 @@ fn run_in_cgroup(
         caller_only: state::root_fd().into_iter().collect(),
         supervisor: ctx.supervisor,
         cgroup: cgroup_fds,
+        cgroup_leaves: cg.as_ref().map(|c| c.leaves()).unwrap_or_default(),
     };
     let mut spawning = match sandbox::begin(plan, seccomp) {
         Ok(s) => s,
@@ -175,7 +176,9 @@ fn run_in_cgroup(
     let _ = nix::unistd::write(&created_w, &[1]);
     let pid = spawning.pid.as_raw();
     // One write: the app starts right away (a foreground run is never seen "created").
+    // "running" once the supervisor says the application exec'd (`state::lifecycle::inspect`).
     let mut st = state::State::new(id, "running", pid, bundle, rootfs, annotations);
+    st.supervisor = pid;
     st.cgroup = cg.clone();
     let entry = match root
         .map(|r| state::create_foreground(r, id, &st))
@@ -269,6 +272,11 @@ fn run_started(
     };
     use crate::sandbox::hooks::{run as hook, HookKind::*};
     let hooks = hooks.as_ref();
+    if hooks.is_some() {
+        // The hooks' state names the application, whose namespaces the container's hooks
+        // join (once ready, it is the supervisor's only child).
+        st.pid = crate::state::lifecycle::app_pid(sb.pid.as_raw()).unwrap_or(st.pid);
+    }
     let before = [Prestart, CreateRuntime, CreateContainer, StartContainer];
     if let Err(e) = before.into_iter().try_for_each(|k| hook(k, hooks, &st)) {
         let _ = crate::sys::pidfd_signal(std::os::fd::AsFd::as_fd(&sb.pidfd), libc::SIGKILL);
@@ -283,7 +291,14 @@ fn run_started(
         }
         Ok(_) => {
             crate::sys::log::phase("start");
-            let _ = hook(Poststart, hooks, &st);
+            if let Err(e) = hook(Poststart, hooks, &st) {
+                // As runc: a failing poststart hook stops the container and fails the run.
+                crate::sys::log::fatal(&e.to_string());
+                let _ =
+                    crate::sys::pidfd_signal(std::os::fd::AsFd::as_fd(&sb.pidfd), libc::SIGKILL);
+                let _ = sb.wait_forwarding(&signals, relay.as_mut(), &mut remove);
+                return finish(125, remove, hooks, st);
+            }
             // Housekeeping while the application runs, off the start-up path: the state of
             // runs killed together with their supervisor.
             if let Some(root) = root {
@@ -292,10 +307,21 @@ fn run_started(
             sb.wait_forwarding(&signals, relay.as_mut(), &mut remove)
         }
     };
+    finish(code, remove, hooks, st)
+}
+
+/// The state goes, then the poststop hooks run (their failures are warnings: the exit status
+/// is the application's).
+fn finish(
+    code: i32,
+    mut remove: impl FnMut(),
+    hooks: Option<&oci_spec::runtime::Hooks>,
+    mut st: state::State,
+) -> i32 {
     remove();
     if hooks.is_some() {
         st.status = "stopped".into();
-        let _ = hook(Poststop, hooks, &st);
+        let _ = crate::sandbox::hooks::run(crate::sandbox::hooks::HookKind::Poststop, hooks, &st);
     }
     code
 }

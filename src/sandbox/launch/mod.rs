@@ -46,6 +46,8 @@ pub enum LaunchError {
     Hook(#[from] HookError),
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Rlimit(#[from] crate::process::rlimits::RlimitError),
 }
 
 /// The container's cgroup, made and its resources written before the supervisor exists, and
@@ -121,7 +123,29 @@ pub fn prepare(spec: &mut Spec, bundle: &Path) -> Result<Prepared, LaunchError> 
     let linux = spec.linux().as_ref();
     let uids = ranges(linux.and_then(|l| l.uid_mappings().as_ref()));
     let gids = ranges(linux.and_then(|l| l.gid_mappings().as_ref()));
-    let mapping = idmap::choose(&uids, &gids, &Caller::current())?;
+    let user_joined = linux
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|n| {
+            n.iter().any(|n| {
+                n.typ() == oci_spec::runtime::LinuxNamespaceType::User && n.path().is_some()
+            })
+        });
+    let mapping = if user_joined {
+        // A user namespace joined by path has its maps (the spec's must agree: `nspath`).
+        idmap::Mapping {
+            uids,
+            gids,
+            writer: idmap::Writer::Direct {
+                deny_setgroups: false,
+            },
+            notice: None,
+        }
+    } else {
+        idmap::choose(&uids, &gids, &Caller::current())?
+    };
+    if let Some(limits) = spec.process().as_ref().and_then(|p| p.rlimits().as_ref()) {
+        crate::process::rlimits::check_inherited(limits, idmap::is_rootless())?;
+    }
     Ok(Prepared {
         bundle,
         rootfs,

@@ -1,0 +1,383 @@
+//! `linux.namespaces`: a type listed with a path is joined (exactly that namespace, never the
+//! host's), listed without one is new, not listed is the caller's; `exec` lands in the same
+//! ones; a path of the wrong type, a dead one or no namespace at all is refused with one line.
+//! Rootless joins go through a user namespace the test user owns (`unshare --user`).
+
+mod common;
+#[path = "lifecycle/support.rs"]
+mod support;
+
+use std::process::{Child, Command, Stdio};
+
+use common::{Bundle, Mode};
+use serde_json::{json, Value};
+use support::{create, eventually, nsb};
+
+/// A process holding namespaces of its own (net, ipc, uts, cgroup; and a user namespace mapping its
+/// owner to root when rootless or asked), as a donor for paths.
+struct Donor {
+    child: Child,
+    pid: u32,
+}
+
+impl Donor {
+    fn new(mode: Mode, user: bool) -> Donor {
+        let mut args = vec!["--net", "--ipc", "--uts", "--cgroup"];
+        if user || mode.is_rootless() {
+            args.extend(["--user", "--map-root-user"]);
+        }
+        args.extend(["sleep", "1000"]);
+        let mut cmd = if mode.is_rootless() {
+            common::as_user(mode, "unshare")
+        } else {
+            Command::new("unshare")
+        };
+        let child = cmd
+            .args(&args)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start unshare");
+        let pid = child.id();
+        // unshare execs sleep once its namespaces exist.
+        let ready = eventually(|| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c == "sleep\n")
+        });
+        assert!(ready, "unshare {args:?} did not start");
+        Donor { child, pid }
+    }
+
+    fn path(&self, file: &str) -> String {
+        format!("/proc/{}/ns/{file}", self.pid)
+    }
+
+    fn ns(&self, file: &str) -> String {
+        ns_of(&self.pid.to_string(), file)
+    }
+}
+
+impl Drop for Donor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let status = self.child.wait().expect("reap the donor");
+        assert!(!status.success(), "the donor ended before it was killed");
+    }
+}
+
+fn ns_of(pid: &str, file: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{file}"))
+        .unwrap_or_else(|e| panic!("readlink /proc/{pid}/ns/{file}: {e}"))
+        .display()
+        .to_string()
+}
+
+const PRINT_NS: &str = "for n in net ipc uts user cgroup; do readlink /proc/self/ns/$n; done";
+
+/// The spec's `type` entry gets `path`; a user namespace joined by path brings its maps.
+fn join(c: &mut Value, typ: &str, path: &str) {
+    let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+    match ns.iter_mut().find(|n| n["type"] == typ) {
+        Some(entry) => entry["path"] = json!(path),
+        None => ns.push(json!({"type": typ, "path": path})),
+    }
+    if typ == "user" {
+        let linux = c["linux"].as_object_mut().unwrap();
+        linux.remove("uidMappings");
+        linux.remove("gidMappings");
+    }
+}
+
+/// Joins the donor's net, ipc, uts and cgroup (and its user namespace when it has one of its own).
+fn joining(mode: Mode, d: &Donor, args: &[&str]) -> Bundle {
+    let own_user = mode.is_rootless();
+    Bundle::new(mode).args(args).edit(|c| {
+        for (typ, file) in [
+            ("network", "net"),
+            ("ipc", "ipc"),
+            ("uts", "uts"),
+            ("cgroup", "cgroup"),
+        ] {
+            join(c, typ, &d.path(file));
+        }
+        if own_user {
+            join(c, "user", &d.path("user"));
+        }
+    })
+}
+
+#[test]
+fn joined_namespaces_are_exactly_the_given_ones_never_the_hosts() {
+    for mode in common::modes() {
+        let ctx = format!("{mode:?}");
+        let d = Donor::new(mode, false);
+        let script = format!(
+            "{PRINT_NS}; hostname; ls /sys/class/net; grep -c ' /dev/mqueue ' /proc/self/mountinfo"
+        );
+        let b = joining(mode, &d, &["/bin/sh", "-c", &script]);
+        let out = b.run(&format!("nsj-{}", mode as u8));
+        assert_eq!(out.status, 0, "{ctx}: {out:?}");
+        common::assert_nothing_left(mode, b.state_dir());
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        for (i, file) in ["net", "ipc", "uts"].iter().enumerate() {
+            assert_eq!(lines[i], d.ns(file), "{ctx}: {file}: {out:?}");
+            assert_ne!(lines[i], ns_of("self", file), "{ctx}: the host's {file}");
+        }
+        if mode.is_rootless() {
+            assert_eq!(lines[3], d.ns("user"), "{ctx}: user: {out:?}");
+        } else {
+            // A user namespace of its own still, as real root (identity-mapped).
+            assert_ne!(lines[3], ns_of("self", "user"), "{ctx}: {out:?}");
+        }
+        // The spec's hostname, set in the joined namespace; its sysfs and mqueue are the
+        // joined namespaces' own (only the donor's loopback), not binds of the host's.
+        assert_eq!(lines[4], d.ns("cgroup"), "{ctx}: cgroup: {out:?}");
+        assert_eq!(&lines[5..], ["nsboot", "lo", "1"], "{ctx}: {out:?}");
+        assert!(!out.stderr.contains("WARN"), "{ctx}: {out:?}");
+    }
+}
+
+#[test]
+fn exec_lands_in_the_joined_namespaces() {
+    for mode in common::modes() {
+        let ctx = format!("{mode:?}");
+        let d = Donor::new(mode, false);
+        let b = joining(mode, &d, &["sleep", "1000"]);
+        let c = create(&b, "nsx", &[]);
+        assert_eq!(c.status, 0, "{ctx}: create: {}", c.stderr);
+        let s = nsb(&b, &["start", "nsx"]);
+        assert_eq!(s.status, 0, "{ctx}: start: {}", s.stderr);
+        let out = nsb(&b, &["exec", "nsx", "sh", "-c", PRINT_NS]);
+        let del = nsb(&b, &["delete", "--force", "nsx"]);
+        assert_eq!(out.status, 0, "{ctx}: exec: {out:?}");
+        assert_eq!(del.status, 0, "{ctx}: delete: {del:?}");
+        common::assert_nothing_left(mode, b.state_dir());
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        for (i, file) in ["net", "ipc", "uts", "user", "cgroup"].iter().enumerate() {
+            if *file != "user" {
+                assert_eq!(lines[i], d.ns(file), "{ctx}: {file}: {out:?}");
+            }
+        }
+    }
+}
+
+/// One line, 125, naming the field and the path; nothing left behind.
+fn assert_refused(b: &Bundle, id: &str, want: &[&str], ctx: &str) {
+    let out = b.run(id);
+    assert_eq!(out.status, 125, "{ctx}: {out:?}");
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{ctx}: {out:?}");
+    for w in want {
+        assert!(out.stderr.contains(w), "{ctx}: no {w:?} in {out:?}");
+    }
+    common::assert_nothing_left(b.mode(), b.state_dir());
+}
+
+#[test]
+fn a_path_of_the_wrong_type_a_dead_one_or_no_namespace_is_refused_in_one_line() {
+    for mode in common::modes() {
+        let d = Donor::new(mode, false);
+        let mut gone = Command::new("true").spawn().unwrap();
+        let dead = format!("/proc/{}/ns/net", gone.id());
+        assert!(gone.wait().unwrap().success());
+        let other = Bundle::new(mode);
+        let config = other.dir().join("config.json");
+        let config = config.to_str().unwrap().to_string();
+        // A FIFO nobody writes to: a blocking open would hang nsboot.
+        let fifo = other.dir().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let fifo = fifo.to_str().unwrap().to_string();
+        let cases = [
+            (d.path("ipc"), "is of type ipc, not network"),
+            (dead, "No such file or directory"),
+            (config, "is no namespace file, not network"),
+            (fifo, "is no namespace file, not network"),
+        ];
+        for (i, (path, why)) in cases.iter().enumerate() {
+            let ctx = format!("{mode:?}: {path}");
+            let b = Bundle::new(mode).edit(|c| join(c, "network", path));
+            let field = "linux.namespaces[5].path";
+            assert_refused(&b, &format!("nsw{i}"), &[field, path, why], &ctx);
+        }
+    }
+}
+
+#[test]
+fn namespaces_not_listed_are_the_callers() {
+    for mode in common::modes() {
+        let ctx = format!("{mode:?}");
+        let b = Bundle::new(mode)
+            .args(&["/bin/sh", "-c", PRINT_NS])
+            .edit(|c| {
+                let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+                ns.retain(|n| !["network", "ipc", "uts"].contains(&n["type"].as_str().unwrap()));
+                c.as_object_mut().unwrap().remove("hostname");
+                if mode.is_rootless() {
+                    // Only a caller with power over its ipc namespace can show its mqueue
+                    // (runc alike); engines bind the host's /dev/mqueue instead.
+                    let mounts = c["mounts"].as_array_mut().unwrap();
+                    mounts.retain(|m| m["type"] != "mqueue");
+                }
+            });
+        let out = b.run(&format!("nsi-{}", mode as u8));
+        assert_eq!(out.status, 0, "{ctx}: {out:?}");
+        common::assert_nothing_left(mode, b.state_dir());
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        for (i, file) in ["net", "ipc", "uts"].iter().enumerate() {
+            assert_eq!(lines[i], ns_of("self", file), "{ctx}: {file}: {out:?}");
+        }
+        assert_ne!(lines[3], ns_of("self", "user"), "{ctx}: {out:?}");
+    }
+}
+
+/// A run's id, the edit of the default config, a word of its refusal.
+type Edit = (&'static str, fn(&mut Value), &'static str);
+
+#[test]
+fn mount_and_pid_stay_new_and_time_is_joined_only() {
+    let mode = common::modes()[0];
+    let edits: [Edit; 5] = [
+        ("nsm0", |c| drop_ns(c, "mount"), "no mount namespace"),
+        ("nsm1", |c| drop_ns(c, "pid"), "no pid namespace"),
+        (
+            "nsm2",
+            |c| join(c, "mount", "/proc/1/ns/mnt"),
+            "linux.namespaces[3].path: \"/proc/1/ns/mnt\"",
+        ),
+        (
+            "nsm3",
+            |c| join(c, "pid", "/proc/1/ns/pid"),
+            "linux.namespaces[0].path: \"/proc/1/ns/pid\"",
+        ),
+        ("nsm4", add_time, "a new time namespace"),
+    ];
+    for (id, edit, want) in edits {
+        let b = Bundle::new(mode).edit(edit);
+        assert_refused(&b, id, &[want], &format!("{mode:?}: {id}"));
+    }
+}
+
+fn drop_ns(c: &mut Value, typ: &str) {
+    let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+    ns.retain(|n| n["type"] != typ);
+}
+
+fn add_time(c: &mut Value) {
+    let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+    ns.push(json!({"type": "time"}));
+}
+
+#[test]
+fn a_user_namespace_joined_by_path_brings_its_maps_and_the_specs_must_agree() {
+    for mode in common::modes() {
+        let ctx = format!("{mode:?}");
+        let d = Donor::new(mode, true);
+        let uid = common::user(mode).uid;
+        let b = Bundle::new(mode)
+            .args(&[
+                "/bin/sh",
+                "-c",
+                "readlink /proc/self/ns/user; cat /proc/self/uid_map; id -u",
+            ])
+            .edit(|c| {
+                join(c, "user", &d.path("user"));
+                join(c, "network", &d.path("net"));
+            });
+        let out = b.run(&format!("nsu-{}", mode as u8));
+        assert_eq!(out.status, 0, "{ctx}: {out:?}");
+        common::assert_nothing_left(mode, b.state_dir());
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        assert_eq!(lines[0], d.ns("user"), "{ctx}: {out:?}");
+        let map: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(map, ["0", &uid.to_string(), "1"], "{ctx}: {out:?}");
+        assert_eq!(lines[2], "0", "{ctx}: {out:?}");
+        // The spec's maps must agree with the namespace's.
+        let maps = |host: u32| {
+            move |c: &mut Value| {
+                c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": host, "size": 1}]);
+            }
+        };
+        let agree = Bundle::new(mode).edit(|c| {
+            join(c, "user", &d.path("user"));
+            maps(uid)(c);
+        });
+        let out = agree.run(&format!("nsa-{}", mode as u8));
+        assert_eq!(out.status, 0, "{ctx}: agreeing maps: {out:?}");
+        common::assert_nothing_left(mode, agree.state_dir());
+        let disagree = Bundle::new(mode).edit(|c| {
+            join(c, "user", &d.path("user"));
+            maps(uid + 1)(c);
+        });
+        let want = ["linux.uidMappings", "remove uidMappings or make them agree"];
+        assert_refused(&disagree, &format!("nsd-{}", mode as u8), &want, &ctx);
+    }
+}
+
+#[test]
+fn rootless_join_of_a_namespace_owned_elsewhere_is_refused_with_the_fix() {
+    for mode in common::rootless_modes() {
+        let d = Donor::new(mode, true);
+        let b = Bundle::new(mode).edit(|c| join(c, "network", &d.path("net")));
+        let want = [
+            "linux.namespaces[5].path",
+            "Operation not permitted",
+            "list that user namespace by path too",
+        ];
+        assert_refused(
+            &b,
+            &format!("nse-{}", mode as u8),
+            &want,
+            &format!("{mode:?}"),
+        );
+    }
+}
+
+#[test]
+fn a_time_namespace_joined_by_path_gives_its_clocks_to_run_and_exec() {
+    for mode in common::modes() {
+        let ctx = format!("{mode:?}");
+        let mut args = vec!["--time", "--boottime", "1000000"];
+        if mode.is_rootless() {
+            args.extend(["--user", "--map-root-user"]);
+        }
+        args.extend(["sleep", "1000"]);
+        let mut cmd = if mode.is_rootless() {
+            common::as_user(mode, "unshare")
+        } else {
+            Command::new("unshare")
+        };
+        let child = cmd.args(&args).stdin(Stdio::null()).spawn().unwrap();
+        let pid = child.id();
+        let ready = eventually(|| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c == "sleep\n")
+        });
+        let d = Donor { child, pid };
+        assert!(ready, "{ctx}: unshare --time did not start");
+        let b = Bundle::new(mode).args(&["sleep", "1000"]).edit(|c| {
+            let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+            ns.push(json!({"type": "time", "path": d.path("time")}));
+            if mode.is_rootless() {
+                join(c, "user", &d.path("user"));
+            }
+        });
+        let c = create(&b, "nst", &[]);
+        assert_eq!(c.status, 0, "{ctx}: create: {}", c.stderr);
+        let s = nsb(&b, &["start", "nst"]);
+        assert_eq!(s.status, 0, "{ctx}: start: {}", s.stderr);
+        let app = support::app_pid(&b, "nst").to_string();
+        assert_eq!(
+            ns_of(&app, "time"),
+            d.ns("time"),
+            "{ctx}: the application's"
+        );
+        let script = "readlink /proc/self/ns/time; cut -d. -f1 /proc/uptime";
+        let out = nsb(&b, &["exec", "nst", "sh", "-c", script]);
+        let del = nsb(&b, &["delete", "--force", "nst"]);
+        assert_eq!((out.status, del.status), (0, 0), "{ctx}: {out:?} {del:?}");
+        common::assert_nothing_left(mode, b.state_dir());
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        assert_eq!(lines[0], d.ns("time"), "{ctx}: {out:?}");
+        let uptime: u64 = lines[1].parse().unwrap();
+        assert!(
+            uptime >= 1_000_000,
+            "{ctx}: not the donor's boot time: {out:?}"
+        );
+    }
+}
