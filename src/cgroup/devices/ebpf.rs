@@ -15,7 +15,6 @@ use std::ffi::CStr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-
 use super::{DevicesError, Exception, Kind, Policy, ALL};
 use crate::sys::bpf::{self, Insn};
 

@@ -38,7 +38,13 @@ fn parse(line: &str) -> Option<Exception> {
         _ => return None,
     };
     let (ma, mi) = words.next()?.split_once(':')?;
-    let num = |s: &str| if s == "*" { Ok(None) } else { s.parse().map(Some) };
+    let num = |s: &str| {
+        if s == "*" {
+            Ok(None)
+        } else {
+            s.parse().map(Some)
+        }
+    };
     let mut access = 0;
     for c in words.next()?.chars() {
         access |= match c {
