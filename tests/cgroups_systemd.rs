@@ -158,6 +158,18 @@ fn the_container_is_a_scope_of_its_own_and_delete_stops_it() {
         );
         let s = sd(&b, &["start", &id]);
         assert_eq!(s.status, 0, "{ctx}: start: {}", s.stderr);
+        // update: the unit's properties (which survive systemd's reloads) and the files.
+        let u = sd(
+            &b,
+            &["update", "--memory", "33554432", "--pids-limit", "30", &id],
+        );
+        assert_eq!(u.status, 0, "{ctx}: update: {}", u.stderr);
+        assert_eq!(show(mode, &unit, "MemoryMax"), "33554432", "{ctx}");
+        assert_eq!(show(mode, &unit, "TasksMax"), "30", "{ctx}");
+        let mem = std::fs::read_to_string(dir.join("memory.max")).unwrap_or_default();
+        assert_eq!(mem.trim(), "33554432", "{ctx}: memory.max after update");
+        let pids = std::fs::read_to_string(dir.join("pids.max")).unwrap_or_default();
+        assert_eq!(pids.trim(), "30", "{ctx}: pids.max after update");
         let k = sd(&b, &["kill", &id, "KILL"]);
         assert_eq!(k.status, 0, "{ctx}: kill: {}", k.stderr);
         wait_status(&b, &id, "stopped");
