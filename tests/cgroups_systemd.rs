@@ -170,6 +170,18 @@ fn the_container_is_a_scope_of_its_own_and_delete_stops_it() {
         assert_eq!(mem.trim(), "33554432", "{ctx}: memory.max after update");
         let pids = std::fs::read_to_string(dir.join("pids.max")).unwrap_or_default();
         assert_eq!(pids.trim(), "30", "{ctx}: pids.max after update");
+        // pause/resume: the scope's own cgroup.freeze (a delegated scope's file is ours).
+        let frozen = || {
+            let ev = std::fs::read_to_string(dir.join("cgroup.events")).unwrap_or_default();
+            ev.lines().any(|l| l == "frozen 1")
+        };
+        let p = sd(&b, &["pause", &id]);
+        assert_eq!(p.status, 0, "{ctx}: pause: {}", p.stderr);
+        assert!(eventually(frozen), "{ctx}: not frozen after pause");
+        assert_eq!(status(&b, &id), "paused", "{ctx}");
+        let r = sd(&b, &["resume", &id]);
+        assert_eq!(r.status, 0, "{ctx}: resume: {}", r.stderr);
+        assert!(eventually(|| !frozen()), "{ctx}: still frozen after resume");
         let k = sd(&b, &["kill", &id, "KILL"]);
         assert_eq!(k.status, 0, "{ctx}: kill: {}", k.stderr);
         wait_status(&b, &id, "stopped");
