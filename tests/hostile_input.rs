@@ -327,16 +327,6 @@ fn relative_and_dotdot_paths_are_refused() {
             &["process.cwd", "tmp"],
         ),
         (
-            "rel-masked",
-            |c| c["linux"]["maskedPaths"] = json!(["proc/kcore"]),
-            &["linux.maskedPaths[0]", "proc/kcore"],
-        ),
-        (
-            "dotdot-readonly",
-            |c| c["linux"]["readonlyPaths"] = json!(["/proc/../../etc"]),
-            &["linux.readonlyPaths[0]", ".."],
-        ),
-        (
             "rel-ns-path",
             |c| c["linux"]["namespaces"][0] = json!({ "type": "pid", "path": "proc/1/ns/pid" }),
             &["linux.namespaces[0].path"],

@@ -162,6 +162,22 @@ fn relative_paths_are_taken_from_the_container_root() {
     }
 }
 
+/// A ".." in a readonly path stops at the container's root, as securejoin's does in runc:
+/// "/proc/../../../tmp/rw" is the container's /tmp/rw, never a host path.
+#[test]
+fn dotdot_in_a_readonly_path_stays_in_the_root() {
+    for mode in common::modes() {
+        let ctx = format!("{mode:?}");
+        let bundle = Bundle::new(mode).args(&["/bin/sh", "-c", "touch /tmp/rw/x; echo rw=$?"]);
+        let tmpfs = json!({ "destination": "/tmp/rw", "type": "tmpfs", "source": "tmpfs" });
+        let bundle = add_tmp_and(bundle, vec![tmpfs]).edit(|c| {
+            c["linux"]["readonlyPaths"] = json!(["/proc/../../../tmp/rw"]);
+        });
+        let out = run_ok(&bundle, "dotdot-ro");
+        assert_eq!(out.stdout, "rw=1\n", "{ctx}: {out:?}");
+    }
+}
+
 #[test]
 fn cgroup_mount_never_fails_the_container() {
     for mode in common::modes() {

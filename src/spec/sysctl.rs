@@ -3,6 +3,8 @@
 //! kernel.domainname with a uts namespace). Any other key would change the host's kernel.
 //! Keys are written below /proc/sys, so one that could leave it (`..`, empty parts) is refused.
 
+use std::os::unix::fs::MetadataExt;
+
 use oci_spec::runtime::LinuxNamespaceType as Ns;
 
 use super::{Spec, SpecError};
@@ -28,12 +30,23 @@ pub fn check(spec: &Spec) -> Result<(), SpecError> {
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
-    let own = |typ: Ns| {
-        linux
-            .namespaces()
-            .iter()
-            .flatten()
-            .any(|n| n.typ() == typ && n.path().is_none())
+    // A namespace of its own: a new one, or one joined by path that is not the caller's (as
+    // runc checks a joined network namespace: a pod's sandbox's is fine, the host's is not).
+    let own = |typ: Ns, proc_name: &str| {
+        linux.namespaces().iter().flatten().any(|n| {
+            n.typ() == typ
+                && match n.path() {
+                    None => true,
+                    Some(p) => {
+                        let ours = std::fs::metadata(format!("/proc/self/ns/{proc_name}"));
+                        match (std::fs::metadata(p), ours) {
+                            (Ok(a), Ok(b)) => (a.dev(), a.ino()) != (b.dev(), b.ino()),
+                            // A dead path is refused by name where the namespace is joined.
+                            _ => true,
+                        }
+                    }
+                }
+        })
     };
     let mut keys: Vec<&String> = linux.sysctl().iter().flatten().map(|(k, _)| k).collect();
     keys.sort();
@@ -49,17 +62,19 @@ pub fn check(spec: &Spec) -> Result<(), SpecError> {
                 "not a sysctl name (empty parts, \"..\", a leading \"/\" or a NUL): use the dotted name, e.g. net.ipv4.ip_forward".into(),
             ));
         }
-        let (needs, ns) = if IPC.contains(&name.as_str()) || name.starts_with("fs.mqueue.") {
-            (Ns::Ipc, "ipc")
+        let (needs, ns, proc_name) = if IPC.contains(&name.as_str())
+            || name.starts_with("fs.mqueue.")
+        {
+            (Ns::Ipc, "ipc", "ipc")
         } else if name.starts_with("net.") {
-            (Ns::Network, "network")
+            (Ns::Network, "network", "net")
         } else if name == "kernel.domainname" {
             if spec.domainname().as_deref().is_some_and(|d| !d.is_empty()) {
                 return Err(refuse(
                     "conflicts with the domainname field: set one of them".into(),
                 ));
             }
-            (Ns::Uts, "uts")
+            (Ns::Uts, "uts", "uts")
         } else if name == "kernel.hostname" {
             return Err(refuse(
                 "conflicts with the hostname field: set the hostname there".into(),
@@ -69,7 +84,7 @@ pub fn check(spec: &Spec) -> Result<(), SpecError> {
                 "is not in a separate kernel namespace: it would change the host's kernel; remove it (or set it on the host)".into(),
             ));
         };
-        if !own(needs) {
+        if !own(needs, proc_name) {
             return Err(refuse(format!(
                 "is not allowed in the host's {ns} namespace: add {{\"type\":\"{ns}\"}} to linux.namespaces or remove it"
             )));
@@ -123,6 +138,11 @@ mod tests {
                 r#"{"kernel.shmmax": "1"}"#,
                 r#"{"type":"network"}"#,
                 "host's ipc",
+            ),
+            (
+                r#"{"net.ipv4.ip_forward": "1"}"#,
+                r#"{"type":"network","path":"/proc/self/ns/net"}"#,
+                "host's network",
             ),
             (
                 r#"{"kernel.panic": "1"}"#,

@@ -9,8 +9,6 @@ use crate::common::{self, Bundle, Mode};
 use crate::support::*;
 use crate::{cg_name, finish, host, limited, managed};
 
-type Target = (&'static str, &'static str, &'static str);
-
 /// What a field must come to on this host.
 enum Want {
     /// (controller, file, content) on v1, and on v2; None: refused on that hierarchy.
@@ -20,14 +18,20 @@ enum Want {
     ),
     /// Applied where the file exists (then its content), else refused naming the field.
     IfPresent(&'static str, &'static str, &'static str, &'static str),
-    /// Applied, one of these (controller, file, content) on v1, and on v2, holding it (the
-    /// first whose file the container's cgroup has), or refused naming the field: which
-    /// files a cgroup has depends on the kernel's block and hugetlb policies, which the host
-    /// shows only in a cgroup with the controller enabled.
-    AppliedOrRefused(&'static [Target], &'static [Target]),
     /// Refused by name, or (a kernel that still honours it) applied: the v1 kernel memory
     /// limit, which Linux 6.x accepts and ignores.
     Either(&'static str, &'static str, &'static str),
+    /// blockIO.weight: v1's blkio.weight where present; on v2 the io controller's file where
+    /// the container's cgroup has it (BFQ's io.bfq.weight as is, else io.weight converted as
+    /// runc converts it), else refused by name.
+    IoWeight,
+    /// Applied, (controller, file, content) on v1, and on v2, holding it, or refused naming
+    /// the field: whether a cgroup has the file depends on the kernel (hugetlb), which the
+    /// host shows only in a cgroup with the controller enabled.
+    AppliedOrRefused(
+        (&'static str, &'static str, &'static str),
+        (&'static str, &'static str, &'static str),
+    ),
 }
 
 /// The first block device's "major:minor" (a throttle must name a real one).
@@ -164,22 +168,15 @@ fn cases() -> Vec<(&'static str, Value, &'static str, Want)> {
             "blkweight",
             json!({"blockIO": {"weight": 500}}),
             "blockIO.weight",
-            // v2: BFQ's io.bfq.weight as given, else io.weight in runc's conversion.
-            AppliedOrRefused(
-                &[("blkio", "blkio.weight", "500")],
-                &[
-                    ("io", "io.bfq.weight", "default 500"),
-                    ("io", "io.weight", "default 4950"),
-                ],
-            ),
+            IoWeight,
         ),
         (
             "hugetlb",
             json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}]}),
             "hugepageLimits",
             AppliedOrRefused(
-                &[("hugetlb", "hugetlb.2MB.limit_in_bytes", "2097152")],
-                &[("hugetlb", "hugetlb.2MB.max", "2097152")],
+                ("hugetlb", "hugetlb.2MB.limit_in_bytes", "2097152"),
+                ("hugetlb", "hugetlb.2MB.max", "2097152"),
             ),
         ),
         (
@@ -241,8 +238,13 @@ fn check(mode: Mode, short: &str, res: Value, field: &str, want: Want) {
                 a
             }
         }
-        Want::Either(..) => None,
-        Want::AppliedOrRefused(..) => None,
+        Want::Either(..) | Want::IoWeight if v2 => None,
+        Want::IoWeight => host::find_named_file("blkio", "blkio.weight").then_some((
+            "blkio",
+            "blkio.weight",
+            "500",
+        )),
+        Want::Either(..) | Want::AppliedOrRefused(..) => None,
         Want::IfPresent(ctl, file, content, on) => {
             let on_this = (on == "v1") != v2;
             let present = on_this && host::find_named_file(ctl, file);
@@ -252,7 +254,12 @@ fn check(mode: Mode, short: &str, res: Value, field: &str, want: Want) {
     let c = create(&b, &id, &[]);
     let expect = match want {
         Want::Either(ctl, file, content) if !v2 && c.status == 0 => Some((ctl, file, content)),
-        Want::AppliedOrRefused(a, b) if c.status == 0 => Some(if v2 { b } else { a }[0]),
+        Want::AppliedOrRefused(a, b) if c.status == 0 => Some(if v2 { b } else { a }),
+        Want::IoWeight if v2 && c.status == 0 => match host::find_named_file("io", "io.bfq.weight")
+        {
+            true => Some(("io", "io.bfq.weight", "default 500")),
+            false => Some(("io", "io.weight", "default 4950")),
+        },
         _ => expect,
     };
     let Some((ctl, file, content)) = expect else {
@@ -272,13 +279,6 @@ fn check(mode: Mode, short: &str, res: Value, field: &str, want: Want) {
     assert_eq!(nsb(&b, &["start", &id]).status, 0, "{ctx}: start");
     assert!(eventually(|| app_output(&b, &id).contains("started")));
     let app = app_pid(&b, &id);
-    let (ctl, file, content) = match want {
-        Want::AppliedOrRefused(a, b) => *if v2 { b } else { a }
-            .iter()
-            .find(|(ctl, file, _)| host::dir(app, ctl).join(file).exists())
-            .unwrap_or(&(ctl, file, content)),
-        _ => (ctl, file, content),
-    };
     let got = host::read(&host::dir(app, ctl), file);
     let ok = if content.is_empty() {
         true

@@ -213,7 +213,6 @@ fn containerd_exec_t_gives_a_terminal() {
 }
 
 #[test]
-#[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups (the hang is fixed: lifecycle::pids::create_with_a_terminal_leaves_nobody_holding_the_callers_stdio)"]
 fn containerd_run_t_gives_a_terminal() {
     steps("run -t", |c, rt, id| {
         let mut args = vec!["/usr/bin/ctr".to_string(), "-a".into()];

@@ -44,12 +44,14 @@ fn client() -> PathBuf {
             let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
             let target = dir.join("target/cri-client");
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let out = crate::common::output(
+            // A first build compiles tonic and the CRI's protobuf: minutes, not a sandbox's run.
+            let out = crate::common::output_within(
                 Command::new(cargo)
                     .args(["build", "--quiet", "--manifest-path"])
                     .arg(dir.join("tests/cri-client/Cargo.toml"))
                     .arg("--target-dir")
                     .arg(&target),
+                std::time::Duration::from_secs(900),
             );
             assert_eq!(out.status, 0, "building tests/cri-client: {}", out.stderr);
             // Below the build.target's triple when .cargo/config.toml names one.

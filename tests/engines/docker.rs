@@ -114,7 +114,6 @@ step_tests! {
     docker_run_prints_and_returns_the_exit_status: "run" => cli::run_prints_and_exits;
     docker_detached_container_takes_exec: "exec" => cli::detached_takes_exec;
     docker_exec_t_gives_a_terminal: "exec -t" => cli::exec_t_gives_a_terminal;
-    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups (the hang is fixed: lifecycle::pids::create_with_a_terminal_leaves_nobody_holding_the_callers_stdio)"]
     docker_run_it_gives_a_terminal: "run -it" => cli::run_it_gives_a_terminal;
     docker_stop_kills_after_the_grace_period: "stop" => cli::stop_kills_after_the_grace_period;
     docker_rm_removes_a_stopped_container: "rm" => cli::rm_removes_a_stopped_container;
@@ -128,7 +127,6 @@ step_tests! {
     docker_ipc_container_joins_its_namespace: "--ipc container:X" => cli::joins_namespace_of_container("ipc");
     #[ignore = "nsboot: the pid file, which conmon and containerd's shim take for the container's pid, names nsboot's supervisor (the state pid is the application now): the application must become the engine's child"]
     docker_state_pid_is_the_containers_init: "state pid" => cli::state_pid_is_the_containers_init;
-    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
     docker_setuid_works_inside: "setuid (no noNewPrivileges)" => cli::setuid_works_without_no_new_privileges;
 }
 

@@ -221,7 +221,6 @@ step_tests! {
     podman_root_ipc_container_joins_its_namespace: "--ipc container:X" => cli::joins_namespace_of_container("ipc");
     #[ignore = "nsboot: the pid file, which conmon and containerd's shim take for the container's pid, names nsboot's supervisor (the state pid is the application now): the application must become the engine's child"]
     podman_root_state_pid_is_the_containers_init: "state pid" => cli::state_pid_is_the_containers_init;
-    #[ignore = "nsboot: refuses cgroup settings as root (linux.resources, linux.cgroupsPath) until it manages cgroups"]
     podman_root_setuid_works_inside: "setuid (no noNewPrivileges)" => cli::setuid_works_without_no_new_privileges;
     podman_root_pod_members_share_the_infra_network: "pod" => pod_members_share_the_network;
 }
