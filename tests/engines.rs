@@ -22,6 +22,8 @@ mod containerd;
 mod cri;
 #[path = "engines/cri_node.rs"]
 mod cri_node;
+#[path = "engines/devices.rs"]
+mod devices;
 #[path = "engines/docker.rs"]
 mod docker;
 #[path = "engines/harness.rs"]

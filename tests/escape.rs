@@ -10,6 +10,8 @@ mod caps;
 mod common;
 #[path = "escape/devices.rs"]
 mod devices;
+#[path = "escape/devices_cgroup.rs"]
+mod devices_cgroup;
 #[path = "escape/fds.rs"]
 mod fds;
 #[path = "escape/masks.rs"]

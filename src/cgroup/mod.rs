@@ -9,14 +9,16 @@
 //! Drivers: the cgroupfs one here (directories under the mounts, [`Driver::Fs`]); the systemd
 //! one (`systemd/`, a transient scope over D-Bus) plugs in at [`Cgroup::create`] and
 //! [`Cgroup::remove`], and the resources it cannot set as unit properties go through the same
-//! files ([`Cgroup::apply`]). Device rules (`devices*.rs`: v1 `devices.allow`/`deny`, v2 an
-//! eBPF program) are applied from [`Cgroup::apply`] too.
+//! files ([`Cgroup::apply`]). Device rules (`devices/`: v1 `devices.allow`/`deny`, v2 an
+//! eBPF program) are applied at creation and by `update` ([`Cgroup::apply_devices`]).
 
+pub mod devices;
 mod fs;
 mod layout;
 mod ops;
 mod path;
 mod stats;
+pub mod systemd;
 mod v1;
 mod v2;
 mod view;
@@ -61,6 +63,8 @@ pub enum CgroupError {
     NoHierarchy,
     #[error("container {id} {why}")]
     State { id: String, why: String },
+    #[error(transparent)]
+    Systemd(#[from] systemd::SystemdError),
 }
 
 /// Which code makes and removes the cgroup.
@@ -68,6 +72,8 @@ pub enum CgroupError {
 pub enum Driver {
     /// Directories made and removed under the cgroup mounts.
     Fs,
+    /// A transient scope unit of systemd's (`--systemd-cgroup`), its directory systemd's.
+    Systemd(systemd::Scope),
 }
 
 /// One directory of the container's cgroup: v2 has one; v1 one per mounted hierarchy.
@@ -114,7 +120,8 @@ pub fn has_limits(r: &LinuxResources) -> bool {
 /// Where the spec's cgroup goes (cgroupsPath, or runc's `/<id>`), on this host's hierarchy.
 /// None: no cgroup for this container (an unprivileged caller with no delegated cgroup, after
 /// one warning line).
-pub fn plan(spec: &Spec, id: &str) -> Result<Option<Cgroup>, CgroupError> {
+/// `systemd`: the systemd driver's scope instead (`--systemd-cgroup`).
+pub fn plan(spec: &Spec, id: &str, systemd: bool) -> Result<Option<Cgroup>, CgroupError> {
     let rootless = crate::idmap::is_rootless();
     let layout = match Layout::detect() {
         Ok(l) => l,
@@ -129,6 +136,9 @@ pub fn plan(spec: &Spec, id: &str) -> Result<Option<Cgroup>, CgroupError> {
         .as_ref()
         .and_then(|l| l.cgroups_path().clone())
         .filter(|p| !p.as_os_str().is_empty());
+    if systemd {
+        return Ok(Some(systemd::plan(&layout, given.as_deref(), id)?));
+    }
     path::resolve(&layout, given.as_deref(), id, rootless)
 }
 
@@ -136,6 +146,10 @@ impl Cgroup {
     /// Refuses a cgroup that already holds processes (another container's, or the caller's
     /// own): its limits, its freezer and `kill --all` would reach them.
     pub fn check_unused(&self) -> Result<(), CgroupError> {
+        if self.dirs.is_empty() {
+            // systemd's scope: made by create, and refused there if it exists.
+            return Ok(());
+        }
         let procs = fs::read(self.main_dir(), "cgroup.procs").unwrap_or_default();
         if procs.trim().is_empty() {
             return Ok(());
@@ -149,16 +163,28 @@ impl Cgroup {
         })
     }
 
-    /// Makes the cgroup's directories (their parents too).
-    pub fn create(&self) -> Result<(), CgroupError> {
-        match self.driver {
+    /// Makes the cgroup's directories (their parents too), or starts systemd's scope, whose
+    /// directory it then holds.
+    pub fn create(&mut self) -> Result<(), CgroupError> {
+        match &mut self.driver {
             Driver::Fs => fs::create(self),
+            Driver::Systemd(scope) => {
+                let path = scope.start()?;
+                self.dirs = vec![Dir {
+                    controllers: Vec::new(),
+                    path,
+                }];
+                Ok(())
+            }
         }
     }
 
     /// Writes the spec's resources: every field the hierarchy supports, or the first it
     /// cannot take (named, for the one-line refusal).
     pub fn apply(&self, r: &LinuxResources) -> Result<(), CgroupError> {
+        if let Driver::Systemd(scope) = &self.driver {
+            scope.update(r)?;
+        }
         if self.unified {
             v2::apply(self, r)
         } else {
@@ -224,8 +250,9 @@ impl Cgroup {
 
     /// Removes the container's directories (its processes gone, or killed first).
     pub fn remove(&self) -> Result<(), CgroupError> {
-        match self.driver {
+        match &self.driver {
             Driver::Fs => fs::remove(self),
+            Driver::Systemd(scope) => Ok(scope.stop()?),
         }
     }
 

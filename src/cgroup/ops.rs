@@ -129,9 +129,14 @@ pub struct Leaf {
 
 impl Cgroup {
     /// Its directories as [`Leaf`]s (those whose parent cannot be opened are left out).
+    /// None for systemd's scope: systemd stops a scope once it empties, and a directory
+    /// removed under it first keeps it from seeing that (the unit then stays active).
     pub fn leaves(&self) -> Vec<Leaf> {
         use std::os::unix::ffi::OsStrExt;
         use std::os::unix::fs::OpenOptionsExt;
+        if matches!(self.driver, super::Driver::Systemd(_)) {
+            return Vec::new();
+        }
         self.dirs
             .iter()
             .filter_map(|d| {

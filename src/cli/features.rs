@@ -30,7 +30,7 @@ pub fn document() -> serde_json::Value {
         "linux": {
             "namespaces": fields::NAMESPACES,
             "capabilities": caps,
-            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true },
+            "cgroup": { "v1": true, "v2": true, "systemd": true, "systemdUser": true, "rdma": true },
             "seccomp": {
                 "enabled": true,
                 // SCMP_ACT_NOTIFY with linux.seccomp.listenerPath (never as the default).

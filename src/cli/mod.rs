@@ -57,10 +57,11 @@ pub struct Global {
     /// Accepted for runc/runsc command lines; nsboot detects rootless mode itself.
     #[arg(long, global = true, value_enum, default_value_t = Rootless::Auto, num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Rootless,
-    /// Accepted for runc command lines (cgroups are not managed by nsboot).
-    #[arg(long = "systemd-cgroup", global = true, hide = true)]
+    /// The container's cgroup as a systemd scope (cgroupsPath `slice:prefix:name`), as runc's.
+    #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
-    /// Accepted for crun command lines (podman --cgroups=disabled passes `disabled`).
+    /// crun's form of the driver's choice: `systemd`, `cgroupfs`, or `disabled` (podman
+    /// --cgroups=disabled).
     #[arg(
         long = "cgroup-manager",
         global = true,
@@ -77,6 +78,8 @@ impl Global {
             root: self.root.as_deref(),
             boot_flags: self.boot_flags(),
             supervisor: crate::boot::main,
+            systemd_cgroup: self.systemd_cgroup
+                || self.cgroup_manager.as_deref() == Some("systemd"),
         }
     }
 

@@ -104,6 +104,7 @@ pub fn run(a: RestoreArgs, global: &Global) -> i32 {
         shell_job: a.shell_job,
         file_locks: a.file_locks,
         manage_cgroups_mode: a.manage_cgroups_mode,
+        systemd_cgroup: global.launch_context().systemd_cgroup,
     };
     match criu::restore(&root, &spec, &rootfs, &opts) {
         Ok(code) => code,

@@ -109,6 +109,10 @@ fn update(args: &UpdateArgs, global: &Global) -> Result<(), String> {
         .to_string());
     }
     let r = resources(args)?;
+    // Device rules only when given (runc's update leaves them as they are).
+    if let Some(d) = r.devices() {
+        cg.apply_devices(d, true).map_err(|e| e.to_string())?;
+    }
     cg.apply(&r).map_err(|e| e.to_string())
 }
 

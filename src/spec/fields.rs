@@ -262,7 +262,7 @@ const DEVICE: &[Field] = &[
 const RESOURCES: &[Field] = &[
     f(
         "devices",
-        Applied("src/rootfs/dev.rs (nodes, not cgroups)"),
+        Checked("src/cgroup/devices/ (root with a cgroup: v1 devices, v2 eBPF), else src/rootfs/dev.rs on the nodes; a hole in a wider rule and type p refused"),
         Array(&Leaf),
     ),
     f("memory", Cgroup, Object(&[])),

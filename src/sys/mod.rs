@@ -3,6 +3,7 @@
 //! kernel's own words); the fd wire format, Unix sockets at paths, logging and the hint for
 //! exhausted limits.
 
+pub mod bpf;
 pub mod limits;
 pub mod log;
 pub mod mount;

@@ -102,6 +102,8 @@ impl Cli for Docker {
 step_tests! {
     Docker;
     docker_memory_limit_is_set: "--memory 64m" => crate::resources::memory_limit_is_set;
+    docker_read_only_device_denies_writes: "--device X:r" => crate::devices::read_only_device_denies_writes;
+    docker_read_write_device_takes_writes: "--device X:rw" => crate::devices::read_write_device_takes_writes;
     docker_memory_hog_is_killed: "--memory 64m hog" => crate::resources::memory_hog_is_killed;
     docker_pids_limit_bounds_a_fork_bomb: "--pids-limit 10" => crate::resources::pids_limit_bounds_a_fork_bomb;
     docker_cpus_sets_the_quota: "--cpus 0.5" => crate::resources::cpus_sets_the_quota;

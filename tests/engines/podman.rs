@@ -235,6 +235,8 @@ pub fn checkpoint_and_restore_go_on<const R: bool>(e: &Podman<R>, rt: Runtime, n
 step_tests! {
     RootPodman;
     podman_root_memory_limit_is_set: "--memory 64m" => crate::resources::memory_limit_is_set;
+    podman_root_read_only_device_denies_writes: "--device X:r" => crate::devices::read_only_device_denies_writes;
+    podman_root_read_write_device_takes_writes: "--device X:rw" => crate::devices::read_write_device_takes_writes;
     podman_root_memory_hog_is_killed: "--memory 64m hog" => crate::resources::memory_hog_is_killed;
     podman_root_pids_limit_bounds_a_fork_bomb: "--pids-limit 10" => crate::resources::pids_limit_bounds_a_fork_bomb;
     podman_root_cpus_sets_the_quota: "--cpus 0.5" => crate::resources::cpus_sets_the_quota;

@@ -32,6 +32,8 @@ pub struct RestoreOptions {
     pub shell_job: bool,
     pub file_locks: bool,
     pub manage_cgroups_mode: Option<String>,
+    /// The container's cgroup as a systemd scope (`--systemd-cgroup`), as on create.
+    pub systemd_cgroup: bool,
 }
 
 fn err(id: &str, why: impl Into<String>) -> CriuError {
@@ -107,8 +109,8 @@ pub fn restore(
     // restores into the cgroup it made. The spec's cgroup mount becomes, in this copy, binds
     // of its directories: the sources of the external mounts CRIU found there.
     let mut view = spec.clone();
-    let made =
-        crate::sandbox::launch::make_cgroup(&mut view, id).map_err(|e| err(id, e.to_string()))?;
+    let made = crate::sandbox::launch::make_cgroup(&mut view, id, o.systemd_cgroup)
+        .map_err(|e| err(id, e.to_string()))?;
     let (cg, procs) = match made {
         Some((cg, procs)) => (Some(cg), procs),
         None => (None, Vec::new()),

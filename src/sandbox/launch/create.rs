@@ -50,7 +50,7 @@ pub fn create(ctx: &Context, mut spec: Spec, args: &CreateOptions) -> i32 {
             return fail(&e);
         }
     };
-    let (cg, cgroup_fds) = match super::make_cgroup(&mut spec, args.id) {
+    let (cg, cgroup_fds) = match super::make_cgroup(&mut spec, args.id, ctx.systemd_cgroup) {
         Ok(Some((cg, fds))) => (Some(cg), fds),
         Ok(None) => (None, Vec::new()),
         Err(e) => {

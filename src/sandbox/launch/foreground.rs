@@ -77,7 +77,7 @@ fn run_in(
     if let Err(e) = sandbox::block_forwarded_signals() {
         return fail(&e);
     }
-    let (cg, cgroup_fds) = match super::make_cgroup(&mut spec, id) {
+    let (cg, cgroup_fds) = match super::make_cgroup(&mut spec, id, ctx.systemd_cgroup) {
         Ok(Some((cg, fds))) => (Some(cg), fds),
         Ok(None) => (None, Vec::new()),
         Err(e) => return fail(&e),

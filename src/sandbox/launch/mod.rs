@@ -28,6 +28,8 @@ pub struct Context<'a> {
     /// The logging flags, for an exec'd `nsboot boot` to log the same way.
     pub boot_flags: Vec<String>,
     pub supervisor: protocol::Entry,
+    /// `--systemd-cgroup` (or crun's `--cgroup-manager systemd`): the systemd driver.
+    pub systemd_cgroup: bool,
 }
 
 /// What stops a launch before or after the sandbox's own start-up (whose errors are
@@ -50,27 +52,39 @@ pub enum LaunchError {
 
 /// The container's cgroup, made and its resources written before the supervisor exists, and
 /// its cgroup.procs opened for the application to join. None when the spec asks for no
-/// cgroup (then nothing of the cgroup part runs) or an unprivileged caller has none.
+/// cgroup (then nothing of the cgroup part runs) or an unprivileged caller has none. When
+/// the cgroup enforces the device rules, `spec` (the supervisor's copy) loses them: its
+/// checks that stand in for a devices cgroup step aside ([`cgroup::devices::hand_over`]).
 pub fn make_cgroup(
     spec: &mut Spec,
     id: &str,
+    systemd: bool,
 ) -> Result<Option<(Cgroup, Vec<OwnedFd>)>, LaunchError> {
     if !cgroup::wanted(spec) {
         return Ok(None);
     }
-    let Some(cg) = cgroup::plan(spec, id)? else {
+    let Some(mut cg) = cgroup::plan(spec, id, systemd)? else {
         return Ok(None);
     };
     cg.check_unused()?;
     cg.create()?;
     let filled = (|| {
-        if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+        let r = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+        // Without rules too: runc's default, every device denied but the standard nodes.
+        cg.apply_devices(
+            r.and_then(|r| r.devices().as_deref()).unwrap_or_default(),
+            false,
+        )?;
+        if let Some(r) = r {
             cg.apply(r)?;
         }
         cg.open_procs()
     })();
     match filled {
         Ok(fds) => {
+            if cg.enforces_devices() {
+                cgroup::devices::hand_over(spec);
+            }
             // The spec's cgroup mount shows this cgroup, not the host's hierarchy.
             cgroup::rewrite_mounts(&cg, spec);
             Ok(Some((cg, fds)))
