@@ -13,8 +13,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 # uidmap: newuidmap/newgidmap (subordinate-range mappings); busybox-static: the test rootfs;
 # libseccomp-dev + pkg-config: nsboot links the system's libseccomp.a (static build);
 # hyperfine + jq: benchmarks and bundle editing in scripts; fuse-overlayfs: rootless --overlay;
-# binutils (as, ld): build.rs assembles the exec helper (src/process/exec-helper.S).
-pkgs="uidmap busybox-static libseccomp-dev pkg-config hyperfine jq fuse-overlayfs binutils"
+# binutils (as, ld): build.rs assembles the exec helper (src/process/exec-helper.S);
+# criu: checkpoint/restore (tests/checkpoint, run for real in the VM's cgv2-root).
+pkgs="uidmap busybox-static libseccomp-dev pkg-config hyperfine jq fuse-overlayfs binutils criu"
 install_missing setup.sh $pkgs
 
 # Rootless `do --overlay` runs fuse-overlayfs, which opens /dev/fuse as the calling user.
