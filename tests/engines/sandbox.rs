@@ -153,10 +153,14 @@ impl Sandbox {
         }
         for parent in &self.cgroups {
             let dirs = cgroup_dirs(parent);
-            // Deepest first: a cgroup dir is removed with rmdir once its children are.
-            for d in dirs.iter().rev() {
-                let _ = fs::remove_dir(d);
-            }
+            // Deepest first: a cgroup dir is removed with rmdir once its children are. The
+            // kernel lets one go only once its last process is released: give it a moment.
+            wait_until(Duration::from_secs(2), || {
+                for d in dirs.iter().rev() {
+                    let _ = fs::remove_dir(d);
+                }
+                dirs.iter().all(|d| !d.exists())
+            });
             let kept: Vec<_> = dirs.iter().filter(|d| d.exists()).collect();
             if !kept.is_empty() {
                 left.push(format!("cgroups {kept:?}"));
