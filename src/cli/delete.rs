@@ -69,9 +69,11 @@ fn delete(args: &DeleteArgs, global: &Global) -> Result<(), LifecycleError> {
             stop_cgroup(&c);
             // Held before the kill: poststop runs once the application itself is gone.
             let app = c.app.and_then(|p| lifecycle::pidfd_open(p).ok());
-            lifecycle::kill_supervisor(&c)?;
+            lifecycle::kill_sandbox(&c)?;
             if let Some(fd) = app {
-                lifecycle::wait_exit(&fd, Duration::from_secs(10));
+                if lifecycle::wait_exit(&fd, Duration::from_secs(10)) && c.state.app_start > 0 {
+                    lifecycle::wait_reaped(&fd, Duration::from_secs(10));
+                }
             }
         }
     }
