@@ -186,7 +186,7 @@ fn supervise_app(input: BootInput, janitor: Option<&Janitor>) -> i32 {
         }
         // Started first: it works while we wait for the maps.
         let mut net = if make_netns {
-            crate::rootfs::net::Pending::start()?
+            crate::rootfs::net::Pending::start(!app_to_caller)?
         } else {
             crate::rootfs::net::Pending::none()
         };
