@@ -173,7 +173,7 @@ pub fn create(
             // namespace by a caller of its own): the application is then ours.
             Err((Errno(libc::EINVAL), Some(given))) => {
                 ours = true;
-                start_forked(spec, &sup, given, flags, autostart)
+                start_forked(spec, &sup, *given, flags, autostart)
             }
             other => other,
         }
@@ -206,6 +206,10 @@ pub fn create(
     }
 }
 
+/// Why the application was not started, and what it would have taken when nothing of it ran
+/// (to try again another way).
+type NotStarted = (Errno, Option<Box<Given>>);
+
 /// What the supervisor hands the application: its end of the socket, its fds, its seccomp
 /// program.
 struct Given {
@@ -223,11 +227,11 @@ fn start_forked(
     given: Given,
     flags: CloneFlags,
     autostart: bool,
-) -> Result<(Pid, OwnedFd), (Errno, Option<Given>)> {
+) -> Result<(Pid, OwnedFd), NotStarted> {
     let cloned = match sys::clone_process(flags) {
         Ok(c) => c,
         // Not cloned: all of it is still ours, to try again.
-        Err(e) => return Err((e, Some(given))),
+        Err(e) => return Err((e, Some(Box::new(given)))),
     };
     match cloned {
         Cloned::Child => {
@@ -250,7 +254,7 @@ fn start_vforked(
     sup: &OwnedFd,
     given: Given,
     flags: CloneFlags,
-) -> Result<(Pid, OwnedFd), (Errno, Option<Given>)> {
+) -> Result<(Pid, OwnedFd), NotStarted> {
     // The child's fd table is a copy: ours of what it takes stay open here, to be closed once
     // it has execed or exited.
     let fds = &given.fds;
