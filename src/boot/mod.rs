@@ -184,9 +184,12 @@ fn supervise_app(input: BootInput, janitor: Option<&Janitor>) -> i32 {
                 })
             })?;
         }
+        // In a pid namespace of our own, whose init we are (not `create`'s, nor one joined by
+        // path, where the pid namespace's init is another's).
+        let own_pidns = !app_to_caller && !rootfs::shown::pid_joined(&spec);
         // Started first: it works while we wait for the maps.
         let mut net = if make_netns {
-            crate::rootfs::net::Pending::start(!app_to_caller)?
+            crate::rootfs::net::Pending::start(own_pidns)?
         } else {
             crate::rootfs::net::Pending::none()
         };
@@ -204,12 +207,7 @@ fn supervise_app(input: BootInput, janitor: Option<&Janitor>) -> i32 {
         }
         phase("rootfs", || {
             rootfs::setup_supervisor_root(
-                &spec,
-                &rootfs,
-                &mut net,
-                made_nodes,
-                &mut shown,
-                !app_to_caller,
+                &spec, &rootfs, &mut net, made_nodes, &mut shown, own_pidns,
             )
         })?;
         // A Start already queued (a foreground run): the application execs as soon as its

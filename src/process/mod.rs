@@ -152,7 +152,12 @@ pub fn create(
             errno: e.into(),
         })
     })?;
-    let flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS;
+    // Born in a pid namespace joined by path (the supervisor's, for its children), else in
+    // a new one.
+    let flags = match crate::rootfs::shown::pid_joined(spec) {
+        false => CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS,
+        true => CloneFlags::CLONE_NEWNS,
+    };
     let given = Given { app, fds, program };
     // A vforked application suspends the supervisor until it execs: none that needs the
     // supervisor meanwhile (to relay its seccomp notify fd to the agent), nor one that enters

@@ -236,6 +236,25 @@ pub fn is_app(pid: i32, start: u64) -> bool {
     is_alive(pid) && start_time(pid) == Some(start)
 }
 
+/// Our child whose pid is `inner` in the pid namespace of the process that cloned it (the
+/// supervisor's: a pid namespace joined by path holds it, where the child's pid is another).
+pub fn own_child(inner: i32) -> Option<i32> {
+    let me = std::process::id() as i32;
+    let ppid = |p: i32| stat_fields(p).and_then(|f| f.get(1).and_then(|s| s.parse::<i32>().ok()));
+    if ppid(inner) == Some(me) {
+        return Some(inner);
+    }
+    children(me).into_iter().find(|&c| {
+        let status = fs::read_to_string(format!("/proc/{c}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|p| p.parse::<i32>().ok())
+            == Some(inner)
+    })
+}
+
 /// The supervisor's living child: a foreground run's application.
 pub fn app_pid(supervisor: i32) -> Option<i32> {
     children(supervisor).into_iter().find(|&p| is_alive(p))
@@ -291,6 +310,10 @@ pub fn sandbox_pids(app: i32) -> Vec<i32> {
     let Some(ns) = ns_id(&app.to_string(), "pid") else {
         return vec![app];
     };
+    if !is_pid_ns_init(app) {
+        // A pid namespace joined by path is another's too: only the application's own tree.
+        return descendants(app);
+    }
     let mut pids = vec![app];
     pids.extend(
         all_pids()
@@ -298,6 +321,27 @@ pub fn sandbox_pids(app: i32) -> Vec<i32> {
             .filter(|&p| p != app && ns_id(&p.to_string(), "pid") == Some(ns) && is_alive(p)),
     );
     pids
+}
+
+/// `pid` is pid 1 of its own pid namespace (the last of /proc/PID/status's NSpid).
+fn is_pid_ns_init(pid: i32) -> bool {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .and_then(|l| l.split_whitespace().last())
+        == Some("1")
+}
+
+/// `pid` and its living descendants, `pid` first.
+fn descendants(pid: i32) -> Vec<i32> {
+    let mut all = vec![pid];
+    let mut i = 0;
+    while let Some(&p) = all.get(i) {
+        all.extend(children(p).into_iter().filter(|&c| is_alive(c)));
+        i += 1;
+    }
+    all
 }
 
 /// pidfd_open(2): signals and waits through it cannot hit a reused pid.

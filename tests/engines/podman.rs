@@ -213,7 +213,6 @@ step_tests! {
     podman_root_kill_delivers_the_signal: "kill" => cli::kill_delivers_the_signal;
     podman_root_run_of_a_missing_command_exits_127: "exit status 127" => cli::missing_command_exits_127;
     podman_root_network_container_joins_its_namespace: "--network container:X" => cli::joins_namespace_of_container("network");
-    #[ignore = "nsboot: a pid namespace by path is refused (nsboot mounts /proc in a new pid namespace of its user namespace), and the state pid is the supervisor's"]
     podman_root_pid_container_joins_its_namespace: "--pid container:X" => cli::joins_namespace_of_container("pid");
     podman_root_ipc_container_joins_its_namespace: "--ipc container:X" => cli::joins_namespace_of_container("ipc");
     podman_root_state_pid_is_the_containers_init: "state pid" => cli::state_pid_is_the_containers_init;

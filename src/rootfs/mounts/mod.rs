@@ -348,6 +348,15 @@ pub fn mount_entries(
             .map(|s| s.to_string_lossy().into_owned());
         let source = source.unwrap_or_else(|| typ.to_string());
         match typ {
+            // Made by the process that joined the namespace it shows (`shown`).
+            "mqueue" | "sysfs" | "proc" if shown.has(i) => {
+                let tree = shown.take(i).expect("has");
+                let what = format!("a {typ}");
+                let target = ctx.spec_target(Create::Dir, typ)?;
+                shown::attach(tree.as_fd(), target.fd.as_fd())
+                    .map_err(|e| ctx.mount_err(&what, e))?;
+                ctx.propagate(ctx.mounted()?.as_fd(), &what, &o)?
+            }
             // The application mounts its proc itself: only there is it inside the pid namespace.
             "proc" => {
                 ctx.spec_target(Create::Dir, typ)?;
@@ -357,15 +366,6 @@ pub fn mount_entries(
                 bind_from_host(&ctx, host_fd.as_fd(), Path::new(&source), &o)?;
             }
             "cgroup" | "cgroup2" => cgroup(&ctx, host_fd.as_fd()),
-            // Made by the process that joined the namespace it shows (`shown`).
-            "mqueue" | "sysfs" if shown.has(i) => {
-                let tree = shown.take(i).expect("has");
-                let what = format!("a {typ}");
-                let target = ctx.spec_target(Create::Dir, typ)?;
-                shown::attach(tree.as_fd(), target.fd.as_fd())
-                    .map_err(|e| ctx.mount_err(&what, e))?;
-                ctx.propagate(ctx.mounted()?.as_fd(), &what, &o)?
-            }
             "sysfs" => {
                 // A new sysfs shows the network namespace it is mounted in.
                 net.join()?;
@@ -392,6 +392,11 @@ fn new_fs(ctx: &Ctx, source: &str, typ: &str, o: &MountOptions) -> Result<(), Mo
 /// Application side, in its own pid and mount namespaces, before its pivot_root: a fresh
 /// proc for each type-proc entry.
 pub fn mount_procs(spec: &Spec, newroot: &Path) -> Result<(), MountError> {
+    if shown::proc_made_by_joiner(spec) {
+        // Attached by the supervisor already: we may not mount one of a pid namespace our
+        // user namespace does not own.
+        return Ok(());
+    }
     let root = open_root(newroot)?;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         if m.typ().as_deref() != Some("proc") {

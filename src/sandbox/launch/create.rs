@@ -151,6 +151,9 @@ pub fn create(ctx: &Context, mut spec: Spec, args: &CreateOptions) -> i32 {
     // The application, our child until we exit (its pid cannot be reused before it is
     // reaped): the pid engines wait on and open /proc/PID/ns/*, root and cgroup of, as
     // runc's init. Its start time tells it from a later process of the same pid.
+    let mut sb = sb;
+    // Reported in the supervisor's pid namespace, which a pid namespace joined by path holds.
+    sb.app = state::lifecycle::own_child(sb.app).unwrap_or(sb.app);
     let app = sb.app;
     let Some(app_start) = state::lifecycle::start_time(app) else {
         sb.kill();
