@@ -412,13 +412,20 @@ pub fn mount_procs(spec: &Spec, newroot: &Path) -> Result<(), MountError> {
         let target = ctx.target(Create::Dir)?;
         match resolve::mount_fs(target.fd.as_fd(), "proc", "proc", o.flags, &o.data()) {
             // "Too revealing": the kernel wants a fully visible proc in the namespace, and
-            // inside many CI containers the host's /proc has files mounted over it. The
-            // supervisor's own proc was refused first, and said so.
+            // inside many CI containers the host's /proc has files mounted over it. A
+            // supervisor with a pid namespace of its own had its proc refused first, and said so.
             Err(Errno(libc::EPERM)) => {
                 tracing::debug!(
                     "a new proc on {} was refused: binding the supervisor's",
                     ctx.dest.display()
                 );
+                // `create`'s supervisor bound the host's without a word (it has no pid
+                // namespace of its own to show): say it here, once.
+                use std::sync::atomic::Ordering;
+                if !crate::rootfs::NESTED_WARNED.swap(true, Ordering::Relaxed) {
+                    let (what, fix) = (crate::rootfs::NESTED_PROC, crate::rootfs::NESTED_PROC_FIX);
+                    tracing::warn!("{what}; {fix}");
+                }
                 let sup = open_root(Path::new("/proc"))?;
                 resolve::bind(sup.as_fd(), target.fd.as_fd(), true)
                     .map_err(|e| ctx.mount_err("a bind of /proc", e))?;
