@@ -269,8 +269,10 @@ fn a_pid_namespace_joined_by_path_is_the_applications_with_its_proc() {
             true => common::as_user(mode, "unshare"),
             false => Command::new("unshare"),
         };
-        let mut unshare = cmd.args(&args).stdin(Stdio::null()).spawn().unwrap();
-        let parent = unshare.id();
+        let unshare = cmd.args(&args).stdin(Stdio::null()).spawn().unwrap();
+        // Killed even when an assertion below fails (its child dies with it: --kill-child).
+        let mut unshare = KillOnDrop(unshare);
+        let parent = unshare.0.id();
         let mut init = 0;
         assert!(
             eventually(|| {
@@ -331,12 +333,21 @@ fn a_pid_namespace_joined_by_path_is_the_applications_with_its_proc() {
         let del = del.output().unwrap();
         assert!(del.status.success(), "{ctx}: delete: {del:?}");
         common::assert_nothing_left(mode, b.state_dir());
-        let _ = unshare.kill();
-        let ended = unshare.wait().unwrap();
+        let _ = unshare.0.kill();
+        let ended = unshare.0.wait().unwrap();
         assert!(
             !ended.success(),
             "{ctx}: the donor ended before it was killed"
         );
+    }
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
