@@ -106,13 +106,15 @@ fn limits_are_written_and_the_application_alone_is_in_the_cgroup() {
             Some(app as i64),
             "{mode:?}: state pid"
         );
-        // The application's parent on the host is its supervisor.
-        let status = std::fs::read_to_string(format!("/proc/{app}/status")).unwrap();
-        let sup: i32 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("PPid:"))
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap();
+        // The supervisor, named in the state's own (hidden) field: `create`'s application is
+        // the caller's child, not the supervisor's.
+        let stored = std::fs::read_to_string(b.state_dir().join(&id).join("state.json")).unwrap();
+        let stored: serde_json::Value = serde_json::from_str(&stored).unwrap();
+        let sup = stored["supervisor"].as_i64().unwrap() as i32;
+        assert!(
+            sup > 0 && sup != app && std::path::Path::new(&format!("/proc/{sup}")).exists(),
+            "{mode:?}: no living supervisor in the state: {stored}"
+        );
         let in_it = |pid: i32| {
             host::dirs_of(pid)
                 .iter()

@@ -48,8 +48,7 @@ fn delete_and_check(b: &Bundle, id: &str, force: bool) {
 }
 
 #[test]
-fn create_then_start_moves_created_to_running_and_the_pid_file_names_the_supervisor_not_the_state()
-{
+fn create_then_start_moves_created_to_running_and_the_pid_file_names_the_state_pid() {
     for mode in common::modes() {
         let b = sleeper(mode);
         let pid_file = top(&b).join("pid");
@@ -62,9 +61,10 @@ fn create_then_start_moves_created_to_running_and_the_pid_file_names_the_supervi
             .trim()
             .parse()
             .unwrap();
-        assert!(
-            st["pid"].as_i64().is_some_and(|p| p > 0 && p != pid),
-            "{mode:?}: the state pid is not the application (the pid file's {pid} is the supervisor's): {st}"
+        assert_eq!(
+            st["pid"].as_i64(),
+            Some(pid),
+            "{mode:?}: the pid file's {pid} is not the state's pid: {st}"
         );
         assert_eq!(
             (st["id"].as_str(), st["ociVersion"].is_string()),

@@ -256,20 +256,15 @@ fn namespaces_not_listed_are_the_callers() {
 type Edit = (&'static str, fn(&mut Value), &'static str);
 
 #[test]
-fn mount_and_pid_stay_new() {
+fn mount_stays_new_and_pid_must_be_listed() {
     let mode = common::modes()[0];
-    let edits: [Edit; 4] = [
+    let edits: [Edit; 3] = [
         ("nsm0", |c| drop_ns(c, "mount"), "no mount namespace"),
         ("nsm1", |c| drop_ns(c, "pid"), "no pid namespace"),
         (
             "nsm2",
             |c| join(c, "mount", "/proc/1/ns/mnt"),
             "linux.namespaces[3].path: \"/proc/1/ns/mnt\"",
-        ),
-        (
-            "nsm3",
-            |c| join(c, "pid", "/proc/1/ns/pid"),
-            "linux.namespaces[0].path: \"/proc/1/ns/pid\"",
         ),
     ];
     for (id, edit, want) in edits {
@@ -281,6 +276,104 @@ fn mount_and_pid_stay_new() {
 fn drop_ns(c: &mut Value, typ: &str) {
     let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
     ns.retain(|n| n["type"] != typ);
+}
+
+/// A pid namespace of another's (as `--pid container:X` gives): the application is born in it
+/// (the donor's init is its pid 1), its /proc shows it, by `run` and by `create` (whose
+/// application is the caller's child); nothing is left.
+#[test]
+fn a_pid_namespace_joined_by_path_is_the_applications_with_its_proc() {
+    for mode in common::modes() {
+        let ctx = format!("{mode:?}");
+        let mut args = vec!["--pid", "--fork", "--kill-child"];
+        if mode.is_rootless() {
+            args.extend(["--user", "--map-root-user"]);
+        }
+        args.extend(["sleep", "1000"]);
+        let mut cmd = match mode.is_rootless() {
+            true => common::as_user(mode, "unshare"),
+            false => Command::new("unshare"),
+        };
+        let unshare = cmd.args(&args).stdin(Stdio::null()).spawn().unwrap();
+        // Killed even when an assertion below fails (its child dies with it: --kill-child).
+        let mut unshare = KillOnDrop(unshare);
+        let parent = unshare.0.id();
+        let mut init = 0;
+        assert!(
+            eventually(|| {
+                init = common::children_of(parent).first().copied().unwrap_or(0);
+                init > 0
+                    && std::fs::read_to_string(format!("/proc/{init}/comm"))
+                        .is_ok_and(|c| c == "sleep\n")
+            }),
+            "{ctx}: unshare {args:?} did not start"
+        );
+        let path = format!("/proc/{init}/ns/pid");
+        let theirs = ns_of(&init.to_string(), "pid");
+        let script = "readlink /proc/self/ns/pid; cat /proc/1/comm";
+        let b = Bundle::new(mode)
+            .args(&["/bin/sh", "-c", script])
+            .edit(|c| {
+                join(c, "pid", &path);
+                if mode.is_rootless() {
+                    // The caller may join only what its user namespace owns, as runc's.
+                    join(c, "user", &format!("/proc/{init}/ns/user"));
+                }
+            });
+        let out = b.run(&format!("nsp-{}", mode as u8));
+        assert_eq!(out.status, 0, "{ctx}: run: {out:?}");
+        assert_eq!(
+            out.stdout,
+            format!("{theirs}\nsleep\n"),
+            "{ctx}: run: {out:?}"
+        );
+        common::assert_nothing_left(mode, b.state_dir());
+        let id = format!("nspc-{}", mode as u8);
+        let mut create = b.nsboot();
+        create.arg("--root").arg(b.state_dir());
+        create.args(["create", "--bundle"]).arg(b.dir()).arg(&id);
+        let out_file = b.dir().parent().unwrap().join("nspc.out");
+        let file = std::fs::File::create(&out_file).unwrap();
+        create.stdout(file.try_clone().unwrap()).stderr(file);
+        let created = create.status().unwrap();
+        assert!(
+            created.success(),
+            "{ctx}: create: {}",
+            std::fs::read_to_string(&out_file).unwrap_or_default()
+        );
+        let mut start = b.nsboot();
+        start.arg("--root").arg(b.state_dir()).args(["start", &id]);
+        assert!(start.status().unwrap().success(), "{ctx}: start");
+        let shown = || std::fs::read_to_string(&out_file).unwrap_or_default();
+        assert!(
+            eventually(|| shown().contains("sleep\n")),
+            "{ctx}: create: {}",
+            shown()
+        );
+        assert_eq!(shown(), format!("{theirs}\nsleep\n"), "{ctx}: create");
+        let mut del = b.nsboot();
+        del.arg("--root")
+            .arg(b.state_dir())
+            .args(["delete", "--force", &id]);
+        let del = del.output().unwrap();
+        assert!(del.status.success(), "{ctx}: delete: {del:?}");
+        common::assert_nothing_left(mode, b.state_dir());
+        let _ = unshare.0.kill();
+        let ended = unshare.0.wait().unwrap();
+        assert!(
+            !ended.success(),
+            "{ctx}: the donor ended before it was killed"
+        );
+    }
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]

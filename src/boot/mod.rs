@@ -32,6 +32,8 @@ struct BootInput {
     sync_userns: Option<OwnedFd>,
     app: AppFds,
     attached: bool,
+    /// `create`'s: the application becomes the caller's child (`process::create`).
+    app_to_caller: bool,
     janitor: Option<Janitor>,
     created: Option<Created>,
     seccomp: Option<process::seccomp::bpf::Program>,
@@ -73,6 +75,7 @@ pub fn main(h: Handoff) -> i32 {
         sync_userns: h.sync_userns,
         app: h.app,
         attached: h.attached,
+        app_to_caller: !h.attached,
         janitor: h.cloned.janitor,
         created: h.cloned.created,
         seccomp: h.cloned.seccomp,
@@ -157,6 +160,7 @@ fn supervise_app(input: BootInput, janitor: Option<&Janitor>) -> i32 {
         sync_userns,
         app,
         attached,
+        app_to_caller,
         created,
         seccomp,
         make_netns,
@@ -180,9 +184,12 @@ fn supervise_app(input: BootInput, janitor: Option<&Janitor>) -> i32 {
                 })
             })?;
         }
+        // In a pid namespace of our own, whose init we are (not `create`'s, nor one joined by
+        // path, where the pid namespace's init is another's).
+        let own_pidns = !app_to_caller && !rootfs::shown::pid_joined(&spec);
         // Started first: it works while we wait for the maps.
         let mut net = if make_netns {
-            crate::rootfs::net::Pending::start()?
+            crate::rootfs::net::Pending::start(own_pidns)?
         } else {
             crate::rootfs::net::Pending::none()
         };
@@ -199,13 +206,15 @@ fn supervise_app(input: BootInput, janitor: Option<&Janitor>) -> i32 {
             crate::rootfs::net::setup(&spec)?;
         }
         phase("rootfs", || {
-            rootfs::setup_supervisor_root(&spec, &rootfs, &mut net, made_nodes, &mut shown)
+            rootfs::setup_supervisor_root(
+                &spec, &rootfs, &mut net, made_nodes, &mut shown, own_pidns,
+            )
         })?;
         // A Start already queued (a foreground run): the application execs as soon as its
         // root is ready, while this supervisor drops its /proc and seals itself.
         let autostart = controller.as_ref().is_some_and(control::take_queued_start);
         let app = phase("app", || {
-            process::create(&spec, app, seccomp, autostart, agent)
+            process::create(&spec, app, seccomp, autostart, agent, app_to_caller)
         })?;
         process::tuning::return_lent(spec.process().as_ref());
         // The application has its own /proc now; ours would only reveal the sandbox.
@@ -225,7 +234,9 @@ fn supervise_app(input: BootInput, janitor: Option<&Janitor>) -> i32 {
             return e.exit_code();
         }
     };
-    if protocol::report_ready(&start_sync).is_err() {
+    // The caller's child: its pid here is the caller's too (no pid namespace of our own).
+    let for_caller = if app.ours { 0 } else { app.pid.as_raw() };
+    if protocol::report_ready(&start_sync, for_caller).is_err() {
         let _ = crate::sys::pidfd_signal(app.pidfd.as_fd(), libc::SIGKILL);
         return CALLER_GONE;
     }
@@ -271,7 +282,7 @@ fn start_and_serve(
             }
             None => Some(e.to_string()),
         };
-        let _ = crate::sys::pidfd_wait(app.pidfd.as_fd());
+        let _ = app.wait();
         if let Some(msg) = unsent {
             crate::sys::log::fatal(&msg);
         }

@@ -1,5 +1,6 @@
 //! The supervisor after start: forward signals to the application, reap, and exit with the
-//! application's status (128+N for a signal).
+//! application's status (128+N for a signal). `create`'s application is the engine's child,
+//! not ours: the supervisor sees it exit through its pidfd, and the engine has its status.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
@@ -24,24 +25,30 @@ pub fn serve(app: &App, controller: Option<OwnedFd>, caller: Option<BorrowedFd<'
     let _ = set.thread_block();
     let sfd = match SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) {
         Ok(s) => s,
-        Err(_) => return sys::pidfd_wait(app.pidfd.as_fd()).unwrap_or(125),
+        Err(_) => return app.wait().unwrap_or(125),
     };
     loop {
         let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        // Another's child sends us no SIGCHLD: its pidfd tells its exit.
+        if !app.ours {
+            fds.push(PollFd::new(app.pidfd.as_fd(), PollFlags::POLLIN));
+        }
         if let Some(c) = caller {
             fds.push(PollFd::new(c, PollFlags::POLLIN));
         }
         match poll(&mut fds, PollTimeout::NONE) {
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return sys::pidfd_wait(app.pidfd.as_fd()).unwrap_or(125),
+            Err(_) => return app.wait().unwrap_or(125),
             Ok(_) => {}
         }
-        if fds
-            .get(1)
-            .is_some_and(|f| f.revents().is_some_and(|r| !r.is_empty()))
-        {
+        let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+        if !app.ours && fds.get(1).is_some_and(ready) {
+            // Its status is the engine's, which reaps it; nobody waits on ours.
+            return 0;
+        }
+        if caller.is_some() && fds.last().is_some_and(ready) {
             let _ = sys::pidfd_signal(app.pidfd.as_fd(), libc::SIGKILL);
-            return sys::pidfd_wait(app.pidfd.as_fd()).unwrap_or(137);
+            return app.wait().unwrap_or(137);
         }
         while let Ok(Some(info)) = sfd.read_signal() {
             let signo = info.ssi_signo as i32;

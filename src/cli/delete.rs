@@ -51,6 +51,8 @@ fn delete(args: &DeleteArgs, global: &Global) -> Result<(), LifecycleError> {
         }
         Err(e) => return Err(e),
     };
+    let hooks = hooks::from_bundle(&c.state.bundle);
+    let poststop = hooks.as_ref().and_then(|h| h.poststop().as_ref());
     match c.status {
         Status::Running if !args.force => {
             return Err(LifecycleError::Running {
@@ -69,9 +71,14 @@ fn delete(args: &DeleteArgs, global: &Global) -> Result<(), LifecycleError> {
             stop_cgroup(&c);
             // Held before the kill: poststop runs once the application itself is gone.
             let app = c.app.and_then(|p| lifecycle::pidfd_open(p).ok());
-            lifecycle::kill_supervisor(&c)?;
+            lifecycle::kill_sandbox(&c)?;
             if let Some(fd) = app {
-                lifecycle::wait_exit(&fd, Duration::from_secs(10));
+                // Poststop must not see `create`'s application even as a zombie that its
+                // engine (or init) has yet to reap: runc too waits until it is gone.
+                let seen = c.state.app_start > 0 && poststop.is_some_and(|p| !p.is_empty());
+                if lifecycle::wait_exit(&fd, Duration::from_secs(10)) && seen {
+                    lifecycle::wait_reaped(&fd, Duration::from_secs(10));
+                }
             }
         }
     }
@@ -88,12 +95,8 @@ fn delete(args: &DeleteArgs, global: &Global) -> Result<(), LifecycleError> {
         entry.remove();
     }
     // As runc: the container is gone whatever poststop does; its first failure is reported.
-    hooks::run(
-        HookKind::Poststop,
-        hooks::from_bundle(&state.bundle).as_ref(),
-        &state,
-    )
-    .map_err(|e| LifecycleError::Poststop(e.to_string()))
+    hooks::run(HookKind::Poststop, hooks.as_ref(), &state)
+        .map_err(|e| LifecycleError::Poststop(e.to_string()))
 }
 
 /// Every process of the container's cgroup killed (a paused one thawed: a frozen v1 task

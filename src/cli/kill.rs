@@ -34,10 +34,10 @@ fn kill(args: &KillArgs, global: &Global) -> Result<(), String> {
     let signo = parse_signal(&args.signal)?;
     let root = crate::state::root_dir(global.root.as_deref()).map_err(|e| e.to_string())?;
     let c = lifecycle::load(&root, &args.id).map_err(|e| e.to_string())?;
-    // A created sandbox has not exec'd its application yet: SIGKILL ends the whole sandbox
-    // (the supervisor is pid 1 of the outer pid namespace), so that the engine sees it exit.
+    // A created sandbox has not exec'd its application yet: SIGKILL ends the whole sandbox,
+    // application and supervisor, so that the engine sees it exit.
     if c.status == Status::Created && signo == libc::SIGKILL {
-        return lifecycle::kill_supervisor(&c).map_err(|e| e.to_string());
+        return lifecycle::kill_sandbox(&c).map_err(|e| e.to_string());
     }
     let app = c.require_app().map_err(|e| e.to_string())?;
     if let (true, Some(cg)) = (args.all, &c.state.cgroup) {

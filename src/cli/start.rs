@@ -57,7 +57,7 @@ pub fn run(args: StartArgs, global: &Global) -> i32 {
                 Err(e) => {
                     drop(entry);
                     if let Ok(c) = state::lifecycle::load(&root, &args.id) {
-                        let _ = state::lifecycle::kill_supervisor(&c);
+                        let _ = state::lifecycle::kill_sandbox(&c);
                     }
                     fail(&e)
                 }

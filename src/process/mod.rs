@@ -113,8 +113,12 @@ enum AppMsg {
 
 /// The created, not yet started application, seen from the supervisor.
 pub struct App {
+    /// In the supervisor's pid namespace (the caller's, when the application is its child).
     pub pid: Pid,
     pub pidfd: OwnedFd,
+    /// The supervisor's child (a foreground run's), whose status it collects; else the
+    /// caller's (`create`'s), which the engine reaps: the supervisor only sees it exit.
+    pub ours: bool,
     sock: OwnedFd,
     /// Created to exec without a start signal, as soon as its root is ready.
     pub autostart: bool,
@@ -126,12 +130,15 @@ pub struct App {
 /// root is set up. `program`: the seccomp profile's program, compiled by the caller (None: the
 /// application compiles it). `autostart`: it goes on to exec without waiting for `start`.
 /// `agent`: linux.seccomp.listenerPath, connected while the host was in sight.
+/// `to_caller`: the application becomes the caller's child (CLONE_PARENT), as runc's init is
+/// runc create's: the engine, a subreaper, adopts and reaps it once create exits.
 pub fn create(
     spec: &Spec,
     fds: AppFds,
     program: Option<seccomp::bpf::Program>,
     autostart: bool,
     agent: Option<seccomp::agent::Listener>,
+    to_caller: bool,
 ) -> Result<App, ProcessError> {
     let (sup, app) = socketpair(
         AddressFamily::Unix,
@@ -145,17 +152,40 @@ pub fn create(
             errno: e.into(),
         })
     })?;
-    let flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS;
+    // Born in a pid namespace joined by path (the supervisor's, for its children), else in
+    // a new one.
+    let flags = match crate::rootfs::shown::pid_joined(spec) {
+        false => CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS,
+        true => CloneFlags::CLONE_NEWNS,
+    };
     let given = Given { app, fds, program };
     // A vforked application suspends the supervisor until it execs: none that needs the
     // supervisor meanwhile (to relay its seccomp notify fd to the agent), nor one that enters
     // a time namespace (which takes memory of its own).
+    let mut ours = true;
     let started = if autostart && agent.is_none() && !tuning::wants_time_namespace(spec) {
         start_vforked(spec, &sup, given, flags)
+    } else if to_caller {
+        ours = false;
+        match start_forked(
+            spec,
+            &sup,
+            given,
+            flags | CloneFlags::CLONE_PARENT,
+            autostart,
+        ) {
+            // A pid namespace's init may not (an exec'd `nsboot boot` cloned into a new pid
+            // namespace by a caller of its own): the application is then ours.
+            Err((Errno(libc::EINVAL), Some(given))) => {
+                ours = true;
+                start_forked(spec, &sup, *given, flags, autostart)
+            }
+            other => other,
+        }
     } else {
         start_forked(spec, &sup, given, flags, autostart)
     };
-    let (pid, pidfd) = started.map_err(|errno| {
+    let (pid, pidfd) = started.map_err(|(errno, _)| {
         ProcessError::Step(crate::sys::Failed {
             step: "starting the application".into(),
             errno,
@@ -165,12 +195,13 @@ pub fn create(
         AppMsg::Ready => Ok(App {
             pid,
             pidfd,
+            ours,
             sock: sup,
             autostart,
             agent,
         }),
         AppMsg::Failed(e) => {
-            let _ = sys::pidfd_wait(pidfd.as_fd());
+            let _ = wait_exit(pidfd.as_fd(), ours);
             Err(e)
         }
         AppMsg::Exec { .. } | AppMsg::Listener => Err(ProcessError::Step(crate::sys::Failed {
@@ -179,6 +210,10 @@ pub fn create(
         })),
     }
 }
+
+/// Why the application was not started, and what it would have taken when nothing of it ran
+/// (to try again another way).
+type NotStarted = (Errno, Option<Box<Given>>);
 
 /// What the supervisor hands the application: its end of the socket, its fds, its seccomp
 /// program.
@@ -197,8 +232,13 @@ fn start_forked(
     given: Given,
     flags: CloneFlags,
     autostart: bool,
-) -> Result<(Pid, OwnedFd), Errno> {
-    match sys::clone_process(flags)? {
+) -> Result<(Pid, OwnedFd), NotStarted> {
+    let cloned = match sys::clone_process(flags) {
+        Ok(c) => c,
+        // Not cloned: all of it is still ours, to try again.
+        Err(e) => return Err((e, Some(Box::new(given)))),
+    };
+    match cloned {
         Cloned::Child => {
             let code = app_child(spec, sup.as_raw_fd(), given, autostart);
             // SAFETY: _exit in a forked child: no destructors or atexit handlers of the parent's run.
@@ -219,7 +259,7 @@ fn start_vforked(
     sup: &OwnedFd,
     given: Given,
     flags: CloneFlags,
-) -> Result<(Pid, OwnedFd), Errno> {
+) -> Result<(Pid, OwnedFd), NotStarted> {
     // The child's fd table is a copy: ours of what it takes stay open here, to be closed once
     // it has execed or exited.
     let fds = &given.fds;
@@ -244,7 +284,24 @@ fn start_vforked(
             }
         }
     }
-    started
+    started.map_err(|e| (e, None))
+}
+
+/// Waits until the application has exited: its status when it is `ours` (the supervisor's
+/// child), else only that it is gone (waitid on another's child gives ECHILD; its pidfd polls
+/// readable at its exit).
+pub fn wait_exit(pidfd: std::os::fd::BorrowedFd<'_>, ours: bool) -> Option<i32> {
+    if ours {
+        return sys::pidfd_wait(pidfd).ok();
+    }
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    loop {
+        let mut fds = [PollFd::new(pidfd, PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            _ => return None,
+        }
+    }
 }
 
 /// The application from its first instant: its copy of the supervisor's end `sup` closed, its
@@ -305,6 +362,11 @@ fn join_cgroup(spec: &Spec, procs: Vec<OwnedFd>) -> Result<(), ProcessError> {
 }
 
 impl App {
+    /// Waits until the application has exited ([`wait_exit`]).
+    pub fn wait(&self) -> Option<i32> {
+        wait_exit(self.pidfd.as_fd(), self.ours)
+    }
+
     /// Releases the application: it execs, or reports why it could not (then it has exited).
     pub fn start(&self) -> Result<(), ProcessError> {
         if !self.autostart {

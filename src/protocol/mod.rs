@@ -158,13 +158,23 @@ pub fn forwarded_set() -> SigSet {
     set
 }
 
-/// What the start-sync fd carries: one byte, READY; or FAILED and the error as a frame.
+/// What the start-sync fd carries: READY; or READY_PID and the application's pid (4 bytes, one
+/// write: a pipe keeps it whole); or FAILED and the error as a frame.
 const READY: u8 = 1;
+const READY_PID: u8 = 2;
 const FAILED: u8 = 0;
 
-/// Supervisor: the sandbox is built; the caller may start it.
-pub fn report_ready(start_sync: &OwnedFd) -> Result<(), Errno> {
-    nix::unistd::write(start_sync, &[READY])
+/// Supervisor: the sandbox is built; the caller may start it. `app`: the application's pid
+/// when it is the caller's child (`create`), in the caller's pid namespace; else 0.
+pub fn report_ready(start_sync: &OwnedFd, app: i32) -> Result<(), Errno> {
+    let mut msg = [READY_PID, 0, 0, 0, 0];
+    msg[1..].copy_from_slice(&app.to_ne_bytes());
+    // A foreground run's caller reads one byte, as before.
+    let msg = match app {
+        0 => &[READY][..],
+        _ => &msg[..],
+    };
+    nix::unistd::write(start_sync, msg)
         .map(drop)
         .map_err(Errno::from)
 }
@@ -178,7 +188,8 @@ pub fn report_failure(start_sync: &OwnedFd, err: &BootError) {
 
 /// What the caller read on start-sync.
 pub enum StartSync {
-    Ready,
+    /// The application's pid, when it is the caller's child (else 0).
+    Ready(i32),
     Failed(BootError),
     /// EOF: the supervisor died without a word.
     Closed,
@@ -186,11 +197,19 @@ pub enum StartSync {
 
 /// Caller: waits for the supervisor's one byte (and its error after FAILED).
 pub fn read_start_sync(fd: &OwnedFd) -> Result<StartSync, ProtocolError> {
-    let mut b = [0u8; 1];
+    let mut b = [0u8; 5];
     loop {
-        match nix::unistd::read(fd.as_raw_fd(), &mut b) {
+        match nix::unistd::read(fd.as_raw_fd(), &mut b[..1]) {
             Ok(0) => return Ok(StartSync::Closed),
-            Ok(_) if b[0] == READY => return Ok(StartSync::Ready),
+            Ok(_) if b[0] == READY => return Ok(StartSync::Ready(0)),
+            Ok(_) if b[0] == READY_PID => {
+                let pid = match nix::unistd::read(fd.as_raw_fd(), &mut b[1..]) {
+                    Ok(4) => i32::from_ne_bytes([b[1], b[2], b[3], b[4]]),
+                    Ok(_) => return Err(ProtocolError::StartSync(Errno(libc::EPROTO))),
+                    Err(e) => return Err(ProtocolError::StartSync(e.into())),
+                };
+                return Ok(StartSync::Ready(pid));
+            }
             Ok(_) => {
                 let err = wire::expect(fd, "the sandbox's start-up error")?;
                 return Ok(StartSync::Failed(err));
@@ -208,8 +227,10 @@ mod tests {
     #[test]
     fn start_sync_carries_ready_failure_and_silence() {
         let (r, w) = nix::unistd::pipe().unwrap();
-        report_ready(&w).unwrap();
-        assert!(matches!(read_start_sync(&r), Ok(StartSync::Ready)));
+        report_ready(&w, 42).unwrap();
+        assert!(matches!(read_start_sync(&r), Ok(StartSync::Ready(42))));
+        report_ready(&w, 0).unwrap();
+        assert!(matches!(read_start_sync(&r), Ok(StartSync::Ready(0))));
         report_failure(&w, &BootError::SpecFd("bad".into()));
         match read_start_sync(&r) {
             Ok(StartSync::Failed(e)) => {

@@ -79,12 +79,14 @@ fn root_propagation(spec: &Spec) -> Option<MsFlags> {
 /// `made`: the linux.devices nodes the host lacks, made by a caller that is real root
 /// ([`mknod`]).
 /// `shown`: the mounts made for namespaces joined by path, attached at their entries.
+/// `own_pidns`: the supervisor was cloned into a pid namespace of its own (not `create`'s).
 pub fn setup_supervisor_root(
     spec: &Spec,
     rootfs: &Path,
     net: &mut crate::rootfs::net::Pending,
     made: Option<std::os::fd::OwnedFd>,
     shown: &mut shown::Shown,
+    own_pidns: bool,
 ) -> Result<(), RootfsError> {
     let none = None::<&str>;
     // Nothing we mount may propagate back to the host: slave (events from the host still
@@ -132,7 +134,7 @@ pub fn setup_supervisor_root(
         )?),
         None => None,
     };
-    mount_supervisor_proc()?;
+    mount_supervisor_proc(own_pidns)?;
     bind_rootfs(&rootfs_fd, rootfs, root_readonly(spec))?;
     drop(rootfs_fd);
     // Before the spec's mounts, so that cwd, volumes, /proc, /tmp... land on top of it.
@@ -224,14 +226,23 @@ pub(crate) static NESTED_WARNED: std::sync::atomic::AtomicBool =
 
 /// A fresh proc for the supervisor's pid namespace. The kernel refuses it ("too revealing")
 /// when no fully visible proc exists in this mount namespace, as inside CI containers whose
-/// /proc has overmounts; then the host's proc is bound recursively instead.
-fn mount_supervisor_proc() -> Result<(), RootfsError> {
+/// /proc has overmounts; then the host's proc is bound recursively instead. Without a pid
+/// namespace of its own (`create`'s, which the application's is born beside), the host's is
+/// bound at once: only the host's user namespace may mount a proc of the host's pid namespace.
+/// Either keeps a proc fully visible for the application's own mount, and goes once it is made.
+fn mount_supervisor_proc(own_pidns: bool) -> Result<(), RootfsError> {
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    match mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>) {
+    let fresh = match own_pidns {
+        true => mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>),
+        false => Err(nix::errno::Errno::EPERM),
+    };
+    match fresh {
         Ok(()) => Ok(()),
         Err(nix::errno::Errno::EPERM) => {
-            tracing::warn!("{NESTED_PROC}; {NESTED_PROC_FIX}");
-            NESTED_WARNED.store(true, std::sync::atomic::Ordering::Relaxed);
+            if own_pidns {
+                tracing::warn!("{NESTED_PROC}; {NESTED_PROC_FIX}");
+                NESTED_WARNED.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             let old = format!("{OLDROOT}/proc");
             Ok(step(
                 "binding the host's /proc",

@@ -47,19 +47,30 @@ impl Pending {
     /// Supervisor, in the sandbox's user namespace (all capabilities there, even before its
     /// maps are written): forks the helper that unshares a network namespace and brings lo
     /// up, then waits to be joined and killed. It is pid 2 of the supervisor's pid namespace,
-    /// so it cannot outlive the supervisor.
-    pub fn start() -> Result<Pending, NetError> {
+    /// so it cannot outlive the supervisor; without one (`own_pidns` false: `create`'s), its
+    /// parent-death signal kills it with the supervisor, which its caller waits on (the helper
+    /// holds the start-sync pipe).
+    pub fn start(own_pidns: bool) -> Result<Pending, NetError> {
         let err = |step: &str, errno: Errno| NetError::Create {
             step: step.into(),
             errno,
         };
         let (report, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| err("creating the helper's pipe", e.into()))?;
+        let sup = (!own_pidns).then(nix::unistd::getpid);
         let cloned = crate::sys::clone_process(nix::sched::CloneFlags::empty())
             .map_err(|e| err("starting the helper", e))?;
         match cloned {
             crate::sys::Cloned::Child => {
                 drop(report);
+                if let Some(sup) = sup {
+                    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+                    // Died before the signal was set: we were reparented already.
+                    if nix::unistd::getppid() != sup {
+                        // SAFETY: _exit in a forked child.
+                        unsafe { libc::_exit(1) }
+                    }
+                }
                 let made = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
                     .map_err(|e| err("unshare", e.into()))
                     .and_then(|()| loopback_up());

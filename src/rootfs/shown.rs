@@ -30,9 +30,14 @@ impl Shown {
             if !types.contains(&typ) {
                 continue;
             }
-            let o = MountOptions::parse(m.options().as_deref().unwrap_or_default());
+            let mut o = MountOptions::parse(m.options().as_deref().unwrap_or_default());
             if o.bind {
                 continue;
+            }
+            if typ == "proc" {
+                // As the application's own proc (`mounts::mount_procs`).
+                o.flags |= MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+                o.dev = false;
             }
             mounts.push((i, new_detached(typ, attrs(&o)).map_err(|e| (i, e))?));
         }
@@ -49,6 +54,29 @@ impl Shown {
         self.mounts.iter().map(|(i, fd)| (*i, fd))
     }
 
+    /// The fds as numbers, left open: for a child that shares its fd table with its parent
+    /// (CLONE_FILES), which takes them with [`Shown::from_raw`].
+    pub fn into_raw(self) -> Vec<(usize, i32)> {
+        use std::os::fd::IntoRawFd;
+        self.mounts
+            .into_iter()
+            .map(|(i, fd)| (i, fd.into_raw_fd()))
+            .collect()
+    }
+
+    /// Takes the fds [`Shown::into_raw`] left open in this fd table.
+    ///
+    /// # Safety
+    /// Each fd must be open and owned by nobody else.
+    pub unsafe fn from_raw(mounts: Vec<(usize, i32)>) -> Shown {
+        let mounts = mounts
+            .into_iter()
+            // SAFETY: as the caller promises.
+            .map(|(i, fd)| (i, unsafe { OwnedFd::from_raw_fd(fd) }))
+            .collect();
+        Shown { mounts }
+    }
+
     pub fn extend(&mut self, other: Shown) {
         self.mounts.extend(other.mounts);
     }
@@ -62,6 +90,34 @@ impl Shown {
         let at = self.mounts.iter().position(|(j, _)| *j == i)?;
         Some(self.mounts.swap_remove(at).1)
     }
+}
+
+/// The pid namespace is joined by path and the user namespace is not: the application, in a
+/// user namespace of its own, may not mount a proc of it, so the joining child makes it (in
+/// that pid namespace) and the supervisor attaches it (`mounts::mount_entries`).
+pub fn proc_made_by_joiner(spec: &Spec) -> bool {
+    use oci_spec::runtime::LinuxNamespaceType as Ns;
+    let nss = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_deref());
+    let by_path = |t: Ns| {
+        nss.unwrap_or_default()
+            .iter()
+            .any(|n| n.typ() == t && n.path().is_some())
+    };
+    by_path(Ns::Pid) && !by_path(Ns::User)
+}
+
+/// The pid namespace is joined by path: the application is born in it (no new one).
+pub fn pid_joined(spec: &Spec) -> bool {
+    use oci_spec::runtime::LinuxNamespaceType as Ns;
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_deref())
+        .unwrap_or_default()
+        .iter()
+        .any(|n| n.typ() == Ns::Pid && n.path().is_some())
 }
 
 /// MOUNT_ATTR_* of an entry's flags; nodev unless the entry says `dev`, as for every mount.

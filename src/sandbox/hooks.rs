@@ -161,9 +161,13 @@ impl Target {
         };
         let pidfd = crate::state::lifecycle::pidfd_open(state.pid)
             .map_err(|e| fail("opening the container's application", e))?;
-        // Checked once the pidfd holds it: still the supervisor's child, not a reused pid.
-        let sup = state.supervisor_pid();
-        if !crate::state::lifecycle::children(sup).contains(&state.pid) {
+        // Checked once the pidfd holds it: still the application (create's, by its start time;
+        // a foreground run's, the supervisor's child), not a reused pid.
+        let same = match state.app_start {
+            0 => crate::state::lifecycle::children(state.supervisor_pid()).contains(&state.pid),
+            start => crate::state::lifecycle::is_app(state.pid, start),
+        };
+        if !same {
             return Err(fail(
                 "finding the container's application",
                 Errno(libc::ESRCH),
@@ -358,6 +362,7 @@ mod tests {
             cgroup: None,
             // Whose child we are, as the application is its supervisor's.
             supervisor: nix::unistd::getppid().as_raw(),
+            app_start: 0,
         }
     }
 

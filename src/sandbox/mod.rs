@@ -132,6 +132,8 @@ pub struct Plan<'a> {
 pub struct Sandbox {
     pub pid: Pid,
     pub pidfd: OwnedFd,
+    /// `create`'s application, this caller's child (0: a foreground run's, the supervisor's).
+    pub app: i32,
     /// Connected to the supervisor's controller (a foreground run only).
     pub control: Option<OwnedFd>,
     /// The Start request is already queued on `control` ([`Spawning::start_early`]).
@@ -233,7 +235,13 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
     };
     // An exec'd `nsboot boot` keeps runsc's contract: it is cloned into every namespace.
     let make_netns = !plan.exec_boot && crate::rootfs::net::creates_netns(&plan.spec);
-    let flags = clone_flags(&plan.spec, !make_netns, !plan.cgroup.is_empty());
+    let mut flags = clone_flags(&plan.spec, !make_netns, !plan.cgroup.is_empty());
+    if !plan.attached {
+        // `create`: the supervisor clones the application as this caller's child, as runc's
+        // init is (the engine's once create exits), which a pid namespace's init may not do
+        // (CLONE_PARENT). The application is born in its own pid namespace all the same.
+        flags.remove(CloneFlags::CLONE_NEWPID);
+    }
     // Real root makes the linux.devices nodes the host lacks; the supervisor cannot.
     let made_nodes = match plan.exec_boot {
         false => crate::rootfs::mknod::make(&plan.spec, &plan.mapping),
@@ -410,11 +418,12 @@ impl Spawning {
             userns: _,
         } = self;
         match protocol::read_start_sync(&start_r) {
-            Ok(StartSync::Ready) => {
+            Ok(StartSync::Ready(app)) => {
                 crate::sys::log::phase("sync");
                 Ok(Sandbox {
                     pid,
                     pidfd,
+                    app,
                     control,
                     start_sent,
                     started: Default::default(),

@@ -322,6 +322,9 @@ impl Joins {
                 errno,
             }
         })?;
+        if joined(CloneFlags::CLONE_NEWPID) {
+            shown.extend(proc_of_joined_pidns(spec)?);
+        }
         shown.extend(inherited_mounts(spec));
         Ok(shown)
     }
@@ -352,6 +355,42 @@ impl Joins {
         }
         Ok(())
     }
+}
+
+/// A proc of the pid namespace joined (by setns: our children's), for each proc entry of the
+/// spec: only a process inside a pid namespace mounts its proc, so a child of ours makes them,
+/// in our fd table (CLONE_FILES), and names them on a pipe.
+fn proc_of_joined_pidns(spec: &Spec) -> Result<Shown, NsPathError> {
+    type Made = Result<Vec<(usize, i32)>, (usize, Errno)>;
+    let failed = |step: &str, errno: Errno| NsPathError::Clone {
+        step: step.into(),
+        errno,
+    };
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+        .map_err(|e| failed("creating the proc maker's pipe", e.into()))?;
+    let pidfd = match sys::clone_process(CloneFlags::CLONE_FILES) {
+        Err(e) => return Err(failed("starting the proc maker", e)),
+        Ok(Cloned::Child) => {
+            let made: Made = Shown::make(spec, &["proc"]).map(Shown::into_raw);
+            let sent = sys::wire::send(&w, &made);
+            // SAFETY: _exit leaves the fds it made open in the table it shares with its parent.
+            unsafe { libc::_exit(i32::from(sent.is_err())) }
+        }
+        Ok(Cloned::Parent { pidfd, .. }) => pidfd,
+    };
+    // Our fd table is the maker's: close nothing (the pipe's write end) until it is gone.
+    let _ = sys::pidfd_wait(pidfd.as_fd());
+    drop(w);
+    let made = sys::wire::expect::<Made>(&r, "the proc of the joined pid namespace")
+        .map_err(|e| failed(&e.to_string(), Errno(libc::EPIPE)))?;
+    let made = made.map_err(|(index, errno)| NsPathError::Shown {
+        index,
+        fstype: "proc".into(),
+        kind: "pid".into(),
+        errno,
+    })?;
+    // SAFETY: the maker made these fds in our shared table and left them to us alone.
+    Ok(unsafe { Shown::from_raw(made) })
 }
 
 /// hostname and domainname in a joined uts namespace (the supervisor leaves them to us).

@@ -4,6 +4,7 @@ use std::os::fd::AsFd;
 
 use nix::sys::signal::SigSet;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::Pid;
 
 use super::{kill_and_reap, step, Sandbox, SandboxError};
 use crate::control;
@@ -12,8 +13,13 @@ use crate::sys::wire;
 use crate::sys::{self, Errno};
 
 impl Sandbox {
-    /// Kills the supervisor (and so the sandbox) and reaps it.
+    /// Kills the sandbox and reaps it: `create`'s application (this caller's child, so its pid
+    /// cannot be reused before it is reaped here), then the supervisor.
     pub fn kill(&self) {
+        if self.app > 0 {
+            let _ = crate::state::lifecycle::signal(self.app, libc::SIGKILL);
+            let _ = nix::sys::wait::waitpid(Pid::from_raw(self.app), None);
+        }
         kill_and_reap(&self.pidfd);
     }
 

@@ -67,7 +67,6 @@ pub fn check_namespaces(spec: &Spec) -> Result<(), SpecError> {
     for (i, ns) in namespaces.iter().enumerate() {
         let (field, why) = match (ns.typ(), ns.path()) {
             (Ns::Mount, Some(p)) => (".path", format!("{p:?}: nsboot builds the root in a new mount namespace, it joins none: remove \"path\"")),
-            (Ns::Pid, Some(p)) => (".path", format!("{p:?}: nsboot mounts /proc in a new pid namespace of its user namespace, it joins none: remove \"path\"")),
             _ => continue,
         };
         return Err(SpecError::invalid(

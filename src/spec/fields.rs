@@ -234,11 +234,11 @@ pub const PROCESS: &[Field] = &[
 const NAMESPACE: &[Field] = &[
     leaf(
         "type",
-        Checked("src/sandbox/mod.rs, src/rootfs/net.rs, src/process/tuning.rs (time); listed: new, absent: inherited; mount, pid always new"),
+        Checked("src/sandbox/mod.rs, src/rootfs/net.rs, src/process/tuning.rs (time); listed: new, absent: inherited; mount always new, pid new unless joined by path"),
     ),
     leaf(
         "path",
-        Applied("src/sandbox/nspath.rs: type checked, joined before the clone (user first); mount and pid refused"),
+        Applied("src/sandbox/nspath.rs: type checked, joined before the clone (user first); mount refused; pid: the application born in it, its proc made there by the joining child (src/rootfs/shown.rs)"),
     ),
 ];
 const DEVICE: &[Field] = &[

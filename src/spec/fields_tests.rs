@@ -25,7 +25,8 @@ test fails when they differ (`NSBOOT_WRITE_DOCS=1 cargo test --lib spec_fields_d
 
 Namespaces: a type listed without a path is a new namespace (time: refused, none is made); with
 a `path` it is joined, exactly that one (its type checked; a dead path or the wrong type
-refused), but mount and pid, which nsboot always makes new, are refused by path; network, ipc,
+refused), but mount, which nsboot always makes new, is refused by path (a pid namespace joined
+by path holds the application, and nsboot's supervisor beside it); network, ipc,
 uts and cgroup not listed are the runtime's (inherited); mount and pid not listed are refused;
 a user namespace not listed is added (nsboot always runs in one, DESIGN.md); one joined by path
 brings its maps (the spec's must be absent or agree). Strings anywhere

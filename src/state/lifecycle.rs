@@ -2,9 +2,12 @@
 //! stored state, its live status, and its processes, all read from the host's /proc.
 //!
 //! The state file holds the application's host pid (`pid`, as runc's holds its init's) and
-//! the supervisor's (`supervisor`). The application is the supervisor's only child (pid 1 of
-//! its own pid namespace); every process of the sandbox lives in that pid namespace. Status is never trusted from the file alone: a supervisor that died (or a pid
-//! that was reused) means "stopped", whatever state.json says.
+//! the supervisor's (`supervisor`). The application is pid 1 of its own pid namespace, where
+//! every process of the sandbox lives. A foreground run's is the supervisor's only child;
+//! `create`'s is the caller's child (then the engine's), known by its start time
+//! (`app_start`), and alone says whether the container lives, as runc's init does. Status is
+//! never trusted from the file alone: a process that died (or a pid that was reused) means
+//! "stopped", whatever state.json says.
 
 use std::fs;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -89,6 +92,21 @@ pub fn load(root: &Path, id: &str) -> Result<Container, LifecycleError> {
 /// reused pid is not). A created container's application must live too; a foreground run is
 /// "created" until its supervisor has seen the application exec (`STARTED_NAME`).
 pub fn inspect(root: &Path, state: State) -> Container {
+    if state.app_start > 0 {
+        let app = is_app(state.pid, state.app_start).then_some(state.pid);
+        let status = match app {
+            None => Status::Stopped,
+            Some(_) if state.status == "created" => Status::Created,
+            _ if state.cgroup.as_ref().is_some_and(|c| c.is_frozen()) => Status::Paused,
+            _ => Status::Running,
+        };
+        return Container {
+            root: root.into(),
+            state,
+            status,
+            app,
+        };
+    }
     let sup_pid = state.supervisor_pid();
     let sup = (sup_pid > 0 && is_supervisor(sup_pid, &state.id)).then_some(sup_pid);
     let started = state.status != "created" && (!state.foreground || sup.is_some_and(has_started));
@@ -143,6 +161,7 @@ impl Container {
         st.foreground = false;
         st.cgroup = None;
         st.supervisor = 0;
+        st.app_start = 0;
         let mut v = serde_json::to_value(&st).unwrap_or_default();
         if v.get("annotations").is_none() {
             v["annotations"] = serde_json::json!({});
@@ -207,7 +226,36 @@ pub fn is_supervisor(pid: i32, id: &str) -> bool {
     cmdline.split(|b| *b == 0).any(|arg| arg == id.as_bytes())
 }
 
-/// The supervisor's living child: the application.
+/// The start time of `pid` (clock ticks after boot, /proc/PID/stat's 22nd field).
+pub fn start_time(pid: i32) -> Option<u64> {
+    stat_fields(pid)?.get(19)?.parse().ok()
+}
+
+/// `pid` lives and started at `start`: the same process, not one that reused its pid.
+pub fn is_app(pid: i32, start: u64) -> bool {
+    is_alive(pid) && start_time(pid) == Some(start)
+}
+
+/// Our child whose pid is `inner` in the pid namespace of the process that cloned it (the
+/// supervisor's: a pid namespace joined by path holds it, where the child's pid is another).
+pub fn own_child(inner: i32) -> Option<i32> {
+    let me = std::process::id() as i32;
+    let ppid = |p: i32| stat_fields(p).and_then(|f| f.get(1).and_then(|s| s.parse::<i32>().ok()));
+    if ppid(inner) == Some(me) {
+        return Some(inner);
+    }
+    children(me).into_iter().find(|&c| {
+        let status = fs::read_to_string(format!("/proc/{c}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|p| p.parse::<i32>().ok())
+            == Some(inner)
+    })
+}
+
+/// The supervisor's living child: a foreground run's application.
 pub fn app_pid(supervisor: i32) -> Option<i32> {
     children(supervisor).into_iter().find(|&p| is_alive(p))
 }
@@ -262,6 +310,10 @@ pub fn sandbox_pids(app: i32) -> Vec<i32> {
     let Some(ns) = ns_id(&app.to_string(), "pid") else {
         return vec![app];
     };
+    if !is_pid_ns_init(app) {
+        // A pid namespace joined by path is another's too: only the application's own tree.
+        return descendants(app);
+    }
     let mut pids = vec![app];
     pids.extend(
         all_pids()
@@ -269,6 +321,27 @@ pub fn sandbox_pids(app: i32) -> Vec<i32> {
             .filter(|&p| p != app && ns_id(&p.to_string(), "pid") == Some(ns) && is_alive(p)),
     );
     pids
+}
+
+/// `pid` is pid 1 of its own pid namespace (the last of /proc/PID/status's NSpid).
+fn is_pid_ns_init(pid: i32) -> bool {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .and_then(|l| l.split_whitespace().last())
+        == Some("1")
+}
+
+/// `pid` and its living descendants, `pid` first.
+fn descendants(pid: i32) -> Vec<i32> {
+    let mut all = vec![pid];
+    let mut i = 0;
+    while let Some(&p) = all.get(i) {
+        all.extend(children(p).into_iter().filter(|&c| is_alive(c)));
+        i += 1;
+    }
+    all
 }
 
 /// pidfd_open(2): signals and waits through it cannot hit a reused pid.
@@ -314,9 +387,63 @@ pub fn wait_exit(pidfd: &OwnedFd, timeout: std::time::Duration) -> bool {
     }
 }
 
-/// Kills the supervisor (its pid namespace, the application's and every process in them die
-/// with it) and waits for it to be gone.
-pub fn kill_supervisor(c: &Container) -> Result<(), LifecycleError> {
+/// Waits, at most `timeout`, until the exited process behind `pidfd` is reaped by its parent:
+/// `create`'s application is the engine's (or init's) to reap, and poststop must not see it,
+/// not even as a zombie. A signal 0 reaches a zombie, not a reaped process.
+pub fn wait_reaped(pidfd: &OwnedFd, timeout: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match crate::sys::pidfd_signal(std::os::fd::AsFd::as_fd(pidfd), 0) {
+            Err(e) if e.0 == libc::ESRCH => return true,
+            _ if std::time::Instant::now() > deadline => return false,
+            _ => std::thread::sleep(std::time::Duration::from_millis(2)),
+        }
+    }
+}
+
+/// Kills the sandbox: `create`'s application (its pid namespace and every process in it die
+/// with it), then the supervisor (a foreground run's application is in its pid namespace), and
+/// waits for the supervisor to be gone.
+pub fn kill_sandbox(c: &Container) -> Result<(), LifecycleError> {
+    if c.state.app_start > 0 {
+        kill_app(c)?;
+    }
+    kill_supervisor(c)
+}
+
+/// SIGKILL for `create`'s application, through a pidfd checked to be the one started at
+/// `app_start`.
+fn kill_app(c: &Container) -> Result<(), LifecycleError> {
+    let (pid, id) = (c.state.pid, c.state.id.clone());
+    let fd = match pidfd_open(pid) {
+        Ok(fd) => fd,
+        Err(e) if e.0 == libc::ESRCH => return Ok(()),
+        Err(errno) => {
+            return Err(LifecycleError::Signal {
+                what: "opening the application".into(),
+                id,
+                pid,
+                errno,
+            })
+        }
+    };
+    // Checked after pidfd_open: from here on the fd cannot point at a reused pid.
+    if !is_app(pid, c.state.app_start) {
+        return Ok(());
+    }
+    match crate::sys::pidfd_signal(std::os::fd::AsFd::as_fd(&fd), libc::SIGKILL) {
+        Err(e) if e.0 != libc::ESRCH => Err(LifecycleError::Signal {
+            what: "killing the application".into(),
+            id,
+            pid,
+            errno: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Kills the supervisor and waits for it to be gone.
+fn kill_supervisor(c: &Container) -> Result<(), LifecycleError> {
     let pid = c.state.supervisor_pid();
     let id = c.state.id.clone();
     let fd = match pidfd_open(pid) {

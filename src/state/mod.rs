@@ -76,14 +76,23 @@ pub struct State {
     /// `events` and `kill --all` act through it. Not part of the OCI state shown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<crate::cgroup::Cgroup>,
-    /// The supervisor's host pid (the `--pid-file` pid, what engines wait on); `pid` is the
-    /// application's once known. 0 in a state written before this field: `pid` is then the
-    /// supervisor's. Not part of the OCI state shown.
+    /// The supervisor's host pid; `pid` is the application's once known. 0 in a state written
+    /// before this field: `pid` is then the supervisor's. Not part of the OCI state shown.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub supervisor: i32,
+    /// `create`'s application (the `--pid-file` pid, the engine's child, not the supervisor's
+    /// descendant): its start time (/proc/PID/stat's 22nd field), which tells it from a process
+    /// that reused its pid. 0: a foreground run's, found as the supervisor's child. Not part of
+    /// the OCI state shown.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub app_start: u64,
 }
 
 fn is_zero(v: &i32) -> bool {
+    *v == 0
+}
+
+fn is_zero_u64(v: &u64) -> bool {
     *v == 0
 }
 
@@ -110,6 +119,7 @@ impl State {
             foreground: false,
             cgroup: None,
             supervisor: 0,
+            app_start: 0,
         }
     }
 

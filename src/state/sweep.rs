@@ -57,11 +57,14 @@ pub(super) fn remove_if_stale(root: &Path, entry: &Path) -> bool {
     let Ok(held) = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) else {
         return false;
     };
-    let pid = fs::read(&state)
+    let stored = fs::read(&state)
         .ok()
-        .and_then(|b| serde_json::from_slice::<super::State>(&b).ok())
-        .map(|s| s.supervisor_pid());
-    let alive = pid.is_some_and(alive);
+        .and_then(|b| serde_json::from_slice::<super::State>(&b).ok());
+    // `create`'s application outlives a killed supervisor once started, as runc's init does.
+    let alive = stored.is_some_and(|s| {
+        alive(s.supervisor_pid())
+            || (s.app_start > 0 && super::lifecycle::is_app(s.pid, s.app_start))
+    });
     // Still the same entry whose lock we hold?
     let same = match (held.metadata(), fs::metadata(&lock)) {
         (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),

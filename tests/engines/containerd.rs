@@ -261,7 +261,6 @@ fn containerd_kill_delivers_the_signal_and_delete_reports_the_status() {
 }
 
 #[test]
-#[ignore = "nsboot: the pid file, which conmon and containerd's shim take for the container's pid, names nsboot's supervisor (the state pid is the application now): the application must become the engine's child"]
 fn containerd_task_pid_is_the_containers_init() {
     steps("state pid", |c, rt, id| {
         c.sleeper(rt, id)?;
@@ -411,7 +410,6 @@ fn containerd_task_pause_and_resume() {
 }
 
 #[test]
-#[ignore = "nsboot: the shim reads the cgroup of the state pid, nsboot's supervisor (outside the container's cgroup), until the state pid is the application's"]
 fn containerd_task_metrics_reports_the_containers_cgroup() {
     steps("task metrics", |c, rt, id| {
         let out = c.run(

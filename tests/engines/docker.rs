@@ -109,7 +109,6 @@ step_tests! {
     docker_cpus_sets_the_quota: "--cpus 0.5" => crate::resources::cpus_sets_the_quota;
     docker_pause_and_unpause: "pause/unpause" => crate::resources::pause_and_unpause;
     docker_update_memory: "update --memory" => crate::resources::update_memory;
-    #[ignore = "nsboot: the shim reads the cgroup of the state pid, nsboot's supervisor (outside the container's cgroup), until the state pid is the application's"]
     docker_stats_reports_the_limit: "stats --no-stream" => crate::resources::stats_reports_the_limit;
     docker_run_prints_and_returns_the_exit_status: "run" => cli::run_prints_and_exits;
     docker_detached_container_takes_exec: "exec" => cli::detached_takes_exec;
@@ -122,10 +121,8 @@ step_tests! {
     docker_kill_delivers_the_signal: "kill" => cli::kill_delivers_the_signal;
     docker_run_of_a_missing_command_exits_127: "exit status 127" => cli::missing_command_exits_127;
     docker_network_container_joins_its_namespace: "--network container:X" => cli::joins_namespace_of_container("network");
-    #[ignore = "nsboot: a pid namespace by path is refused (nsboot mounts /proc in a new pid namespace of its user namespace), and the state pid is the supervisor's"]
     docker_pid_container_joins_its_namespace: "--pid container:X" => cli::joins_namespace_of_container("pid");
     docker_ipc_container_joins_its_namespace: "--ipc container:X" => cli::joins_namespace_of_container("ipc");
-    #[ignore = "nsboot: the pid file, which conmon and containerd's shim take for the container's pid, names nsboot's supervisor (the state pid is the application now): the application must become the engine's child"]
     docker_state_pid_is_the_containers_init: "state pid" => cli::state_pid_is_the_containers_init;
     docker_setuid_works_inside: "setuid (no noNewPrivileges)" => cli::setuid_works_without_no_new_privileges;
 }

@@ -15,15 +15,12 @@ step_tests! {
     podman_rootless_stop_kills_after_the_grace_period: "stop" => cli::stop_kills_after_the_grace_period;
     podman_rootless_rm_removes_a_stopped_container: "rm" => cli::rm_removes_a_stopped_container;
     podman_rootless_logs_has_stdout_and_stderr: "logs" => cli::logs_has_stdout_and_stderr;
-    #[ignore = "nsboot: `podman top` is empty: podman takes the pid file's pid, nsboot's supervisor (the state pid is the application now)"]
     podman_rootless_top_lists_the_containers_process: "top" => cli::top_lists_the_containers_process;
     podman_rootless_kill_delivers_the_signal: "kill" => cli::kill_delivers_the_signal;
     podman_rootless_run_of_a_missing_command_exits_127: "exit status 127" => cli::missing_command_exits_127;
     podman_rootless_network_container_joins_its_namespace: "--network container:X" => cli::joins_namespace_of_container("network");
-    #[ignore = "nsboot: a pid namespace by path is refused (nsboot mounts /proc in a new pid namespace of its user namespace), and the state pid is the supervisor's"]
     podman_rootless_pid_container_joins_its_namespace: "--pid container:X" => cli::joins_namespace_of_container("pid");
     podman_rootless_ipc_container_joins_its_namespace: "--ipc container:X" => cli::joins_namespace_of_container("ipc");
-    #[ignore = "nsboot: the pid file, which conmon and containerd's shim take for the container's pid, names nsboot's supervisor (the state pid is the application now): the application must become the engine's child"]
     podman_rootless_state_pid_is_the_containers_init: "state pid" => cli::state_pid_is_the_containers_init;
     podman_rootless_setuid_works_inside: "setuid (no noNewPrivileges)" => cli::setuid_works_without_no_new_privileges;
     podman_rootless_pod_members_share_the_infra_network: "pod" => pod_members_share_the_network;

@@ -1,6 +1,6 @@
 //! Which process is which, as engines see them: the state's pid is the application (its host
-//! pid, as runc reports its init's), the pid file names the supervisor (the engine's child,
-//! which exits with the application's status), and "running" means the application has
+//! pid, as runc reports its init's), the pid file names it too (create's child, the engine's
+//! once create exits, which reaps it with its status), and "running" means the application has
 //! exec'd. With a terminal, `create` leaves nobody holding the caller's stdio.
 
 use std::fs;
@@ -38,25 +38,158 @@ fn ns(pid: i32, name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// A subreaper (as conmon and containerd's shim are) that runs one command and then reaps
+/// every process reparented to it, reporting each (pid, wait status) on a pipe. Forked from
+/// this multi-threaded test: the child makes only async-signal-safe calls.
+struct Subreaper {
+    pid: nix::unistd::Pid,
+    /// The command's own wait status, then (pid, status) pairs, as i32s.
+    report: fs::File,
+}
+
+impl Subreaper {
+    fn run(cmd: &std::process::Command, out: &std::path::Path) -> Subreaper {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let c = |s: &std::ffi::OsStr| CString::new(s.as_bytes()).unwrap();
+        let name = cmd.get_program();
+        // execve takes a path: look the program up in PATH before the fork.
+        let path = match name.as_bytes().contains(&b'/') {
+            true => std::path::PathBuf::from(name),
+            false => std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+                .unwrap_or_else(|| panic!("{name:?} is not in PATH")),
+        };
+        let prog = c(path.as_os_str());
+        let mut argv: Vec<CString> = vec![c(name)];
+        argv.extend(cmd.get_args().map(c));
+        let mut env: std::collections::BTreeMap<_, _> = std::env::vars_os().collect();
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => env.insert(k.to_owned(), v.to_owned()),
+                None => env.remove(k),
+            };
+        }
+        let envp: Vec<CString> = env
+            .iter()
+            .map(|(k, v)| {
+                let mut kv = k.as_bytes().to_vec();
+                kv.push(b'=');
+                kv.extend(v.as_bytes());
+                CString::new(kv).unwrap()
+            })
+            .collect();
+        let ptrs = |v: &[CString]| {
+            let mut p: Vec<*const libc::c_char> = v.iter().map(|s| s.as_ptr()).collect();
+            p.push(std::ptr::null());
+            p
+        };
+        let (argp, envpp) = (ptrs(&argv), ptrs(&envp));
+        let dir = cmd.get_current_dir().map(|d| c(d.as_os_str()));
+        let file = fs::File::create(out).unwrap();
+        let (r, w) = pipe();
+        use std::os::fd::AsRawFd;
+        let (file, w_fd) = (file.as_raw_fd(), w.as_raw_fd());
+        // SAFETY: the child makes only async-signal-safe calls (prctl, fork, dup2, chdir,
+        // execve, waitpid, write, _exit) on memory prepared before the fork.
+        match unsafe { libc::fork() } {
+            0 => unsafe {
+                libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+                let put = |v: i32| {
+                    libc::write(w_fd, &v as *const i32 as *const libc::c_void, 4);
+                };
+                let pid = libc::fork();
+                if pid == 0 {
+                    libc::dup2(file, 1);
+                    libc::dup2(file, 2);
+                    let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+                    libc::dup2(null, 0);
+                    if let Some(d) = &dir {
+                        libc::chdir(d.as_ptr());
+                    }
+                    libc::execve(prog.as_ptr(), argp.as_ptr(), envpp.as_ptr());
+                    libc::_exit(127);
+                }
+                let mut status = 0;
+                libc::waitpid(pid, &mut status, 0);
+                put(status);
+                loop {
+                    let p = libc::waitpid(-1, &mut status, 0);
+                    if p < 0 {
+                        libc::_exit(0);
+                    }
+                    put(p);
+                    put(status);
+                }
+            },
+            -1 => panic!("fork: {}", std::io::Error::last_os_error()),
+            pid => {
+                drop(w);
+                Subreaper {
+                    pid: nix::unistd::Pid::from_raw(pid),
+                    report: fs::File::from(r),
+                }
+            }
+        }
+    }
+
+    fn next(&mut self) -> Option<i32> {
+        let mut b = [0u8; 4];
+        self.report.read_exact(&mut b).ok()?;
+        Some(i32::from_ne_bytes(b))
+    }
+
+    /// Every (pid, wait status) reaped until the subreaper has no child left; it then exits 0.
+    fn reaped(mut self) -> Vec<(i32, i32)> {
+        let mut all = Vec::new();
+        while let (Some(p), Some(s)) = (self.next(), self.next()) {
+            all.push((p, s));
+        }
+        let ended = nix::sys::wait::waitpid(self.pid, None);
+        assert!(
+            matches!(ended, Ok(nix::sys::wait::WaitStatus::Exited(_, 0))),
+            "the subreaper ended with {ended:?}"
+        );
+        all
+    }
+}
+
+/// As conmon and containerd's shim see it: the pid file names the application (the state's
+/// pid), which is create's child and so, once create exits, the child of the nearest
+/// subreaper, which reaps it with the application's status (runc's shape).
 #[test]
-fn state_pid_is_the_application_and_the_pid_file_names_its_supervisor() {
+fn the_pid_file_names_the_application_which_the_callers_subreaper_reaps() {
     for mode in common::modes() {
         let b = sleeper(mode);
         let pid_file = top(&b).join("pid");
-        let c = create(&b, "pids", &["--pid-file", pid_file.to_str().unwrap()]);
-        assert_eq!(c.status, 0, "{mode:?}: create: {}", c.stderr);
-        let sup: i32 = fs::read_to_string(&pid_file)
+        let mut cmd = b.nsboot();
+        cmd.arg("--root").arg(b.state_dir()).arg("create");
+        cmd.arg("--bundle").arg(b.dir());
+        cmd.arg("--pid-file").arg(&pid_file).arg("pids");
+        let mut reaper = Subreaper::run(&cmd, &top(&b).join("pids.out"));
+        let created = reaper.next();
+        assert_eq!(
+            created,
+            Some(0),
+            "{mode:?}: create: {}",
+            app_output(&b, "pids")
+        );
+        let app: i32 = fs::read_to_string(&pid_file)
             .unwrap()
             .trim()
             .parse()
             .unwrap();
         let st = state(&b, "pids");
-        let app = st["pid"].as_i64().unwrap() as i32;
-        assert_ne!(app, sup, "{mode:?}: the state pid is the supervisor: {st}");
+        assert_eq!(
+            st["pid"].as_i64(),
+            Some(app as i64),
+            "{mode:?}: the pid file's {app} is not the state's pid: {st}"
+        );
         assert_eq!(
             ppid(app),
-            sup,
-            "{mode:?}: the state pid {app} is not the supervisor's child"
+            reaper.pid.as_raw(),
+            "{mode:?}: the application {app} is not the subreaper's child once create exited"
         );
         let s = nsb(&b, &["start", "pids"]);
         assert_eq!(s.status, 0, "{mode:?}: start: {}", s.stderr);
@@ -83,10 +216,16 @@ fn state_pid_is_the_application_and_the_pid_file_names_its_supervisor() {
             st.get("supervisor").is_none(),
             "{mode:?}: nsboot's own field shown in the OCI state: {st}"
         );
-        // kill reaches the application itself; the supervisor exits with its status.
         assert_eq!(nsb(&b, &["kill", "pids", "KILL"]).status, 0, "{mode:?}");
         wait_status(&b, "pids", "stopped");
         delete_and_check(&b, "pids");
+        // The subreaper reaped the application itself, killed by SIGKILL.
+        let reaped = reaper.reaped();
+        let status = reaped.iter().find(|(p, _)| *p == app).map(|(_, s)| *s);
+        assert!(
+            status.is_some_and(|s| libc::WIFSIGNALED(s) && libc::WTERMSIG(s) == libc::SIGKILL),
+            "{mode:?}: the subreaper reaped {reaped:?}, not the application {app} killed by SIGKILL"
+        );
     }
 }
 

@@ -348,6 +348,15 @@ pub fn mount_entries(
             .map(|s| s.to_string_lossy().into_owned());
         let source = source.unwrap_or_else(|| typ.to_string());
         match typ {
+            // Made by the process that joined the namespace it shows (`shown`).
+            "mqueue" | "sysfs" | "proc" if shown.has(i) => {
+                let tree = shown.take(i).expect("has");
+                let what = format!("a {typ}");
+                let target = ctx.spec_target(Create::Dir, typ)?;
+                shown::attach(tree.as_fd(), target.fd.as_fd())
+                    .map_err(|e| ctx.mount_err(&what, e))?;
+                ctx.propagate(ctx.mounted()?.as_fd(), &what, &o)?
+            }
             // The application mounts its proc itself: only there is it inside the pid namespace.
             "proc" => {
                 ctx.spec_target(Create::Dir, typ)?;
@@ -357,15 +366,6 @@ pub fn mount_entries(
                 bind_from_host(&ctx, host_fd.as_fd(), Path::new(&source), &o)?;
             }
             "cgroup" | "cgroup2" => cgroup(&ctx, host_fd.as_fd()),
-            // Made by the process that joined the namespace it shows (`shown`).
-            "mqueue" | "sysfs" if shown.has(i) => {
-                let tree = shown.take(i).expect("has");
-                let what = format!("a {typ}");
-                let target = ctx.spec_target(Create::Dir, typ)?;
-                shown::attach(tree.as_fd(), target.fd.as_fd())
-                    .map_err(|e| ctx.mount_err(&what, e))?;
-                ctx.propagate(ctx.mounted()?.as_fd(), &what, &o)?
-            }
             "sysfs" => {
                 // A new sysfs shows the network namespace it is mounted in.
                 net.join()?;
@@ -392,6 +392,11 @@ fn new_fs(ctx: &Ctx, source: &str, typ: &str, o: &MountOptions) -> Result<(), Mo
 /// Application side, in its own pid and mount namespaces, before its pivot_root: a fresh
 /// proc for each type-proc entry.
 pub fn mount_procs(spec: &Spec, newroot: &Path) -> Result<(), MountError> {
+    if shown::proc_made_by_joiner(spec) {
+        // Attached by the supervisor already: we may not mount one of a pid namespace our
+        // user namespace does not own.
+        return Ok(());
+    }
     let root = open_root(newroot)?;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         if m.typ().as_deref() != Some("proc") {
@@ -407,13 +412,20 @@ pub fn mount_procs(spec: &Spec, newroot: &Path) -> Result<(), MountError> {
         let target = ctx.target(Create::Dir)?;
         match resolve::mount_fs(target.fd.as_fd(), "proc", "proc", o.flags, &o.data()) {
             // "Too revealing": the kernel wants a fully visible proc in the namespace, and
-            // inside many CI containers the host's /proc has files mounted over it. The
-            // supervisor's own proc was refused first, and said so.
+            // inside many CI containers the host's /proc has files mounted over it. A
+            // supervisor with a pid namespace of its own had its proc refused first, and said so.
             Err(Errno(libc::EPERM)) => {
                 tracing::debug!(
                     "a new proc on {} was refused: binding the supervisor's",
                     ctx.dest.display()
                 );
+                // `create`'s supervisor bound the host's without a word (it has no pid
+                // namespace of its own to show): say it here, once.
+                use std::sync::atomic::Ordering;
+                if !crate::rootfs::NESTED_WARNED.swap(true, Ordering::Relaxed) {
+                    let (what, fix) = (crate::rootfs::NESTED_PROC, crate::rootfs::NESTED_PROC_FIX);
+                    tracing::warn!("{what}; {fix}");
+                }
                 let sup = open_root(Path::new("/proc"))?;
                 resolve::bind(sup.as_fd(), target.fd.as_fd(), true)
                     .map_err(|e| ctx.mount_err("a bind of /proc", e))?;

@@ -1,6 +1,7 @@
 //! `create`: boot a sandbox and leave it waiting for `start` (the engine path: podman and
-//! conmon call create, then start; the pid file names the supervisor, the state's pid the
-//! application).
+//! conmon call create, then start). The application is this caller's child, as runc's init is
+//! runc create's: once create exits, the engine (a subreaper) adopts and reaps it. The pid file
+//! and the state's pid name it.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
@@ -132,28 +133,12 @@ pub fn create(ctx: &Context, mut spec: Spec, args: &CreateOptions) -> i32 {
         }
     };
     let sup = spawning.pid.as_raw();
-    // The pid file names the supervisor: the process engines adopt and wait on once create
-    // returns (their child then, it exits with the application's status).
-    let pid_file = match args.pid_file {
-        Some(p) => std::fs::write(p, sup.to_string()).map_err(|e| state::StateError::Io {
-            path: p.into(),
-            errno: e.into(),
-            hint: String::new(),
-        }),
-        None => Ok(()),
-    };
     let undo = |entry: state::Entry| {
         entry.remove();
         if let Some(p) = args.pid_file {
             let _ = std::fs::remove_file(p);
         }
     };
-    if let Err(e) = pid_file {
-        spawning.kill();
-        undo(entry);
-        drop_cgroup();
-        return fail(&e);
-    }
     let sb = match spawning.ready() {
         Ok(sb) => sb,
         Err(e) => {
@@ -163,17 +148,39 @@ pub fn create(ctx: &Context, mut spec: Spec, args: &CreateOptions) -> i32 {
             return e.exit_code();
         }
     };
-    // The state's pid is the application's (as runc's is its init's): what engines open
-    // /proc/PID/ns/*, root and cgroup of. Once ready, it is the supervisor's only child.
-    let mut st = state::State::new(
-        args.id,
-        "created",
-        state::lifecycle::app_pid(sup).unwrap_or(0),
-        bundle,
-        rootfs,
-        annotations,
-    );
+    // The application, our child until we exit (its pid cannot be reused before it is
+    // reaped): the pid engines wait on and open /proc/PID/ns/*, root and cgroup of, as
+    // runc's init. Its start time tells it from a later process of the same pid.
+    let mut sb = sb;
+    // Reported in the supervisor's pid namespace, which a pid namespace joined by path holds.
+    sb.app = state::lifecycle::own_child(sb.app).unwrap_or(sb.app);
+    let app = sb.app;
+    let Some(app_start) = state::lifecycle::start_time(app) else {
+        sb.kill();
+        undo(entry);
+        drop_cgroup();
+        return fail(&format!(
+            "the application of container {} (pid {app}) died during create",
+            state::cut(args.id)
+        ));
+    };
+    let pid_file = match args.pid_file {
+        Some(p) => std::fs::write(p, app.to_string()).map_err(|e| state::StateError::Io {
+            path: p.into(),
+            errno: e.into(),
+            hint: String::new(),
+        }),
+        None => Ok(()),
+    };
+    if let Err(e) = pid_file {
+        sb.kill();
+        undo(entry);
+        drop_cgroup();
+        return fail(&e);
+    }
+    let mut st = state::State::new(args.id, "created", app, bundle, rootfs, annotations);
     st.supervisor = sup;
+    st.app_start = app_start;
     st.cgroup = cg.clone();
     let saved = entry.save(&st);
     if let (Ok(()), Some(c)) = (&saved, &confirm) {
