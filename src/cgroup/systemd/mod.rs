@@ -146,6 +146,16 @@ pub fn properties(r: &LinuxResources) -> Vec<(String, Value)> {
         if let Some(l) = m.limit().filter(|&l| l != 0) {
             put("MemoryMax", Value::U64(limit(l)));
         }
+        if let Some(low) = m.reservation().filter(|&v| v != 0) {
+            put("MemoryLow", Value::U64(limit(low)));
+        }
+        // v2's swap alone (runc's rule); an update of the swap alone, against the limit in
+        // place, goes to the file only.
+        let swap = m.swap().filter(|&s| s != 0);
+        if let Some(Ok(v)) = swap.map(|s| super::v2::swap_value(s, m.limit())) {
+            let max = v.parse().unwrap_or(u64::MAX);
+            put("MemorySwapMax", Value::U64(max));
+        }
     }
     if let Some(pids) = r.pids().as_ref().map(|p| p.limit()).filter(|&l| l != 0) {
         put("TasksMax", Value::U64(limit(pids)));

@@ -56,4 +56,12 @@ fn resources_become_the_properties_systemd_has() {
         Some(Value::Bytes(vec![0b0000_0111, 0b0000_0010]))
     );
     assert!(properties(&resources(r#"{"cpu": {"cpus": "3-1"}}"#)).is_empty());
+    let m = properties(&resources(
+        r#"{"memory": {"limit": 67108864, "reservation": 33554432, "swap": 134217728}}"#,
+    ));
+    let get = |n: &str| m.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    assert_eq!(get("MemoryLow"), Some(Value::U64(33554432)));
+    assert_eq!(get("MemorySwapMax"), Some(Value::U64(67108864)));
+    let unlimited = properties(&resources(r#"{"memory": {"limit": 67108864, "swap": -1}}"#));
+    assert!(unlimited.contains(&("MemorySwapMax".to_string(), Value::U64(u64::MAX))));
 }
