@@ -52,14 +52,14 @@ pub struct CheckpointArgs {
     /// Refused (see --lazy-pages).
     #[arg(long = "status-fd", hide = true, value_name = "FD")]
     pub status_fd: Option<i32>,
-    /// Accepted for runc command lines; CRIU's defaults apply.
-    #[arg(long = "auto-dedup", hide = true)]
+    /// Deduplicate memory images as they are written (CRIU's --auto-dedup).
+    #[arg(long = "auto-dedup")]
     pub auto_dedup: bool,
-    /// Accepted for runc command lines; CRIU's defaults apply.
-    #[arg(long = "tcp-skip-in-flight", hide = true)]
+    /// Skip TCP connections still being set up (CRIU's --tcp-skip-in-flight).
+    #[arg(long = "tcp-skip-in-flight")]
     pub tcp_skip_in_flight: bool,
-    /// Accepted for runc command lines; CRIU's defaults apply.
-    #[arg(long = "link-remap", hide = true)]
+    /// Dump open files that were unlinked by linking them back (CRIU's --link-remap).
+    #[arg(long = "link-remap")]
     pub link_remap: bool,
     /// The container id.
     pub id: String,
@@ -109,6 +109,9 @@ fn checkpoint(a: CheckpointArgs, global: &Global) -> Result<(), String> {
         ext_unix_sk: a.ext_unix_sk,
         shell_job: a.shell_job,
         file_locks: a.file_locks,
+        auto_dedup: a.auto_dedup,
+        tcp_skip_in_flight: a.tcp_skip_in_flight,
+        link_remap: a.link_remap,
         pre_dump: a.pre_dump,
         parent_path: a.parent_path,
         manage_cgroups_mode: a.manage_cgroups_mode,

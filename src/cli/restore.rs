@@ -51,8 +51,8 @@ pub struct RestoreArgs {
     /// Accepted for runc command lines.
     #[arg(long = "no-pivot", hide = true)]
     pub no_pivot: bool,
-    /// Accepted for runc command lines; CRIU's defaults apply.
-    #[arg(long = "auto-dedup", hide = true)]
+    /// Deduplicate memory images as they are restored (CRIU's --auto-dedup).
+    #[arg(long = "auto-dedup")]
     pub auto_dedup: bool,
     /// Refused: lazy migration needs a page server nsboot does not drive.
     #[arg(long = "lazy-pages", hide = true)]
@@ -103,6 +103,7 @@ pub fn run(a: RestoreArgs, global: &Global) -> i32 {
         ext_unix_sk: a.ext_unix_sk,
         shell_job: a.shell_job,
         file_locks: a.file_locks,
+        auto_dedup: a.auto_dedup,
         manage_cgroups_mode: a.manage_cgroups_mode,
         systemd_cgroup: global.launch_context().systemd_cgroup,
     };

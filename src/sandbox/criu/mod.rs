@@ -34,6 +34,10 @@ pub struct DumpOptions {
     pub ext_unix_sk: bool,
     pub shell_job: bool,
     pub file_locks: bool,
+    /// runc's --auto-dedup, --tcp-skip-in-flight and --link-remap, handed to CRIU as is.
+    pub auto_dedup: bool,
+    pub tcp_skip_in_flight: bool,
+    pub link_remap: bool,
     pub pre_dump: bool,
     pub parent_path: Option<PathBuf>,
     pub manage_cgroups_mode: Option<String>,
@@ -149,6 +153,9 @@ pub fn dump(id: &str, app: i32, rootfs: &Path, o: &DumpOptions) -> Result<(), Cr
         (o.ext_unix_sk, "--ext-unix-sk"),
         (shell_job, "--shell-job"),
         (o.file_locks, "--file-locks"),
+        (o.auto_dedup, "--auto-dedup"),
+        (o.tcp_skip_in_flight, "--tcp-skip-in-flight"),
+        (o.link_remap, "--link-remap"),
     ] {
         if on {
             cmd.arg(flag);

@@ -31,6 +31,8 @@ pub struct RestoreOptions {
     pub ext_unix_sk: bool,
     pub shell_job: bool,
     pub file_locks: bool,
+    /// runc's --auto-dedup, handed to CRIU as is.
+    pub auto_dedup: bool,
     pub manage_cgroups_mode: Option<String>,
     /// The container's cgroup as a systemd scope (`--systemd-cgroup`), as on create.
     pub systemd_cgroup: bool,
@@ -89,6 +91,7 @@ pub fn restore(
         (o.ext_unix_sk, "--ext-unix-sk"),
         (o.shell_job || record.shell_job, "--shell-job"),
         (o.file_locks, "--file-locks"),
+        (o.auto_dedup, "--auto-dedup"),
     ] {
         if on {
             cmd.arg(f);
