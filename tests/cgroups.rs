@@ -106,14 +106,10 @@ fn limits_are_written_and_the_application_alone_is_in_the_cgroup() {
             Some(app as i64),
             "{mode:?}: state pid"
         );
-        // The supervisor, named in the state's own (hidden) field: `create`'s application is
-        // the caller's child, not the supervisor's.
-        let stored = std::fs::read_to_string(b.state_dir().join(&id).join("state.json")).unwrap();
-        let stored: serde_json::Value = serde_json::from_str(&stored).unwrap();
-        let sup = stored["supervisor"].as_i64().unwrap() as i32;
-        assert!(
-            sup > 0 && sup != app && std::path::Path::new(&format!("/proc/{sup}")).exists(),
-            "{mode:?}: no living supervisor in the state: {stored}"
+        let sup = b.supervisor(&id);
+        assert_ne!(
+            sup, app,
+            "{mode:?}: the state names the application as its supervisor"
         );
         let in_it = |pid: i32| {
             host::dirs_of(pid)

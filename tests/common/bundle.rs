@@ -68,6 +68,23 @@ impl Bundle {
         &self.config
     }
     /// The --root dir given to nsboot by [`Bundle::run`].
+    /// The supervisor of container `id`, from the state's own (hidden) field: `create`'s
+    /// application is the caller's child (then its subreaper's), not the supervisor's.
+    /// Panics unless it names a living process.
+    pub fn supervisor(&self, id: &str) -> i32 {
+        let path = self.state_dir().join(id).join("state.json");
+        let stored = std::fs::read_to_string(&path).unwrap();
+        let stored: Value = serde_json::from_str(&stored).unwrap();
+        let sup = stored["supervisor"].as_i64().unwrap_or(0) as i32;
+        let alive = Path::new(&format!("/proc/{sup}")).exists();
+        assert!(
+            sup > 0 && alive,
+            "no living supervisor in {}: {stored}",
+            path.display()
+        );
+        sup
+    }
+
     pub fn state_dir(&self) -> &Path {
         &self.state
     }
