@@ -344,12 +344,20 @@ fn descendants(pid: i32) -> Vec<i32> {
     all
 }
 
-/// pidfd_open(2): signals and waits through it cannot hit a reused pid.
+/// pidfd_open(2): signals and waits through it cannot hit a reused pid. ESRCH when the
+/// process is gone, also while it is being released: kernel 6.1 says EINVAL for a pid whose
+/// process is released but whose number is not yet freed (with no flags and a positive pid,
+/// EINVAL means nothing else).
 pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
     // SAFETY: plain syscall; the returned fd is new and ours alone.
     let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) };
     if r < 0 {
-        return Err(Errno::last());
+        let e = Errno::last();
+        return Err(if e.0 == libc::EINVAL && pid > 0 {
+            Errno(libc::ESRCH)
+        } else {
+            e
+        });
     }
     // SAFETY: r is a fresh fd owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })

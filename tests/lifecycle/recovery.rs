@@ -4,7 +4,7 @@
 //! an invalid id, and long ids cut when printed back.
 
 use std::fs;
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -213,6 +213,40 @@ fn start_refuses_an_invalid_id_and_long_ids_are_cut_when_printed() {
             "{cmd}: want one short line: {} bytes: {}",
             out.stderr.len(),
             &out.stderr[..out.stderr.len().min(600)]
+        );
+    }
+}
+
+/// A process being reaped reads as gone: kernel 6.1's pidfd_open says EINVAL for a pid whose
+/// process is released but whose number is not yet freed, and delete --force met just that (a
+/// supervisor that ended on its own as the delete came). Raced here many times over; the
+/// kernel-6.1 VM shows it.
+#[test]
+fn a_process_being_reaped_reads_as_gone() {
+    for _ in 0..300 {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let watcher = std::thread::spawn(move || loop {
+            match nsboot::state::lifecycle::pidfd_open(pid) {
+                Ok(_) => std::hint::spin_loop(),
+                Err(e) => return e.0,
+            }
+        });
+        child.kill().unwrap();
+        let ended = child.wait().unwrap();
+        assert_eq!(
+            ended.signal(),
+            Some(libc::SIGKILL),
+            "sleep ended with {ended}"
+        );
+        let errno = watcher.join().unwrap();
+        assert_eq!(
+            errno,
+            libc::ESRCH,
+            "pidfd_open of a reaped process: errno {errno}"
         );
     }
 }
