@@ -256,11 +256,10 @@ fn namespaces_not_listed_are_the_callers() {
 type Edit = (&'static str, fn(&mut Value), &'static str);
 
 #[test]
-fn mount_stays_new_and_pid_must_be_listed() {
+fn mount_stays_new() {
     let mode = common::modes()[0];
-    let edits: [Edit; 3] = [
+    let edits: [Edit; 2] = [
         ("nsm0", |c| drop_ns(c, "mount"), "no mount namespace"),
-        ("nsm1", |c| drop_ns(c, "pid"), "no pid namespace"),
         (
             "nsm2",
             |c| join(c, "mount", "/proc/1/ns/mnt"),
@@ -270,6 +269,47 @@ fn mount_stays_new_and_pid_must_be_listed() {
     for (id, edit, want) in edits {
         let b = Bundle::new(mode).edit(edit);
         assert_refused(&b, id, &[want], &format!("{mode:?}: {id}"));
+    }
+}
+
+/// No pid namespace listed (`--pid host`, Kubernetes' hostPID): the application is in the
+/// caller's, its /proc shows it, the state's pid is its pid there; what it leaves running
+/// when it ends dies with `run`, as a pid namespace's end would make it, and `delete` ends a
+/// created one. Nothing is left.
+#[test]
+fn a_spec_without_a_pid_namespace_shares_the_callers() {
+    let host = ns_of("self", "pid");
+    for mode in common::modes() {
+        let ctx = format!("{mode:?}");
+        let script = "readlink /proc/self/ns/pid; sleep 1000 >/dev/null 2>&1 & echo $!; exit 3";
+        let b = Bundle::new(mode)
+            .args(&["/bin/sh", "-c", script])
+            .edit(|c| drop_ns(c, "pid"));
+        let out = b.run(&format!("nsh-{}", mode as u8));
+        assert_eq!(out.status, 3, "{ctx}: run: {out:?}");
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        assert_eq!(lines.first(), Some(&host.as_str()), "{ctx}: run: {out:?}");
+        let bg: i32 = lines[1]
+            .parse()
+            .unwrap_or_else(|_| panic!("{ctx}: {out:?}"));
+        let alive = std::fs::read_to_string(format!("/proc/{bg}/cmdline"))
+            .is_ok_and(|c| c.contains("1000"));
+        assert!(!alive, "{ctx}: the application's sleep ({bg}) outlived run");
+        common::assert_nothing_left(mode, b.state_dir());
+
+        let b = b.args(&["/bin/sh", "-c", "exec sleep 1000"]);
+        let id = format!("nshc-{}", mode as u8);
+        let c = create(&b, &id, &[]);
+        assert_eq!(c.status, 0, "{ctx}: create: {}", c.stderr);
+        let pid = support::state(&b, &id)["pid"].as_i64().unwrap();
+        assert_eq!(
+            ns_of(&pid.to_string(), "pid"),
+            host,
+            "{ctx}: state pid {pid}"
+        );
+        let del = nsb(&b, &["delete", "--force", &id]);
+        assert_eq!(del.status, 0, "{ctx}: delete: {del:?}");
+        common::assert_nothing_left(mode, b.state_dir());
     }
 }
 

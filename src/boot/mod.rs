@@ -5,6 +5,7 @@
 //! [`Handoff`].
 
 mod janitor;
+mod orphans;
 mod seal;
 mod serve;
 
@@ -173,7 +174,7 @@ fn supervise_app(input: BootInput, janitor: Option<&Janitor>) -> i32 {
     let mut blocked = protocol::forwarded_set();
     blocked.add(nix::sys::signal::Signal::SIGCHLD);
     let _ = blocked.thread_block();
-    let booted = (|| -> Result<process::App, BootError> {
+    let booted = (|| -> Result<(process::App, Option<orphans::Orphans>), BootError> {
         if attached {
             // Die with the caller. If it is already gone, the sync fd reads EOF, the maps are
             // missing and becoming root fails: no sandbox outlives a dead caller.
@@ -186,7 +187,7 @@ fn supervise_app(input: BootInput, janitor: Option<&Janitor>) -> i32 {
         }
         // In a pid namespace of our own, whose init we are (not `create`'s, nor one joined by
         // path, where the pid namespace's init is another's).
-        let own_pidns = !app_to_caller && !rootfs::shown::pid_joined(&spec);
+        let own_pidns = !app_to_caller && !rootfs::shown::pid_shared(&spec);
         // Started first: it works while we wait for the maps.
         let mut net = if make_netns {
             crate::rootfs::net::Pending::start(own_pidns)?
@@ -213,6 +214,12 @@ fn supervise_app(input: BootInput, janitor: Option<&Janitor>) -> i32 {
         // A Start already queued (a foreground run): the application execs as soon as its
         // root is ready, while this supervisor drops its /proc and seals itself.
         let autostart = controller.as_ref().is_some_and(control::take_queued_start);
+        // In the caller's pid namespace, a foreground run's application leaves its
+        // descendants to us (`orphans`); `create`'s, the caller's child, to the engine.
+        let orphans = match !app_to_caller && rootfs::shown::pid_host(&spec) {
+            true => Some(orphans::Orphans::adopt()?),
+            false => None,
+        };
         let app = phase("app", || {
             process::create(&spec, app, seccomp, autostart, agent, app_to_caller)
         })?;
@@ -220,10 +227,10 @@ fn supervise_app(input: BootInput, janitor: Option<&Janitor>) -> i32 {
         // The application has its own /proc now; ours would only reveal the sandbox.
         rootfs::drop_supervisor_proc()?;
         seal(&spec)?;
-        Ok(app)
+        Ok((app, orphans))
     })();
-    let app = match booted {
-        Ok(app) => app,
+    let (app, orphans) = match booted {
+        Ok(booted) => booted,
         // Without maps (the caller died before writing them) becoming root fails.
         Err(e @ BootError::Userns(_)) => {
             protocol::report_failure(&start_sync, &e);
@@ -247,7 +254,7 @@ fn supervise_app(input: BootInput, janitor: Option<&Janitor>) -> i32 {
         return CALLER_GONE;
     }
     let Some(controller) = controller else {
-        return start_and_serve(&app, None, janitor);
+        return start_and_serve(&app, None, janitor, orphans.as_ref());
     };
     // Autostart: the Start request was taken already, on this connected socket.
     let conn = if app.autostart {
@@ -264,13 +271,14 @@ fn supervise_app(input: BootInput, janitor: Option<&Janitor>) -> i32 {
             return CALLER_GONE;
         }
     };
-    start_and_serve(&app, Some(conn), janitor)
+    start_and_serve(&app, Some(conn), janitor, orphans.as_ref())
 }
 
 fn start_and_serve(
     app: &process::App,
     controller: Option<OwnedFd>,
     janitor: Option<&Janitor>,
+    orphans: Option<&orphans::Orphans>,
 ) -> i32 {
     if let Err(e) = phase("exec", || app.start()) {
         let code = e.exit_code();
@@ -283,6 +291,9 @@ fn start_and_serve(
             None => Some(e.to_string()),
         };
         let _ = app.wait();
+        if let Some(o) = orphans {
+            o.end();
+        }
         if let Some(msg) = unsent {
             crate::sys::log::fatal(&msg);
         }
@@ -294,5 +305,5 @@ fn start_and_serve(
         let pid = app.pid.as_raw();
         let _ = crate::sys::wire::send(c, &Reply::Started { pid });
     }
-    serve::serve(app, controller, janitor.map(|j| j.caller.as_fd()))
+    serve::serve(app, controller, janitor.map(|j| j.caller.as_fd()), orphans)
 }

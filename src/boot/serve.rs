@@ -9,6 +9,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
+use super::orphans::Orphans;
 use crate::process::App;
 use crate::protocol::forwarded_set;
 use crate::sys;
@@ -16,8 +17,20 @@ use crate::sys;
 /// Serves until the application exits; returns its status. With `caller` (a foreground run),
 /// the caller's death kills the application (the caller can no longer report its status).
 /// The status also goes to `controller`, if still connected (a foreground run), ahead of the
-/// supervisor's own exit: the caller can clean up meanwhile.
-pub fn serve(app: &App, controller: Option<OwnedFd>, caller: Option<BorrowedFd<'_>>) -> i32 {
+/// supervisor's own exit: the caller can clean up meanwhile. `orphans`: what the application
+/// leaves running is killed before its status goes out.
+pub fn serve(
+    app: &App,
+    controller: Option<OwnedFd>,
+    caller: Option<BorrowedFd<'_>>,
+    orphans: Option<&Orphans>,
+) -> i32 {
+    let end = |status: i32| {
+        if let Some(o) = orphans {
+            o.end();
+        }
+        status
+    };
     let mut set = forwarded_set();
     set.add(Signal::SIGCHLD);
     // Blocked signals are delivered to pid 1 of a pid namespace even from outside it; read them
@@ -25,7 +38,7 @@ pub fn serve(app: &App, controller: Option<OwnedFd>, caller: Option<BorrowedFd<'
     let _ = set.thread_block();
     let sfd = match SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) {
         Ok(s) => s,
-        Err(_) => return app.wait().unwrap_or(125),
+        Err(_) => return end(app.wait().unwrap_or(125)),
     };
     loop {
         let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
@@ -38,7 +51,7 @@ pub fn serve(app: &App, controller: Option<OwnedFd>, caller: Option<BorrowedFd<'
         }
         match poll(&mut fds, PollTimeout::NONE) {
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return app.wait().unwrap_or(125),
+            Err(_) => return end(app.wait().unwrap_or(125)),
             Ok(_) => {}
         }
         let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
@@ -48,13 +61,14 @@ pub fn serve(app: &App, controller: Option<OwnedFd>, caller: Option<BorrowedFd<'
         }
         if caller.is_some() && fds.last().is_some_and(ready) {
             let _ = sys::pidfd_signal(app.pidfd.as_fd(), libc::SIGKILL);
-            return app.wait().unwrap_or(137);
+            return end(app.wait().unwrap_or(137));
         }
         while let Ok(Some(info)) = sfd.read_signal() {
             let signo = info.ssi_signo as i32;
             if signo != libc::SIGCHLD {
                 let _ = sys::pidfd_signal(app.pidfd.as_fd(), signo);
             } else if let Some(status) = reap(app) {
+                let status = end(status);
                 if let Some(c) = &controller {
                     let _ = crate::sys::wire::send(c, &crate::control::Reply::Exited { status });
                 }

@@ -152,9 +152,9 @@ pub fn create(
             errno: e.into(),
         })
     })?;
-    // Born in a pid namespace joined by path (the supervisor's, for its children), else in
-    // a new one.
-    let flags = match crate::rootfs::shown::pid_joined(spec) {
+    // Born in a pid namespace joined by path (the supervisor's, for its children) or in the
+    // caller's when the spec lists none, else in a new one.
+    let flags = match crate::rootfs::shown::pid_shared(spec) {
         false => CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS,
         true => CloneFlags::CLONE_NEWNS,
     };

@@ -54,9 +54,7 @@ pub fn check_user(process: &Process) -> Result<(), SpecError> {
 
 /// A type listed without a path is new, with a path joined (`sandbox::nspath`), not listed
 /// inherited from the caller; but nsboot always makes the mount namespace it builds the root
-/// in, and the pid namespace whose /proc it mounts (a user namespace, added by `adjust` when
-/// absent, owns it: the caller's pid namespace is not its to show). A time namespace is
-/// joined by path only.
+/// in. A time namespace is joined by path only.
 pub fn check_namespaces(spec: &Spec) -> Result<(), SpecError> {
     use LinuxNamespaceType as Ns;
     let namespaces = spec
@@ -74,10 +72,7 @@ pub fn check_namespaces(spec: &Spec) -> Result<(), SpecError> {
             why,
         ));
     }
-    for (typ, name, why) in [
-        (Ns::Mount, "mount", "nsboot builds the root in a new one"),
-        (Ns::Pid, "pid", "nsboot mounts /proc in a new one (the runtime's is its user namespace's, not the sandbox's)"),
-    ] {
+    for (typ, name, why) in [(Ns::Mount, "mount", "nsboot builds the root in a new one")] {
         if !namespaces.iter().any(|n| n.typ() == typ) {
             return Err(SpecError::invalid(
                 "linux.namespaces",

@@ -27,7 +27,9 @@ Namespaces: a type listed without a path is a new namespace (time: refused, none
 a `path` it is joined, exactly that one (its type checked; a dead path or the wrong type
 refused), but mount, which nsboot always makes new, is refused by path (a pid namespace joined
 by path holds the application, and nsboot's supervisor beside it); network, ipc,
-uts and cgroup not listed are the runtime's (inherited); mount and pid not listed are refused;
+uts, cgroup and pid not listed are the runtime's (inherited: with the runtime's pid namespace the
+application's /proc is the runtime's, bound, and a foreground run kills what the application
+leaves running when it ends); mount not listed is refused;
 a user namespace not listed is added (nsboot always runs in one, DESIGN.md); one joined by path
 brings its maps (the spec's must be absent or agree). Strings anywhere
 in config.json with a NUL byte are refused. Properties the runtime spec does not define are

@@ -1,5 +1,6 @@
 //! The steps Docker and podman share (their command lines agree), written once over [`Cli`].
 
+use std::fs;
 use std::process::Command;
 
 use crate::common::Output;
@@ -203,6 +204,28 @@ pub fn joins_namespace_of_container<E: Cli>(kind: &str) -> impl Fn(&E, Runtime, 
         let argv = ["run", "--rm", &flag, &other, IMAGE, "readlink", &file];
         let what = format!("run {flag} container:X");
         joined_ns(&cli(e, rt, &argv), own.stdout.trim(), &what)
+    }
+}
+
+/// `run --pid host`: the container is in the host's pid namespace (its /proc shows it), and
+/// its exit status comes back.
+pub fn pid_host_is_the_hosts_namespace<E: Cli>(e: &E, rt: Runtime, _: &str) -> Step {
+    let host = fs::read_link("/proc/self/ns/pid")
+        .map(|p| p.display().to_string())
+        .map_err(|e| format!("readlink /proc/self/ns/pid: {e}"))?;
+    let script = "readlink /proc/self/ns/pid; test -e /proc/1/comm || exit 9; exit 3";
+    let out = cli(
+        e,
+        rt,
+        &["run", "--rm", "--pid", "host", IMAGE, "sh", "-c", script],
+    );
+    status(&out, 3, "run --pid host")?;
+    match out.stdout.trim() == host {
+        true => Ok(()),
+        false => Err(format!(
+            "run --pid host: in {:?}, not {host}",
+            out.stdout.trim()
+        )),
     }
 }
 

@@ -122,6 +122,7 @@ step_tests! {
     docker_run_of_a_missing_command_exits_127: "exit status 127" => cli::missing_command_exits_127;
     docker_network_container_joins_its_namespace: "--network container:X" => cli::joins_namespace_of_container("network");
     docker_pid_container_joins_its_namespace: "--pid container:X" => cli::joins_namespace_of_container("pid");
+    docker_pid_host_is_the_hosts_namespace: "--pid host" => cli::pid_host_is_the_hosts_namespace;
     docker_ipc_container_joins_its_namespace: "--ipc container:X" => cli::joins_namespace_of_container("ipc");
     docker_state_pid_is_the_containers_init: "state pid" => cli::state_pid_is_the_containers_init;
     docker_setuid_works_inside: "setuid (no noNewPrivileges)" => cli::setuid_works_without_no_new_privileges;

@@ -20,6 +20,7 @@ step_tests! {
     podman_rootless_run_of_a_missing_command_exits_127: "exit status 127" => cli::missing_command_exits_127;
     podman_rootless_network_container_joins_its_namespace: "--network container:X" => cli::joins_namespace_of_container("network");
     podman_rootless_pid_container_joins_its_namespace: "--pid container:X" => cli::joins_namespace_of_container("pid");
+    podman_rootless_pid_host_is_the_hosts_namespace: "--pid host" => cli::pid_host_is_the_hosts_namespace;
     podman_rootless_ipc_container_joins_its_namespace: "--ipc container:X" => cli::joins_namespace_of_container("ipc");
     podman_rootless_state_pid_is_the_containers_init: "state pid" => cli::state_pid_is_the_containers_init;
     podman_rootless_setuid_works_inside: "setuid (no noNewPrivileges)" => cli::setuid_works_without_no_new_privileges;

@@ -410,7 +410,14 @@ pub fn mount_procs(spec: &Spec, newroot: &Path) -> Result<(), MountError> {
         let mut o = MountOptions::parse(m.options().as_deref().unwrap_or_default());
         o.flags |= MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
         let target = ctx.target(Create::Dir)?;
-        match resolve::mount_fs(target.fd.as_fd(), "proc", "proc", o.flags, &o.data()) {
+        // The caller's pid namespace (none listed) is not our user namespace's to mount a
+        // proc of: the supervisor's, the caller's bound, is the one to show.
+        let host = shown::pid_host(spec);
+        let fresh = match host {
+            true => Err(Errno(libc::EPERM)),
+            false => resolve::mount_fs(target.fd.as_fd(), "proc", "proc", o.flags, &o.data()),
+        };
+        match fresh {
             // "Too revealing": the kernel wants a fully visible proc in the namespace, and
             // inside many CI containers the host's /proc has files mounted over it. A
             // supervisor with a pid namespace of its own had its proc refused first, and said so.
@@ -422,7 +429,7 @@ pub fn mount_procs(spec: &Spec, newroot: &Path) -> Result<(), MountError> {
                 // `create`'s supervisor bound the host's without a word (it has no pid
                 // namespace of its own to show): say it here, once.
                 use std::sync::atomic::Ordering;
-                if !crate::rootfs::NESTED_WARNED.swap(true, Ordering::Relaxed) {
+                if !host && !crate::rootfs::NESTED_WARNED.swap(true, Ordering::Relaxed) {
                     let (what, fix) = (crate::rootfs::NESTED_PROC, crate::rootfs::NESTED_PROC_FIX);
                     tracing::warn!("{what}; {fix}");
                 }
