@@ -297,6 +297,39 @@ fn a_spec_without_a_pid_namespace_shares_the_callers() {
         assert!(!alive, "{ctx}: the application's sleep ({bg}) outlived run");
         common::assert_nothing_left(mode, b.state_dir());
 
+        // A killed caller: its supervisor ends the application and what it started.
+        let b = b.args(&["/bin/sh", "-c", "sleep 1093 & exec sleep 1094"]);
+        let id = format!("nshk-{}", mode as u8);
+        let mut run = b.run_cmd(&id);
+        let mut caller = run
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let sleeps = || {
+            let mut found = Vec::new();
+            for e in std::fs::read_dir("/proc").unwrap().flatten() {
+                let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+                if cmd == b"sleep\x001093\x00" || cmd == b"sleep\x001094\x00" {
+                    found.push(e.file_name().to_string_lossy().into_owned());
+                }
+            }
+            found
+        };
+        assert!(
+            eventually(|| sleeps().len() == 2),
+            "{ctx}: the sleeps did not start"
+        );
+        caller.kill().unwrap();
+        let ended = caller.wait().unwrap();
+        assert!(!ended.success(), "{ctx}: the killed run ended with {ended}");
+        assert!(
+            eventually(|| sleeps().is_empty()),
+            "{ctx}: left after a killed run: {:?}",
+            sleeps()
+        );
+        common::assert_nothing_left(mode, b.state_dir());
+
         let b = b.args(&["/bin/sh", "-c", "exec sleep 1000"]);
         let id = format!("nshc-{}", mode as u8);
         let c = create(&b, &id, &[]);

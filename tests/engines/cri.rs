@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::cri_node::{Cri, Pod, CONTAINER_EXITED, CONTAINER_RUNNING, ENGINE};
+use crate::cri_node::{Cri, Pod, CONTAINER_EXITED, CONTAINER_RUNNING, ENGINE, NS_NODE, NS_POD};
 use crate::harness::{compare, wait_until, Runtime, Step};
 
 type StepFn = fn(&Cri, Runtime, &str) -> Step;
@@ -69,6 +69,8 @@ step_tests! {
     cri_logs_are_written_where_the_kubelet_reads_them: "logs" => logs;
     cri_stop_container_honours_the_grace_period: "stop grace" => stop_grace;
     cri_pod_teardown_leaves_nothing: "teardown" => teardown;
+    cri_host_pid_is_the_nodes_pid_namespace: "hostPID" => host_pid;
+    cri_share_process_namespace_gives_the_pod_one: "shareProcessNamespace" => shared_pid;
 }
 
 /// Every step with runc alone, not ignored: CI keeps the harness (containerd's CRI config, the
@@ -380,4 +382,62 @@ fn teardown(c: &Cri, rt: Runtime, name: &str) -> Step {
         true => Ok(()),
         false => Err(format!("left after RemovePodSandbox: {left:?}")),
     }
+}
+
+/// The pid namespace container `id` sees as its own.
+fn pid_ns(c: &Cri, id: &str) -> Result<String, String> {
+    let (code, out, err) = c.exec_sync(id, &["readlink", "/proc/self/ns/pid"])?;
+    expect(code, 0, &format!("readlink /proc/self/ns/pid: {err}"))?;
+    Ok(out.trim().to_string())
+}
+
+/// hostPID: the container is in the node's pid namespace and its /proc shows the node's
+/// processes (containerd among them).
+fn host_pid(c: &Cri, rt: Runtime, name: &str) -> Step {
+    let pod = c.run_pod_pid(rt, name, NS_NODE)?;
+    let a = c.sleeper(&pod, "a", json!({}))?;
+    c.wait_state(&a, CONTAINER_RUNNING, Duration::from_secs(10))?;
+    let host = std::fs::read_link("/proc/self/ns/pid")
+        .map_err(|e| format!("readlink /proc/self/ns/pid: {e}"))?
+        .display()
+        .to_string();
+    expect(pid_ns(c, &a)?, host, "the container's pid namespace")?;
+    let (code, _, err) = c.exec_sync(&a, &["sh", "-c", "grep -qx containerd /proc/*/comm"])?;
+    expect(
+        code,
+        0,
+        &format!("containerd in the container's /proc: {err}"),
+    )
+}
+
+/// shareProcessNamespace: the pod's containers share one pid namespace, not the node's,
+/// whose pid 1 is the pod's pause process; each sees the other's processes.
+fn shared_pid(c: &Cri, rt: Runtime, name: &str) -> Step {
+    let pod = c.run_pod_pid(rt, name, NS_POD)?;
+    let a = c.sleeper(&pod, "a", json!({}))?;
+    let b = c.start(&pod, "b", &["sleep", "1001"], json!({}))?;
+    c.wait_state(&a, CONTAINER_RUNNING, Duration::from_secs(10))?;
+    c.wait_state(&b, CONTAINER_RUNNING, Duration::from_secs(10))?;
+    let (ns_a, ns_b) = (pid_ns(c, &a)?, pid_ns(c, &b)?);
+    expect(
+        ns_a == ns_b,
+        true,
+        &format!("one pid namespace ({ns_a}, {ns_b})"),
+    )?;
+    let host = std::fs::read_link("/proc/self/ns/pid")
+        .unwrap()
+        .display()
+        .to_string();
+    expect(
+        ns_a == host,
+        false,
+        "the pod runs in the node's pid namespace",
+    )?;
+    let (code, out, _) = c.exec_sync(&a, &["cat", "/proc/1/comm"])?;
+    expect((code, out.trim()), (0, "pause"), "pid 1 of the pod")?;
+    // Exactly b's command line (the shell's own holds the words too, not as its whole).
+    let find = "for p in /proc/[0-9]*; do \
+                [ \"$(tr '\\000' ' ' <$p/cmdline)\" = 'sleep 1001 ' ] && exit 0; done; exit 1";
+    let (code, _, err) = c.exec_sync(&a, &["sh", "-c", find])?;
+    expect(code, 0, &format!("b's sleep seen from a: {err}"))
 }

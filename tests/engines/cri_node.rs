@@ -20,7 +20,9 @@ pub const ENGINE: &str = "cri";
 /// CRI enums (runtime/v1/api.proto).
 pub const CONTAINER_RUNNING: i64 = 1;
 pub const CONTAINER_EXITED: i64 = 2;
+pub const NS_POD: i64 = 0;
 pub const NS_CONTAINER: i64 = 1;
+pub const NS_NODE: i64 = 2;
 
 pub struct Cri {
     sb: Sandbox,
@@ -143,6 +145,12 @@ impl Cri {
     /// A pod named `name` with `rt` as its handler, each container in a pid namespace of its
     /// own (as the kubelet asks unless shareProcessNamespace).
     pub fn run_pod(&self, rt: Runtime, name: &str) -> Result<Pod, String> {
+        self.run_pod_pid(rt, name, NS_CONTAINER)
+    }
+
+    /// A pod whose containers' pid namespace is `pid` (NS_*): one each, the pod's
+    /// (shareProcessNamespace) or the node's (hostPID).
+    pub fn run_pod_pid(&self, rt: Runtime, name: &str, pid: i64) -> Result<Pod, String> {
         let logs = self.sb.path(&format!("logs/{name}"));
         std::fs::create_dir_all(&logs).unwrap();
         let config = json!({
@@ -151,7 +159,7 @@ impl Cri {
             "log_directory": logs,
             "linux": {
                 "cgroup_parent": format!("/{}/{name}", self.cgroup),
-                "security_context": {"namespace_options": {"pid": NS_CONTAINER}},
+                "security_context": {"namespace_options": {"pid": pid}},
             },
         });
         let resp = self.call(
@@ -174,7 +182,9 @@ impl Cri {
         argv: &[&str],
         mut linux: Value,
     ) -> Result<String, String> {
-        linux["security_context"]["namespace_options"]["pid"] = json!(NS_CONTAINER);
+        // The pod's pid namespace option, as the kubelet repeats it for each container.
+        linux["security_context"]["namespace_options"]["pid"] =
+            pod.config["linux"]["security_context"]["namespace_options"]["pid"].clone();
         let config = json!({
             "metadata": {"name": name},
             "image": {"image": IMAGE},
