@@ -346,6 +346,30 @@ fn a_spec_without_a_pid_namespace_shares_the_callers() {
     }
 }
 
+/// Rootless podman's `--pid host`: no proc mount, the host's /proc bound onto /proc instead
+/// (a procfs may be bound there, as runc allows).
+#[test]
+fn the_hosts_proc_bound_onto_proc_shows_the_callers_pid_namespace() {
+    let host = ns_of("self", "pid");
+    for mode in common::modes() {
+        let b = Bundle::new(mode)
+            .args(&["/bin/sh", "-c", "readlink /proc/self/ns/pid"])
+            .edit(|c| {
+                drop_ns(c, "pid");
+                let mounts = c["mounts"].as_array_mut().unwrap();
+                mounts.retain(|m| m["type"] != "proc");
+                mounts.push(
+                    json!({"destination": "/proc", "type": "bind", "source": "/proc",
+                    "options": ["rbind", "nosuid", "noexec", "nodev"]}),
+                );
+            });
+        let out = b.run(&format!("nshb-{}", mode as u8));
+        assert_eq!(out.status, 0, "{mode:?}: {out:?}");
+        assert_eq!(out.stdout.trim(), host, "{mode:?}: {out:?}");
+        common::assert_nothing_left(mode, b.state_dir());
+    }
+}
+
 fn drop_ns(c: &mut Value, typ: &str) {
     let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
     ns.retain(|n| n["type"] != typ);

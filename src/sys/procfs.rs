@@ -101,6 +101,7 @@ fn write_below(root: &OwnedFd, rel: &str, file: &str, text: &str) -> Result<(), 
         .map_err(|e| io(e.into()))
 }
 
-fn is_proc(fd: BorrowedFd<'_>) -> bool {
+/// The file is on a procfs.
+pub fn is_proc(fd: BorrowedFd<'_>) -> bool {
     fstatfs(fd).is_ok_and(|s| s.filesystem_type() == PROC_SUPER_MAGIC)
 }

@@ -62,6 +62,36 @@ fn mount_destinations_inside_proc_are_refused() {
     }
 }
 
+/// A bind onto /proc itself passes only from a procfs (runc's rule, which rootless podman's
+/// `--pid host` meets by binding the host's /proc there): a directory bound there, or a procfs
+/// bound beneath /proc, is refused.
+#[test]
+fn only_a_procfs_is_bound_onto_proc_itself() {
+    for mode in common::modes() {
+        for (i, dest) in ["/proc", "/proc/sys"].into_iter().enumerate() {
+            let bundle = sh(mode, "echo ran");
+            let dir = bundle.dir().parent().unwrap().join("fakeproc");
+            fs::create_dir_all(&dir).unwrap();
+            common::give_to(mode, &dir);
+            let src = match dest {
+                "/proc" => dir,
+                _ => std::path::PathBuf::from("/proc"),
+            };
+            let bundle = bundle.edit(|c| {
+                let m = common::bind(&src, dest, &["rbind"]);
+                c["mounts"].as_array_mut().unwrap().push(m);
+            });
+            let out = bundle.run(&id(&format!("procbind{i}"), mode));
+            assert_refused(
+                &out,
+                &["mounts[6]", dest, "/proc"],
+                &format!("{mode:?}: {} on {dest}", src.display()),
+            );
+            common::assert_nothing_left(mode, bundle.state_dir());
+        }
+    }
+}
+
 #[test]
 fn a_proc_or_sys_that_is_a_symlink_in_the_image_is_refused() {
     for mode in common::modes() {

@@ -129,6 +129,24 @@ impl Ctx<'_> {
         Ok(r)
     }
 
+    /// [`Ctx::spec_target`] for a bind: one of a procfs onto /proc itself passes (runc's
+    /// checkProcMount; rootless podman's `--pid host` binds the host's /proc so).
+    pub fn bind_target(
+        &self,
+        create: Create,
+        source_is_proc: bool,
+    ) -> Result<Resolved, MountError> {
+        if source_is_proc {
+            let r = self.target(create)?;
+            if r.path == Path::new("/proc") {
+                return Ok(r);
+            }
+            super::guard::destination(&self.at, self.dest, &r.path, "bind")?;
+            return Ok(r);
+        }
+        self.spec_target(create, "bind")
+    }
+
     /// The host's `src`, resolved inside `host` (the host's own symlinks keep their meaning).
     pub fn host_source(&self, host: BorrowedFd, src: &Path) -> Result<Resolved, MountError> {
         resolve::resolve(host, src, Create::No).map_err(|errno| {
@@ -252,7 +270,8 @@ pub(super) fn bind_from_host(
 ) -> Result<(), MountError> {
     let source = ctx.host_source(host, src)?;
     let is_dir = resolve::is_dir(source.fd.as_fd()).map_err(|e| ctx.mount_err("a bind", e))?;
-    let target = ctx.spec_target(if is_dir { Create::Dir } else { Create::File }, "bind")?;
+    let is_proc = crate::sys::procfs::is_proc(source.fd.as_fd());
+    let target = ctx.bind_target(if is_dir { Create::Dir } else { Create::File }, is_proc)?;
     let what = format!("a bind of {}", src.display());
     let (source, target) = (source.fd.as_fd(), target.fd.as_fd());
     let nodev = if o.dev { 0 } else { resolve::MOUNT_ATTR_NODEV };
