@@ -69,7 +69,7 @@ fn mount_destinations_inside_proc_are_refused() {
 fn only_a_procfs_is_bound_onto_proc_itself() {
     for mode in common::modes() {
         for (i, dest) in ["/proc", "/proc/sys"].into_iter().enumerate() {
-            let bundle = sh(mode, "echo ran");
+            let (bundle, _) = private_rootfs(sh(mode, "echo ran"), true);
             let dir = bundle.dir().parent().unwrap().join("fakeproc");
             fs::create_dir_all(&dir).unwrap();
             common::give_to(mode, &dir);

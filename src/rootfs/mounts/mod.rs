@@ -137,12 +137,11 @@ impl Ctx<'_> {
         source_is_proc: bool,
     ) -> Result<Resolved, MountError> {
         if source_is_proc {
-            let r = self.target(create)?;
-            if r.path == Path::new("/proc") {
-                return Ok(r);
+            if let Ok(r) = self.target(Create::No) {
+                if r.path == Path::new("/proc") {
+                    return Ok(r);
+                }
             }
-            super::guard::destination(&self.at, self.dest, &r.path, "bind")?;
-            return Ok(r);
         }
         self.spec_target(create, "bind")
     }
