@@ -330,7 +330,8 @@ fn a_spec_without_a_pid_namespace_shares_the_callers() {
         );
         common::assert_nothing_left(mode, b.state_dir());
 
-        let b = b.args(&["/bin/sh", "-c", "exec sleep 1000"]);
+        // create: the state's pid is the application's here; delete ends what it started.
+        let b = b.args(&["/bin/sh", "-c", "sleep 1093 & exec sleep 1094"]);
         let id = format!("nshc-{}", mode as u8);
         let c = create(&b, &id, &[]);
         assert_eq!(c.status, 0, "{ctx}: create: {}", c.stderr);
@@ -340,8 +341,19 @@ fn a_spec_without_a_pid_namespace_shares_the_callers() {
             host,
             "{ctx}: state pid {pid}"
         );
+        let started = nsb(&b, &["start", &id]);
+        assert_eq!(started.status, 0, "{ctx}: start: {started:?}");
+        assert!(
+            eventually(|| sleeps().len() == 2),
+            "{ctx}: the sleeps did not start"
+        );
         let del = nsb(&b, &["delete", "--force", &id]);
         assert_eq!(del.status, 0, "{ctx}: delete: {del:?}");
+        assert!(
+            eventually(|| sleeps().is_empty()),
+            "{ctx}: left after delete: {:?}",
+            sleeps()
+        );
         common::assert_nothing_left(mode, b.state_dir());
     }
 }

@@ -28,8 +28,8 @@ a `path` it is joined, exactly that one (its type checked; a dead path or the wr
 refused), but mount, which nsboot always makes new, is refused by path (a pid namespace joined
 by path holds the application, and nsboot's supervisor beside it); network, ipc,
 uts, cgroup and pid not listed are the runtime's (inherited: with the runtime's pid namespace the
-application's /proc is the runtime's, bound, and a foreground run kills what the application
-leaves running when it ends); mount not listed is refused;
+application's /proc is the runtime's, bound; a foreground run kills what the application leaves
+running when it ends, `delete` what a created one started); mount not listed is refused;
 a user namespace not listed is added (nsboot always runs in one, DESIGN.md); one joined by path
 brings its maps (the spec's must be absent or agree). Strings anywhere
 in config.json with a NUL byte are refused. Properties the runtime spec does not define are

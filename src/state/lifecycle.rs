@@ -333,6 +333,28 @@ fn is_pid_ns_init(pid: i32) -> bool {
         == Some("1")
 }
 
+/// Stops `app` and its descendants until no new one appears (a stopped process forks no
+/// more), then kills them all.
+fn end_tree(app: i32) {
+    let mut seen: Vec<i32> = Vec::new();
+    for _ in 0..100 {
+        let new: Vec<i32> = descendants(app)
+            .into_iter()
+            .filter(|p| !seen.contains(p))
+            .collect();
+        if new.is_empty() {
+            break;
+        }
+        for &p in &new {
+            let _ = signal(p, libc::SIGSTOP);
+        }
+        seen.extend(new);
+    }
+    for p in seen {
+        let _ = signal(p, libc::SIGKILL);
+    }
+}
+
 /// `pid` and its living descendants, `pid` first.
 fn descendants(pid: i32) -> Vec<i32> {
     let mut all = vec![pid];
@@ -438,6 +460,10 @@ fn kill_app(c: &Container) -> Result<(), LifecycleError> {
     // Checked after pidfd_open: from here on the fd cannot point at a reused pid.
     if !is_app(pid, c.state.app_start) {
         return Ok(());
+    }
+    // Without a pid namespace of its own, what it started would outlive it.
+    if !is_pid_ns_init(pid) {
+        end_tree(pid);
     }
     match crate::sys::pidfd_signal(std::os::fd::AsFd::as_fd(&fd), libc::SIGKILL) {
         Err(e) if e.0 != libc::ESRCH => Err(LifecycleError::Signal {
