@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::sys::Errno;
 
 mod entry;
+mod procs;
 mod read;
 mod root;
 mod sweep;
