@@ -281,7 +281,10 @@ fn a_spec_without_a_pid_namespace_shares_the_callers() {
     let host = ns_of("self", "pid");
     for mode in common::modes() {
         let ctx = format!("{mode:?}");
-        let script = "readlink /proc/self/ns/pid; sleep 1000 >/dev/null 2>&1 & echo $!; exit 3";
+        // Host processes are in sight, not in reach: reading pid 1's environment takes
+        // ptrace rights, which capabilities of the sandbox's user namespace do not give.
+        let script = "readlink /proc/self/ns/pid; sleep 1000 >/dev/null 2>&1 & echo $!; \
+                      cat /proc/1/environ >/dev/null 2>&1 && echo pid-1-environ-read; exit 3";
         let b = Bundle::new(mode)
             .args(&["/bin/sh", "-c", script])
             .edit(|c| drop_ns(c, "pid"));
@@ -289,6 +292,7 @@ fn a_spec_without_a_pid_namespace_shares_the_callers() {
         assert_eq!(out.status, 3, "{ctx}: run: {out:?}");
         let lines: Vec<&str> = out.stdout.lines().collect();
         assert_eq!(lines.first(), Some(&host.as_str()), "{ctx}: run: {out:?}");
+        assert_eq!(lines.len(), 2, "{ctx}: run: {out:?}");
         let bg: i32 = lines[1]
             .parse()
             .unwrap_or_else(|_| panic!("{ctx}: {out:?}"));
