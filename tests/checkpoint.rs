@@ -391,6 +391,39 @@ fn checkpoint_of_a_container_that_joined_a_namespace_by_path_is_refused() {
     }
 }
 
+/// Without a pid namespace of its own (the spec lists none), a container could only be
+/// restored into a new one, not the caller's it ran in: refused in one line before CRIU runs,
+/// the container left running.
+#[test]
+fn checkpoint_of_a_container_in_the_callers_pid_namespace_is_refused() {
+    if !common::is_root() {
+        return;
+    }
+    let b = counter(Mode::Root).edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "pid");
+    });
+    start_counter(&b, "hostpid");
+    let imgs = top(&b).join("images");
+    let out = nsb(
+        &b,
+        &[
+            "checkpoint",
+            "--image-path",
+            imgs.to_str().unwrap(),
+            "hostpid",
+        ],
+    );
+    one_line_125(&out, "a host pid namespace");
+    assert!(out.stderr.contains("pid namespace"), "{out:?}");
+    assert!(!imgs.join("dump.log").exists(), "criu ran: {out:?}");
+    let before = count(&b, "hostpid");
+    assert!(eventually(|| count(&b, "hostpid") > before), "stopped");
+    let d = nsb(&b, &["delete", "--force", "hostpid"]);
+    assert_eq!(d.status, 0, "{d:?}");
+    common::assert_nothing_left(b.mode(), b.state_dir());
+}
+
 #[test]
 fn rootless_checkpoint_fails_in_one_line_and_leaves_the_container_running() {
     for mode in common::rootless_modes() {

@@ -100,6 +100,7 @@ fn checkpoint(a: CheckpointArgs, global: &Global) -> Result<(), String> {
         .flatten()
         .filter_map(|n| n.path().as_ref().map(|p| (n.typ(), p.clone())))
         .collect();
+    let host_pid = crate::rootfs::shown::pid_host(&spec);
     let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
     let opts = DumpOptions {
         image_path: cwd.join(a.image_path.unwrap_or_else(|| "checkpoint".into())),
@@ -117,6 +118,7 @@ fn checkpoint(a: CheckpointArgs, global: &Global) -> Result<(), String> {
         manage_cgroups_mode: a.manage_cgroups_mode,
         empty_ns: a.empty_ns,
         joined,
+        host_pid,
     };
     criu::dump(&a.id, app, &c.state.rootfs, &opts).map_err(|e| e.to_string())?;
     if !opts.leave_running {

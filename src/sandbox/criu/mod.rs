@@ -45,6 +45,8 @@ pub struct DumpOptions {
     pub empty_ns: Vec<String>,
     /// The namespaces the spec joined by path: not the container's to dump.
     pub joined: Vec<(LinuxNamespaceType, PathBuf)>,
+    /// The spec lists no pid namespace: the container runs in the runtime's.
+    pub host_pid: bool,
 }
 
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
@@ -78,6 +80,8 @@ pub enum CriuError {
     Mounts { id: String, pid: i32, why: String },
     #[error("restore of container {id}: {why}")]
     Restore { id: String, why: String },
+    #[error("checkpoint of container {id}: it runs in the runtime's pid namespace (its spec lists none), and nsboot restores a container as pid 1 of a pid namespace of its own: add {{\"type\":\"pid\"}} to linux.namespaces to checkpoint it")]
+    HostPid { id: String },
     #[error("checkpoint of container {id}: its {typ} namespace was joined by path ({path}): CRIU dumps only namespaces of the container's own user namespace, and would restore it as a new one")]
     Joined {
         id: String,
@@ -108,6 +112,9 @@ pub fn dump(id: &str, app: i32, rootfs: &Path, o: &DumpOptions) -> Result<(), Cr
     // A namespace joined by path is someone else's (a pod's network): CRIU requires every
     // namespace it dumps to be owned by the container's user namespace (nsboot always has
     // one), and would restore it as a new one.
+    if o.host_pid {
+        return Err(CriuError::HostPid { id: id.into() });
+    }
     if let Some((typ, path)) = o.joined.first() {
         return Err(CriuError::Joined {
             id: id.into(),
