@@ -129,21 +129,17 @@ impl Ctx<'_> {
         Ok(r)
     }
 
-    /// [`Ctx::spec_target`] for a bind: one of a procfs onto /proc itself passes (runc's
-    /// checkProcMount; rootless podman's `--pid host` binds the host's /proc so).
-    pub fn bind_target(
-        &self,
-        create: Create,
-        source_is_proc: bool,
-    ) -> Result<Resolved, MountError> {
-        if source_is_proc {
-            if let Ok(r) = self.target(Create::No) {
-                if r.path == Path::new("/proc") {
-                    return Ok(r);
-                }
+    /// [`Ctx::spec_target`] for a bind of `source`: one of a procfs onto /proc itself passes
+    /// (runc's checkProcMount; rootless podman's `--pid host` binds the host's /proc so).
+    pub fn bind_target(&self, create: Create, source: BorrowedFd) -> Result<Resolved, MountError> {
+        match self.spec_target(create, "bind") {
+            Err(MountError::Guard(super::guard::GuardError::InProc { ref resolved, .. }))
+                if resolved == Path::new("/proc") && crate::sys::procfs::is_proc(source) =>
+            {
+                self.target(Create::No)
             }
+            other => other,
         }
-        self.spec_target(create, "bind")
     }
 
     /// The host's `src`, resolved inside `host` (the host's own symlinks keep their meaning).
@@ -269,8 +265,8 @@ pub(super) fn bind_from_host(
 ) -> Result<(), MountError> {
     let source = ctx.host_source(host, src)?;
     let is_dir = resolve::is_dir(source.fd.as_fd()).map_err(|e| ctx.mount_err("a bind", e))?;
-    let is_proc = crate::sys::procfs::is_proc(source.fd.as_fd());
-    let target = ctx.bind_target(if is_dir { Create::Dir } else { Create::File }, is_proc)?;
+    let create = if is_dir { Create::Dir } else { Create::File };
+    let target = ctx.bind_target(create, source.fd.as_fd())?;
     let what = format!("a bind of {}", src.display());
     let (source, target) = (source.fd.as_fd(), target.fd.as_fd());
     let nodev = if o.dev { 0 } else { resolve::MOUNT_ATTR_NODEV };
