@@ -11,6 +11,7 @@
 //! "stopped", whatever state.json says.
 
 use std::fs;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -200,35 +201,45 @@ pub fn kill_sandbox(c: &Container) -> Result<(), LifecycleError> {
 /// SIGKILL for `create`'s application, through a pidfd checked to be the one started at
 /// `app_start`.
 fn kill_app(c: &Container) -> Result<(), LifecycleError> {
-    let (pid, id) = (c.state.pid, c.state.id.clone());
-    let fd = match pidfd_open(pid) {
-        Ok(fd) => fd,
-        Err(e) if e.0 == libc::ESRCH => return Ok(()),
-        Err(errno) => {
-            return Err(LifecycleError::Signal {
-                what: "opening the application".into(),
-                id,
-                pid,
-                errno,
-            })
+    let (pid, start) = (c.state.pid, c.state.app_start);
+    // Without a pid namespace of its own, what it started would outlive it.
+    let tree = || {
+        if !is_pid_ns_init(pid) {
+            end_tree(pid);
         }
     };
-    // Checked after pidfd_open: from here on the fd cannot point at a reused pid.
-    if !is_app(pid, c.state.app_start) {
-        return Ok(());
+    kill_checked(&c.state.id, pid, "application", || is_app(pid, start), tree).map(drop)
+}
+
+/// SIGKILL for the `who` of container `id`, `pid`, through a pidfd: None when it is gone, or
+/// when `is_it` (asked once the fd cannot point at a reused pid) says the pid is another's by
+/// now. `first` runs just before the signal.
+fn kill_checked(
+    id: &str,
+    pid: i32,
+    who: &str,
+    is_it: impl FnOnce() -> bool,
+    first: impl FnOnce(),
+) -> Result<Option<OwnedFd>, LifecycleError> {
+    let failed = |what: &str, errno| LifecycleError::Signal {
+        what: format!("{what} the {who}"),
+        id: id.into(),
+        pid,
+        errno,
+    };
+    let fd = match pidfd_open(pid) {
+        Ok(fd) => fd,
+        Err(e) if e.0 == libc::ESRCH => return Ok(None),
+        Err(e) => return Err(failed("opening", e)),
+    };
+    if !is_it() {
+        return Ok(None);
     }
-    // Without a pid namespace of its own, what it started would outlive it.
-    if !is_pid_ns_init(pid) {
-        end_tree(pid);
-    }
-    match crate::sys::pidfd_signal(std::os::fd::AsFd::as_fd(&fd), libc::SIGKILL) {
-        Err(e) if e.0 != libc::ESRCH => Err(LifecycleError::Signal {
-            what: "killing the application".into(),
-            id,
-            pid,
-            errno: e,
-        }),
-        _ => Ok(()),
+    first();
+    match crate::sys::pidfd_signal(fd.as_fd(), libc::SIGKILL) {
+        Ok(()) => Ok(Some(fd)),
+        Err(e) if e.0 == libc::ESRCH => Ok(None),
+        Err(e) => Err(failed("killing", e)),
     }
 }
 
@@ -236,34 +247,10 @@ fn kill_app(c: &Container) -> Result<(), LifecycleError> {
 fn kill_supervisor(c: &Container) -> Result<(), LifecycleError> {
     let pid = c.state.supervisor_pid();
     let id = c.state.id.clone();
-    let fd = match pidfd_open(pid) {
-        Ok(fd) => fd,
-        Err(e) if e.0 == libc::ESRCH => return Ok(()),
-        Err(errno) => {
-            return Err(LifecycleError::Signal {
-                what: "opening the supervisor".into(),
-                id,
-                pid,
-                errno,
-            })
-        }
-    };
-    // Checked after pidfd_open: from here on the fd cannot point at a reused pid.
-    if !is_supervisor(pid, &id) {
+    let is_it = || is_supervisor(pid, &id);
+    let Some(fd) = kill_checked(&id, pid, "supervisor", is_it, || {})? else {
         return Ok(());
-    }
-    match crate::sys::pidfd_signal(std::os::fd::AsFd::as_fd(&fd), libc::SIGKILL) {
-        Ok(()) => {}
-        Err(e) if e.0 == libc::ESRCH => return Ok(()),
-        Err(errno) => {
-            return Err(LifecycleError::Signal {
-                what: "killing the supervisor".into(),
-                id,
-                pid,
-                errno,
-            })
-        }
-    }
+    };
     // Gone once its pidfd says so, or once it is exiting (see `is_alive`).
     let secs = 10;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
