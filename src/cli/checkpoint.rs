@@ -13,33 +13,15 @@ pub struct CheckpointArgs {
     /// Where to write the images (default: ./checkpoint).
     #[arg(long = "image-path", value_name = "DIR")]
     pub image_path: Option<PathBuf>,
-    /// Where CRIU writes dump.log and its work files (default: the image path).
-    #[arg(long = "work-path", value_name = "DIR")]
-    pub work_path: Option<PathBuf>,
     /// Images of a previous pre-dump, relative to the image path.
     #[arg(long = "parent-path", value_name = "DIR")]
     pub parent_path: Option<PathBuf>,
     /// Leave the container running once dumped.
     #[arg(long = "leave-running")]
     pub leave_running: bool,
-    /// Dump established TCP connections.
-    #[arg(long = "tcp-established")]
-    pub tcp_established: bool,
-    /// Allow external unix sockets.
-    #[arg(long = "ext-unix-sk")]
-    pub ext_unix_sk: bool,
-    /// Allow a shell job (a terminal shared with the caller).
-    #[arg(long = "shell-job")]
-    pub shell_job: bool,
-    /// Dump file locks.
-    #[arg(long = "file-locks")]
-    pub file_locks: bool,
     /// Dump memory only, leave the container running (iterative migration).
     #[arg(long = "pre-dump")]
     pub pre_dump: bool,
-    /// CRIU's cgroup mode: soft, full, strict or ignore.
-    #[arg(long = "manage-cgroups-mode", value_name = "MODE")]
-    pub manage_cgroups_mode: Option<String>,
     /// A namespace (network) whose contents are not dumped; restore makes it anew.
     #[arg(long = "empty-ns", value_name = "NS")]
     pub empty_ns: Vec<String>,
@@ -52,17 +34,57 @@ pub struct CheckpointArgs {
     /// Refused (see --lazy-pages).
     #[arg(long = "status-fd", hide = true, value_name = "FD")]
     pub status_fd: Option<i32>,
-    /// Deduplicate memory images as they are written (CRIU's --auto-dedup).
-    #[arg(long = "auto-dedup")]
-    pub auto_dedup: bool,
     /// Skip TCP connections still being set up (CRIU's --tcp-skip-in-flight).
     #[arg(long = "tcp-skip-in-flight")]
     pub tcp_skip_in_flight: bool,
     /// Dump open files that were unlinked by linking them back (CRIU's --link-remap).
     #[arg(long = "link-remap")]
     pub link_remap: bool,
+    #[command(flatten)]
+    pub criu: CriuFlags,
     /// The container id.
     pub id: String,
+}
+
+// The flags `checkpoint` and `restore` share (runc's), as CRIU takes them.
+#[derive(Debug, clap::Args)]
+pub struct CriuFlags {
+    /// Where CRIU writes its log and work files (default: the image path).
+    #[arg(long = "work-path", value_name = "DIR")]
+    pub work_path: Option<PathBuf>,
+    /// Established TCP connections too.
+    #[arg(long = "tcp-established")]
+    pub tcp_established: bool,
+    /// Allow external unix sockets.
+    #[arg(long = "ext-unix-sk")]
+    pub ext_unix_sk: bool,
+    /// Allow a shell job (a terminal shared with the caller).
+    #[arg(long = "shell-job")]
+    pub shell_job: bool,
+    /// File locks too.
+    #[arg(long = "file-locks")]
+    pub file_locks: bool,
+    /// Deduplicate memory images (CRIU's --auto-dedup).
+    #[arg(long = "auto-dedup")]
+    pub auto_dedup: bool,
+    /// CRIU's cgroup mode: soft, full, strict or ignore.
+    #[arg(long = "manage-cgroups-mode", value_name = "MODE")]
+    pub manage_cgroups_mode: Option<String>,
+}
+
+impl CriuFlags {
+    /// For `sandbox::criu`, relative paths taken from `cwd`.
+    pub fn shared(self, cwd: &std::path::Path) -> criu::Shared {
+        criu::Shared {
+            work_path: self.work_path.map(|p| cwd.join(p)),
+            tcp_established: self.tcp_established,
+            ext_unix_sk: self.ext_unix_sk,
+            shell_job: self.shell_job,
+            file_locks: self.file_locks,
+            auto_dedup: self.auto_dedup,
+            manage_cgroups_mode: self.manage_cgroups_mode,
+        }
+    }
 }
 
 pub fn run(args: CheckpointArgs, global: &Global) -> i32 {
@@ -104,18 +126,12 @@ fn checkpoint(a: CheckpointArgs, global: &Global) -> Result<(), String> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
     let opts = DumpOptions {
         image_path: cwd.join(a.image_path.unwrap_or_else(|| "checkpoint".into())),
-        work_path: a.work_path.map(|p| cwd.join(p)),
+        shared: a.criu.shared(&cwd),
         leave_running: a.leave_running || a.pre_dump,
-        tcp_established: a.tcp_established,
-        ext_unix_sk: a.ext_unix_sk,
-        shell_job: a.shell_job,
-        file_locks: a.file_locks,
-        auto_dedup: a.auto_dedup,
         tcp_skip_in_flight: a.tcp_skip_in_flight,
         link_remap: a.link_remap,
         pre_dump: a.pre_dump,
         parent_path: a.parent_path,
-        manage_cgroups_mode: a.manage_cgroups_mode,
         empty_ns: a.empty_ns,
         joined,
         host_pid,

@@ -12,9 +12,6 @@ pub struct RestoreArgs {
     /// The checkpoint's images (default: ./checkpoint).
     #[arg(long = "image-path", value_name = "DIR")]
     pub image_path: Option<PathBuf>,
-    /// Where CRIU writes restore.log (default: the image path).
-    #[arg(long = "work-path", value_name = "DIR")]
-    pub work_path: Option<PathBuf>,
     /// The bundle (default: the current directory).
     #[arg(long, short = 'b', value_name = "DIR", default_value = ".")]
     pub bundle: PathBuf,
@@ -27,21 +24,6 @@ pub struct RestoreArgs {
     /// Refused: a restored terminal is not supported yet.
     #[arg(long = "console-socket", value_name = "PATH")]
     pub console_socket: Option<PathBuf>,
-    /// Restore established TCP connections.
-    #[arg(long = "tcp-established")]
-    pub tcp_established: bool,
-    /// Allow external unix sockets.
-    #[arg(long = "ext-unix-sk")]
-    pub ext_unix_sk: bool,
-    /// Allow a shell job.
-    #[arg(long = "shell-job")]
-    pub shell_job: bool,
-    /// Restore file locks.
-    #[arg(long = "file-locks")]
-    pub file_locks: bool,
-    /// CRIU's cgroup mode: soft, full, strict or ignore.
-    #[arg(long = "manage-cgroups-mode", value_name = "MODE")]
-    pub manage_cgroups_mode: Option<String>,
     /// Accepted for runc command lines: a dumped namespace is restored, an empty one made.
     #[arg(long = "empty-ns", hide = true, value_name = "NS")]
     pub empty_ns: Vec<String>,
@@ -51,9 +33,6 @@ pub struct RestoreArgs {
     /// Accepted for runc command lines.
     #[arg(long = "no-pivot", hide = true)]
     pub no_pivot: bool,
-    /// Deduplicate memory images as they are restored (CRIU's --auto-dedup).
-    #[arg(long = "auto-dedup")]
-    pub auto_dedup: bool,
     /// Refused: lazy migration needs a page server nsboot does not drive.
     #[arg(long = "lazy-pages", hide = true)]
     pub lazy_pages: bool,
@@ -63,6 +42,8 @@ pub struct RestoreArgs {
     /// Refused: nsboot applies no LSM label.
     #[arg(long = "lsm-mount-context", hide = true, value_name = "CONTEXT")]
     pub lsm_mount_context: Option<String>,
+    #[command(flatten)]
+    pub criu: super::checkpoint::CriuFlags,
     /// The container id.
     pub id: String,
 }
@@ -96,15 +77,9 @@ pub fn run(a: RestoreArgs, global: &Global) -> i32 {
         id: a.id,
         bundle,
         image_path: cwd.join(a.image_path.unwrap_or_else(|| "checkpoint".into())),
-        work_path: a.work_path.map(|p| cwd.join(p)),
+        shared: a.criu.shared(&cwd),
         detach: a.detach,
         pid_file: a.pid_file.map(|p| cwd.join(p)),
-        tcp_established: a.tcp_established,
-        ext_unix_sk: a.ext_unix_sk,
-        shell_job: a.shell_job,
-        file_locks: a.file_locks,
-        auto_dedup: a.auto_dedup,
-        manage_cgroups_mode: a.manage_cgroups_mode,
         systemd_cgroup: global.launch_context().systemd_cgroup,
     };
     match criu::restore(&root, &spec, &rootfs, &opts) {

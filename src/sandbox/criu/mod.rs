@@ -23,24 +23,62 @@ use std::process::{Command, Stdio};
 use oci_spec::runtime::LinuxNamespaceType;
 use serde::{Deserialize, Serialize};
 
-/// runc's checkpoint flags, as `criu dump` takes them.
+/// The flags `checkpoint` and `restore` share (runc's), handed to CRIU as they are.
 #[derive(Debug, Clone, Default)]
-pub struct DumpOptions {
-    pub image_path: PathBuf,
-    /// Where CRIU writes dump.log (and its work files); the image directory when absent.
+pub struct Shared {
+    /// Where CRIU writes its log and work files; the image directory when absent.
     pub work_path: Option<PathBuf>,
-    pub leave_running: bool,
     pub tcp_established: bool,
     pub ext_unix_sk: bool,
     pub shell_job: bool,
     pub file_locks: bool,
-    /// runc's --auto-dedup, --tcp-skip-in-flight and --link-remap, handed to CRIU as is.
     pub auto_dedup: bool,
+    pub manage_cgroups_mode: Option<String>,
+}
+
+impl Shared {
+    /// A cgroup mode, when given, is one CRIU knows.
+    fn check(&self) -> Result<(), CriuError> {
+        match &self.manage_cgroups_mode {
+            Some(m) if !CGROUP_MODES.contains(&m.as_str()) => {
+                Err(flag("manage-cgroups-mode", m, CGROUP_MODES))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// CRIU's work directory: --work-path, else the images'.
+    fn work_dir(&self, images: &Path) -> PathBuf {
+        self.work_path.clone().unwrap_or_else(|| images.into())
+    }
+
+    /// The flags that are set, on `cmd`; --shell-job also when `shell_job` (the images').
+    fn add_to(&self, cmd: &mut Command, shell_job: bool) {
+        for (on, f) in [
+            (self.tcp_established, "--tcp-established"),
+            (self.ext_unix_sk, "--ext-unix-sk"),
+            (self.shell_job || shell_job, "--shell-job"),
+            (self.file_locks, "--file-locks"),
+            (self.auto_dedup, "--auto-dedup"),
+        ] {
+            if on {
+                cmd.arg(f);
+            }
+        }
+    }
+}
+
+/// runc's checkpoint flags, as `criu dump` takes them.
+#[derive(Debug, Clone, Default)]
+pub struct DumpOptions {
+    pub image_path: PathBuf,
+    pub shared: Shared,
+    pub leave_running: bool,
+    /// runc's --tcp-skip-in-flight and --link-remap, handed to CRIU as is.
     pub tcp_skip_in_flight: bool,
     pub link_remap: bool,
     pub pre_dump: bool,
     pub parent_path: Option<PathBuf>,
-    pub manage_cgroups_mode: Option<String>,
     /// Namespace types (`network`, ...) whose contents are not dumped (runc's --empty-ns).
     pub empty_ns: Vec<String>,
     /// The namespaces the spec joined by path: not the container's to dump.
@@ -99,11 +137,7 @@ const EMPTY_NS: &[&str] = &["network"];
 /// directory; unless `leave_running`, CRIU kills the tree once dumped.
 pub fn dump(id: &str, app: i32, rootfs: &Path, o: &DumpOptions) -> Result<(), CriuError> {
     let criu = find_criu().ok_or(CriuError::Missing)?;
-    if let Some(m) = &o.manage_cgroups_mode {
-        if !CGROUP_MODES.contains(&m.as_str()) {
-            return Err(flag("manage-cgroups-mode", m, CGROUP_MODES));
-        }
-    }
+    o.shared.check()?;
     for ns in &o.empty_ns {
         if !EMPTY_NS.contains(&ns.as_str()) {
             return Err(flag("empty-ns", ns, EMPTY_NS));
@@ -130,7 +164,7 @@ pub fn dump(id: &str, app: i32, rootfs: &Path, o: &DumpOptions) -> Result<(), Cr
     };
     std::fs::create_dir_all(&o.image_path)
         .map_err(|e| dir_err("image directory", &o.image_path, e))?;
-    let work = o.work_path.clone().unwrap_or_else(|| o.image_path.clone());
+    let work = o.shared.work_dir(&o.image_path);
     std::fs::create_dir_all(&work).map_err(|e| dir_err("work directory", &work, e))?;
 
     let mountinfo = std::fs::read_to_string(format!("/proc/{app}/mountinfo")).map_err(|e| {
@@ -153,14 +187,10 @@ pub fn dump(id: &str, app: i32, rootfs: &Path, o: &DumpOptions) -> Result<(), Cr
         .args(["--log-file", &log_name, "-v4"])
         .arg("--root")
         .arg(rootfs);
-    let shell_job = o.shell_job;
+    let shell_job = o.shared.shell_job;
+    o.shared.add_to(&mut cmd, false);
     for (on, flag) in [
         (o.leave_running, "--leave-running"),
-        (o.tcp_established, "--tcp-established"),
-        (o.ext_unix_sk, "--ext-unix-sk"),
-        (shell_job, "--shell-job"),
-        (o.file_locks, "--file-locks"),
-        (o.auto_dedup, "--auto-dedup"),
         (o.tcp_skip_in_flight, "--tcp-skip-in-flight"),
         (o.link_remap, "--link-remap"),
     ] {
@@ -171,7 +201,7 @@ pub fn dump(id: &str, app: i32, rootfs: &Path, o: &DumpOptions) -> Result<(), Cr
     if let Some(p) = &o.parent_path {
         cmd.arg("--prev-images-dir").arg(p);
     }
-    if let Some(m) = &o.manage_cgroups_mode {
+    if let Some(m) = &o.shared.manage_cgroups_mode {
         cmd.arg(format!("--manage-cgroups={m}"));
     } else {
         cmd.arg("--manage-cgroups");

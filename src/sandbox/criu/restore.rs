@@ -13,7 +13,7 @@ use std::process::Command;
 use nix::mount::{mount, MsFlags};
 use nix::sched::CloneFlags;
 
-use super::{flag, run, CriuError, Record, CGROUP_MODES, RECORD};
+use super::{run, CriuError, Record, Shared, RECORD};
 use crate::spec::Spec;
 use crate::state;
 use crate::sys::{self, Cloned};
@@ -24,16 +24,9 @@ pub struct RestoreOptions {
     pub id: String,
     pub bundle: PathBuf,
     pub image_path: PathBuf,
-    pub work_path: Option<PathBuf>,
+    pub shared: Shared,
     pub detach: bool,
     pub pid_file: Option<PathBuf>,
-    pub tcp_established: bool,
-    pub ext_unix_sk: bool,
-    pub shell_job: bool,
-    pub file_locks: bool,
-    /// runc's --auto-dedup, handed to CRIU as is.
-    pub auto_dedup: bool,
-    pub manage_cgroups_mode: Option<String>,
     /// The container's cgroup as a systemd scope (`--systemd-cgroup`), as on create.
     pub systemd_cgroup: bool,
 }
@@ -55,11 +48,7 @@ pub fn restore(
 ) -> Result<i32, CriuError> {
     let id = o.id.as_str();
     let criu = super::find_criu().ok_or(CriuError::Missing)?;
-    if let Some(m) = &o.manage_cgroups_mode {
-        if !CGROUP_MODES.contains(&m.as_str()) {
-            return Err(flag("manage-cgroups-mode", m, CGROUP_MODES));
-        }
-    }
+    o.shared.check()?;
     let rec_path = o.image_path.join(RECORD);
     let record: Record = std::fs::read(&rec_path)
         .ok()
@@ -73,7 +62,7 @@ pub fn restore(
                 ),
             )
         })?;
-    let work = o.work_path.clone().unwrap_or_else(|| o.image_path.clone());
+    let work = o.shared.work_dir(&o.image_path);
     std::fs::create_dir_all(&work)
         .map_err(|e| err(id, format!("work directory {}: {e}", work.display())))?;
 
@@ -86,17 +75,7 @@ pub fn restore(
         .args(["--log-file", "restore.log", "-v4", "--restore-detached"])
         .arg("--root")
         .arg(rootfs);
-    for (on, f) in [
-        (o.tcp_established, "--tcp-established"),
-        (o.ext_unix_sk, "--ext-unix-sk"),
-        (o.shell_job || record.shell_job, "--shell-job"),
-        (o.file_locks, "--file-locks"),
-        (o.auto_dedup, "--auto-dedup"),
-    ] {
-        if on {
-            cmd.arg(f);
-        }
-    }
+    o.shared.add_to(&mut cmd, record.shell_job);
     // The application's stdio from outside (an engine's pipes, a file) is this command's own
     // stdio now, as runc hands it over.
     let mut inherited: Vec<&String> = Vec::new();
@@ -137,7 +116,7 @@ pub fn restore(
         cmd.arg("--ext-mount-map")
             .arg(format!("{}:{}", m.dest, src));
     }
-    match (&o.manage_cgroups_mode, &cg) {
+    match (&o.shared.manage_cgroups_mode, &cg) {
         (Some(m), Some(c)) if m != "ignore" => {
             drop_cgroup();
             return Err(err(id, format!("--manage-cgroups-mode {m}: nsboot restores into the cgroup the spec asks for ({}), CRIU's mode is ignore: drop the flag", c.name)));
