@@ -363,6 +363,25 @@ fn joining(typ: &str, path: &str) -> Bundle {
     })
 }
 
+/// Checkpoint of the counter `id` (started here) refused in one line holding `want`, before
+/// CRIU ran; the container still counts, and is deleted with nothing left.
+fn refused_before_criu(b: &Bundle, id: &str, want: &str) {
+    start_counter(b, id);
+    let imgs = top(b).join("images");
+    let out = nsb(
+        b,
+        &["checkpoint", "--image-path", imgs.to_str().unwrap(), id],
+    );
+    one_line_125(&out, want);
+    assert!(out.stderr.contains(want), "{out:?}");
+    assert!(!imgs.join("dump.log").exists(), "criu ran: {out:?}");
+    let before = count(b, id);
+    assert!(eventually(|| count(b, id) > before), "{want}: stopped");
+    let d = nsb(b, &["delete", "--force", id]);
+    assert_eq!(d.status, 0, "{d:?}");
+    common::assert_nothing_left(b.mode(), b.state_dir());
+}
+
 /// A namespace the spec joins by path (a pod's network) is not the container's to dump: CRIU
 /// dumps only namespaces of the container's own user namespace, and would restore it as a
 /// new one. Refused in one line, before CRIU runs, the container left running.
@@ -374,20 +393,8 @@ fn checkpoint_of_a_container_that_joined_a_namespace_by_path_is_refused() {
     let donor = Donor::new(&["--net", "--uts"]);
     for (typ, file) in [("network", "net"), ("uts", "uts")] {
         let b = joining(typ, &donor.path(file));
-        let id = format!("j{file}");
-        start_counter(&b, &id);
-        let imgs = top(&b).join("images");
-        let img_s = imgs.to_str().unwrap();
-        let out = nsb(&b, &["checkpoint", "--image-path", img_s, &id]);
-        one_line_125(&out, &format!("a joined {typ} namespace"));
         let want = format!("its {typ} namespace was joined by path");
-        assert!(out.stderr.contains(&want), "{out:?}");
-        assert!(!imgs.join("dump.log").exists(), "criu ran: {out:?}");
-        let before = count(&b, &id);
-        assert!(eventually(|| count(&b, &id) > before), "{typ}: stopped");
-        let d = nsb(&b, &["delete", "--force", &id]);
-        assert_eq!(d.status, 0, "{d:?}");
-        common::assert_nothing_left(b.mode(), b.state_dir());
+        refused_before_criu(&b, &format!("j{file}"), &want);
     }
 }
 
@@ -403,25 +410,7 @@ fn checkpoint_of_a_container_in_the_callers_pid_namespace_is_refused() {
         let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
         ns.retain(|n| n["type"] != "pid");
     });
-    start_counter(&b, "hostpid");
-    let imgs = top(&b).join("images");
-    let out = nsb(
-        &b,
-        &[
-            "checkpoint",
-            "--image-path",
-            imgs.to_str().unwrap(),
-            "hostpid",
-        ],
-    );
-    one_line_125(&out, "a host pid namespace");
-    assert!(out.stderr.contains("pid namespace"), "{out:?}");
-    assert!(!imgs.join("dump.log").exists(), "criu ran: {out:?}");
-    let before = count(&b, "hostpid");
-    assert!(eventually(|| count(&b, "hostpid") > before), "stopped");
-    let d = nsb(&b, &["delete", "--force", "hostpid"]);
-    assert_eq!(d.status, 0, "{d:?}");
-    common::assert_nothing_left(b.mode(), b.state_dir());
+    refused_before_criu(&b, "hostpid", "it runs in the runtime's pid namespace");
 }
 
 #[test]
