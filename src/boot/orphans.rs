@@ -64,7 +64,7 @@ impl Orphans {
 
     /// Every thread's children (a child belongs to the thread that forked it).
     fn children(&self) -> Vec<i32> {
-        let Ok(tasks) = nix::dir::Dir::openat(
+        let Ok(mut tasks) = nix::dir::Dir::openat(
             Some(self.proc.as_raw_fd()),
             "self/task",
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -72,7 +72,6 @@ impl Orphans {
         ) else {
             return Vec::new();
         };
-        let mut tasks = tasks;
         let tids: Vec<String> = tasks
             .iter()
             .flatten()

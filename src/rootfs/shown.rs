@@ -109,30 +109,22 @@ pub fn proc_made_by_joiner(spec: &Spec) -> bool {
     by_path(Ns::Pid) && !by_path(Ns::User)
 }
 
+/// The spec's pid namespace entry, if it lists one.
+fn pid_entry(spec: &Spec) -> Option<&oci_spec::runtime::LinuxNamespace> {
+    use oci_spec::runtime::LinuxNamespaceType as Ns;
+    let nss = spec.linux().as_ref()?.namespaces().as_deref()?;
+    nss.iter().find(|n| n.typ() == Ns::Pid)
+}
+
 /// The pid namespace is not the sandbox's own: joined by path, or not listed (the caller's, as
 /// `--pid host` asks). The application is born in it (no new one).
 pub fn pid_shared(spec: &Spec) -> bool {
-    use oci_spec::runtime::LinuxNamespaceType as Ns;
-    let pid = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_deref())
-        .unwrap_or_default()
-        .iter()
-        .find(|n| n.typ() == Ns::Pid);
-    pid.map_or(true, |n| n.path().is_some())
+    pid_entry(spec).map_or(true, |n| n.path().is_some())
 }
 
 /// No pid namespace listed: the application is in the caller's.
 pub fn pid_host(spec: &Spec) -> bool {
-    use oci_spec::runtime::LinuxNamespaceType as Ns;
-    !spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_deref())
-        .unwrap_or_default()
-        .iter()
-        .any(|n| n.typ() == Ns::Pid)
+    pid_entry(spec).is_none()
 }
 
 /// MOUNT_ATTR_* of an entry's flags; nodev unless the entry says `dev`, as for every mount.

@@ -412,6 +412,9 @@ pub fn mount_procs(spec: &Spec, newroot: &Path) -> Result<(), MountError> {
         return Ok(());
     }
     let root = open_root(newroot)?;
+    // The caller's pid namespace (none listed) is not our user namespace's to mount a proc
+    // of: the supervisor's, the caller's bound, is the one to show.
+    let host = shown::pid_host(spec);
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         if m.typ().as_deref() != Some("proc") {
             continue;
@@ -424,9 +427,6 @@ pub fn mount_procs(spec: &Spec, newroot: &Path) -> Result<(), MountError> {
         let mut o = MountOptions::parse(m.options().as_deref().unwrap_or_default());
         o.flags |= MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
         let target = ctx.target(Create::Dir)?;
-        // The caller's pid namespace (none listed) is not our user namespace's to mount a
-        // proc of: the supervisor's, the caller's bound, is the one to show.
-        let host = shown::pid_host(spec);
         let fresh = match host {
             true => Err(Errno(libc::EPERM)),
             false => resolve::mount_fs(target.fd.as_fd(), "proc", "proc", o.flags, &o.data()),
