@@ -58,6 +58,10 @@ pub struct BootArgs {
     /// joined by path, made by the process that joined it (repeatable).
     #[arg(long = "mount-fd", value_name = "I:FD", value_parser = parse_fd_mapping)]
     pub mount_fd: Vec<(RawFd, RawFd)>,
+    /// Fd of a mount namespace joined by path, which the application enters with the
+    /// container root.
+    #[arg(long = "mount-ns-fd", value_name = "FD")]
+    pub mount_ns_fd: Option<RawFd>,
     /// Die with the parent (PR_SET_PDEATHSIG).
     #[arg(long)]
     pub attached: bool,
@@ -130,6 +134,7 @@ pub fn run(args: BootArgs, _global: &crate::cli::Global) -> i32 {
             exec: args.exec_fd.map(own),
             console: args.console_fd.map(own),
             cgroup: args.cgroup_fd.iter().map(|fd| own(*fd)).collect(),
+            mount_ns: args.mount_ns_fd.map(own),
         },
         attached: args.attached,
         // `nsboot boot` is started in every namespace of the spec by its caller.

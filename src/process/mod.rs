@@ -97,6 +97,9 @@ pub struct AppFds {
     /// The container's `cgroup.procs` files, opened for writing by the caller: the
     /// application joins its cgroup through them first thing (`crate::cgroup::join`).
     pub cgroup: Vec<OwnedFd>,
+    /// A mount namespace joined by path (`linux.namespaces`), opened by the caller: the
+    /// application enters it with the container root (`rootfs::joined`).
+    pub mount_ns: Option<OwnedFd>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -405,15 +408,16 @@ fn app_main(
     seccomp: Option<seccomp::bpf::Program>,
     autostart: bool,
 ) -> Result<Infallible, ProcessError> {
-    rootfs::setup_app_root(spec)?;
-    let process = spec.process().as_ref().ok_or(ProcessError::NoProcess)?;
     let AppFds {
         stdio,
         pass,
         mut exec,
         mut console,
         cgroup: _,
+        mount_ns,
     } = fds;
+    rootfs::setup_app_root(spec, mount_ns)?;
+    let process = spec.process().as_ref().ok_or(ProcessError::NoProcess)?;
     {
         let mut ours = vec![&mut *sock];
         ours.extend(exec.as_mut());

@@ -4,12 +4,14 @@
 //! the host at /oldroot, its own /proc, the container root assembled at /newroot from the
 //! rootfs and the spec's mounts, then the old root detached: no host path stays reachable.
 //! Application: its own /proc (while the supervisor's keeps proc "fully visible"), masked and
-//! read-only paths, pivot_root into /newroot, the root made read-only when the spec says so.
+//! read-only paths, pivot_root into /newroot, the root made read-only when the spec says so;
+//! a copy of /newroot carried into a mount namespace joined by path first (`joined`).
 
 pub mod net;
 
 pub mod dev;
 pub mod guard;
+pub mod joined;
 pub mod mknod;
 pub mod mounts;
 pub mod nodes;
@@ -267,13 +269,20 @@ pub fn drop_supervisor_proc() -> Result<(), RootfsError> {
     )?)
 }
 
-/// Application, in its own pid and mount namespaces: own /proc, masked and read-only paths,
-/// pivot_root into the container root, and the root read-only per root.readonly.
-pub fn setup_app_root(spec: &Spec) -> Result<(), RootfsError> {
+/// Application, in its own pid and mount namespaces (or the mount namespace `joined` by path,
+/// [`joined`]): own /proc, masked and read-only paths, pivot_root into the container root, and
+/// the root read-only per root.readonly.
+pub fn setup_app_root(
+    spec: &Spec,
+    joined: Option<std::os::fd::OwnedFd>,
+) -> Result<(), RootfsError> {
     let newroot = Path::new(NEWROOT);
     mounts::mount_procs(spec, newroot)?;
     paths::apply(spec, newroot)?;
-    step("chdir to the container root", chdir(newroot))?;
+    match joined {
+        Some(ns) => joined::enter(spec, ns)?,
+        None => step("chdir to the container root", chdir(newroot))?,
+    }
     // pivot_root(".", "."): the old root is stacked on top and detached right away.
     step(
         "pivot_root into the container root",

@@ -37,6 +37,7 @@ pub(super) fn exec_boot(
     start: OwnedFd,
     userns: OwnedFd,
     shown: &crate::rootfs::shown::Shown,
+    mount_ns: Option<&OwnedFd>,
 ) -> ! {
     let keep = |fd: &OwnedFd| {
         let _ = nix::fcntl::fcntl(
@@ -69,6 +70,9 @@ pub(super) fn exec_boot(
     }
     for fd in &plan.cgroup {
         args.extend(["--cgroup-fd".into(), keep(fd)]);
+    }
+    if let Some(fd) = mount_ns {
+        args.extend(["--mount-ns-fd".into(), keep(fd)]);
     }
     if plan.attached {
         args.push("--attached".into());

@@ -169,6 +169,15 @@ fn clone_flags(spec: &Spec, net: bool, cgroup_managed: bool) -> CloneFlags {
     f
 }
 
+fn lists_user(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_deref())
+        .unwrap_or_default()
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::User)
+}
+
 /// How a caller starts the supervisor: exec'd as `nsboot boot` when NSBOOT_EXEC_BOOT=1 (its
 /// application then compiles the seccomp profile), else cloned in-process with the profile's
 /// program from the cache in the state root `root`, which the sandbox cannot see.
@@ -261,10 +270,14 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
         )?),
         false => None,
     };
-    let joins = nspath::Joins::open(&plan.spec)?;
+    let mut joins = nspath::Joins::open(&plan.spec)?;
+    // The application enters it, not the joining child: see `rootfs::joined`.
+    let mount_ns = joins.take_mount();
     // Real root lends the spec's scheduler and I/O priority to the clone, then takes them back.
     let lent = crate::process::tuning::lend(plan.spec.process().as_ref());
-    let user_joined = joins.joins_user();
+    // Joined by path, or none listed (the caller's: only with a mount namespace joined by
+    // path, `spec::adjust`): no maps to write.
+    let user_joined = joins.joins_user() || !lists_user(&plan.spec);
     let cloned = if joins.is_empty() {
         let shown = nspath::inherited_mounts(&plan.spec);
         sys::clone_process(flags)
@@ -295,7 +308,15 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
                 let _ = nix::unistd::close(fd.as_raw_fd());
             }
             if let Some(spec_fd) = spec_fd {
-                exec_boot(&plan, spec_fd, ctl_boot, start_w, userns_r, &shown);
+                exec_boot(
+                    &plan,
+                    spec_fd,
+                    ctl_boot,
+                    start_w,
+                    userns_r,
+                    &shown,
+                    mount_ns.as_ref(),
+                );
             }
             let code = (plan.supervisor)(Handoff {
                 id: plan.id,
@@ -313,6 +334,7 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
                     exec: None,
                     console: plan.console.take(),
                     cgroup: std::mem::take(&mut plan.cgroup),
+                    mount_ns,
                 },
                 attached: plan.attached,
                 cloned: InProcess {
@@ -333,6 +355,7 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
     crate::sys::log::phase("spawn");
     drop((
         made_nodes,
+        mount_ns,
         userns_r,
         start_w,
         ctl_boot,

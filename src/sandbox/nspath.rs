@@ -49,6 +49,8 @@ pub enum NsPathError {
         errno: Errno,
         hint: String,
     },
+    #[error("linux.namespaces[{index}].path {path:?}: the caller's own mount namespace: pivoting the container's root into it would move every process of it there: give a mount namespace made for the container (unshare --mount)")]
+    OwnMount { index: usize, path: PathBuf },
     #[error("linux.{which}Mappings: the user namespace joined by path maps {theirs:?}, the spec {ours:?}: its maps are the joined namespace's: remove {which}Mappings or make them agree")]
     Maps {
         which: String,
@@ -185,6 +187,12 @@ impl Joins {
                     file: file.into(),
                 });
             }
+            if flag == CloneFlags::CLONE_NEWNS && is_own_mount_ns(fd.as_fd()) {
+                return Err(NsPathError::OwnMount {
+                    index,
+                    path: path.clone(),
+                });
+            }
             joins.push(Joined {
                 index,
                 path: path.clone(),
@@ -208,6 +216,16 @@ impl Joins {
                 ("gid", lines(linux.and_then(|l| l.gid_mappings().as_ref()))),
             ],
         })
+    }
+
+    /// The mount namespace's fd, taken out: the application enters it, not the joining child
+    /// (`rootfs::joined`), since the supervisor builds the root in a namespace of its own.
+    pub fn take_mount(&mut self) -> Option<OwnedFd> {
+        let at = self
+            .joins
+            .iter()
+            .position(|j| j.flag == CloneFlags::CLONE_NEWNS)?;
+        Some(self.joins.remove(at).fd)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -355,6 +373,19 @@ impl Joins {
         }
         Ok(())
     }
+}
+
+/// `ns` is the caller's own mount namespace (the same nsfs inode). Unknown counts as own: a
+/// caller that cannot stat its own cannot tell the host's apart.
+fn is_own_mount_ns(ns: std::os::fd::BorrowedFd<'_>) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(own), Ok(given)) = (
+        std::fs::metadata("/proc/self/ns/mnt"),
+        nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&ns)),
+    ) else {
+        return true;
+    };
+    own.dev() == given.st_dev && own.ino() == given.st_ino
 }
 
 /// A proc of the pid namespace joined (by setns: our children's), for each proc entry of the

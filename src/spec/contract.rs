@@ -53,8 +53,9 @@ pub fn check_user(process: &Process) -> Result<(), SpecError> {
 }
 
 /// A type listed without a path is new, with a path joined (`sandbox::nspath`), not listed
-/// inherited from the caller; but nsboot always makes the mount namespace it builds the root
-/// in. A time namespace is joined by path only.
+/// inherited from the caller; but a mount namespace is always listed (nsboot builds the root
+/// in a new or a joined one, never in the caller's). A mount namespace joined by path must be
+/// one the application can enter: a new user namespace owns none.
 pub fn check_namespaces(spec: &Spec) -> Result<(), SpecError> {
     use LinuxNamespaceType as Ns;
     let namespaces = spec
@@ -62,15 +63,28 @@ pub fn check_namespaces(spec: &Spec) -> Result<(), SpecError> {
         .as_ref()
         .and_then(|l| l.namespaces().as_deref())
         .unwrap_or_default();
+    let new_user = namespaces
+        .iter()
+        .any(|n| n.typ() == Ns::User && n.path().is_none());
+    let no_user = !namespaces.iter().any(|n| n.typ() == Ns::User);
     for (i, ns) in namespaces.iter().enumerate() {
-        let (field, why) = match (ns.typ(), ns.path()) {
-            (Ns::Mount, Some(p)) => (".path", format!("{p:?}: nsboot builds the root in a new mount namespace, it joins none: remove \"path\"")),
-            _ => continue,
-        };
-        return Err(SpecError::invalid(
-            format!("linux.namespaces[{i}]{field}"),
-            why,
-        ));
+        if let (Ns::Mount, Some(p), true, false) = (
+            ns.typ(),
+            ns.path(),
+            no_user,
+            nix::unistd::geteuid().is_root(),
+        ) {
+            return Err(SpecError::invalid(
+                format!("linux.namespaces[{i}].path"),
+                format!("{p:?}: a mount namespace joined by path with no user namespace listed, which runs the container in the caller's, where only root may act on it: list by path the user namespace that owns it too"),
+            ));
+        }
+        if let (Ns::Mount, Some(p), true) = (ns.typ(), ns.path(), new_user) {
+            return Err(SpecError::invalid(
+                format!("linux.namespaces[{i}].path"),
+                format!("{p:?}: a mount namespace joined by path with a new user namespace, which owns no existing one, so the container could not enter it: list by path the user namespace that owns it too, or remove {{\"type\":\"user\"}}"),
+            ));
+        }
     }
     for (typ, name, why) in [(Ns::Mount, "mount", "nsboot builds the root in a new one")] {
         if !namespaces.iter().any(|n| n.typ() == typ) {

@@ -234,7 +234,7 @@ pub const PROCESS: &[Field] = &[
 const NAMESPACE: &[Field] = &[
     leaf(
         "type",
-        Checked("src/sandbox/mod.rs, src/rootfs/net.rs, src/process/tuning.rs (time); listed: new, absent: inherited; mount always new, pid new unless joined by path"),
+        Checked("src/sandbox/mod.rs, src/rootfs/net.rs, src/process/tuning.rs (time); listed: new, absent: inherited; mount new or joined by path (src/rootfs/joined.rs), pid new unless joined by path"),
     ),
     leaf(
         "path",

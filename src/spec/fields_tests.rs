@@ -25,12 +25,17 @@ test fails when they differ (`NSBOOT_WRITE_DOCS=1 cargo test --lib spec_fields_d
 
 Namespaces: a type listed without a path is a new namespace (time: refused, none is made); with
 a `path` it is joined, exactly that one (its type checked; a dead path or the wrong type
-refused), but mount, which nsboot always makes new, is refused by path (a pid namespace joined
-by path holds the application, and nsboot's supervisor beside it); network, ipc,
+refused; a pid namespace joined by path holds the application, and nsboot's supervisor beside
+it; a mount namespace joined by path gets the container's root attached over its own and
+pivoted into, as runc does, which moves the processes already at its root there too (so the
+caller's own mount namespace is refused); it takes
+the user namespace that owns it listed by path, or none listed: then, as real root only, the
+container runs in the caller's user namespace, as with runc); network, ipc,
 uts, cgroup and pid not listed are the runtime's (inherited: with the runtime's pid namespace the
 application's /proc is the runtime's, bound; a foreground run kills what the application leaves
 running when it ends, `delete` what a created one started); mount not listed is refused;
-a user namespace not listed is added (nsboot always runs in one, DESIGN.md); one joined by path
+a user namespace not listed is added (nsboot runs in one, DESIGN.md; not beside a mount
+namespace joined by path, which only its owner may enter); one joined by path
 brings its maps (the spec's must be absent or agree). Strings anywhere
 in config.json with a NUL byte are refused. Properties the runtime spec does not define are
 ignored, as its Extensibility section requires.

@@ -283,11 +283,16 @@ pub fn wants_terminal(spec: &Spec) -> bool {
 
 /// The adjustments nsboot makes to any spec it is given, before validation.
 ///
-/// nsboot always runs the container in a new user namespace (the supervisor is root only
-/// inside it), so a spec without one, as engines write for rootful containers, gets one; the
-/// id mapping is then chosen by the policy in DESIGN.md (identity as real root).
+/// nsboot runs the container in a new user namespace (the supervisor is root only inside it),
+/// so a spec without one, as engines write for rootful containers, gets one; the id mapping
+/// is then chosen by the policy in DESIGN.md (identity as real root). Except with a mount
+/// namespace joined by path: only the user namespace that owns it may enter it, so the spec's
+/// choice stands, none meaning the caller's, as with runc.
 pub fn adjust(spec: &mut Spec) {
     use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
+    if joins_mount_ns(spec) {
+        return;
+    }
     let linux = spec.linux_mut().get_or_insert_with(empty_linux);
     let namespaces = linux.namespaces_mut().get_or_insert_with(Vec::new);
     if !namespaces
@@ -298,6 +303,16 @@ pub fn adjust(spec: &mut Spec) {
         user.set_typ(LinuxNamespaceType::User);
         namespaces.push(user);
     }
+}
+
+/// The spec lists a mount namespace by path (`sandbox::nspath`, `rootfs::joined`).
+pub fn joins_mount_ns(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_deref())
+        .unwrap_or_default()
+        .iter()
+        .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Mount && n.path().is_some())
 }
 
 /// A `linux` section with nothing in it (oci-spec's `Default` fills in runc-like values).

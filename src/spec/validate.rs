@@ -206,7 +206,7 @@ fn check_namespaces(spec: &Spec) -> Result<(), SpecError> {
             ));
         }
     }
-    if !seen.contains(&LinuxNamespaceType::User) {
+    if !seen.contains(&LinuxNamespaceType::User) && !super::joins_mount_ns(spec) {
         return Err(SpecError::invalid(
             "linux.namespaces",
             "no user namespace: nsboot always runs in one; add {\"type\":\"user\"}",

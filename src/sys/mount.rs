@@ -1,6 +1,6 @@
 //! The new mount API's calls that nix does not wrap: a tmpfs made detached (fsopen, fsconfig,
-//! fsmount: no path of any mount namespace leads to it) and a detached mount attached
-//! (move_mount).
+//! fsmount: no path of any mount namespace leads to it), a detached copy of a mount tree
+//! (open_tree) and a detached mount attached (move_mount).
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
@@ -72,4 +72,16 @@ pub fn attach(tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> Result<(), Errno>
         return Err(Errno::last());
     }
     Ok(())
+}
+
+/// A detached copy of the mount at `path` and every mount beneath it (open_tree with
+/// OPEN_TREE_CLONE and AT_RECURSIVE): it can be attached in another mount namespace.
+pub fn clone_tree(path: &std::path::Path) -> Result<OwnedFd, Errno> {
+    use std::os::unix::ffi::OsStrExt;
+    let path =
+        std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno(libc::EINVAL))?;
+    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_RECURSIVE as u32;
+    // SAFETY: open_tree reads the NUL-terminated path, alive for the call; it returns a new fd
+    // or -1.
+    fd_or_errno(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) })
 }

@@ -1,0 +1,154 @@
+//! A mount namespace joined by path (`linux.namespaces[].path` of type mount), as runc joins
+//! one: the application's mount namespace is exactly the given one, and its root there is the
+//! container's (built as for a new one, then pivoted to inside the joined namespace); `exec`
+//! lands in it too. The joined namespace must be one the sandbox can act in: its owner's user
+//! namespace joined too (rootless), or none listed (real root, as root engines write it).
+
+use std::process::{Command, Stdio};
+
+use super::common::{self, Bundle, Mode};
+use super::support::{create, eventually, nsb};
+use super::{assert_refused, drop_ns, join, ns_of, KillOnDrop};
+
+/// `unshare --mount` (with a user namespace of the test user's when rootless) running sleep.
+fn mount_donor(mode: Mode) -> (KillOnDrop, u32) {
+    let mut args = vec!["--mount"];
+    if mode.is_rootless() {
+        args.extend(["--user", "--map-root-user"]);
+    }
+    args.extend(["sleep", "1000"]);
+    let mut cmd = match mode.is_rootless() {
+        true => common::as_user(mode, "unshare"),
+        false => Command::new("unshare"),
+    };
+    let child = KillOnDrop(cmd.args(&args).stdin(Stdio::null()).spawn().unwrap());
+    let pid = child.0.id();
+    let ready = eventually(|| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c == "sleep\n")
+    });
+    assert!(ready, "{mode:?}: unshare {args:?} did not start");
+    (child, pid)
+}
+
+/// Joins the donor's mount namespace, and its user namespace when rootless; as root, no user
+/// namespace at all (the host's owns the donor's mount namespace).
+fn joining_mount(mode: Mode, donor: u32, args: &[&str]) -> Bundle {
+    joining_mount_at(mode, &format!("/proc/{donor}/ns/mnt"), donor, args)
+}
+
+fn joining_mount_at(mode: Mode, path: &str, donor: u32, args: &[&str]) -> Bundle {
+    Bundle::new(mode).args(args).edit(|c| {
+        join(c, "mount", path);
+        match mode.is_rootless() {
+            true => join(c, "user", &format!("/proc/{donor}/ns/user")),
+            false => {
+                drop_ns(c, "user");
+                let linux = c["linux"].as_object_mut().unwrap();
+                linux.remove("uidMappings");
+                linux.remove("gidMappings");
+            }
+        }
+    })
+}
+
+/// What the application prints: its mount namespace, its pid (its own pid namespace's init),
+/// whether its root is the container's (busybox's) or the host's, and whether the spec's
+/// masked /proc/kcore is masked.
+const SHOW: &str = "readlink /proc/self/ns/mnt; echo $$; \
+    test -e /bin/busybox && echo container-root; test -e /work && echo host-root; \
+    test -s /proc/kcore || echo kcore-masked";
+
+#[test]
+fn a_mount_namespace_joined_by_path_holds_the_containers_root() {
+    for mode in common::modes() {
+        let ctx = format!("{mode:?}");
+        let (mut donor, pid) = mount_donor(mode);
+        let theirs = ns_of(&pid.to_string(), "mnt");
+        assert_ne!(
+            theirs,
+            ns_of("self", "mnt"),
+            "{ctx}: the donor's is the host's"
+        );
+        let want = format!("{theirs}\n1\ncontainer-root\nkcore-masked\n");
+        let b = joining_mount(mode, pid, &["/bin/sh", "-c", SHOW]);
+        let out = b.run(&format!("nsmj-{}", mode as u8));
+        assert_eq!(out.status, 0, "{ctx}: run: {out:?}");
+        assert_eq!(out.stdout, want, "{ctx}: run: {out:?}");
+        common::assert_nothing_left(mode, b.state_dir());
+
+        // create, start, exec: the application and what exec starts are in it.
+        let (mut donor2, pid2) = mount_donor(mode);
+        let theirs2 = ns_of(&pid2.to_string(), "mnt");
+        let b = joining_mount(mode, pid2, &["sleep", "1000"]);
+        let id = format!("nsmc-{}", mode as u8);
+        let c = create(&b, &id, &[]);
+        assert_eq!(c.status, 0, "{ctx}: create: {}", c.stderr);
+        let s = nsb(&b, &["start", &id]);
+        assert_eq!(s.status, 0, "{ctx}: start: {}", s.stderr);
+        let exec = nsb(&b, &["exec", &id, "/bin/sh", "-c", SHOW]);
+        let del = nsb(&b, &["delete", "--force", &id]);
+        assert_eq!(exec.status, 0, "{ctx}: exec: {exec:?}");
+        assert_eq!(del.status, 0, "{ctx}: delete: {del:?}");
+        let lines: Vec<&str> = exec.stdout.lines().collect();
+        assert_eq!(
+            lines.first(),
+            Some(&theirs2.as_str()),
+            "{ctx}: exec: {exec:?}"
+        );
+        assert_eq!(
+            &lines[2..],
+            ["container-root", "kcore-masked"],
+            "{ctx}: exec: {exec:?}"
+        );
+        common::assert_nothing_left(mode, b.state_dir());
+        for d in [&mut donor, &mut donor2] {
+            let _ = d.0.kill();
+            let ended = d.0.wait().unwrap();
+            assert!(
+                !ended.success(),
+                "{ctx}: the donor ended before it was killed"
+            );
+        }
+    }
+}
+
+/// A new user namespace can own no existing mount namespace: refused before anything starts,
+/// with the fix.
+#[test]
+fn a_mount_namespace_joined_by_path_with_a_new_user_namespace_is_refused() {
+    for mode in common::modes() {
+        let ctx = format!("{mode:?}");
+        let (_donor, pid) = mount_donor(mode);
+        let b = Bundle::new(mode).edit(|c| {
+            join(c, "mount", &format!("/proc/{pid}/ns/mnt"));
+            if !c["linux"]["namespaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["type"] == "user")
+            {
+                c["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(serde_json::json!({"type": "user"}));
+            }
+        });
+        let want = ["linux.namespaces", "mount", "user namespace"];
+        assert_refused(&b, &format!("nsmu-{}", mode as u8), &want, &ctx);
+    }
+}
+
+/// The caller's own mount namespace (the host's, for an engine on the host): pivoting the
+/// container's root there would move every process of the host into it. Refused in one line.
+#[test]
+fn the_callers_own_mount_namespace_is_refused() {
+    for mode in common::modes() {
+        let ctx = format!("{mode:?}");
+        let (_donor, pid) = mount_donor(mode);
+        // Opened by nsboot itself: its own.
+        let own = "/proc/self/ns/mnt".to_string();
+        let b = joining_mount_at(mode, &own, pid, &["true"]);
+        let want = ["linux.namespaces", &own, "the caller's own mount namespace"];
+        assert_refused(&b, &format!("nsmo-{}", mode as u8), &want, &ctx);
+    }
+}
