@@ -207,8 +207,14 @@ fn checkpoint_leave_running_then_checkpoint_then_restore_and_the_counter_goes_on
 /// file the dumped application wrote to (`top/ID.out`): CRIU hands the application the same
 /// file anew, checked by its size. The output is what this command added.
 fn restore(b: &Bundle, id: &str, images: &Path) -> common::Output {
+    restore_with(b, id, images, &[])
+}
+
+/// `restore` with `extra` flags.
+fn restore_with(b: &Bundle, id: &str, images: &Path, extra: &[&str]) -> common::Output {
     let out = top(b).join(format!("{id}.out"));
     let (mut cmd, before) = restore_cmd(b, id, images, &out, true);
+    cmd.args(extra);
     let child = cmd.spawn().expect("start nsboot restore");
     let status = common::wait_code(child, common::RUN_TIMEOUT);
     let text = fs::read(&out).unwrap_or_default();
@@ -396,6 +402,54 @@ fn checkpoint_of_a_container_that_joined_a_namespace_by_path_is_refused() {
         let want = format!("its {typ} namespace was joined by path");
         refused_before_criu(&b, &format!("j{file}"), &want);
     }
+}
+
+/// `restore --pid-file` names the restored container's process, the application `state`
+/// reports (as runc's names its init), not nsboot's supervisor.
+#[test]
+fn restore_pid_file_names_the_restored_application() {
+    if !common::is_root() {
+        return;
+    }
+    let b = counter(Mode::Root);
+    start_counter(&b, "pf");
+    let imgs = top(&b).join("images");
+    let out = nsb(
+        &b,
+        &["checkpoint", "--image-path", imgs.to_str().unwrap(), "pf"],
+    );
+    if !criu_works() {
+        one_line_125(&out, "checkpoint where criu cannot run");
+        let d = nsb(&b, &["delete", "--force", "pf"]);
+        assert_eq!(d.status, 0, "{d:?}");
+        common::assert_nothing_left(b.mode(), b.state_dir());
+        return;
+    }
+    let log = log_tail(&imgs.join("dump.log"));
+    assert_eq!(out.status, 0, "checkpoint: {out:?}\n{log}");
+    wait_status(&b, "pf", "stopped");
+    let d = nsb(&b, &["delete", "pf"]);
+    assert_eq!(d.status, 0, "{d:?}");
+
+    let pid_file = top(&b).join("restored.pid");
+    let r = restore_with(&b, "pf", &imgs, &["--pid-file", pid_file.to_str().unwrap()]);
+    let log = log_tail(&imgs.join("restore.log"));
+    assert_eq!(r.status, 0, "restore: {r:?}\n{log}");
+    let written = fs::read_to_string(&pid_file).unwrap_or_default();
+    let app = state(&b, "pf")["pid"].as_i64().unwrap_or(0);
+    assert_eq!(
+        written.trim(),
+        app.to_string(),
+        "the pid file is not state's pid"
+    );
+    let cmdline = fs::read(format!("/proc/{app}/cmdline")).unwrap_or_default();
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("while"),
+        "the pid file's process {app} is not the counter: {cmdline:?}"
+    );
+    let d = nsb(&b, &["delete", "--force", "pf"]);
+    assert_eq!(d.status, 0, "{d:?}");
+    common::assert_nothing_left(b.mode(), b.state_dir());
 }
 
 /// Without a pid namespace of its own (the spec lists none), a container could only be

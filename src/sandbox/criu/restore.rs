@@ -159,7 +159,7 @@ pub fn restore(
             .unwrap_or_else(|_| err(id, String::from_utf8_lossy(&report).into_owned())));
     }
     // As after create: the state's pid is the application's (the supervisor's only child once
-    // CRIU has exited), the pid file names the supervisor.
+    // CRIU has exited), and so is the pid file's, as runc writes its init's.
     let app = state::lifecycle::app_pid(pid.as_raw()).ok_or_else(|| {
         err(
             id,
@@ -177,12 +177,12 @@ pub fn restore(
         );
         st.supervisor = pid.as_raw();
         st.cgroup = cg.clone();
-        entry.save(&st).map_err(|e| err(id, e.to_string()))
-    });
-    let saved = saved.and_then(|()| match &o.pid_file {
-        Some(p) => std::fs::write(p, pid.to_string())
-            .map_err(|e| err(id, format!("writing the pid file {}: {e}", p.display()))),
-        None => Ok(()),
+        entry.save(&st).map_err(|e| err(id, e.to_string()))?;
+        match &o.pid_file {
+            Some(p) => std::fs::write(p, app.to_string())
+                .map_err(|e| err(id, format!("writing the pid file {}: {e}", p.display()))),
+            None => Ok(()),
+        }
     });
     if let Err(e) = saved {
         let _ = sys::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
