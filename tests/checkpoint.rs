@@ -334,9 +334,10 @@ struct Donor(std::process::Child);
 
 impl Donor {
     fn new(flags: &[&str]) -> Donor {
+        // Its loopback up, as a pod's is (CRIU probes TCP repair over it in its namespace).
         let child = Command::new("unshare")
             .args(flags)
-            .args(["sleep", "1000"])
+            .args(["sh", "-c", "ip link set lo up 2>/dev/null; exec sleep 1000"])
             .stdin(Stdio::null())
             .spawn()
             .expect("start unshare");
@@ -388,20 +389,80 @@ fn refused_before_criu(b: &Bundle, id: &str, want: &str) {
     common::assert_nothing_left(b.mode(), b.state_dir());
 }
 
-/// A namespace the spec joins by path (a pod's network) is not the container's to dump: CRIU
-/// dumps only namespaces of the container's own user namespace, and would restore it as a
-/// new one. Refused in one line, before CRIU runs, the container left running.
+/// A namespace the spec joins by path other than the network's (a pod's uts or ipc) is not
+/// the container's to dump, and CRIU can take only a network (or pid) namespace as external:
+/// refused in one line, naming the type, before CRIU runs, the container left running.
 #[test]
 fn checkpoint_of_a_container_that_joined_a_namespace_by_path_is_refused() {
     if !common::is_root() {
         return;
     }
-    let donor = Donor::new(&["--net", "--uts"]);
-    for (typ, file) in [("network", "net"), ("uts", "uts")] {
+    let donor = Donor::new(&["--uts", "--ipc"]);
+    for (typ, file) in [("uts", "uts"), ("ipc", "ipc")] {
         let b = joining(typ, &donor.path(file));
         let want = format!("its {typ} namespace was joined by path");
         refused_before_criu(&b, &format!("j{file}"), &want);
     }
+}
+
+/// The inode of the namespace file at `path`.
+fn ns_inode(path: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(path).map(|m| m.ino()).unwrap_or(0)
+}
+
+/// A network namespace joined by path (a pod's, `--network container:X`) is the pod's, not
+/// the container's: the dump takes it as external (runc's `--external net[INODE]:extRootNetNS`),
+/// and the restore puts the application back into the namespace at the spec's path, where
+/// the counter goes on. Where CRIU cannot run, the checkpoint is CRIU's failure, no refusal.
+#[test]
+fn a_container_that_joined_a_network_namespace_is_restored_into_it() {
+    if !common::is_root() {
+        return;
+    }
+    let donor = Donor::new(&["--net"]);
+    let b = joining("network", &donor.path("net"));
+    start_counter(&b, "jnet");
+    let imgs = top(&b).join("images");
+    let out = nsb(
+        &b,
+        &["checkpoint", "--image-path", imgs.to_str().unwrap(), "jnet"],
+    );
+    if !criu_works() {
+        one_line_125(&out, "checkpoint where criu cannot run");
+        assert!(
+            out.stderr.contains("criu dump of container jnet failed"),
+            "{out:?}"
+        );
+        let d = nsb(&b, &["delete", "--force", "jnet"]);
+        assert_eq!(d.status, 0, "{d:?}");
+        common::assert_nothing_left(b.mode(), b.state_dir());
+        return;
+    }
+    let log = log_tail(&imgs.join("dump.log"));
+    assert_eq!(out.status, 0, "checkpoint: {out:?}\n{log}");
+    wait_status(&b, "jnet", "stopped");
+    let last = count(&b, "jnet");
+    let d = nsb(&b, &["delete", "jnet"]);
+    assert_eq!(d.status, 0, "{d:?}");
+
+    let r = restore(&b, "jnet", &imgs);
+    let log = log_tail(&imgs.join("restore.log"));
+    assert_eq!(r.status, 0, "restore: {r:?}\n{log}");
+    let app = state(&b, "jnet")["pid"].as_i64().unwrap_or(0);
+    assert_eq!(
+        ns_inode(&format!("/proc/{app}/ns/net")),
+        ns_inode(&donor.path("net")),
+        "the restored application is not in the joined network namespace"
+    );
+    assert!(
+        eventually(|| count(&b, "jnet") > last + 2),
+        "the restored counter does not count: {}",
+        app_output(&b, "jnet")
+    );
+    let d = nsb(&b, &["delete", "--force", "jnet"]);
+    assert_eq!(d.status, 0, "{d:?}");
+    common::assert_nothing_left(b.mode(), b.state_dir());
 }
 
 /// `restore --pid-file` names the restored container's process, the application `state`

@@ -1,6 +1,6 @@
 //! What nsboot keeps beside CRIU's images (`nsboot.json`): the external mounts and where
-//! they came from, and the application's stdio from outside the container, which a restore
-//! hands over anew.
+//! they came from, the application's stdio from outside the container and the namespaces
+//! joined by path, which a restore hands over anew.
 
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +45,40 @@ pub struct Record {
     pub mounts: Vec<External>,
     /// /proc/APP/fd/{0,1,2} at dump (`pipe:[123]`, a path).
     pub stdio: Vec<String>,
+    /// Namespaces joined by path, left out of the images: a restore joins the spec's.
+    #[serde(default)]
+    pub external_ns: Vec<ExternalNs>,
+}
+
+/// A namespace type taken as external: one the container joined by path, which CRIU does not
+/// dump (it runs inside it) and a restore joins anew at the spec's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExternalNs {
+    Network,
+}
+
+impl ExternalNs {
+    /// Its name under /proc/PID/ns.
+    pub fn proc_name(self) -> &'static str {
+        match self {
+            ExternalNs::Network => "net",
+        }
+    }
+
+    /// Its clone flag (what NS_GET_NSTYPE says of it).
+    pub fn flag(self) -> nix::sched::CloneFlags {
+        match self {
+            ExternalNs::Network => nix::sched::CloneFlags::CLONE_NEWNET,
+        }
+    }
+
+    /// Its type in the spec's linux.namespaces.
+    pub fn spec_type(self) -> oci_spec::runtime::LinuxNamespaceType {
+        match self {
+            ExternalNs::Network => oci_spec::runtime::LinuxNamespaceType::Network,
+        }
+    }
 }
 
 /// An external mount: its destination, and its file system's type and root (the path inside
@@ -78,6 +112,25 @@ pub fn external_mounts(mountinfo: &str) -> Vec<External> {
             fstype: (*fstype).into(),
             root: unescape(root),
         })
+        .collect()
+}
+
+/// The sysfs mounts, external too when the network namespace was joined by path: a sysfs
+/// shows the network namespace of its mounter, and the restored container, in a user
+/// namespace of its own, may not mount one of the pod's (the supervisor does).
+pub fn sysfs_mounts(mountinfo: &str, known: &[External]) -> Vec<External> {
+    mountinfo
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let sep = f.iter().position(|x| *x == "-")?;
+            (sep > 4 && f.get(sep + 1) == Some(&"sysfs")).then(|| External {
+                dest: unescape(f[4]),
+                fstype: "sysfs".into(),
+                root: unescape(f[3]),
+            })
+        })
+        .filter(|m| !known.iter().any(|k| k.dest == m.dest))
         .collect()
 }
 
@@ -123,5 +176,10 @@ mod tests {
         assert_eq!(external_mounts(INFO)[2].root, "/etc/my hosts");
         assert_eq!(external_mounts(INFO)[1].fstype, "devtmpfs");
         assert_eq!(unescape("/a\\040b"), "/a b");
+        let sys: Vec<(String, String)> = sysfs_mounts(INFO, &external_mounts(INFO))
+            .into_iter()
+            .map(|m| (m.dest, m.root))
+            .collect();
+        assert_eq!(sys, vec![("/sys".to_string(), "/".to_string())]);
     }
 }

@@ -86,6 +86,22 @@ pub fn restore(
         }
     }
 
+    // Namespaces joined by path at dump, left out of the images: the supervisor joins the
+    // spec's before CRIU runs, and CRIU restores the application inside it.
+    let mut ns_fds = Vec::new();
+    for ns in &record.external_ns {
+        ns_fds.push(external_ns(spec, *ns).map_err(|why| err(id, why))?);
+    }
+
+    // The sysfs of a joined network namespace: mounted by the supervisor once inside it,
+    // where CRIU binds it from (`sysfs_mounts`).
+    let sysfs = work.join(".nsboot-sysfs");
+    let needs_sysfs = record.mounts.iter().any(|m| m.fstype == "sysfs");
+    if needs_sysfs {
+        std::fs::create_dir_all(&sysfs)
+            .map_err(|e| err(id, format!("creating {}: {e}", sysfs.display())))?;
+    }
+
     // The spec's cgroup, made as on create: the supervisor joins it before CRIU runs, so
     // that the restored tree lands in it, and CRIU leaves cgroups alone (`ignore`), as runc
     // restores into the cgroup it made. The spec's cgroup mount becomes, in this copy, binds
@@ -101,9 +117,13 @@ pub fn restore(
         if let Some(cg) = &cg {
             let _ = cg.remove();
         }
+        // With them, what CRIU was to bind (the supervisor removes it once CRIU is done).
+        if needs_sysfs {
+            let _ = std::fs::remove_dir(&sysfs);
+        }
     };
     for m in &record.mounts {
-        let Some(src) = external_source(&view, m) else {
+        let Some(src) = external_source(&view, m, &sysfs) else {
             drop_cgroup();
             return Err(err(
                 id,
@@ -138,7 +158,10 @@ pub fn restore(
     let cloned = sys::clone_process(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS)
         .map_err(|e| err(id, format!("cloning the supervisor: {e}")));
     let (pid, pidfd) = match cloned {
-        Ok(Cloned::Child) => supervise(cmd, id, &work, report_w, procs),
+        Ok(Cloned::Child) => {
+            let sysfs = needs_sysfs.then_some(sysfs.as_path());
+            supervise(cmd, id, &work, report_w, procs, ns_fds, sysfs)
+        }
         Ok(Cloned::Parent { pid, pidfd }) => (pid, pidfd),
         Err(e) => {
             entry.remove();
@@ -211,9 +234,17 @@ pub fn restore(
 /// The host path an external mount is bound from: the host's device nodes (nsboot binds
 /// /dev/null & co. and masks files with /dev/null), or the source of the spec's last mount
 /// at that place (in `view`, the cgroup mount is binds of the container's cgroup).
-fn external_source(view: &Spec, m: &super::External) -> Option<String> {
+fn external_source(view: &Spec, m: &super::External, sysfs: &Path) -> Option<String> {
     if m.fstype == "devtmpfs" {
         return Some(format!("/dev{}", m.root));
+    }
+    if m.fstype == "sysfs" {
+        return Some(
+            sysfs
+                .join(m.root.trim_start_matches('/'))
+                .to_string_lossy()
+                .into(),
+        );
     }
     view.mounts()
         .iter()
@@ -225,10 +256,44 @@ fn external_source(view: &Spec, m: &super::External) -> Option<String> {
         .map(|s| s.to_string_lossy().into_owned())
 }
 
+/// The namespace of type `ns` at the spec's path, opened and checked.
+fn external_ns(spec: &Spec, ns: super::ExternalNs) -> Result<(super::ExternalNs, OwnedFd), String> {
+    let name = ns.proc_name();
+    let path = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+        .find(|n| n.typ() == ns.spec_type())
+        .and_then(|n| n.path().clone())
+        .ok_or_else(|| format!("the checkpoint's {name} namespace was joined by path and the bundle's config.json gives none: add the path of the {name} namespace to restore into to linux.namespaces"))?;
+    let what = |e: &dyn std::fmt::Display| {
+        format!(
+            "the {name} namespace to restore into, {}: {e}: give the path of a live one (/proc/PID/ns/{name})",
+            path.display()
+        )
+    };
+    let file = std::fs::File::open(&path).map_err(|e| what(&e))?;
+    let flag = sys::nsfs::ns_type(file.as_fd()).map_err(|e| what(&e))?;
+    if flag != ns.flag() {
+        return Err(what(&format!("not a {name} namespace")));
+    }
+    Ok((ns, file.into()))
+}
+
 /// The supervisor, pid 1 of its pid namespace: /proc of that namespace for CRIU, CRIU's
 /// restore (its failure reported on `report` as a serialised error), then reaping until the
 /// application is gone. Never returns.
-fn supervise(mut cmd: Command, id: &str, work: &Path, report: OwnedFd, procs: Vec<OwnedFd>) -> ! {
+fn supervise(
+    mut cmd: Command,
+    id: &str,
+    work: &Path,
+    report: OwnedFd,
+    procs: Vec<OwnedFd>,
+    joined: Vec<(super::ExternalNs, OwnedFd)>,
+    sysfs: Option<&Path>,
+) -> ! {
     // Into the container's cgroup first (CRIU and what it restores are born there).
     if let Err(e) = crate::cgroup::join(procs) {
         let e = err(
@@ -237,6 +302,20 @@ fn supervise(mut cmd: Command, id: &str, work: &Path, report: OwnedFd, procs: Ve
         );
         let _ = nix::unistd::write(&report, &serde_json::to_vec(&e).unwrap_or_default());
         std::process::exit(125);
+    }
+    // Into the namespaces the container joined (CRIU restores into its own ones).
+    for (ns, fd) in joined {
+        if let Err(e) = nix::sched::setns(fd, ns.flag()) {
+            let e = err(
+                id,
+                format!(
+                    "the supervisor joining the {} namespace to restore into: {e}",
+                    ns.proc_name()
+                ),
+            );
+            let _ = nix::unistd::write(&report, &serde_json::to_vec(&e).unwrap_or_default());
+            std::process::exit(125);
+        }
     }
     // The caller's fds (the state lock among them) are not the supervisor's to keep; the
     // report pipe moves to fd 3.
@@ -272,6 +351,19 @@ fn supervise(mut cmd: Command, id: &str, work: &Path, report: OwnedFd, procs: Ve
             format!("mounting /proc for CRIU in the supervisor: {e}"),
         ));
     }
+    // The joined network namespace's sysfs, in this mount namespace only (private by now).
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if let Some(dir) = sysfs {
+        if let Err(e) = mount(Some("sysfs"), dir, Some("sysfs"), flags, None::<&str>) {
+            fail(err(
+                id,
+                format!(
+                    "mounting the joined network namespace's sysfs for CRIU at {}: {e}",
+                    dir.display()
+                ),
+            ));
+        }
+    }
     if let Err(e) = run(
         id,
         "restore",
@@ -281,6 +373,11 @@ fn supervise(mut cmd: Command, id: &str, work: &Path, report: OwnedFd, procs: Ve
         fail(e);
     }
     drop(report);
+    // CRIU bound it into the container: the directory is not the supervisor's to keep.
+    if let Some(dir) = sysfs {
+        let _ = nix::mount::umount2(dir, nix::mount::MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir(dir);
+    }
     // Reap everything; the application is the last to go (pid 1 of its own namespace).
     let mut status = 0;
     loop {
