@@ -389,20 +389,17 @@ fn refused_before_criu(b: &Bundle, id: &str, want: &str) {
     common::assert_nothing_left(b.mode(), b.state_dir());
 }
 
-/// A namespace the spec joins by path other than the network's (a pod's uts or ipc) is not
-/// the container's to dump, and CRIU can take only a network (or pid) namespace as external:
-/// refused in one line, naming the type, before CRIU runs, the container left running.
+/// A namespace the spec joins by path that CRIU cannot leave out of the images (a cgroup
+/// namespace: CRIU would dump it as the container's own) is refused in one line, naming the
+/// type, before CRIU runs, the container left running.
 #[test]
 fn checkpoint_of_a_container_that_joined_a_namespace_by_path_is_refused() {
     if !common::is_root() {
         return;
     }
-    let donor = Donor::new(&["--uts", "--ipc"]);
-    for (typ, file) in [("uts", "uts"), ("ipc", "ipc")] {
-        let b = joining(typ, &donor.path(file));
-        let want = format!("its {typ} namespace was joined by path");
-        refused_before_criu(&b, &format!("j{file}"), &want);
-    }
+    let donor = Donor::new(&["--cgroup"]);
+    let b = joining("cgroup", &donor.path("cgroup"));
+    refused_before_criu(&b, "jcg", "its cgroup namespace was joined by path");
 }
 
 /// The inode of the namespace file at `path`.
@@ -411,17 +408,24 @@ fn ns_inode(path: &str) -> u64 {
     fs::metadata(path).map(|m| m.ino()).unwrap_or(0)
 }
 
-/// A network namespace joined by path (a pod's, `--network container:X`) is the pod's, not
-/// the container's: the dump takes it as external (runc's `--external net[INODE]:extRootNetNS`),
-/// and the restore puts the application back into the namespace at the spec's path, where
-/// the counter goes on. Where CRIU cannot run, the checkpoint is CRIU's failure, no refusal.
+/// The network, ipc and uts namespaces a pod member joins by path are the pod's, not the
+/// container's: the dump leaves them out (as runc's `--external net[INODE]:extRootNetNS`), and
+/// the restore puts the application back into the namespaces at the spec's paths, where the
+/// counter goes on. Where CRIU cannot run, the checkpoint is CRIU's failure, no refusal.
 #[test]
-fn a_container_that_joined_a_network_namespace_is_restored_into_it() {
+fn a_container_that_joined_a_pods_namespaces_is_restored_into_them() {
     if !common::is_root() {
         return;
     }
-    let donor = Donor::new(&["--net"]);
+    let donor = Donor::new(&["--net", "--ipc", "--uts"]);
     let b = joining("network", &donor.path("net"));
+    let b = b.edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        for (typ, file) in [("ipc", "ipc"), ("uts", "uts")] {
+            let entry = ns.iter_mut().find(|n| n["type"] == typ).unwrap();
+            entry["path"] = json!(donor.path(file));
+        }
+    });
     start_counter(&b, "jnet");
     let imgs = top(&b).join("images");
     let out = nsb(
@@ -450,11 +454,13 @@ fn a_container_that_joined_a_network_namespace_is_restored_into_it() {
     let log = log_tail(&imgs.join("restore.log"));
     assert_eq!(r.status, 0, "restore: {r:?}\n{log}");
     let app = state(&b, "jnet")["pid"].as_i64().unwrap_or(0);
-    assert_eq!(
-        ns_inode(&format!("/proc/{app}/ns/net")),
-        ns_inode(&donor.path("net")),
-        "the restored application is not in the joined network namespace"
-    );
+    for ns in ["net", "ipc", "uts"] {
+        assert_eq!(
+            ns_inode(&format!("/proc/{app}/ns/{ns}")),
+            ns_inode(&donor.path(ns)),
+            "the restored application is not in the joined {ns} namespace"
+        );
+    }
     assert!(
         eventually(|| count(&b, "jnet") > last + 2),
         "the restored counter does not count: {}",

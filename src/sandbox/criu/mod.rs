@@ -3,10 +3,10 @@
 //!
 //! What is dumped: the application's process tree, rooted at the application (pid 1 of its own
 //! pid namespace), with the namespaces it does not share with the host (user, mount, pid, net,
-//! ipc, uts). A network namespace joined by path (a pod's) is external, as runc makes it: not
-//! dumped, and a restore puts the application back into the namespace at the spec's path
-//! (CRIU runs inside it both times); another type joined by path is refused. The supervisor
-//! is not dumped: it holds
+//! ipc, uts). A network, ipc or uts namespace joined by path (a pod's) is external, as runc
+//! makes them: not dumped, and a restore puts the application back into the namespace at the
+//! spec's path (`joined.rs`); another type joined by path is refused. The supervisor is not
+//! dumped: it holds
 //! only nsboot's own state, which a restore makes anew (`restore.rs`).
 //!
 //! Mounts whose source CRIU cannot see inside the container's mount namespace (nsboot binds
@@ -16,10 +16,12 @@
 
 use std::path::{Path, PathBuf};
 
+mod joined;
 mod record;
 mod restore;
+pub use joined::ExternalNs;
 use record::stdio_key;
-pub use record::{external_mounts, External, ExternalNs, Record, RECORD};
+pub use record::{external_mounts, External, Record, RECORD};
 pub use restore::{restore, RestoreOptions};
 use std::process::{Command, Stdio};
 
@@ -123,7 +125,7 @@ pub enum CriuError {
     Restore { id: String, why: String },
     #[error("checkpoint of container {id}: it runs in the runtime's pid namespace (its spec lists none), and nsboot restores a container as pid 1 of a pid namespace of its own: add {{\"type\":\"pid\"}} to linux.namespaces to checkpoint it")]
     HostPid { id: String },
-    #[error("checkpoint of container {id}: its {typ} namespace was joined by path ({path}): CRIU dumps only namespaces the container's user namespace owns, and restores them as new ones (nsboot takes only a joined network namespace as external): give the container a {typ} namespace of its own to checkpoint it")]
+    #[error("checkpoint of container {id}: its {typ} namespace was joined by path ({path}): CRIU dumps only namespaces the container's user namespace owns, and restores them as new ones (nsboot takes only joined network, ipc and uts namespaces as external): give the container a {typ} namespace of its own to checkpoint it")]
     Joined {
         id: String,
         typ: String,
@@ -152,18 +154,18 @@ pub fn dump(id: &str, app: i32, rootfs: &Path, o: &DumpOptions) -> Result<(), Cr
     if o.host_pid {
         return Err(CriuError::HostPid { id: id.into() });
     }
-    // A network namespace joined by path (a pod's) is external, as runc declares it: not
-    // dumped, and a restore puts the application back into the spec's.
+    // A network, ipc or uts namespace joined by path (a pod's) is external, as runc declares
+    // them: not dumped, and a restore puts the application back into the spec's (`joined`).
     let mut external_ns = Vec::new();
     for (typ, path) in &o.joined {
-        if *typ != LinuxNamespaceType::Network {
+        let Some(ns) = ExternalNs::of(*typ) else {
             return Err(CriuError::Joined {
                 id: id.into(),
                 typ: format!("{typ:?}").to_lowercase(),
                 path: path.clone(),
             });
-        }
-        external_ns.push(ExternalNs::Network);
+        };
+        external_ns.push(ns);
     }
     let dir_err = |what: &str, path: &Path, e: std::io::Error| CriuError::Dir {
         id: id.into(),
@@ -218,21 +220,12 @@ pub fn dump(id: &str, app: i32, rootfs: &Path, o: &DumpOptions) -> Result<(), Cr
     if !o.empty_ns.is_empty() {
         cmd.args(["--empty-ns", "net"]);
     }
-    // CRIU runs in the application's network namespace when it was joined: CRIU then leaves
-    // it out of the images as it leaves out the host's (runc's `--external net[INODE]:KEY` is
-    // refused by CRIU 3.17 here: it checks that every namespace it takes belongs to the
-    // container's user namespace, which nsboot always makes, and its restored root task,
-    // inside that user namespace, could not setns into the pod's).
-    for ns in &external_ns {
-        let file = PathBuf::from(format!("/proc/{app}/ns/{}", ns.proc_name()));
-        std::fs::File::open(&file)
-            .and_then(|f| nix::sched::setns(f, ns.flag()).map_err(std::io::Error::from))
-            .map_err(|e| dir_err("entering the namespace", &file, e))?;
-    }
+    // CRIU runs inside them, and so leaves them out of the images as the host's.
+    joined::enter_app(app, &external_ns)
+        .map_err(|(file, e)| dir_err("entering the namespace", &file, e))?;
     let mut externals = external_mounts(&mountinfo);
-    if !external_ns.is_empty() {
-        externals.extend(record::sysfs_mounts(&mountinfo, &externals));
-    }
+    let shown = joined::shown_mounts(&mountinfo, &external_ns, &externals);
+    externals.extend(shown);
     for m in &externals {
         cmd.arg("--ext-mount-map").arg(format!("{0}:{0}", m.dest));
     }

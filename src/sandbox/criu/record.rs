@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::ExternalNs;
+
 /// CRIU's name for the application's fd `fd`: `pipe:[N]` and `socket:[N]` as they are, a
 /// file on a mount outside the container as `file[MNT_ID:INODE]` (hex); "" for what CRIU
 /// dumps by itself (a file inside) or what is not there.
@@ -50,37 +52,6 @@ pub struct Record {
     pub external_ns: Vec<ExternalNs>,
 }
 
-/// A namespace type taken as external: one the container joined by path, which CRIU does not
-/// dump (it runs inside it) and a restore joins anew at the spec's path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ExternalNs {
-    Network,
-}
-
-impl ExternalNs {
-    /// Its name under /proc/PID/ns.
-    pub fn proc_name(self) -> &'static str {
-        match self {
-            ExternalNs::Network => "net",
-        }
-    }
-
-    /// Its clone flag (what NS_GET_NSTYPE says of it).
-    pub fn flag(self) -> nix::sched::CloneFlags {
-        match self {
-            ExternalNs::Network => nix::sched::CloneFlags::CLONE_NEWNET,
-        }
-    }
-
-    /// Its type in the spec's linux.namespaces.
-    pub fn spec_type(self) -> oci_spec::runtime::LinuxNamespaceType {
-        match self {
-            ExternalNs::Network => oci_spec::runtime::LinuxNamespaceType::Network,
-        }
-    }
-}
-
 /// An external mount: its destination, and its file system's type and root (the path inside
 /// that file system), from which a restore finds its source.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,27 +86,8 @@ pub fn external_mounts(mountinfo: &str) -> Vec<External> {
         .collect()
 }
 
-/// The sysfs mounts, external too when the network namespace was joined by path: a sysfs
-/// shows the network namespace of its mounter, and the restored container, in a user
-/// namespace of its own, may not mount one of the pod's (the supervisor does).
-pub fn sysfs_mounts(mountinfo: &str, known: &[External]) -> Vec<External> {
-    mountinfo
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            let sep = f.iter().position(|x| *x == "-")?;
-            (sep > 4 && f.get(sep + 1) == Some(&"sysfs")).then(|| External {
-                dest: unescape(f[4]),
-                fstype: "sysfs".into(),
-                root: unescape(f[3]),
-            })
-        })
-        .filter(|m| !known.iter().any(|k| k.dest == m.dest))
-        .collect()
-}
-
 /// mountinfo's octal escapes (`\040` for a space) decoded.
-fn unescape(s: &str) -> String {
+pub(super) fn unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -176,10 +128,9 @@ mod tests {
         assert_eq!(external_mounts(INFO)[2].root, "/etc/my hosts");
         assert_eq!(external_mounts(INFO)[1].fstype, "devtmpfs");
         assert_eq!(unescape("/a\\040b"), "/a b");
-        let sys: Vec<(String, String)> = sysfs_mounts(INFO, &external_mounts(INFO))
-            .into_iter()
-            .map(|m| (m.dest, m.root))
-            .collect();
-        assert_eq!(sys, vec![("/sys".to_string(), "/".to_string())]);
+        let joined = [super::super::ExternalNs::Network];
+        let shown = super::super::joined::shown_mounts(INFO, &joined, &external_mounts(INFO));
+        let shown: Vec<(String, String)> = shown.into_iter().map(|m| (m.dest, m.root)).collect();
+        assert_eq!(shown, vec![("/sys".to_string(), "/".to_string())]);
     }
 }

@@ -13,7 +13,7 @@ use std::process::Command;
 use nix::mount::{mount, MsFlags};
 use nix::sched::CloneFlags;
 
-use super::{run, CriuError, Record, Shared, RECORD};
+use super::{joined, run, CriuError, Record, Shared, RECORD};
 use crate::spec::Spec;
 use crate::state;
 use crate::sys::{self, Cloned};
@@ -90,17 +90,11 @@ pub fn restore(
     // spec's before CRIU runs, and CRIU restores the application inside it.
     let mut ns_fds = Vec::new();
     for ns in &record.external_ns {
-        ns_fds.push(external_ns(spec, *ns).map_err(|why| err(id, why))?);
+        ns_fds.push(joined::open_spec(spec, *ns).map_err(|why| err(id, why))?);
     }
-
-    // The sysfs of a joined network namespace: mounted by the supervisor once inside it,
-    // where CRIU binds it from (`sysfs_mounts`).
-    let sysfs = work.join(".nsboot-sysfs");
-    let needs_sysfs = record.mounts.iter().any(|m| m.fstype == "sysfs");
-    if needs_sysfs {
-        std::fs::create_dir_all(&sysfs)
-            .map_err(|e| err(id, format!("creating {}: {e}", sysfs.display())))?;
-    }
+    // Their sysfs and mqueue: mounted by the supervisor once inside them, bound by CRIU.
+    let shown =
+        joined::Shown::new(&work, &record.external_ns, &record.mounts).map_err(|e| err(id, e))?;
 
     // The spec's cgroup, made as on create: the supervisor joins it before CRIU runs, so
     // that the restored tree lands in it, and CRIU leaves cgroups alone (`ignore`), as runc
@@ -118,12 +112,10 @@ pub fn restore(
             let _ = cg.remove();
         }
         // With them, what CRIU was to bind (the supervisor removes it once CRIU is done).
-        if needs_sysfs {
-            let _ = std::fs::remove_dir(&sysfs);
-        }
+        shown.remove();
     };
     for m in &record.mounts {
-        let Some(src) = external_source(&view, m, &sysfs) else {
+        let Some(src) = shown.source(m).or_else(|| external_source(&view, m)) else {
             drop_cgroup();
             return Err(err(
                 id,
@@ -158,10 +150,7 @@ pub fn restore(
     let cloned = sys::clone_process(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS)
         .map_err(|e| err(id, format!("cloning the supervisor: {e}")));
     let (pid, pidfd) = match cloned {
-        Ok(Cloned::Child) => {
-            let sysfs = needs_sysfs.then_some(sysfs.as_path());
-            supervise(cmd, id, &work, report_w, procs, ns_fds, sysfs)
-        }
+        Ok(Cloned::Child) => supervise(cmd, id, &work, report_w, procs, ns_fds, &shown),
         Ok(Cloned::Parent { pid, pidfd }) => (pid, pidfd),
         Err(e) => {
             entry.remove();
@@ -234,17 +223,9 @@ pub fn restore(
 /// The host path an external mount is bound from: the host's device nodes (nsboot binds
 /// /dev/null & co. and masks files with /dev/null), or the source of the spec's last mount
 /// at that place (in `view`, the cgroup mount is binds of the container's cgroup).
-fn external_source(view: &Spec, m: &super::External, sysfs: &Path) -> Option<String> {
+fn external_source(view: &Spec, m: &super::External) -> Option<String> {
     if m.fstype == "devtmpfs" {
         return Some(format!("/dev{}", m.root));
-    }
-    if m.fstype == "sysfs" {
-        return Some(
-            sysfs
-                .join(m.root.trim_start_matches('/'))
-                .to_string_lossy()
-                .into(),
-        );
     }
     view.mounts()
         .iter()
@@ -254,32 +235,6 @@ fn external_source(view: &Spec, m: &super::External, sysfs: &Path) -> Option<Str
         .and_then(|sm| sm.source().as_ref())
         .filter(|s| s.is_absolute())
         .map(|s| s.to_string_lossy().into_owned())
-}
-
-/// The namespace of type `ns` at the spec's path, opened and checked.
-fn external_ns(spec: &Spec, ns: super::ExternalNs) -> Result<(super::ExternalNs, OwnedFd), String> {
-    let name = ns.proc_name();
-    let path = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .into_iter()
-        .flatten()
-        .find(|n| n.typ() == ns.spec_type())
-        .and_then(|n| n.path().clone())
-        .ok_or_else(|| format!("the checkpoint's {name} namespace was joined by path and the bundle's config.json gives none: add the path of the {name} namespace to restore into to linux.namespaces"))?;
-    let what = |e: &dyn std::fmt::Display| {
-        format!(
-            "the {name} namespace to restore into, {}: {e}: give the path of a live one (/proc/PID/ns/{name})",
-            path.display()
-        )
-    };
-    let file = std::fs::File::open(&path).map_err(|e| what(&e))?;
-    let flag = sys::nsfs::ns_type(file.as_fd()).map_err(|e| what(&e))?;
-    if flag != ns.flag() {
-        return Err(what(&format!("not a {name} namespace")));
-    }
-    Ok((ns, file.into()))
 }
 
 /// The supervisor, pid 1 of its pid namespace: /proc of that namespace for CRIU, CRIU's
@@ -292,7 +247,7 @@ fn supervise(
     report: OwnedFd,
     procs: Vec<OwnedFd>,
     joined: Vec<(super::ExternalNs, OwnedFd)>,
-    sysfs: Option<&Path>,
+    shown: &joined::Shown,
 ) -> ! {
     // Into the container's cgroup first (CRIU and what it restores are born there).
     if let Err(e) = crate::cgroup::join(procs) {
@@ -351,18 +306,9 @@ fn supervise(
             format!("mounting /proc for CRIU in the supervisor: {e}"),
         ));
     }
-    // The joined network namespace's sysfs, in this mount namespace only (private by now).
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    if let Some(dir) = sysfs {
-        if let Err(e) = mount(Some("sysfs"), dir, Some("sysfs"), flags, None::<&str>) {
-            fail(err(
-                id,
-                format!(
-                    "mounting the joined network namespace's sysfs for CRIU at {}: {e}",
-                    dir.display()
-                ),
-            ));
-        }
+    // The joined namespaces' sysfs and mqueue, in this mount namespace only (private by now).
+    if let Err(e) = shown.mount() {
+        fail(err(id, e));
     }
     if let Err(e) = run(
         id,
@@ -373,11 +319,8 @@ fn supervise(
         fail(e);
     }
     drop(report);
-    // CRIU bound it into the container: the directory is not the supervisor's to keep.
-    if let Some(dir) = sysfs {
-        let _ = nix::mount::umount2(dir, nix::mount::MntFlags::MNT_DETACH);
-        let _ = std::fs::remove_dir(dir);
-    }
+    // CRIU bound them into the container: the directories are not the supervisor's to keep.
+    shown.remove();
     // Reap everything; the application is the last to go (pid 1 of its own namespace).
     let mut status = 0;
     loop {
