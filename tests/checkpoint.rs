@@ -207,8 +207,14 @@ fn checkpoint_leave_running_then_checkpoint_then_restore_and_the_counter_goes_on
 /// file the dumped application wrote to (`top/ID.out`): CRIU hands the application the same
 /// file anew, checked by its size. The output is what this command added.
 fn restore(b: &Bundle, id: &str, images: &Path) -> common::Output {
+    restore_with(b, id, images, &[])
+}
+
+/// `restore` with `extra` flags.
+fn restore_with(b: &Bundle, id: &str, images: &Path, extra: &[&str]) -> common::Output {
     let out = top(b).join(format!("{id}.out"));
     let (mut cmd, before) = restore_cmd(b, id, images, &out, true);
+    cmd.args(extra);
     let child = cmd.spawn().expect("start nsboot restore");
     let status = common::wait_code(child, common::RUN_TIMEOUT);
     let text = fs::read(&out).unwrap_or_default();
@@ -328,9 +334,10 @@ struct Donor(std::process::Child);
 
 impl Donor {
     fn new(flags: &[&str]) -> Donor {
+        // Its loopback up, as a pod's is (CRIU probes TCP repair over it in its namespace).
         let child = Command::new("unshare")
             .args(flags)
-            .args(["sleep", "1000"])
+            .args(["sh", "-c", "ip link set lo up 2>/dev/null; exec sleep 1000"])
             .stdin(Stdio::null())
             .spawn()
             .expect("start unshare");
@@ -382,20 +389,134 @@ fn refused_before_criu(b: &Bundle, id: &str, want: &str) {
     common::assert_nothing_left(b.mode(), b.state_dir());
 }
 
-/// A namespace the spec joins by path (a pod's network) is not the container's to dump: CRIU
-/// dumps only namespaces of the container's own user namespace, and would restore it as a
-/// new one. Refused in one line, before CRIU runs, the container left running.
+/// A namespace the spec joins by path that CRIU cannot leave out of the images (a cgroup
+/// namespace: CRIU would dump it as the container's own) is refused in one line, naming the
+/// type, before CRIU runs, the container left running.
 #[test]
 fn checkpoint_of_a_container_that_joined_a_namespace_by_path_is_refused() {
     if !common::is_root() {
         return;
     }
-    let donor = Donor::new(&["--net", "--uts"]);
-    for (typ, file) in [("network", "net"), ("uts", "uts")] {
-        let b = joining(typ, &donor.path(file));
-        let want = format!("its {typ} namespace was joined by path");
-        refused_before_criu(&b, &format!("j{file}"), &want);
+    let donor = Donor::new(&["--cgroup"]);
+    let b = joining("cgroup", &donor.path("cgroup"));
+    refused_before_criu(&b, "jcg", "its cgroup namespace was joined by path");
+}
+
+/// The inode of the namespace file at `path`.
+fn ns_inode(path: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(path).map(|m| m.ino()).unwrap_or(0)
+}
+
+/// The network, ipc and uts namespaces a pod member joins by path are the pod's, not the
+/// container's: the dump leaves them out (as runc's `--external net[INODE]:extRootNetNS`), and
+/// the restore puts the application back into the namespaces at the spec's paths, where the
+/// counter goes on. Where CRIU cannot run, the checkpoint is CRIU's failure, no refusal.
+#[test]
+fn a_container_that_joined_a_pods_namespaces_is_restored_into_them() {
+    if !common::is_root() {
+        return;
     }
+    let donor = Donor::new(&["--net", "--ipc", "--uts"]);
+    let b = joining("network", &donor.path("net"));
+    let b = b.edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        for (typ, file) in [("ipc", "ipc"), ("uts", "uts")] {
+            let entry = ns.iter_mut().find(|n| n["type"] == typ).unwrap();
+            entry["path"] = json!(donor.path(file));
+        }
+    });
+    start_counter(&b, "jnet");
+    let imgs = top(&b).join("images");
+    let out = nsb(
+        &b,
+        &["checkpoint", "--image-path", imgs.to_str().unwrap(), "jnet"],
+    );
+    if !criu_works() {
+        one_line_125(&out, "checkpoint where criu cannot run");
+        assert!(
+            out.stderr.contains("criu dump of container jnet failed"),
+            "{out:?}"
+        );
+        let d = nsb(&b, &["delete", "--force", "jnet"]);
+        assert_eq!(d.status, 0, "{d:?}");
+        common::assert_nothing_left(b.mode(), b.state_dir());
+        return;
+    }
+    let log = log_tail(&imgs.join("dump.log"));
+    assert_eq!(out.status, 0, "checkpoint: {out:?}\n{log}");
+    wait_status(&b, "jnet", "stopped");
+    let last = count(&b, "jnet");
+    let d = nsb(&b, &["delete", "jnet"]);
+    assert_eq!(d.status, 0, "{d:?}");
+
+    let r = restore(&b, "jnet", &imgs);
+    let log = log_tail(&imgs.join("restore.log"));
+    assert_eq!(r.status, 0, "restore: {r:?}\n{log}");
+    let app = state(&b, "jnet")["pid"].as_i64().unwrap_or(0);
+    for ns in ["net", "ipc", "uts"] {
+        assert_eq!(
+            ns_inode(&format!("/proc/{app}/ns/{ns}")),
+            ns_inode(&donor.path(ns)),
+            "the restored application is not in the joined {ns} namespace"
+        );
+    }
+    assert!(
+        eventually(|| count(&b, "jnet") > last + 2),
+        "the restored counter does not count: {}",
+        app_output(&b, "jnet")
+    );
+    let d = nsb(&b, &["delete", "--force", "jnet"]);
+    assert_eq!(d.status, 0, "{d:?}");
+    common::assert_nothing_left(b.mode(), b.state_dir());
+}
+
+/// `restore --pid-file` names the restored container's process, the application `state`
+/// reports (as runc's names its init), not nsboot's supervisor.
+#[test]
+fn restore_pid_file_names_the_restored_application() {
+    if !common::is_root() {
+        return;
+    }
+    let b = counter(Mode::Root);
+    start_counter(&b, "pf");
+    let imgs = top(&b).join("images");
+    let out = nsb(
+        &b,
+        &["checkpoint", "--image-path", imgs.to_str().unwrap(), "pf"],
+    );
+    if !criu_works() {
+        one_line_125(&out, "checkpoint where criu cannot run");
+        let d = nsb(&b, &["delete", "--force", "pf"]);
+        assert_eq!(d.status, 0, "{d:?}");
+        common::assert_nothing_left(b.mode(), b.state_dir());
+        return;
+    }
+    let log = log_tail(&imgs.join("dump.log"));
+    assert_eq!(out.status, 0, "checkpoint: {out:?}\n{log}");
+    wait_status(&b, "pf", "stopped");
+    let d = nsb(&b, &["delete", "pf"]);
+    assert_eq!(d.status, 0, "{d:?}");
+
+    let pid_file = top(&b).join("restored.pid");
+    let r = restore_with(&b, "pf", &imgs, &["--pid-file", pid_file.to_str().unwrap()]);
+    let log = log_tail(&imgs.join("restore.log"));
+    assert_eq!(r.status, 0, "restore: {r:?}\n{log}");
+    let written = fs::read_to_string(&pid_file).unwrap_or_default();
+    let app = state(&b, "pf")["pid"].as_i64().unwrap_or(0);
+    assert_eq!(
+        written.trim(),
+        app.to_string(),
+        "the pid file is not state's pid"
+    );
+    let cmdline = fs::read(format!("/proc/{app}/cmdline")).unwrap_or_default();
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("while"),
+        "the pid file's process {app} is not the counter: {cmdline:?}"
+    );
+    let d = nsb(&b, &["delete", "--force", "pf"]);
+    assert_eq!(d.status, 0, "{d:?}");
+    common::assert_nothing_left(b.mode(), b.state_dir());
 }
 
 /// Without a pid namespace of its own (the spec lists none), a container could only be

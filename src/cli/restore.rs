@@ -18,7 +18,7 @@ pub struct RestoreArgs {
     /// Return once restored.
     #[arg(long, short = 'd')]
     pub detach: bool,
-    /// Write the container's pid (its supervisor's) to FILE.
+    /// Write the container's pid (the restored application's, as `state` reports it) to FILE.
     #[arg(long = "pid-file", value_name = "FILE")]
     pub pid_file: Option<PathBuf>,
     /// Refused: a restored terminal is not supported yet.

@@ -3,7 +3,10 @@
 //!
 //! What is dumped: the application's process tree, rooted at the application (pid 1 of its own
 //! pid namespace), with the namespaces it does not share with the host (user, mount, pid, net,
-//! ipc, uts); a namespace joined by path is refused. The supervisor is not dumped: it holds
+//! ipc, uts). A network, ipc or uts namespace joined by path (a pod's) is external, as runc
+//! makes them: not dumped, and a restore puts the application back into the namespace at the
+//! spec's path (`joined.rs`); another type joined by path is refused. The supervisor is not
+//! dumped: it holds
 //! only nsboot's own state, which a restore makes anew (`restore.rs`).
 //!
 //! Mounts whose source CRIU cannot see inside the container's mount namespace (nsboot binds
@@ -13,8 +16,10 @@
 
 use std::path::{Path, PathBuf};
 
+mod joined;
 mod record;
 mod restore;
+pub use joined::ExternalNs;
 use record::stdio_key;
 pub use record::{external_mounts, External, Record, RECORD};
 pub use restore::{restore, RestoreOptions};
@@ -120,7 +125,7 @@ pub enum CriuError {
     Restore { id: String, why: String },
     #[error("checkpoint of container {id}: it runs in the runtime's pid namespace (its spec lists none), and nsboot restores a container as pid 1 of a pid namespace of its own: add {{\"type\":\"pid\"}} to linux.namespaces to checkpoint it")]
     HostPid { id: String },
-    #[error("checkpoint of container {id}: its {typ} namespace was joined by path ({path}): CRIU dumps only namespaces of the container's own user namespace, and would restore it as a new one")]
+    #[error("checkpoint of container {id}: its {typ} namespace was joined by path ({path}): CRIU dumps only namespaces the container's user namespace owns, and restores them as new ones (nsboot takes only joined network, ipc and uts namespaces as external): give the container a {typ} namespace of its own to checkpoint it")]
     Joined {
         id: String,
         typ: String,
@@ -149,12 +154,18 @@ pub fn dump(id: &str, app: i32, rootfs: &Path, o: &DumpOptions) -> Result<(), Cr
     if o.host_pid {
         return Err(CriuError::HostPid { id: id.into() });
     }
-    if let Some((typ, path)) = o.joined.first() {
-        return Err(CriuError::Joined {
-            id: id.into(),
-            typ: format!("{typ:?}").to_lowercase(),
-            path: path.clone(),
-        });
+    // A network, ipc or uts namespace joined by path (a pod's) is external, as runc declares
+    // them: not dumped, and a restore puts the application back into the spec's (`joined`).
+    let mut external_ns = Vec::new();
+    for (typ, path) in &o.joined {
+        let Some(ns) = ExternalNs::of(*typ) else {
+            return Err(CriuError::Joined {
+                id: id.into(),
+                typ: format!("{typ:?}").to_lowercase(),
+                path: path.clone(),
+            });
+        };
+        external_ns.push(ns);
     }
     let dir_err = |what: &str, path: &Path, e: std::io::Error| CriuError::Dir {
         id: id.into(),
@@ -209,7 +220,12 @@ pub fn dump(id: &str, app: i32, rootfs: &Path, o: &DumpOptions) -> Result<(), Cr
     if !o.empty_ns.is_empty() {
         cmd.args(["--empty-ns", "net"]);
     }
-    let externals = external_mounts(&mountinfo);
+    // CRIU runs inside them, and so leaves them out of the images as the host's.
+    joined::enter_app(app, &external_ns)
+        .map_err(|(file, e)| dir_err("entering the namespace", &file, e))?;
+    let mut externals = external_mounts(&mountinfo);
+    let shown = joined::shown_mounts(&mountinfo, &external_ns, &externals);
+    externals.extend(shown);
     for m in &externals {
         cmd.arg("--ext-mount-map").arg(format!("{0}:{0}", m.dest));
     }
@@ -228,6 +244,7 @@ pub fn dump(id: &str, app: i32, rootfs: &Path, o: &DumpOptions) -> Result<(), Cr
         shell_job,
         mounts: externals,
         stdio,
+        external_ns,
     };
     let body = serde_json::to_vec_pretty(&record).unwrap_or_default();
     let rec = o.image_path.join(RECORD);

@@ -1,8 +1,10 @@
 //! What nsboot keeps beside CRIU's images (`nsboot.json`): the external mounts and where
-//! they came from, and the application's stdio from outside the container, which a restore
-//! hands over anew.
+//! they came from, the application's stdio from outside the container and the namespaces
+//! joined by path, which a restore hands over anew.
 
 use serde::{Deserialize, Serialize};
+
+use super::ExternalNs;
 
 /// CRIU's name for the application's fd `fd`: `pipe:[N]` and `socket:[N]` as they are, a
 /// file on a mount outside the container as `file[MNT_ID:INODE]` (hex); "" for what CRIU
@@ -45,6 +47,9 @@ pub struct Record {
     pub mounts: Vec<External>,
     /// /proc/APP/fd/{0,1,2} at dump (`pipe:[123]`, a path).
     pub stdio: Vec<String>,
+    /// Namespaces joined by path, left out of the images: a restore joins the spec's.
+    #[serde(default)]
+    pub external_ns: Vec<ExternalNs>,
 }
 
 /// An external mount: its destination, and its file system's type and root (the path inside
@@ -82,7 +87,7 @@ pub fn external_mounts(mountinfo: &str) -> Vec<External> {
 }
 
 /// mountinfo's octal escapes (`\040` for a space) decoded.
-fn unescape(s: &str) -> String {
+pub(super) fn unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -123,5 +128,9 @@ mod tests {
         assert_eq!(external_mounts(INFO)[2].root, "/etc/my hosts");
         assert_eq!(external_mounts(INFO)[1].fstype, "devtmpfs");
         assert_eq!(unescape("/a\\040b"), "/a b");
+        let joined = [super::super::ExternalNs::Network];
+        let shown = super::super::joined::shown_mounts(INFO, &joined, &external_mounts(INFO));
+        let shown: Vec<(String, String)> = shown.into_iter().map(|m| (m.dest, m.root)).collect();
+        assert_eq!(shown, vec![("/sys".to_string(), "/".to_string())]);
     }
 }

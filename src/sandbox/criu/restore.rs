@@ -13,7 +13,7 @@ use std::process::Command;
 use nix::mount::{mount, MsFlags};
 use nix::sched::CloneFlags;
 
-use super::{run, CriuError, Record, Shared, RECORD};
+use super::{joined, run, CriuError, Record, Shared, RECORD};
 use crate::spec::Spec;
 use crate::state;
 use crate::sys::{self, Cloned};
@@ -86,6 +86,16 @@ pub fn restore(
         }
     }
 
+    // Namespaces joined by path at dump, left out of the images: the supervisor joins the
+    // spec's before CRIU runs, and CRIU restores the application inside it.
+    let mut ns_fds = Vec::new();
+    for ns in &record.external_ns {
+        ns_fds.push(joined::open_spec(spec, *ns).map_err(|why| err(id, why))?);
+    }
+    // Their sysfs and mqueue: mounted by the supervisor once inside them, bound by CRIU.
+    let shown =
+        joined::Shown::new(&work, &record.external_ns, &record.mounts).map_err(|e| err(id, e))?;
+
     // The spec's cgroup, made as on create: the supervisor joins it before CRIU runs, so
     // that the restored tree lands in it, and CRIU leaves cgroups alone (`ignore`), as runc
     // restores into the cgroup it made. The spec's cgroup mount becomes, in this copy, binds
@@ -101,9 +111,11 @@ pub fn restore(
         if let Some(cg) = &cg {
             let _ = cg.remove();
         }
+        // With them, what CRIU was to bind (the supervisor removes it once CRIU is done).
+        shown.remove();
     };
     for m in &record.mounts {
-        let Some(src) = external_source(&view, m) else {
+        let Some(src) = shown.source(m).or_else(|| external_source(&view, m)) else {
             drop_cgroup();
             return Err(err(
                 id,
@@ -138,7 +150,7 @@ pub fn restore(
     let cloned = sys::clone_process(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS)
         .map_err(|e| err(id, format!("cloning the supervisor: {e}")));
     let (pid, pidfd) = match cloned {
-        Ok(Cloned::Child) => supervise(cmd, id, &work, report_w, procs),
+        Ok(Cloned::Child) => supervise(cmd, id, &work, report_w, procs, ns_fds, &shown),
         Ok(Cloned::Parent { pid, pidfd }) => (pid, pidfd),
         Err(e) => {
             entry.remove();
@@ -159,7 +171,7 @@ pub fn restore(
             .unwrap_or_else(|_| err(id, String::from_utf8_lossy(&report).into_owned())));
     }
     // As after create: the state's pid is the application's (the supervisor's only child once
-    // CRIU has exited), the pid file names the supervisor.
+    // CRIU has exited), and so is the pid file's, as runc writes its init's.
     let app = state::lifecycle::app_pid(pid.as_raw()).ok_or_else(|| {
         err(
             id,
@@ -177,12 +189,12 @@ pub fn restore(
         );
         st.supervisor = pid.as_raw();
         st.cgroup = cg.clone();
-        entry.save(&st).map_err(|e| err(id, e.to_string()))
-    });
-    let saved = saved.and_then(|()| match &o.pid_file {
-        Some(p) => std::fs::write(p, pid.to_string())
-            .map_err(|e| err(id, format!("writing the pid file {}: {e}", p.display()))),
-        None => Ok(()),
+        entry.save(&st).map_err(|e| err(id, e.to_string()))?;
+        match &o.pid_file {
+            Some(p) => std::fs::write(p, app.to_string())
+                .map_err(|e| err(id, format!("writing the pid file {}: {e}", p.display()))),
+            None => Ok(()),
+        }
     });
     if let Err(e) = saved {
         let _ = sys::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
@@ -228,7 +240,15 @@ fn external_source(view: &Spec, m: &super::External) -> Option<String> {
 /// The supervisor, pid 1 of its pid namespace: /proc of that namespace for CRIU, CRIU's
 /// restore (its failure reported on `report` as a serialised error), then reaping until the
 /// application is gone. Never returns.
-fn supervise(mut cmd: Command, id: &str, work: &Path, report: OwnedFd, procs: Vec<OwnedFd>) -> ! {
+fn supervise(
+    mut cmd: Command,
+    id: &str,
+    work: &Path,
+    report: OwnedFd,
+    procs: Vec<OwnedFd>,
+    joined: Vec<(super::ExternalNs, OwnedFd)>,
+    shown: &joined::Shown,
+) -> ! {
     // Into the container's cgroup first (CRIU and what it restores are born there).
     if let Err(e) = crate::cgroup::join(procs) {
         let e = err(
@@ -237,6 +257,20 @@ fn supervise(mut cmd: Command, id: &str, work: &Path, report: OwnedFd, procs: Ve
         );
         let _ = nix::unistd::write(&report, &serde_json::to_vec(&e).unwrap_or_default());
         std::process::exit(125);
+    }
+    // Into the namespaces the container joined (CRIU restores into its own ones).
+    for (ns, fd) in joined {
+        if let Err(e) = nix::sched::setns(fd, ns.flag()) {
+            let e = err(
+                id,
+                format!(
+                    "the supervisor joining the {} namespace to restore into: {e}",
+                    ns.proc_name()
+                ),
+            );
+            let _ = nix::unistd::write(&report, &serde_json::to_vec(&e).unwrap_or_default());
+            std::process::exit(125);
+        }
     }
     // The caller's fds (the state lock among them) are not the supervisor's to keep; the
     // report pipe moves to fd 3.
@@ -272,6 +306,10 @@ fn supervise(mut cmd: Command, id: &str, work: &Path, report: OwnedFd, procs: Ve
             format!("mounting /proc for CRIU in the supervisor: {e}"),
         ));
     }
+    // The joined namespaces' sysfs and mqueue, in this mount namespace only (private by now).
+    if let Err(e) = shown.mount() {
+        fail(err(id, e));
+    }
     if let Err(e) = run(
         id,
         "restore",
@@ -281,6 +319,8 @@ fn supervise(mut cmd: Command, id: &str, work: &Path, report: OwnedFd, procs: Ve
         fail(e);
     }
     drop(report);
+    // CRIU bound them into the container: the directories are not the supervisor's to keep.
+    shown.remove();
     // Reap everything; the application is the last to go (pid 1 of its own namespace).
     let mut status = 0;
     loop {
