@@ -279,19 +279,22 @@ pub fn setup_app_root(
     let newroot = Path::new(NEWROOT);
     mounts::mount_procs(spec, newroot)?;
     paths::apply(spec, newroot)?;
+    let in_joined = joined.is_some();
     match joined {
         Some(ns) => joined::enter(spec, ns)?,
         None => step("chdir to the container root", chdir(newroot))?,
     }
     // pivot_root(".", "."): the old root is stacked on top and detached right away.
+    let pivoted = sys::pivot_root(Path::new("."), Path::new("."));
+    if pivoted.is_err() && in_joined {
+        // The copy stacked over the joined namespace's root goes with the failure.
+        let _ = umount2(".", MntFlags::MNT_DETACH);
+    }
     step(
         "pivot_root into the container root",
-        sys::pivot_root(Path::new("."), Path::new(".")).map_err(|e| e.nix()),
+        pivoted.map_err(|e| e.nix()),
     )?;
-    step(
-        "detaching the supervisor's root",
-        umount2(".", MntFlags::MNT_DETACH),
-    )?;
+    step("detaching the old root", umount2(".", MntFlags::MNT_DETACH))?;
     step("chdir /", chdir("/"))?;
     if let Some(p) = root_propagation(spec) {
         step(
