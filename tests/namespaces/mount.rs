@@ -152,3 +152,56 @@ fn the_callers_own_mount_namespace_is_refused() {
         assert_refused(&b, &format!("nsmo-{}", mode as u8), &want, &ctx);
     }
 }
+
+/// A joined mount namespace whose root is a peer of another (shared propagation, as a host
+/// with systemd has it): nothing nsboot attaches there reaches the peer, whose mount table stays
+/// as it was. Real root only: it makes the peer namespaces.
+#[test]
+fn nothing_attached_in_a_joined_mount_namespace_propagates_to_its_peers() {
+    if !common::is_root() {
+        return;
+    }
+    // A peer namespace (held by the outer sleep) and the donor inside it, sharing its root.
+    let script = "unshare --mount --propagation unchanged sleep 1000 & exec sleep 1000";
+    let mut outer = Command::new("unshare");
+    outer.args(["--mount", "--propagation", "shared", "sh", "-c", script]);
+    outer.stdin(Stdio::null()).stdout(Stdio::null());
+    let outer = KillOnDrop(outer.spawn().unwrap());
+    let peer = outer.0.id();
+    let mut donor = 0;
+    let ready = eventually(|| {
+        donor = common::children_of(peer).first().copied().unwrap_or(0);
+        let comm = |p: u32| std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+        donor > 0 && comm(donor as u32) == "sleep\n" && comm(peer) == "sleep\n"
+    });
+    assert!(ready, "the peer and donor namespaces did not start");
+    let donor = donor as u32;
+    // The donor is the shell's child, which killing the peer's sleep leaves alive.
+    struct KillPid(u32);
+    impl Drop for KillPid {
+        fn drop(&mut self) {
+            let pid = nix::unistd::Pid::from_raw(self.0 as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+    let _donor = KillPid(donor);
+    let shared = |p: u32| {
+        std::fs::read_to_string(format!("/proc/{p}/mountinfo"))
+            .unwrap()
+            .lines()
+            .find(|l| l.split_whitespace().nth(4) == Some("/"))
+            .is_some_and(|l| l.contains("shared:"))
+    };
+    assert!(
+        shared(donor) && shared(peer),
+        "the donor's / is no peer of the other's"
+    );
+    let before = std::fs::read_to_string(format!("/proc/{peer}/mountinfo")).unwrap();
+    let b = joining_mount(common::Mode::Root, donor, &["/bin/sh", "-c", SHOW]);
+    let out = b.run("nsmp");
+    assert_eq!(out.status, 0, "{out:?}");
+    assert!(out.stdout.contains("container-root"), "{out:?}");
+    let after = std::fs::read_to_string(format!("/proc/{peer}/mountinfo")).unwrap();
+    assert_eq!(before, after, "mounts propagated to the peer namespace");
+    common::assert_nothing_left(common::Mode::Root, b.state_dir());
+}
