@@ -707,6 +707,32 @@ fn a_terminal_container_is_restored_onto_the_restores_console_socket() {
         String::from_utf8_lossy(&cmdline).contains("got"),
         "state's pid {app} is not the shell: {cmdline:?}"
     );
+
+    // Once restored, its terminal is the host's pty: checkpointed and restored again alike.
+    let imgs2 = top(&b).join("images2");
+    let out = nsb(
+        &b,
+        &["checkpoint", "--image-path", imgs2.to_str().unwrap(), "tty"],
+    );
+    let log = log_tail(&imgs2.join("dump.log"));
+    assert_eq!(out.status, 0, "second checkpoint: {out:?}\n{log}");
+    wait_status(&b, "tty", "stopped");
+    drop(master2);
+    let d = nsb(&b, &["delete", "tty"]);
+    assert_eq!(d.status, 0, "{d:?}");
+    let sock3 = ConsoleSocket::new(&b, "console3.sock");
+    let r = restore_with(&b, "tty", &imgs2, &["--console-socket", sock3.arg()]);
+    let log = log_tail(&imgs2.join("restore.log"));
+    assert_eq!(r.status, 0, "second restore: {r:?}\n{log}");
+    let (master3, _) = sock3
+        .receive()
+        .expect("no pty master from the second restore");
+    say(&master3, "three");
+    let seen = read_until(&master3, "got three");
+    assert!(
+        seen.contains("got three"),
+        "no answer after the second restore: {seen:?}"
+    );
     let d = nsb(&b, &["delete", "--force", "tty"]);
     assert_eq!(d.status, 0, "{d:?}");
     common::assert_nothing_left(b.mode(), b.state_dir());
