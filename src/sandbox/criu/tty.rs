@@ -9,8 +9,8 @@
 //! The new pty is the host's (the caller's devpts), not the container's: that devpts is made by
 //! CRIU itself as it restores the mounts, after it has taken the fds it inherits, and CRIU
 //! 3.17's command line cannot hand back a master made there (runc's `--orphan-pts-master` is an
-//! RPC notification). The restored terminal has no name inside the container then (`tty` says
-//! "not a tty"), as LXC's restored console.
+//! RPC notification). The restored terminal then has no /dev/pts name inside the container, as
+//! LXC's restored console.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
