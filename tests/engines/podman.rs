@@ -320,47 +320,42 @@ step_tests! {
     podman_root_pod_members_share_the_infra_network: "pod" => pod_members_share_the_network;
 }
 
-/// Where `criu check` fails (Debian 12's CRIU 3.17 on kernels 6.13 and later: its vDSO check),
-/// runc fails this step as nsboot does, in CRIU's words: skipped, with the reason. The VM
-/// environment `criu` (kernel 6.12) must run it.
+/// Whether CRIU runs here: where `criu check` fails (Debian 12's CRIU 3.17 on kernels 6.13 and
+/// later: its vDSO check), runc fails the step `name` as nsboot does, in CRIU's words: skipped,
+/// with the reason. The VM environment `criu` (kernel 6.12) must run it.
+fn criu_runs(name: &str) -> bool {
+    let check = std::process::Command::new("criu").arg("check").output();
+    if check.as_ref().is_ok_and(|o| o.status.success()) {
+        return true;
+    }
+    let env = std::env::var("NSBOOT_VM_ENV").unwrap_or_default();
+    assert_ne!(env, "criu", "`criu check` fails in the VM: {check:?}");
+    eprintln!("podman {name}: skipped, `criu check` fails here");
+    false
+}
+
 #[test]
 fn podman_root_checkpoint_and_restore_go_on() {
-    let check = std::process::Command::new("criu").arg("check").output();
-    if !check.as_ref().is_ok_and(|o| o.status.success()) {
-        let env = std::env::var("NSBOOT_VM_ENV").unwrap_or_default();
-        assert_ne!(env, "criu", "`criu check` fails in the VM: {check:?}");
-        eprintln!("podman container checkpoint/restore: skipped, `criu check` fails here");
-        return;
+    let name = "container checkpoint/restore";
+    if criu_runs(name) {
+        cli::steps::<RootPodman>(name, checkpoint_and_restore_go_on);
     }
-    cli::steps::<RootPodman>("container checkpoint/restore", checkpoint_and_restore_go_on);
 }
 
-/// The same for a container in another's network namespace (skipped alike).
+/// The same for a container in another's network namespace.
 #[test]
 fn podman_root_checkpoint_and_restore_of_a_joined_network_go_on() {
-    let check = std::process::Command::new("criu").arg("check").output();
-    if !check.as_ref().is_ok_and(|o| o.status.success()) {
-        let env = std::env::var("NSBOOT_VM_ENV").unwrap_or_default();
-        assert_ne!(env, "criu", "`criu check` fails in the VM: {check:?}");
-        eprintln!(
-            "podman --network container:X checkpoint/restore: skipped, `criu check` fails here"
-        );
-        return;
-    }
     let name = "--network container:X container checkpoint/restore";
-    cli::steps::<RootPodman>(name, joined_network_checkpoint_and_restore_go_on);
+    if criu_runs(name) {
+        cli::steps::<RootPodman>(name, joined_network_checkpoint_and_restore_go_on);
+    }
 }
 
-/// The same for a container with a terminal (skipped alike).
+/// The same for a container with a terminal.
 #[test]
 fn podman_root_checkpoint_and_restore_of_a_terminal_go_on() {
-    let check = std::process::Command::new("criu").arg("check").output();
-    if !check.as_ref().is_ok_and(|o| o.status.success()) {
-        let env = std::env::var("NSBOOT_VM_ENV").unwrap_or_default();
-        assert_ne!(env, "criu", "`criu check` fails in the VM: {check:?}");
-        eprintln!("podman run -dt checkpoint/restore: skipped, `criu check` fails here");
-        return;
-    }
     let name = "run -dt container checkpoint/restore";
-    cli::steps::<RootPodman>(name, terminal_checkpoint_and_restore_go_on);
+    if criu_runs(name) {
+        cli::steps::<RootPodman>(name, terminal_checkpoint_and_restore_go_on);
+    }
 }
