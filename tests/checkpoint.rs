@@ -599,3 +599,176 @@ fn restore_without_a_checkpoint_fails_in_one_line_and_creates_nothing() {
         common::assert_nothing_left(b.mode(), b.state_dir());
     }
 }
+
+/// Answers each line read on its terminal, after a first word.
+const ANSWER: &str = "echo ready; while read l; do echo \"got $l\"; done";
+
+/// What the pty `master` prints, read until it holds `want` (30 s at most).
+fn read_until(master: &std::os::fd::OwnedFd, want: &str) -> String {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline && !String::from_utf8_lossy(&out).contains(want) {
+        let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+        if poll(&mut fds, PollTimeout::from(100u16)).unwrap_or(0) == 0 {
+            continue;
+        }
+        let mut chunk = [0u8; 4096];
+        match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(master), &mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A line typed on the terminal whose master is `master`.
+fn say(master: &std::os::fd::OwnedFd, line: &str) {
+    let text = format!("{line}\n");
+    assert_eq!(
+        nix::unistd::write(master, text.as_bytes()).ok(),
+        Some(text.len()),
+        "writing {line:?} to the terminal"
+    );
+}
+
+/// A container with `process.terminal` (its pty master sent to a console socket, as podman's
+/// `run -dt`) is checkpointed with its terminal outside the images, and restored onto a new
+/// pty whose master goes to the restore's console socket: the shell reads what is typed there
+/// and answers on it. Without a console socket, the restore is refused in one line, as runc's.
+#[test]
+fn a_terminal_container_is_restored_onto_the_restores_console_socket() {
+    if !common::is_root() {
+        return;
+    }
+    let b = Bundle::new(Mode::Root)
+        .args(&["/bin/sh", "-c", ANSWER])
+        .edit(|c| c["process"]["terminal"] = json!(true));
+    let sock = ConsoleSocket::new(&b, "console.sock");
+    let c = create(&b, "tty", &["--console-socket", sock.arg()]);
+    assert_eq!(c.status, 0, "create: {}", c.stderr);
+    let (master, _) = sock.receive().expect("no pty master arrived");
+    let s = nsb(&b, &["start", "tty"]);
+    assert_eq!(s.status, 0, "start: {}", s.stderr);
+    let seen = read_until(&master, "ready");
+    assert!(seen.contains("ready"), "the shell did not start: {seen:?}");
+    say(&master, "one");
+    let seen = read_until(&master, "got one");
+    assert!(
+        seen.contains("got one"),
+        "no answer before the dump: {seen:?}"
+    );
+
+    let imgs = top(&b).join("images");
+    let out = nsb(
+        &b,
+        &["checkpoint", "--image-path", imgs.to_str().unwrap(), "tty"],
+    );
+    let works = criu_works();
+    if works {
+        let log = log_tail(&imgs.join("dump.log"));
+        assert_eq!(out.status, 0, "checkpoint: {out:?}\n{log}");
+        wait_status(&b, "tty", "stopped");
+    } else {
+        one_line_125(&out, "checkpoint where criu cannot run");
+    }
+    drop(master);
+    let d = nsb(&b, &["delete", "--force", "tty"]);
+    assert_eq!(d.status, 0, "{d:?}");
+
+    // The terminal has nowhere to go without a console socket.
+    let r = restore(&b, "tty", &imgs);
+    one_line_125(&r, "restore of a terminal without --console-socket");
+    assert!(r.stderr.contains("--console-socket"), "{r:?}");
+    let st = nsb(&b, &["state", "tty"]);
+    assert!(st.stderr.contains("does not exist"), "{st:?}");
+    if !works {
+        common::assert_nothing_left(b.mode(), b.state_dir());
+        return;
+    }
+
+    let sock2 = ConsoleSocket::new(&b, "console2.sock");
+    let r = restore_with(&b, "tty", &imgs, &["--console-socket", sock2.arg()]);
+    let log = log_tail(&imgs.join("restore.log"));
+    assert_eq!(r.status, 0, "restore: {r:?}\n{log}");
+    let (master2, _) = sock2.receive().expect("no pty master from restore");
+    say(&master2, "two");
+    let seen = read_until(&master2, "got two");
+    assert!(
+        seen.contains("got two"),
+        "no answer after restore: {seen:?}"
+    );
+    let st = state(&b, "tty");
+    assert_eq!(st["status"], "running", "{st}");
+    let app = st["pid"].as_i64().unwrap_or(0);
+    let cmdline = fs::read(format!("/proc/{app}/cmdline")).unwrap_or_default();
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("got"),
+        "state's pid {app} is not the shell: {cmdline:?}"
+    );
+
+    // Once restored, its terminal is the host's pty: checkpointed and restored again alike.
+    let imgs2 = top(&b).join("images2");
+    let out = nsb(
+        &b,
+        &["checkpoint", "--image-path", imgs2.to_str().unwrap(), "tty"],
+    );
+    let log = log_tail(&imgs2.join("dump.log"));
+    assert_eq!(out.status, 0, "second checkpoint: {out:?}\n{log}");
+    wait_status(&b, "tty", "stopped");
+    drop(master2);
+    let d = nsb(&b, &["delete", "tty"]);
+    assert_eq!(d.status, 0, "{d:?}");
+    let sock3 = ConsoleSocket::new(&b, "console3.sock");
+    let r = restore_with(&b, "tty", &imgs2, &["--console-socket", sock3.arg()]);
+    let log = log_tail(&imgs2.join("restore.log"));
+    assert_eq!(r.status, 0, "second restore: {r:?}\n{log}");
+    let (master3, _) = sock3
+        .receive()
+        .expect("no pty master from the second restore");
+    say(&master3, "three");
+    let seen = read_until(&master3, "got three");
+    assert!(
+        seen.contains("got three"),
+        "no answer after the second restore: {seen:?}"
+    );
+    let d = nsb(&b, &["delete", "--force", "tty"]);
+    assert_eq!(d.status, 0, "{d:?}");
+    common::assert_nothing_left(b.mode(), b.state_dir());
+}
+
+/// The images of a container without a terminal have none to put on a console socket:
+/// restore with one is refused in one line, nothing created.
+#[test]
+fn restore_with_a_console_socket_of_a_checkpoint_without_a_terminal_is_refused() {
+    if !common::is_root() {
+        return;
+    }
+    let b = counter(Mode::Root);
+    start_counter(&b, "nt");
+    let imgs = top(&b).join("images");
+    let out = nsb(
+        &b,
+        &["checkpoint", "--image-path", imgs.to_str().unwrap(), "nt"],
+    );
+    if criu_works() {
+        let log = log_tail(&imgs.join("dump.log"));
+        assert_eq!(out.status, 0, "checkpoint: {out:?}\n{log}");
+        wait_status(&b, "nt", "stopped");
+    } else {
+        one_line_125(&out, "checkpoint where criu cannot run");
+    }
+    let d = nsb(&b, &["delete", "--force", "nt"]);
+    assert_eq!(d.status, 0, "{d:?}");
+    let sock = ConsoleSocket::new(&b, "console.sock");
+    let r = restore_with(&b, "nt", &imgs, &["--console-socket", sock.arg()]);
+    one_line_125(
+        &r,
+        "restore with a console socket of a checkpoint without a terminal",
+    );
+    assert!(r.stderr.contains("no terminal"), "{r:?}");
+    let st = nsb(&b, &["state", "nt"]);
+    assert!(st.stderr.contains("does not exist"), "{st:?}");
+    common::assert_nothing_left(b.mode(), b.state_dir());
+}

@@ -21,7 +21,8 @@ pub struct RestoreArgs {
     /// Write the container's pid (the restored application's, as `state` reports it) to FILE.
     #[arg(long = "pid-file", value_name = "FILE")]
     pub pid_file: Option<PathBuf>,
-    /// Refused: a restored terminal is not supported yet.
+    /// Where to send the restored terminal's new pty master (a checkpoint of a container
+    /// with process.terminal needs one, as create does).
     #[arg(long = "console-socket", value_name = "PATH")]
     pub console_socket: Option<PathBuf>,
     /// Accepted for runc command lines: a dumped namespace is restored, an empty one made.
@@ -50,9 +51,6 @@ pub struct RestoreArgs {
 
 pub fn run(a: RestoreArgs, global: &Global) -> i32 {
     use crate::sys::log::fail;
-    if a.console_socket.is_some() {
-        return fail(&"restore: --console-socket is not supported: nsboot restores containers without a terminal only");
-    }
     if a.lazy_pages || a.lsm_profile.is_some() || a.lsm_mount_context.is_some() {
         return fail(&"restore: --lazy-pages, --lsm-profile and --lsm-mount-context are not supported by nsboot");
     }
@@ -80,6 +78,7 @@ pub fn run(a: RestoreArgs, global: &Global) -> i32 {
         shared: a.criu.shared(&cwd),
         detach: a.detach,
         pid_file: a.pid_file.map(|p| cwd.join(p)),
+        console_socket: a.console_socket.map(|p| cwd.join(p)),
         systemd_cgroup: global.launch_context().systemd_cgroup,
     };
     match criu::restore(&root, &spec, &rootfs, &opts) {

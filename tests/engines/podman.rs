@@ -201,6 +201,18 @@ pub fn checkpoint_and_restore_go_on<const R: bool>(e: &Podman<R>, rt: Runtime, n
     counter_goes_on(e, rt, name)
 }
 
+/// The same for a container with a terminal (`run -dt`, podman's own example): the engine's
+/// console socket gets the restored terminal, whose output podman's logs hold.
+pub fn terminal_checkpoint_and_restore_go_on<const R: bool>(
+    e: &Podman<R>,
+    rt: Runtime,
+    name: &str,
+) -> Step {
+    let argv = ["run", "-dt", "--name", name, IMAGE, "sh", "-c", COUNTER];
+    status(&cli(e, rt, &argv), 0, "run -dt")?;
+    counter_goes_on(e, rt, name)
+}
+
 /// Prints a growing count, one number per line, five a second.
 const COUNTER: &str = "i=0; while :; do i=$((i+1)); echo $i; sleep 0.2; done";
 
@@ -308,33 +320,42 @@ step_tests! {
     podman_root_pod_members_share_the_infra_network: "pod" => pod_members_share_the_network;
 }
 
-/// Where `criu check` fails (Debian 12's CRIU 3.17 on kernels 6.13 and later: its vDSO check),
-/// runc fails this step as nsboot does, in CRIU's words: skipped, with the reason. The VM
-/// environment `criu` (kernel 6.12) must run it.
-#[test]
-fn podman_root_checkpoint_and_restore_go_on() {
+/// Whether CRIU runs here: where `criu check` fails (Debian 12's CRIU 3.17 on kernels 6.13 and
+/// later: its vDSO check), runc fails the step `name` as nsboot does, in CRIU's words: skipped,
+/// with the reason. The VM environment `criu` (kernel 6.12) must run it.
+fn criu_runs(name: &str) -> bool {
     let check = std::process::Command::new("criu").arg("check").output();
-    if !check.as_ref().is_ok_and(|o| o.status.success()) {
-        let env = std::env::var("NSBOOT_VM_ENV").unwrap_or_default();
-        assert_ne!(env, "criu", "`criu check` fails in the VM: {check:?}");
-        eprintln!("podman container checkpoint/restore: skipped, `criu check` fails here");
-        return;
+    if check.as_ref().is_ok_and(|o| o.status.success()) {
+        return true;
     }
-    cli::steps::<RootPodman>("container checkpoint/restore", checkpoint_and_restore_go_on);
+    let env = std::env::var("NSBOOT_VM_ENV").unwrap_or_default();
+    assert_ne!(env, "criu", "`criu check` fails in the VM: {check:?}");
+    eprintln!("podman {name}: skipped, `criu check` fails here");
+    false
 }
 
-/// The same for a container in another's network namespace (skipped alike).
+#[test]
+fn podman_root_checkpoint_and_restore_go_on() {
+    let name = "container checkpoint/restore";
+    if criu_runs(name) {
+        cli::steps::<RootPodman>(name, checkpoint_and_restore_go_on);
+    }
+}
+
+/// The same for a container in another's network namespace.
 #[test]
 fn podman_root_checkpoint_and_restore_of_a_joined_network_go_on() {
-    let check = std::process::Command::new("criu").arg("check").output();
-    if !check.as_ref().is_ok_and(|o| o.status.success()) {
-        let env = std::env::var("NSBOOT_VM_ENV").unwrap_or_default();
-        assert_ne!(env, "criu", "`criu check` fails in the VM: {check:?}");
-        eprintln!(
-            "podman --network container:X checkpoint/restore: skipped, `criu check` fails here"
-        );
-        return;
-    }
     let name = "--network container:X container checkpoint/restore";
-    cli::steps::<RootPodman>(name, joined_network_checkpoint_and_restore_go_on);
+    if criu_runs(name) {
+        cli::steps::<RootPodman>(name, joined_network_checkpoint_and_restore_go_on);
+    }
+}
+
+/// The same for a container with a terminal.
+#[test]
+fn podman_root_checkpoint_and_restore_of_a_terminal_go_on() {
+    let name = "run -dt container checkpoint/restore";
+    if criu_runs(name) {
+        cli::steps::<RootPodman>(name, terminal_checkpoint_and_restore_go_on);
+    }
 }

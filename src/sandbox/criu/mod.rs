@@ -12,18 +12,21 @@
 //! Mounts whose source CRIU cannot see inside the container's mount namespace (nsboot binds
 //! /dev/null & co. from the host, the spec's bind mounts) are declared external under their
 //! destination, as runc declares them (`--ext-mount-map DEST:DEST`); a restore maps them back
-//! (`record.rs`: what nsboot keeps beside CRIU's images).
+//! (`record.rs`: what nsboot keeps beside CRIU's images). A terminal's pty is external too, and
+//! a restore gives the application a new one (`tty.rs`).
 
 use std::path::{Path, PathBuf};
 
 mod joined;
 mod record;
 mod restore;
+mod tty;
 pub use joined::ExternalNs;
 use record::stdio_key;
 pub use record::{external_mounts, External, Record, RECORD};
 pub use restore::{restore, RestoreOptions};
 use std::process::{Command, Stdio};
+pub use tty::TtyError;
 
 use oci_spec::runtime::LinuxNamespaceType;
 use serde::{Deserialize, Serialize};
@@ -131,6 +134,8 @@ pub enum CriuError {
         typ: String,
         path: PathBuf,
     },
+    #[error(transparent)]
+    Tty(#[from] TtyError),
 }
 
 /// `--manage-cgroups-mode` values CRIU knows.
@@ -240,11 +245,17 @@ pub fn dump(id: &str, app: i32, rootfs: &Path, o: &DumpOptions) -> Result<(), Cr
             declared.push(key.clone());
         }
     }
+    // The terminal's master is the engine's, outside the tree: the pty is external.
+    let tty = tty::key(app);
+    if let Some(key) = &tty {
+        cmd.arg("--external").arg(key);
+    }
     let record = Record {
         shell_job,
         mounts: externals,
         stdio,
         external_ns,
+        tty,
     };
     let body = serde_json::to_vec_pretty(&record).unwrap_or_default();
     let rec = o.image_path.join(RECORD);

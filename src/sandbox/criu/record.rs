@@ -1,6 +1,6 @@
 //! What nsboot keeps beside CRIU's images (`nsboot.json`): the external mounts and where
-//! they came from, the application's stdio from outside the container and the namespaces
-//! joined by path, which a restore hands over anew.
+//! they came from, the application's stdio from outside the container, its terminal and the
+//! namespaces joined by path, which a restore hands over anew.
 
 use serde::{Deserialize, Serialize};
 
@@ -8,7 +8,7 @@ use super::ExternalNs;
 
 /// CRIU's name for the application's fd `fd`: `pipe:[N]` and `socket:[N]` as they are, a
 /// file on a mount outside the container as `file[MNT_ID:INODE]` (hex); "" for what CRIU
-/// dumps by itself (a file inside) or what is not there.
+/// dumps by itself (a file inside), a terminal (`tty.rs`) or what is not there.
 pub(super) fn stdio_key(app: i32, fd: i32, mountinfo: &str) -> String {
     use std::os::unix::fs::MetadataExt;
     let link = format!("/proc/{app}/fd/{fd}");
@@ -27,7 +27,7 @@ pub(super) fn stdio_key(app: i32, fd: i32, mountinfo: &str) -> String {
         });
     let inside = |id: &str| mountinfo.lines().any(|l| l.split(' ').next() == Some(id));
     match (mnt_id, std::fs::metadata(&link)) {
-        (Some(id), Ok(meta)) if !inside(&id) => {
+        (Some(id), Ok(meta)) if !inside(&id) && !super::tty::is_pty_slave(&meta) => {
             let id: u64 = id.parse().unwrap_or(0);
             format!("file[{id:x}:{:x}]", meta.ino())
         }
@@ -50,6 +50,10 @@ pub struct Record {
     /// Namespaces joined by path, left out of the images: a restore joins the spec's.
     #[serde(default)]
     pub external_ns: Vec<ExternalNs>,
+    /// The application's terminal, CRIU's `tty[RDEV:DEV]`: external, a restore gives it a new
+    /// pty (`tty.rs`). Absent from records of nsboot before it.
+    #[serde(default)]
+    pub tty: Option<String>,
 }
 
 /// An external mount: its destination, and its file system's type and root (the path inside

@@ -6,13 +6,14 @@
 //! `create`+`start`. The supervisor reaps until the application is gone and exits with its
 //! status; killing it (`delete --force`) ends its pid namespace and every process in it.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use nix::mount::{mount, MsFlags};
 use nix::sched::CloneFlags;
 
+use super::tty::{self, Console};
 use super::{joined, run, CriuError, Record, Shared, RECORD};
 use crate::spec::Spec;
 use crate::state;
@@ -27,6 +28,8 @@ pub struct RestoreOptions {
     pub shared: Shared,
     pub detach: bool,
     pub pid_file: Option<PathBuf>,
+    /// Where the new terminal's master goes, when the checkpoint has a terminal.
+    pub console_socket: Option<PathBuf>,
     /// The container's cgroup as a systemd scope (`--systemd-cgroup`), as on create.
     pub systemd_cgroup: bool,
 }
@@ -62,6 +65,7 @@ pub fn restore(
                 ),
             )
         })?;
+    let console = Console::open(id, record.tty.as_deref(), o.console_socket.as_deref())?;
     let work = o.shared.work_dir(&o.image_path);
     std::fs::create_dir_all(&work)
         .map_err(|e| err(id, format!("work directory {}: {e}", work.display())))?;
@@ -84,6 +88,10 @@ pub fn restore(
             cmd.arg("--inherit-fd").arg(format!("fd[{fd}]:{key}"));
             inherited.push(key);
         }
+    }
+    if let Some(key) = &record.tty {
+        cmd.arg("--inherit-fd")
+            .arg(format!("fd[{}]:{key}", tty::INHERITED));
     }
 
     // Namespaces joined by path at dump, left out of the images: the supervisor joins the
@@ -150,7 +158,10 @@ pub fn restore(
     let cloned = sys::clone_process(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS)
         .map_err(|e| err(id, format!("cloning the supervisor: {e}")));
     let (pid, pidfd) = match cloned {
-        Ok(Cloned::Child) => supervise(cmd, id, &work, report_w, procs, ns_fds, &shown),
+        Ok(Cloned::Child) => {
+            let tty = console.as_ref().map(Console::slave);
+            supervise(cmd, id, &work, report_w, procs, ns_fds, &shown, tty)
+        }
         Ok(Cloned::Parent { pid, pidfd }) => (pid, pidfd),
         Err(e) => {
             entry.remove();
@@ -169,6 +180,15 @@ pub fn restore(
         drop_cgroup();
         return Err(serde_json::from_slice(&report)
             .unwrap_or_else(|_| err(id, String::from_utf8_lossy(&report).into_owned())));
+    }
+    // Restored: the engine gets the terminal's master (the application may have written to
+    // it meanwhile: the pty holds it).
+    if let Some(Err(e)) = console.map(|c| c.send(id)) {
+        let _ = sys::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
+        let _ = sys::pidfd_wait(pidfd.as_fd());
+        entry.remove();
+        drop_cgroup();
+        return Err(e.into());
     }
     // As after create: the state's pid is the application's (the supervisor's only child once
     // CRIU has exited), and so is the pid file's, as runc writes its init's.
@@ -240,6 +260,7 @@ fn external_source(view: &Spec, m: &super::External) -> Option<String> {
 /// The supervisor, pid 1 of its pid namespace: /proc of that namespace for CRIU, CRIU's
 /// restore (its failure reported on `report` as a serialised error), then reaping until the
 /// application is gone. Never returns.
+#[allow(clippy::too_many_arguments)]
 fn supervise(
     mut cmd: Command,
     id: &str,
@@ -248,6 +269,7 @@ fn supervise(
     procs: Vec<OwnedFd>,
     joined: Vec<(super::ExternalNs, OwnedFd)>,
     shown: &joined::Shown,
+    tty: Option<BorrowedFd>,
 ) -> ! {
     // Into the container's cgroup first (CRIU and what it restores are born there).
     if let Err(e) = crate::cgroup::join(procs) {
@@ -273,15 +295,26 @@ fn supervise(
         }
     }
     // The caller's fds (the state lock among them) are not the supervisor's to keep; the
-    // report pipe moves to fd 3.
+    // report pipe moves to fd 3, a new terminal's slave to fd 4 (`tty::INHERITED`), which CRIU
+    // inherits (dup2 clears CLOEXEC). The slave is first put out of their way.
+    let high = tty.map(|t| nix::fcntl::fcntl(t.as_raw_fd(), nix::fcntl::F_DUPFD_CLOEXEC(10)));
     let fd = report.as_raw_fd();
-    let moved = nix::unistd::dup2(fd, 3).is_ok();
+    let moved = nix::unistd::dup2(fd, 3).is_ok()
+        && match high {
+            None => true,
+            Some(Ok(h)) => nix::unistd::dup2(h, tty::INHERITED).is_ok(),
+            Some(Err(_)) => false,
+        };
     std::mem::forget(report);
-    if !moved || sys::close_range(4, u32::MAX).is_err() {
+    let keep = if tty.is_some() { tty::INHERITED } else { 3 };
+    if !moved || sys::close_range(keep as u32 + 1, u32::MAX).is_err() {
         std::process::exit(125);
     }
     // SAFETY: fd 3 is the report pipe's write end, duplicated above and owned by nobody else.
     let report = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(3) };
+    // SAFETY: fd 4, when there is a terminal, is its slave's duplicate made above, nobody else's.
+    let slave =
+        tty.map(|_| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(tty::INHERITED) });
     let fail = |e: CriuError| -> ! {
         let _ = nix::unistd::write(&report, &serde_json::to_vec(&e).unwrap_or_default());
         std::process::exit(125)
@@ -319,6 +352,9 @@ fn supervise(
         fail(e);
     }
     drop(report);
+    // The restored application holds the terminal: the supervisor's copy would keep it from
+    // hanging up when the application ends.
+    drop(slave);
     // CRIU bound them into the container: the directories are not the supervisor's to keep.
     shown.remove();
     // Reap everything; the application is the last to go (pid 1 of its own namespace).
