@@ -160,7 +160,16 @@ pub fn restore(
     let (pid, pidfd) = match cloned {
         Ok(Cloned::Child) => {
             let tty = console.as_ref().map(Console::slave);
-            supervise(cmd, id, &work, report_w, procs, ns_fds, &shown, tty)
+            supervise(Supervised {
+                cmd,
+                id,
+                work: &work,
+                report: report_w,
+                procs,
+                joined: ns_fds,
+                shown: &shown,
+                tty,
+            })
         }
         Ok(Cloned::Parent { pid, pidfd }) => (pid, pidfd),
         Err(e) => {
@@ -257,20 +266,34 @@ fn external_source(view: &Spec, m: &super::External) -> Option<String> {
         .map(|s| s.to_string_lossy().into_owned())
 }
 
-/// The supervisor, pid 1 of its pid namespace: /proc of that namespace for CRIU, CRIU's
-/// restore (its failure reported on `report` as a serialised error), then reaping until the
-/// application is gone. Never returns.
-#[allow(clippy::too_many_arguments)]
-fn supervise(
-    mut cmd: Command,
-    id: &str,
-    work: &Path,
+/// What the restore's supervisor is handed: CRIU's command, the pipe its failure is reported
+/// on, the container's cgroup.procs, the namespaces joined by path with their mounts, and the
+/// new terminal's slave.
+struct Supervised<'a> {
+    cmd: Command,
+    id: &'a str,
+    work: &'a Path,
     report: OwnedFd,
     procs: Vec<OwnedFd>,
     joined: Vec<(super::ExternalNs, OwnedFd)>,
-    shown: &joined::Shown,
-    tty: Option<BorrowedFd>,
-) -> ! {
+    shown: &'a joined::Shown,
+    tty: Option<BorrowedFd<'a>>,
+}
+
+/// The supervisor, pid 1 of its pid namespace: /proc of that namespace for CRIU, CRIU's
+/// restore (its failure reported on `report` as a serialised error), then reaping until the
+/// application is gone. Never returns.
+fn supervise(s: Supervised<'_>) -> ! {
+    let Supervised {
+        mut cmd,
+        id,
+        work,
+        report,
+        procs,
+        joined,
+        shown,
+        tty,
+    } = s;
     // Into the container's cgroup first (CRIU and what it restores are born there).
     if let Err(e) = crate::cgroup::join(procs) {
         let e = err(
