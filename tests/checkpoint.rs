@@ -75,6 +75,25 @@ fn log_tail(path: &Path) -> String {
     lines[at.saturating_sub(30)..(at + 5).min(lines.len())].join("\n")
 }
 
+/// `checkpoint --image-path IMGS ID`. Where CRIU runs: it succeeds and the container is
+/// stopped (true). Elsewhere: CRIU's own failure in one line, 125 (false).
+fn dump(b: &Bundle, id: &str, imgs: &Path) -> bool {
+    let out = nsb(
+        b,
+        &["checkpoint", "--image-path", imgs.to_str().unwrap(), id],
+    );
+    if !criu_works() {
+        one_line_125(&out, "checkpoint where criu cannot run");
+        let what = format!("criu dump of container {id} failed");
+        assert!(out.stderr.contains(&what), "{out:?}");
+        return false;
+    }
+    let log = log_tail(&imgs.join("dump.log"));
+    assert_eq!(out.status, 0, "checkpoint of {id}: {out:?}\n{log}");
+    wait_status(b, id, "stopped");
+    true
+}
+
 fn one_line_125(out: &common::Output, what: &str) {
     assert_eq!(out.status, 125, "{what}: {out:?}");
     assert_eq!(out.stderr.trim_end().lines().count(), 1, "{what}: {out:?}");
@@ -156,18 +175,12 @@ fn checkpoint_leave_running_then_checkpoint_then_restore_and_the_counter_goes_on
 
     // Without --leave-running, CRIU kills the tree once dumped: the container stops.
     let imgs2 = top(&b).join("images2");
-    let out = nsb(
-        &b,
-        &["checkpoint", "--image-path", imgs2.to_str().unwrap(), "ck"],
-    );
-    let log = log_tail(&imgs2.join("dump.log"));
-    assert_eq!(out.status, 0, "checkpoint: {out:?}\n{log}");
+    assert!(dump(&b, "ck", &imgs2));
     assert!(images(&imgs2).iter().any(|f| f == "pstree.img"));
     assert!(
         imgs2.join("dump.log").is_file(),
         "the work path defaults to the image path"
     );
-    wait_status(&b, "ck", "stopped");
     let last = count(&b, "ck");
     let d = nsb(&b, &["delete", "ck"]);
     assert_eq!(d.status, 0, "{d:?}");
@@ -265,18 +278,7 @@ fn a_restored_container_is_in_the_cgroup_its_spec_asks_for() {
     });
     start_counter(&b, "cg");
     let imgs = top(&b).join("images");
-    let out = nsb(
-        &b,
-        &["checkpoint", "--image-path", imgs.to_str().unwrap(), "cg"],
-    );
-    let works = criu_works();
-    if works {
-        let log = log_tail(&imgs.join("dump.log"));
-        assert_eq!(out.status, 0, "checkpoint: {out:?}\n{log}");
-        wait_status(&b, "cg", "stopped");
-    } else {
-        one_line_125(&out, "checkpoint where criu cannot run");
-    }
+    let works = dump(&b, "cg", &imgs);
     let last = count(&b, "cg");
     let d = nsb(&b, &["delete", "--force", "cg"]);
     assert_eq!(d.status, 0, "{d:?}");
@@ -428,24 +430,12 @@ fn a_container_that_joined_a_pods_namespaces_is_restored_into_them() {
     });
     start_counter(&b, "jnet");
     let imgs = top(&b).join("images");
-    let out = nsb(
-        &b,
-        &["checkpoint", "--image-path", imgs.to_str().unwrap(), "jnet"],
-    );
-    if !criu_works() {
-        one_line_125(&out, "checkpoint where criu cannot run");
-        assert!(
-            out.stderr.contains("criu dump of container jnet failed"),
-            "{out:?}"
-        );
+    if !dump(&b, "jnet", &imgs) {
         let d = nsb(&b, &["delete", "--force", "jnet"]);
         assert_eq!(d.status, 0, "{d:?}");
         common::assert_nothing_left(b.mode(), b.state_dir());
         return;
     }
-    let log = log_tail(&imgs.join("dump.log"));
-    assert_eq!(out.status, 0, "checkpoint: {out:?}\n{log}");
-    wait_status(&b, "jnet", "stopped");
     let last = count(&b, "jnet");
     let d = nsb(&b, &["delete", "jnet"]);
     assert_eq!(d.status, 0, "{d:?}");
@@ -481,20 +471,12 @@ fn restore_pid_file_names_the_restored_application() {
     let b = counter(Mode::Root);
     start_counter(&b, "pf");
     let imgs = top(&b).join("images");
-    let out = nsb(
-        &b,
-        &["checkpoint", "--image-path", imgs.to_str().unwrap(), "pf"],
-    );
-    if !criu_works() {
-        one_line_125(&out, "checkpoint where criu cannot run");
+    if !dump(&b, "pf", &imgs) {
         let d = nsb(&b, &["delete", "--force", "pf"]);
         assert_eq!(d.status, 0, "{d:?}");
         common::assert_nothing_left(b.mode(), b.state_dir());
         return;
     }
-    let log = log_tail(&imgs.join("dump.log"));
-    assert_eq!(out.status, 0, "checkpoint: {out:?}\n{log}");
-    wait_status(&b, "pf", "stopped");
     let d = nsb(&b, &["delete", "pf"]);
     assert_eq!(d.status, 0, "{d:?}");
 
@@ -661,18 +643,7 @@ fn a_terminal_container_is_restored_onto_the_restores_console_socket() {
     );
 
     let imgs = top(&b).join("images");
-    let out = nsb(
-        &b,
-        &["checkpoint", "--image-path", imgs.to_str().unwrap(), "tty"],
-    );
-    let works = criu_works();
-    if works {
-        let log = log_tail(&imgs.join("dump.log"));
-        assert_eq!(out.status, 0, "checkpoint: {out:?}\n{log}");
-        wait_status(&b, "tty", "stopped");
-    } else {
-        one_line_125(&out, "checkpoint where criu cannot run");
-    }
+    let works = dump(&b, "tty", &imgs);
     drop(master);
     let d = nsb(&b, &["delete", "--force", "tty"]);
     assert_eq!(d.status, 0, "{d:?}");
@@ -710,13 +681,7 @@ fn a_terminal_container_is_restored_onto_the_restores_console_socket() {
 
     // Once restored, its terminal is the host's pty: checkpointed and restored again alike.
     let imgs2 = top(&b).join("images2");
-    let out = nsb(
-        &b,
-        &["checkpoint", "--image-path", imgs2.to_str().unwrap(), "tty"],
-    );
-    let log = log_tail(&imgs2.join("dump.log"));
-    assert_eq!(out.status, 0, "second checkpoint: {out:?}\n{log}");
-    wait_status(&b, "tty", "stopped");
+    assert!(dump(&b, "tty", &imgs2));
     drop(master2);
     let d = nsb(&b, &["delete", "tty"]);
     assert_eq!(d.status, 0, "{d:?}");
@@ -748,17 +713,7 @@ fn restore_with_a_console_socket_of_a_checkpoint_without_a_terminal_is_refused()
     let b = counter(Mode::Root);
     start_counter(&b, "nt");
     let imgs = top(&b).join("images");
-    let out = nsb(
-        &b,
-        &["checkpoint", "--image-path", imgs.to_str().unwrap(), "nt"],
-    );
-    if criu_works() {
-        let log = log_tail(&imgs.join("dump.log"));
-        assert_eq!(out.status, 0, "checkpoint: {out:?}\n{log}");
-        wait_status(&b, "nt", "stopped");
-    } else {
-        one_line_125(&out, "checkpoint where criu cannot run");
-    }
+    dump(&b, "nt", &imgs);
     let d = nsb(&b, &["delete", "--force", "nt"]);
     assert_eq!(d.status, 0, "{d:?}");
     let sock = ConsoleSocket::new(&b, "console.sock");

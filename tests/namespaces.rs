@@ -15,8 +15,9 @@ use common::{Bundle, Mode};
 use serde_json::{json, Value};
 use support::{create, eventually, nsb};
 
-/// A process holding namespaces of its own (net, ipc, uts, cgroup; and a user namespace mapping its
-/// owner to root when rootless or asked), as a donor for paths.
+/// A process holding namespaces of its own (net, ipc, uts, cgroup, or those `unshare` flags
+/// given; and a user namespace mapping its owner to root when rootless or asked), as a donor
+/// for paths.
 struct Donor {
     child: Child,
     pid: u32,
@@ -24,7 +25,11 @@ struct Donor {
 
 impl Donor {
     fn new(mode: Mode, user: bool) -> Donor {
-        let mut args = vec!["--net", "--ipc", "--uts", "--cgroup"];
+        Donor::of(mode, &["--net", "--ipc", "--uts", "--cgroup"], user)
+    }
+
+    fn of(mode: Mode, flags: &[&str], user: bool) -> Donor {
+        let mut args = flags.to_vec();
         if user || mode.is_rootless() {
             args.extend(["--user", "--map-root-user"]);
         }

@@ -114,12 +114,8 @@ fn checkpoint(a: CheckpointArgs, global: &Global) -> Result<(), String> {
     // The container's own config (the bundle it was created from) says which namespaces it
     // joined by path.
     let spec = crate::spec::load(&c.state.bundle).map_err(|e| e.to_string())?;
-    let joined = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .into_iter()
-        .flatten()
+    let joined = crate::spec::namespaces(&spec)
+        .iter()
         .filter_map(|n| n.path().as_ref().map(|p| (n.typ(), p.clone())))
         .collect();
     let host_pid = crate::rootfs::shown::pid_host(&spec);

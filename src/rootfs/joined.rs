@@ -7,22 +7,25 @@
 //! container's root, as runc's does: the namespace is the container's from then on.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use nix::mount::{mount, MsFlags};
 use nix::sched::{setns, CloneFlags};
 
-use super::{root_propagation, RootfsError, NEWROOT};
+use super::resolve::open_root;
+use super::{unshare_root, RootfsError, NEWROOT};
 use crate::spec::Spec;
 use crate::sys::{self, step};
 
 /// Application, its root complete but for pivot_root: moves into `ns` with a copy of the
 /// container root attached over that namespace's root and made its working directory.
 pub fn enter(spec: &Spec, ns: OwnedFd) -> Result<(), RootfsError> {
+    let newroot = step(
+        "opening the container root",
+        open_root(Path::new(NEWROOT)).map_err(|e| e.nix()),
+    )?;
     let tree = step(
         "copying the container root for the mount namespace joined by path",
-        sys::mount::clone_tree(Path::new(NEWROOT)).map_err(|e| e.nix()),
+        sys::mount::clone_tree(newroot.as_fd(), true).map_err(|e| e.nix()),
     )?;
     step(
         "joining the mount namespace given by path (linux.namespaces)",
@@ -30,31 +33,12 @@ pub fn enter(spec: &Spec, ns: OwnedFd) -> Result<(), RootfsError> {
     )?;
     drop(ns);
     // As in a new one: nothing attached here may reach the namespace's peers (the host's, for
-    // a namespace that shares with it), and pivot_root needs a root that is not shared.
-    let private = MsFlags::MS_PRIVATE;
-    let flags = match root_propagation(spec) {
-        Some(p) if p.contains(private) => private,
-        _ => MsFlags::MS_SLAVE,
-    };
-    step(
-        "making the joined mount namespace's / a slave mount",
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            flags | MsFlags::MS_REC,
-            None::<&str>,
-        ),
+    // a namespace that shares with it).
+    unshare_root(spec, "making the joined mount namespace's / a slave mount")?;
+    let root = step(
+        "opening the joined mount namespace's /",
+        open_root(Path::new("/")).map_err(|e| e.nix()),
     )?;
-    let root = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
-        .open("/")
-        .map(OwnedFd::from)
-        .map_err(|e| sys::Failed {
-            step: "opening the joined mount namespace's /".into(),
-            errno: e.into(),
-        })?;
     step(
         "attaching the container root over the joined mount namespace's /",
         sys::mount::attach(tree.as_fd(), root.as_fd()).map_err(|e| e.nix()),

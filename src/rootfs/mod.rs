@@ -74,6 +74,22 @@ fn root_propagation(spec: &Spec) -> Option<MsFlags> {
     Some(kind | rec)
 }
 
+/// Makes "/" and everything beneath it a slave (events from the host still reach the
+/// container), private when the spec asks for it: nothing mounted here may propagate back to
+/// the host, and pivot_root needs a root that is not shared.
+fn unshare_root(spec: &Spec, what: &str) -> Result<(), RootfsError> {
+    let private = MsFlags::MS_PRIVATE;
+    let flags = match root_propagation(spec) {
+        Some(p) if p.contains(private) => private,
+        _ => MsFlags::MS_SLAVE,
+    };
+    let none = None::<&str>;
+    Ok(step(
+        what,
+        mount(none, "/", none, flags | MsFlags::MS_REC, none),
+    )?)
+}
+
 /// Supervisor: from the host's mount namespace copy to an empty root holding /proc and the
 /// assembled container root at /newroot.
 /// `net`: the sandbox's network namespace, joined before the first sysfs (which shows the
@@ -90,18 +106,7 @@ pub fn setup_supervisor_root(
     shown: &mut shown::Shown,
     own_pidns: bool,
 ) -> Result<(), RootfsError> {
-    let none = None::<&str>;
-    // Nothing we mount may propagate back to the host: slave (events from the host still
-    // reach the container), private when the spec asks for it.
-    let private = MsFlags::MS_PRIVATE;
-    let flags = match root_propagation(spec) {
-        Some(p) if p.contains(private) => private,
-        _ => MsFlags::MS_SLAVE,
-    };
-    step(
-        "making / a slave mount",
-        mount(none, "/", none, flags | MsFlags::MS_REC, none),
-    )?;
+    unshare_root(spec, "making / a slave mount")?;
     // Open the rootfs before a tmpfs may hide it (it may live under /tmp).
     let rootfs_fd = std::fs::OpenOptions::new()
         .read(true)
@@ -279,15 +284,15 @@ pub fn setup_app_root(
     let newroot = Path::new(NEWROOT);
     mounts::mount_procs(spec, newroot)?;
     paths::apply(spec, newroot)?;
-    let in_joined = joined.is_some();
     match joined {
         Some(ns) => joined::enter(spec, ns)?,
         None => step("chdir to the container root", chdir(newroot))?,
     }
     // pivot_root(".", "."): the old root is stacked on top and detached right away.
     let pivoted = sys::pivot_root(Path::new("."), Path::new("."));
-    if pivoted.is_err() && in_joined {
-        // The copy stacked over the joined namespace's root goes with the failure.
+    if pivoted.is_err() {
+        // The root goes with the failure: in a joined namespace, the copy stacked over its
+        // root (in one of the application's own, it goes with the namespace anyway).
         let _ = umount2(".", MntFlags::MNT_DETACH);
     }
     step(

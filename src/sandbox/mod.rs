@@ -169,15 +169,6 @@ fn clone_flags(spec: &Spec, net: bool, cgroup_managed: bool) -> CloneFlags {
     f
 }
 
-fn lists_user(spec: &Spec) -> bool {
-    spec.linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_deref())
-        .unwrap_or_default()
-        .iter()
-        .any(|n| n.typ() == LinuxNamespaceType::User)
-}
-
 /// How a caller starts the supervisor: exec'd as `nsboot boot` when NSBOOT_EXEC_BOOT=1 (its
 /// application then compiles the seccomp profile), else cloned in-process with the profile's
 /// program from the cache in the state root `root`, which the sandbox cannot see.
@@ -277,7 +268,8 @@ fn begin_mapped(mut plan: Plan<'_>, seccomp: Option<Program>) -> Result<Spawning
     let lent = crate::process::tuning::lend(plan.spec.process().as_ref());
     // Joined by path, or none listed (the caller's: only with a mount namespace joined by
     // path, `spec::adjust`): no maps to write.
-    let user_joined = joins.joins_user() || !lists_user(&plan.spec);
+    let user_joined =
+        joins.joins_user() || !crate::spec::lists(&plan.spec, LinuxNamespaceType::User);
     let cloned = if joins.is_empty() {
         let shown = nspath::inherited_mounts(&plan.spec);
         sys::clone_process(flags)

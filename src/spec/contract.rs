@@ -58,41 +58,30 @@ pub fn check_user(process: &Process) -> Result<(), SpecError> {
 /// one the application can enter: a new user namespace owns none.
 pub fn check_namespaces(spec: &Spec) -> Result<(), SpecError> {
     use LinuxNamespaceType as Ns;
-    let namespaces = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_deref())
-        .unwrap_or_default();
-    let new_user = namespaces
+    let namespaces = super::namespaces(spec);
+    let user = namespaces.iter().find(|n| n.typ() == Ns::User);
+    let mount_path = namespaces
         .iter()
-        .any(|n| n.typ() == Ns::User && n.path().is_none());
-    let no_user = !namespaces.iter().any(|n| n.typ() == Ns::User);
-    for (i, ns) in namespaces.iter().enumerate() {
-        if let (Ns::Mount, Some(p), true, false) = (
-            ns.typ(),
-            ns.path(),
-            no_user,
-            nix::unistd::geteuid().is_root(),
-        ) {
+        .enumerate()
+        .find_map(|(i, n)| (n.typ() == Ns::Mount).then_some((i, n.path().as_ref()?)));
+    if let Some((i, p)) = mount_path {
+        let why = match user {
+            Some(u) if u.path().is_none() => Some("a mount namespace joined by path with a new user namespace, which owns no existing one, so the container could not enter it: list by path the user namespace that owns it too, or remove {\"type\":\"user\"}"),
+            None if !nix::unistd::geteuid().is_root() => Some("a mount namespace joined by path with no user namespace listed, which runs the container in the caller's, where only root may act on it: list by path the user namespace that owns it too"),
+            _ => None,
+        };
+        if let Some(why) = why {
             return Err(SpecError::invalid(
                 format!("linux.namespaces[{i}].path"),
-                format!("{p:?}: a mount namespace joined by path with no user namespace listed, which runs the container in the caller's, where only root may act on it: list by path the user namespace that owns it too"),
-            ));
-        }
-        if let (Ns::Mount, Some(p), true) = (ns.typ(), ns.path(), new_user) {
-            return Err(SpecError::invalid(
-                format!("linux.namespaces[{i}].path"),
-                format!("{p:?}: a mount namespace joined by path with a new user namespace, which owns no existing one, so the container could not enter it: list by path the user namespace that owns it too, or remove {{\"type\":\"user\"}}"),
+                format!("{p:?}: {why}"),
             ));
         }
     }
-    for (typ, name, why) in [(Ns::Mount, "mount", "nsboot builds the root in a new one")] {
-        if !namespaces.iter().any(|n| n.typ() == typ) {
-            return Err(SpecError::invalid(
-                "linux.namespaces",
-                format!("no {name} namespace, which asks to share the runtime's: {why}: add {{\"type\":\"{name}\"}}"),
-            ));
-        }
+    if !super::lists(spec, Ns::Mount) {
+        return Err(SpecError::invalid(
+            "linux.namespaces",
+            "no mount namespace, which asks to share the runtime's: nsboot builds the root in a new one: add {\"type\":\"mount\"}",
+        ));
     }
     Ok(())
 }

@@ -305,12 +305,22 @@ pub fn adjust(spec: &mut Spec) {
     }
 }
 
-/// The spec lists a mount namespace by path (`sandbox::nspath`, `rootfs::joined`).
-pub fn joins_mount_ns(spec: &Spec) -> bool {
+/// The spec's `linux.namespaces` (none when absent).
+pub fn namespaces(spec: &Spec) -> &[oci_spec::runtime::LinuxNamespace] {
     spec.linux()
         .as_ref()
         .and_then(|l| l.namespaces().as_deref())
         .unwrap_or_default()
+}
+
+/// The spec lists a namespace of type `typ`, with or without a path.
+pub fn lists(spec: &Spec, typ: oci_spec::runtime::LinuxNamespaceType) -> bool {
+    namespaces(spec).iter().any(|n| n.typ() == typ)
+}
+
+/// The spec lists a mount namespace by path (`sandbox::nspath`, `rootfs::joined`).
+pub fn joins_mount_ns(spec: &Spec) -> bool {
+    namespaces(spec)
         .iter()
         .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Mount && n.path().is_some())
 }

@@ -17,7 +17,7 @@ fn fd_or_errno(rc: libc::c_long) -> Result<OwnedFd, Errno> {
     if rc < 0 {
         return Err(Errno::last());
     }
-    // SAFETY: a successful fsopen/fsmount returned this fd, owned by nobody else.
+    // SAFETY: a successful fsopen/fsmount/open_tree returned this fd, owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(rc as i32) })
 }
 
@@ -74,14 +74,14 @@ pub fn attach(tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> Result<(), Errno>
     Ok(())
 }
 
-/// A detached copy of the mount at `path` and every mount beneath it (open_tree with
-/// OPEN_TREE_CLONE and AT_RECURSIVE): it can be attached in another mount namespace.
-pub fn clone_tree(path: &std::path::Path) -> Result<OwnedFd, Errno> {
-    use std::os::unix::ffi::OsStrExt;
-    let path =
-        std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno(libc::EINVAL))?;
-    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_RECURSIVE as u32;
-    // SAFETY: open_tree reads the NUL-terminated path, alive for the call; it returns a new fd
-    // or -1.
-    fd_or_errno(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) })
+/// A detached copy of the mount at `source` (open_tree with OPEN_TREE_CLONE), and of every
+/// mount beneath it when `recursive`: it can be attached elsewhere, in this or another mount
+/// namespace ([`attach`]).
+pub fn clone_tree(source: BorrowedFd<'_>, recursive: bool) -> Result<OwnedFd, Errno> {
+    let rec = if recursive { libc::AT_RECURSIVE } else { 0 } as u32;
+    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as u32 | rec;
+    // SAFETY: open_tree reads the static "" path; it returns a new fd or -1.
+    fd_or_errno(unsafe {
+        libc::syscall(libc::SYS_open_tree, source.as_raw_fd(), c"".as_ptr(), flags)
+    })
 }

@@ -8,26 +8,11 @@ use std::process::{Command, Stdio};
 
 use super::common::{self, Bundle, Mode};
 use super::support::{create, eventually, nsb};
-use super::{assert_refused, drop_ns, join, ns_of, KillOnDrop};
+use super::{assert_refused, drop_ns, join, ns_of, Donor, KillOnDrop};
 
 /// `unshare --mount` (with a user namespace of the test user's when rootless) running sleep.
-fn mount_donor(mode: Mode) -> (KillOnDrop, u32) {
-    let mut args = vec!["--mount"];
-    if mode.is_rootless() {
-        args.extend(["--user", "--map-root-user"]);
-    }
-    args.extend(["sleep", "1000"]);
-    let mut cmd = match mode.is_rootless() {
-        true => common::as_user(mode, "unshare"),
-        false => Command::new("unshare"),
-    };
-    let child = KillOnDrop(cmd.args(&args).stdin(Stdio::null()).spawn().unwrap());
-    let pid = child.0.id();
-    let ready = eventually(|| {
-        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c == "sleep\n")
-    });
-    assert!(ready, "{mode:?}: unshare {args:?} did not start");
-    (child, pid)
+fn mount_donor(mode: Mode) -> Donor {
+    Donor::of(mode, &["--mount"], false)
 }
 
 /// Joins the donor's mount namespace, and its user namespace when rootless; as root, no user
@@ -62,24 +47,24 @@ const SHOW: &str = "readlink /proc/self/ns/mnt; echo $$; \
 fn a_mount_namespace_joined_by_path_holds_the_containers_root() {
     for mode in common::modes() {
         let ctx = format!("{mode:?}");
-        let (mut donor, pid) = mount_donor(mode);
-        let theirs = ns_of(&pid.to_string(), "mnt");
+        let donor = mount_donor(mode);
+        let theirs = donor.ns("mnt");
         assert_ne!(
             theirs,
             ns_of("self", "mnt"),
             "{ctx}: the donor's is the host's"
         );
         let want = format!("{theirs}\n1\ncontainer-root\nkcore-masked\n");
-        let b = joining_mount(mode, pid, &["/bin/sh", "-c", SHOW]);
+        let b = joining_mount(mode, donor.pid, &["/bin/sh", "-c", SHOW]);
         let out = b.run(&format!("nsmj-{}", mode as u8));
         assert_eq!(out.status, 0, "{ctx}: run: {out:?}");
         assert_eq!(out.stdout, want, "{ctx}: run: {out:?}");
         common::assert_nothing_left(mode, b.state_dir());
 
         // create, start, exec: the application and what exec starts are in it.
-        let (mut donor2, pid2) = mount_donor(mode);
-        let theirs2 = ns_of(&pid2.to_string(), "mnt");
-        let b = joining_mount(mode, pid2, &["sleep", "1000"]);
+        let donor2 = mount_donor(mode);
+        let theirs2 = donor2.ns("mnt");
+        let b = joining_mount(mode, donor2.pid, &["sleep", "1000"]);
         let id = format!("nsmc-{}", mode as u8);
         let c = create(&b, &id, &[]);
         assert_eq!(c.status, 0, "{ctx}: create: {}", c.stderr);
@@ -101,40 +86,36 @@ fn a_mount_namespace_joined_by_path_holds_the_containers_root() {
             "{ctx}: exec: {exec:?}"
         );
         common::assert_nothing_left(mode, b.state_dir());
-        for d in [&mut donor, &mut donor2] {
-            let _ = d.0.kill();
-            let ended = d.0.wait().unwrap();
-            assert!(
-                !ended.success(),
-                "{ctx}: the donor ended before it was killed"
-            );
-        }
+        // Dropping the donors checks they lived until killed.
     }
 }
 
-/// A new user namespace can own no existing mount namespace: refused before anything starts,
-/// with the fix.
+/// A new user namespace (the default config lists one) can own no existing mount namespace:
+/// refused before anything starts, with the fix.
 #[test]
 fn a_mount_namespace_joined_by_path_with_a_new_user_namespace_is_refused() {
     for mode in common::modes() {
         let ctx = format!("{mode:?}");
-        let (_donor, pid) = mount_donor(mode);
-        let b = Bundle::new(mode).edit(|c| {
-            join(c, "mount", &format!("/proc/{pid}/ns/mnt"));
-            if !c["linux"]["namespaces"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|n| n["type"] == "user")
-            {
-                c["linux"]["namespaces"]
-                    .as_array_mut()
-                    .unwrap()
-                    .push(serde_json::json!({"type": "user"}));
-            }
-        });
+        let donor = mount_donor(mode);
+        let b = Bundle::new(mode).edit(|c| join(c, "mount", &donor.path("mnt")));
         let want = ["linux.namespaces", "mount", "user namespace"];
         assert_refused(&b, &format!("nsmu-{}", mode as u8), &want, &ctx);
+    }
+}
+
+/// Without a user namespace, the container runs in the caller's: only real root may act on a
+/// mount namespace there. An unprivileged caller is refused before anything starts.
+#[test]
+fn a_mount_namespace_joined_by_path_without_a_user_namespace_is_root_only() {
+    for mode in common::rootless_modes() {
+        let ctx = format!("{mode:?}");
+        let donor = mount_donor(mode);
+        let b = Bundle::new(mode).edit(|c| {
+            join(c, "mount", &donor.path("mnt"));
+            drop_ns(c, "user");
+        });
+        let want = ["linux.namespaces", "no user namespace listed", "only root"];
+        assert_refused(&b, &format!("nsmr-{}", mode as u8), &want, &ctx);
     }
 }
 
@@ -144,10 +125,10 @@ fn a_mount_namespace_joined_by_path_with_a_new_user_namespace_is_refused() {
 fn the_callers_own_mount_namespace_is_refused() {
     for mode in common::modes() {
         let ctx = format!("{mode:?}");
-        let (_donor, pid) = mount_donor(mode);
+        let donor = mount_donor(mode);
         // Opened by nsboot itself: its own.
         let own = "/proc/self/ns/mnt".to_string();
-        let b = joining_mount_at(mode, &own, pid, &["true"]);
+        let b = joining_mount_at(mode, &own, donor.pid, &["true"]);
         let want = ["linux.namespaces", &own, "the caller's own mount namespace"];
         assert_refused(&b, &format!("nsmo-{}", mode as u8), &want, &ctx);
     }

@@ -294,32 +294,9 @@ fn bind_tree(
     recursive: bool,
     prepare: impl FnOnce(BorrowedFd<'_>) -> Result<(), Errno>,
 ) -> Result<(), Errno> {
-    let rec = if recursive { libc::AT_RECURSIVE } else { 0 } as u32;
-    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as u32 | rec;
-    // SAFETY: open_tree reads the static "" path; it returns a new fd or -1.
-    let tree =
-        unsafe { libc::syscall(libc::SYS_open_tree, source.as_raw_fd(), c"".as_ptr(), flags) };
-    if tree < 0 {
-        return Err(Errno::last());
-    }
-    let tree = own(tree as RawFd);
+    let tree = crate::sys::mount::clone_tree(source, recursive)?;
     prepare(tree.as_fd())?;
-    let both = libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH;
-    // SAFETY: move_mount reads the two static "" paths; both fds are open.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            target.as_raw_fd(),
-            c"".as_ptr(),
-            both,
-        )
-    };
-    if rc < 0 {
-        return Err(Errno::last());
-    }
-    Ok(())
+    crate::sys::mount::attach(tree.as_fd(), target)
 }
 
 /// Sets a propagation type (MS_PRIVATE, MS_SLAVE... possibly with MS_REC) on a mount.

@@ -113,12 +113,8 @@ pub fn shown_mounts(mountinfo: &str, joined: &[ExternalNs], known: &[External]) 
 /// The namespace of type `ns` at the spec's path, opened and checked, for the supervisor.
 pub fn open_spec(spec: &Spec, ns: ExternalNs) -> Result<(ExternalNs, OwnedFd), String> {
     let name = ns.proc_name();
-    let path = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .into_iter()
-        .flatten()
+    let path = crate::spec::namespaces(spec)
+        .iter()
         .find(|n| n.typ() == ns.spec_type())
         .and_then(|n| n.path().clone())
         .ok_or_else(|| format!("the checkpoint's {name} namespace was joined by path and the bundle's config.json gives none: add the path of the {name} namespace to restore into to linux.namespaces"))?;

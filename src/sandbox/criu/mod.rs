@@ -3,11 +3,10 @@
 //!
 //! What is dumped: the application's process tree, rooted at the application (pid 1 of its own
 //! pid namespace), with the namespaces it does not share with the host (user, mount, pid, net,
-//! ipc, uts). A network, ipc or uts namespace joined by path (a pod's) is external, as runc
-//! makes them: not dumped, and a restore puts the application back into the namespace at the
-//! spec's path (`joined.rs`); another type joined by path is refused. The supervisor is not
-//! dumped: it holds
-//! only nsboot's own state, which a restore makes anew (`restore.rs`).
+//! ipc, uts). A network, ipc or uts namespace joined by path (a pod's) is left out: CRIU runs
+//! inside it, and a restore puts the application back into the namespace at the spec's path
+//! (`joined.rs`); another type joined by path is refused. The supervisor is not dumped: it
+//! holds only nsboot's own state, which a restore makes anew (`restore.rs`).
 //!
 //! Mounts whose source CRIU cannot see inside the container's mount namespace (nsboot binds
 //! /dev/null & co. from the host, the spec's bind mounts) are declared external under their
@@ -159,8 +158,8 @@ pub fn dump(id: &str, app: i32, rootfs: &Path, o: &DumpOptions) -> Result<(), Cr
     if o.host_pid {
         return Err(CriuError::HostPid { id: id.into() });
     }
-    // A network, ipc or uts namespace joined by path (a pod's) is external, as runc declares
-    // them: not dumped, and a restore puts the application back into the spec's (`joined`).
+    // A network, ipc or uts namespace joined by path (a pod's) is left out of the images, and a
+    // restore puts the application back into the spec's (`joined`).
     let mut external_ns = Vec::new();
     for (typ, path) in &o.joined {
         let Some(ns) = ExternalNs::of(*typ) else {

@@ -182,32 +182,26 @@ pub fn restore(
     drop(procs);
     let mut report = Vec::new();
     let _ = std::io::Read::read_to_end(&mut std::fs::File::from(report_r), &mut report);
-    if !report.is_empty() {
-        let _ = sys::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
-        let _ = sys::pidfd_wait(pidfd.as_fd());
-        entry.remove();
-        drop_cgroup();
-        return Err(serde_json::from_slice(&report)
-            .unwrap_or_else(|_| err(id, String::from_utf8_lossy(&report).into_owned())));
-    }
+    let restored = match report.is_empty() {
+        true => Ok(()),
+        false => Err(serde_json::from_slice(&report)
+            .unwrap_or_else(|_| err(id, String::from_utf8_lossy(&report).into_owned()))),
+    };
     // Restored: the engine gets the terminal's master (the application may have written to
     // it meanwhile: the pty holds it).
-    if let Some(Err(e)) = console.map(|c| c.send(id)) {
-        let _ = sys::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
-        let _ = sys::pidfd_wait(pidfd.as_fd());
-        entry.remove();
-        drop_cgroup();
-        return Err(e.into());
-    }
+    let sent = restored.and_then(|()| match console {
+        Some(c) => c.send(id).map_err(CriuError::from),
+        None => Ok(()),
+    });
     // As after create: the state's pid is the application's (the supervisor's only child once
     // CRIU has exited), and so is the pid file's, as runc writes its init's.
-    let app = state::lifecycle::app_pid(pid.as_raw()).ok_or_else(|| {
-        err(
-            id,
-            "the restored application is gone (see the images' restore.log)",
-        )
-    });
-    let saved = app.and_then(|app| {
+    let saved = sent.and_then(|()| {
+        let app = state::lifecycle::app_pid(pid.as_raw()).ok_or_else(|| {
+            err(
+                id,
+                "the restored application is gone (see the images' restore.log)",
+            )
+        })?;
         let mut st = state::State::new(
             id,
             "running",
@@ -266,6 +260,12 @@ fn external_source(view: &Spec, m: &super::External) -> Option<String> {
         .map(|s| s.to_string_lossy().into_owned())
 }
 
+/// The supervisor's failure, as the serialised error `restore` reads from the report pipe.
+fn report_and_exit(report: &OwnedFd, e: CriuError) -> ! {
+    let _ = nix::unistd::write(report, &serde_json::to_vec(&e).unwrap_or_default());
+    std::process::exit(125)
+}
+
 /// What the restore's supervisor is handed: CRIU's command, the pipe its failure is reported
 /// on, the container's cgroup.procs, the namespaces joined by path with their mounts, and the
 /// new terminal's slave.
@@ -296,25 +296,15 @@ fn supervise(s: Supervised<'_>) -> ! {
     } = s;
     // Into the container's cgroup first (CRIU and what it restores are born there).
     if let Err(e) = crate::cgroup::join(procs) {
-        let e = err(
-            id,
-            format!("the supervisor joining the container's cgroup: {e}"),
-        );
-        let _ = nix::unistd::write(&report, &serde_json::to_vec(&e).unwrap_or_default());
-        std::process::exit(125);
+        let why = format!("the supervisor joining the container's cgroup: {e}");
+        report_and_exit(&report, err(id, why));
     }
     // Into the namespaces the container joined (CRIU restores into its own ones).
     for (ns, fd) in joined {
         if let Err(e) = nix::sched::setns(fd, ns.flag()) {
-            let e = err(
-                id,
-                format!(
-                    "the supervisor joining the {} namespace to restore into: {e}",
-                    ns.proc_name()
-                ),
-            );
-            let _ = nix::unistd::write(&report, &serde_json::to_vec(&e).unwrap_or_default());
-            std::process::exit(125);
+            let name = ns.proc_name();
+            let why = format!("the supervisor joining the {name} namespace to restore into: {e}");
+            report_and_exit(&report, err(id, why));
         }
     }
     // The caller's fds (the state lock among them) are not the supervisor's to keep; the
@@ -338,10 +328,7 @@ fn supervise(s: Supervised<'_>) -> ! {
     // SAFETY: fd 4, when there is a terminal, is its slave's duplicate made above, nobody else's.
     let slave =
         tty.map(|_| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(tty::INHERITED) });
-    let fail = |e: CriuError| -> ! {
-        let _ = nix::unistd::write(&report, &serde_json::to_vec(&e).unwrap_or_default());
-        std::process::exit(125)
-    };
+    let fail = |e: CriuError| -> ! { report_and_exit(&report, e) };
     let private = mount(
         None::<&str>,
         "/",

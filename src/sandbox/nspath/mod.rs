@@ -19,6 +19,7 @@ use oci_spec::runtime::{LinuxNamespaceType as Ns, Spec};
 use serde::{Deserialize, Serialize};
 
 use crate::rootfs::shown::Shown;
+use crate::spec::{lists, namespaces};
 
 mod enter;
 use crate::sys::{self, Cloned, Errno};
@@ -121,17 +122,6 @@ pub fn joined_flags(spec: &Spec) -> CloneFlags {
         .iter()
         .filter(|n| n.path().is_some())
         .fold(CloneFlags::empty(), |f, n| f | type_of(n.typ()).0)
-}
-
-fn namespaces(spec: &Spec) -> &[oci_spec::runtime::LinuxNamespace] {
-    spec.linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_deref())
-        .unwrap_or_default()
-}
-
-fn lists(spec: &Spec, typ: Ns) -> bool {
-    namespaces(spec).iter().any(|n| n.typ() == typ)
 }
 
 /// The mqueue of the caller's ipc namespace, which a spec without one shares: made here, where
